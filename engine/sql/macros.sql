@@ -1,0 +1,49 @@
+-- Helpers defined on every connection (temporary, so any DuckDB client can still open the
+-- workspace without them).
+
+-- Parse an ISO-8601 / RFC 3339 timestamp with explicit formats only. A trailing Z means UTC;
+-- a string without an offset is taken as UTC. Anything else is NULL, never a guess.
+CREATE OR REPLACE TEMP MACRO sb_ts(s) AS coalesce(
+    try_strptime(
+        CASE WHEN suffix(s, 'Z') OR suffix(s, 'z') THEN left(s, length(s) - 1) || '+00:00' ELSE s END,
+        ['%Y-%m-%dT%H:%M:%S.%f%z', '%Y-%m-%dT%H:%M:%S%z', '%Y-%m-%d %H:%M:%S.%f%z', '%Y-%m-%d %H:%M:%S%z']),
+    try_strptime(s, ['%Y-%m-%dT%H:%M:%S.%f', '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S'])::TIMESTAMPTZ
+);
+
+-- Epoch numbers with a declared unit.
+CREATE OR REPLACE TEMP MACRO sb_epoch(v, unit) AS CASE unit
+    WHEN 's' THEN make_timestamptz(CAST(round(TRY_CAST(v AS DOUBLE) * 1000000) AS BIGINT))
+    WHEN 'ms' THEN make_timestamptz(TRY_CAST(v AS BIGINT) * 1000)
+    WHEN 'us' THEN make_timestamptz(TRY_CAST(v AS BIGINT))
+END;
+
+-- Text of a JSON scalar: strings unquoted, numbers and booleans as written, NULL for
+-- null/absent, objects/arrays as NULL (callers check types separately).
+CREATE OR REPLACE TEMP MACRO sb_str(j) AS CASE
+    WHEN j IS NULL THEN NULL
+    WHEN json_type(j) IN ('OBJECT', 'ARRAY', 'NULL') THEN NULL
+    ELSE j ->> '$'
+END;
+
+-- An id: non-empty text after trimming, else NULL.
+CREATE OR REPLACE TEMP MACRO sb_id(j) AS nullif(trim(sb_str(j)), '');
+
+-- A value quoted for a reason message, cut to 80 characters.
+CREATE OR REPLACE TEMP MACRO sb_show(s) AS CASE WHEN length(s) > 80 THEN left(s, 77) || '...' ELSE s END;
+
+-- A deterministic UUID-shaped id from text (md5 based), for records without an event id.
+CREATE OR REPLACE TEMP MACRO sb_uuid_of(s) AS regexp_replace(md5(s), '^(.{8})(.{4})(.{4})(.{4})(.{12})$', '\1-\2-\3-\4-\5');
+
+-- {type: key} or {type: [keys]} -> {type: [keys]} (keys as strings).
+CREATE OR REPLACE TEMP MACRO sb_groups_arrays(g) AS CASE
+    WHEN g IS NULL OR json_type(g) <> 'OBJECT' THEN NULL
+    WHEN json_keys(g) = [] THEN NULL
+    ELSE to_json(map_from_entries(list_transform(json_keys(g), lambda k: {
+        'k': k,
+        'v': CASE
+            WHEN json_type(json_extract(g, '/' || replace(replace(k, '~', '~0'), '/', '~1'))) = 'ARRAY'
+                THEN list_filter(list_transform(CAST(json_extract(g, '/' || replace(replace(k, '~', '~0'), '/', '~1')) AS JSON[]), lambda x: sb_id(x)), lambda x: x IS NOT NULL)
+            ELSE list_filter([sb_id(json_extract(g, '/' || replace(replace(k, '~', '~0'), '/', '~1')))], lambda x: x IS NOT NULL)
+        END
+    })))
+END;

@@ -1,0 +1,378 @@
+//! The `stitchbook` command line: the same engine as the app, with JSON output for scripts.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use stitchbook_engine::generate::{write_posthog_jsonl, GenerateOptions};
+use stitchbook_engine::info::workspace_info;
+use stitchbook_engine::ingest::{import_paths, ColumnMapping, FormatOverride, ImportOptions, ImportStatus};
+use stitchbook_engine::{CancelToken, EngineError, JobCtx, JobEvent, Workspace};
+
+#[derive(Parser)]
+#[command(name = "stitchbook", version, about = "Open product-analytics exports locally: load, model, answer, audit.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import export files or folders into a workspace (created if missing).
+    Import {
+        /// The workspace file (a DuckDB database).
+        workspace: PathBuf,
+        /// Files or folders (folders are read recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Override detection: a vendor (posthog, ...), a container (jsonl, csv, parquet) or vendor:container.
+        #[arg(long)]
+        format: Option<String>,
+        /// Column mapping (JSON or TOML) for generic CSV / JSON lines / Parquet files.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Keep each record's original JSON in events.raw.
+        #[arg(long)]
+        keep_raw: bool,
+        /// Print the per-file summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Summarise a workspace: imports, events by vendor, date range, top events.
+    Info {
+        workspace: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// How many event names to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Show quarantined records with their reasons.
+    Quarantine {
+        workspace: PathBuf,
+        /// Only this import.
+        #[arg(long)]
+        import: Option<i64>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a deterministic sample export and its ground truth (<out>.truth.json).
+    Generate {
+        #[arg(long, default_value_t = 2000)]
+        events: usize,
+        /// Export format to write. Currently: posthog (JSON lines; gzip if --out ends in .gz).
+        #[arg(long, default_value = "posthog")]
+        format: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of events delivered twice.
+        #[arg(long, default_value_t = 0.01)]
+        duplicates: f64,
+        /// Share of events followed by a malformed line.
+        #[arg(long, default_value_t = 0.002)]
+        malformed: f64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Benchmarks that print numbers.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Import N generated PostHog events and compare with DuckDB's own read_json.
+    Import {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Scratch folder (default: a folder under the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, EngineError> {
+    serde_json::to_string_pretty(v).map_err(|e| EngineError::InvalidArgument(e.to_string()))
+}
+
+fn run(cli: Cli) -> Result<ExitCode, EngineError> {
+    match cli.command {
+        Command::Import {
+            workspace,
+            paths,
+            format,
+            mapping,
+            keep_raw,
+            json,
+        } => {
+            let opts = ImportOptions {
+                format: format.as_deref().map(FormatOverride::parse).transpose()?,
+                mapping: mapping.as_deref().map(ColumnMapping::load).transpose()?,
+                keep_raw,
+            };
+            let ws = Workspace::open(&workspace)?;
+            let tty = std::io::stderr().is_terminal();
+            let ctx = JobCtx::new(move |ev| progress(ev, tty), CancelToken::new());
+            let report = import_paths(&ws, &paths, &opts, &ctx)?;
+            if tty {
+                eprint!("\r\x1b[2K");
+            }
+            if json {
+                println!("{}", to_json(&report)?);
+            } else {
+                print_import_table(&report);
+            }
+            let failed = report.files.iter().any(|f| f.status == ImportStatus::Failed);
+            Ok(if report.cancelled {
+                ExitCode::from(130)
+            } else if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Info { workspace, json, top } => {
+            if !workspace.exists() {
+                return Err(EngineError::unreadable(&workspace, "no such workspace"));
+            }
+            let ws = Workspace::open(&workspace)?;
+            let info = workspace_info(&ws, top)?;
+            if json {
+                println!("{}", to_json(&info)?);
+            } else {
+                print_info(&info);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine {
+            workspace,
+            import,
+            limit,
+            json,
+        } => {
+            let ws = Workspace::open(&workspace)?;
+            let rows = stitchbook_engine::info::quarantine_rows(&ws, import, limit)?;
+            if json {
+                println!("{}", to_json(&rows)?);
+            } else {
+                for r in &rows {
+                    println!("#{} {}:{}  {}", r.import_id, r.source_file, r.source_line, r.reason);
+                    println!("    {}{}", r.raw, if r.truncated { " …(truncated)" } else { "" });
+                }
+                if rows.is_empty() {
+                    println!("no quarantined records");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate {
+            events,
+            format,
+            seed,
+            duplicates,
+            malformed,
+            out,
+        } => {
+            if format != "posthog" {
+                return Err(EngineError::InvalidArgument(format!(
+                    "generate --format {format}: this version writes posthog only"
+                )));
+            }
+            let opts = GenerateOptions {
+                events,
+                seed,
+                duplicate_rate: duplicates,
+                malformed_rate: malformed,
+                ..Default::default()
+            };
+            let truth = write_posthog_jsonl(&out, &opts)?;
+            println!(
+                "wrote {} ({} lines: {} events, {} duplicates, {} malformed; {} persons)",
+                out.display(),
+                truth.lines,
+                truth.unique_events,
+                truth.duplicates_injected,
+                truth.malformed_injected,
+                truth.persons_intended
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            which: BenchCommand::Import { events, seed, dir, json },
+        } => {
+            let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("stitchbook-bench"));
+            eprintln!("generating {events} events in {} ...", dir.display());
+            let r = stitchbook_engine::bench::bench_import(&dir, events, seed)?;
+            if json {
+                println!("{}", to_json(&r)?);
+            } else {
+                println!("events                 {}", r.events);
+                println!("file size              {:.1} MB", r.file_bytes as f64 / 1e6);
+                println!("stitchbook import      {:.2} s  {:.0} events/s  {:.1} MB/s", r.import_secs, r.import_events_per_sec, r.import_mb_per_sec);
+                println!("duckdb read_json       {:.2} s  {:.0} events/s", r.duckdb_read_json_secs, r.duckdb_events_per_sec);
+                println!("ratio to duckdb        {:.2} (goal >= 0.8)", r.ratio_to_duckdb);
+                println!("peak RSS after import  {:.0} MB", r.peak_rss_after_import_mb);
+                println!("peak RSS after duckdb  {:.0} MB", r.peak_rss_after_duckdb_mb);
+                println!("loaded/dup/quarantined {}/{}/{}", r.loaded, r.duplicates, r.quarantined);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn progress(ev: &JobEvent, tty: bool) {
+    if !tty {
+        return;
+    }
+    if let JobEvent::Progress {
+        file,
+        phase,
+        bytes_done,
+        bytes_total,
+        rows,
+        ..
+    } = ev
+    {
+        let frac = if *bytes_total > 0 { *bytes_done as f64 / *bytes_total as f64 } else { 0.0 };
+        let width = 24;
+        let filled = ((frac * width as f64).round() as usize).min(width);
+        let name = std::path::Path::new(file)
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let mut err = std::io::stderr();
+        let _ = write!(
+            err,
+            "\r\x1b[2K[{}{}] {:>3.0}% {phase:<13} {rows:>10} rows  {name}",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            frac * 100.0
+        );
+        let _ = err.flush();
+    }
+}
+
+fn print_import_table(r: &stitchbook_engine::ingest::ImportReport) {
+    println!(
+        "{:<42} {:<12} {:<8} {:>9} {:>9} {:>9} {:>9}  {}",
+        "FILE", "VENDOR", "FORMAT", "READ", "LOADED", "DUPS", "QUAR", "STATUS"
+    );
+    for f in &r.files {
+        let name = std::path::Path::new(&f.path)
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| f.path.clone());
+        let fmt = match (&f.container, &f.compression) {
+            (Some(c), Some(z)) if z != "none" => format!("{c}.{}", if z == "gzip" { "gz" } else { z }),
+            (Some(c), _) => c.clone(),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<42} {:<12} {:<8} {:>9} {:>9} {:>9} {:>9}  {}",
+            truncate(&name, 42),
+            f.vendor.as_deref().unwrap_or("-"),
+            fmt,
+            f.rows_read,
+            f.rows_loaded,
+            f.rows_duplicate,
+            f.rows_quarantined,
+            f.status.as_str()
+        );
+        if let Some(m) = &f.message {
+            println!("    {m}");
+        }
+    }
+    let (read, loaded, dup, quar) = r.totals();
+    println!(
+        "{:<42} {:<12} {:<8} {:>9} {:>9} {:>9} {:>9}",
+        format!("TOTAL ({} files)", r.files.len()),
+        "",
+        "",
+        read,
+        loaded,
+        dup,
+        quar
+    );
+    if quar > 0 {
+        println!("quarantined records: stitchbook quarantine <workspace>");
+    }
+    if r.cancelled {
+        println!("cancelled: files not listed were not imported");
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let t: String = s.chars().take(n - 1).collect();
+        format!("{t}…")
+    }
+}
+
+fn print_info(i: &stitchbook_engine::info::WorkspaceInfo) {
+    println!("workspace      {}", i.path);
+    println!("schema         v{}", i.schema_version);
+    println!("events         {}", i.total_events);
+    println!("distinct ids   {}", i.distinct_ids);
+    println!("identity links {}", i.identity_links);
+    println!("quarantined    {}", i.quarantined);
+    println!(
+        "date range     {} .. {}",
+        i.first_event.as_deref().unwrap_or("-"),
+        i.last_event.as_deref().unwrap_or("-")
+    );
+    println!("\nevents by vendor");
+    for v in &i.by_vendor {
+        println!("  {:<14} {:>10}", v.vendor, v.events);
+    }
+    println!("\ntop events");
+    for e in &i.top_events {
+        println!("  {:<32} {:>10}", truncate(&e.event_name, 32), e.events);
+    }
+    if !i.quarantine_reasons.is_empty() {
+        println!("\nquarantine reasons");
+        for q in &i.quarantine_reasons {
+            println!("  {:>8}  {}", q.rows, q.reason);
+        }
+    }
+    println!("\nimports");
+    println!(
+        "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} {}",
+        "ID", "STATUS", "VENDOR", "READ", "LOADED", "DUPS", "QUAR", "FINISHED", "PATH"
+    );
+    for m in &i.imports {
+        println!(
+            "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} {}",
+            m.import_id,
+            m.status,
+            m.vendor.as_deref().unwrap_or("-"),
+            m.rows_read,
+            m.rows_loaded,
+            m.rows_duplicate,
+            m.rows_quarantined,
+            m.finished_at.as_deref().unwrap_or("-"),
+            m.path
+        );
+    }
+}

@@ -1,0 +1,703 @@
+//! The import pipeline. Every file goes through the same steps, each vendor supplying only
+//! the SQL that maps its records onto the canonical columns:
+//!
+//! 1. sniff (or take the override): vendor, record kind, container, compression;
+//! 2. stage: every record into `stg_raw(line, raw)` as JSON text (see [`reader`]);
+//! 3. validate JSON, then map with the vendor's SQL into `stg_events`, each row either
+//!    mapped or carrying a `reject_reason`;
+//! 4. dedupe on the vendor key, within the file and against earlier imports;
+//! 5. write events, identity links, snapshots and quarantine, and the `imports` row.
+//!
+//! Steps 2–5 run in one transaction per file: a failed or cancelled file leaves the data
+//! exactly as it was (only an `imports` row with status failed/cancelled records the attempt).
+//! Invariant, checked before commit: rows read = loaded + duplicates + quarantined.
+
+pub mod generic;
+pub mod posthog;
+pub mod reader;
+pub mod sniff;
+
+use std::path::{Path, PathBuf};
+
+use duckdb::Connection;
+use serde::Serialize;
+
+use crate::jobs::{JobCtx, JobEvent};
+use crate::sql::Sql;
+use crate::workspace::Workspace;
+use crate::{EngineError, Result};
+pub use generic::ColumnMapping;
+use reader::{ProgressLabel, QUARANTINE_RAW_CHARS};
+pub use sniff::{Compression, Container, Detection, RecordKind, Vendor};
+
+/// What a vendor module provides: SQL over the staging tables.
+pub trait VendorImporter {
+    /// The `source_vendor` value written on rows.
+    fn vendor(&self) -> &'static str;
+    /// Columns a CSV header or Parquet schema must have.
+    fn required_columns(&self) -> Vec<String>;
+    /// SELECT over `stg_json(line, raw, raw_len, reason)` (rows with `reason IS NULL`)
+    /// producing: line, event_uuid, dedupe_key, event_name, event_kind, ts_utc,
+    /// received_at_utc, distinct_id, user_id, anon_id, session_id, vendor_person_id,
+    /// properties, person_properties, groups, raw, reject_reason. One row per input row.
+    fn events_sql(&self) -> Sql;
+    /// SELECT over `stg_loaded` producing: from_id, to_id, link_kind, ts_utc, line, event_uuid.
+    fn links_sql(&self) -> Option<Sql> {
+        None
+    }
+    /// SELECT over `stg_loaded` producing: group_type, group_key, props, as_of, line.
+    fn groups_sql(&self) -> Option<Sql> {
+        None
+    }
+}
+
+/// `--format`: a vendor, a container, or `vendor:container`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FormatOverride {
+    pub vendor: Option<Vendor>,
+    pub container: Option<Container>,
+}
+
+impl FormatOverride {
+    pub fn parse(s: &str) -> Result<Self> {
+        let mut o = FormatOverride::default();
+        for part in s.split([':', '-', '+']) {
+            if let Some(v) = Vendor::parse(part) {
+                o.vendor = Some(v);
+            } else if let Some(c) = Container::parse(part) {
+                o.container = Some(c);
+            } else {
+                return Err(EngineError::InvalidArgument(format!(
+                    "unknown format \"{s}\": use a vendor (posthog, amplitude, mixpanel, segment, rudderstack, snowplow, ga4, generic), a container (jsonl, csv, tsv, parquet) or vendor:container"
+                )));
+            }
+        }
+        Ok(o)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub format: Option<FormatOverride>,
+    pub mapping: Option<ColumnMapping>,
+    /// Keep each record's original JSON in `events.raw`.
+    pub keep_raw: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportStatus {
+    Complete,
+    Failed,
+    Cancelled,
+    Skipped,
+}
+
+impl ImportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportStatus::Complete => "complete",
+            ImportStatus::Failed => "failed",
+            ImportStatus::Cancelled => "cancelled",
+            ImportStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// The result of importing one file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileOutcome {
+    pub path: String,
+    pub import_id: Option<i64>,
+    pub size_bytes: u64,
+    pub vendor: Option<String>,
+    pub kind: Option<RecordKind>,
+    pub container: Option<String>,
+    pub compression: Option<String>,
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_duplicate: u64,
+    pub rows_quarantined: u64,
+    pub links_added: u64,
+    pub status: ImportStatus,
+    pub message: Option<String>,
+    /// The earlier import with byte-identical content, if any.
+    pub identical_to: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReport {
+    pub files: Vec<FileOutcome>,
+    pub cancelled: bool,
+}
+
+impl ImportReport {
+    pub fn totals(&self) -> (u64, u64, u64, u64) {
+        self.files.iter().fold((0, 0, 0, 0), |a, f| {
+            (
+                a.0 + f.rows_read,
+                a.1 + f.rows_loaded,
+                a.2 + f.rows_duplicate,
+                a.3 + f.rows_quarantined,
+            )
+        })
+    }
+}
+
+/// Files under the given paths: files as given, folders recursively in name order. Hidden
+/// files (`.name`) inside folders are skipped.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| EngineError::io(p, e))?;
+        if meta.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| EngineError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Import files and folders into the workspace, one transaction per file.
+pub fn import_paths(
+    ws: &Workspace,
+    paths: &[PathBuf],
+    opts: &ImportOptions,
+    ctx: &JobCtx,
+) -> Result<ImportReport> {
+    let files = expand_paths(paths)?;
+    let total_bytes = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    ctx.emit(
+        JobEvent::Started {
+            files: files.len(),
+            total_bytes,
+        },
+        true,
+    );
+    let conn = ws.conn();
+    ctx.cancel.attach(conn.interrupt_handle());
+    let mut report = ImportReport {
+        files: Vec::new(),
+        cancelled: false,
+    };
+    for (i, f) in files.iter().enumerate() {
+        if ctx.cancel.is_cancelled() {
+            report.cancelled = true;
+            break;
+        }
+        let outcome = import_file(conn, f, opts, ctx, i);
+        if outcome.status == ImportStatus::Cancelled {
+            report.cancelled = true;
+        }
+        if let Some(m) = &outcome.message {
+            if outcome.status != ImportStatus::Complete {
+                ctx.emit(
+                    JobEvent::Warning {
+                        message: format!("{}: {m}", outcome.path),
+                    },
+                    true,
+                );
+            }
+        }
+        report.files.push(outcome);
+        if report.cancelled {
+            break;
+        }
+    }
+    ctx.emit(
+        JobEvent::Finished {
+            files: report.files.len(),
+        },
+        true,
+    );
+    Ok(report)
+}
+
+/// Decide vendor, kind, container and compression.
+pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<Detection> {
+    let (phys, head) = sniff::physical(path)?;
+    let container = opts
+        .format
+        .as_ref()
+        .and_then(|f| f.container)
+        .unwrap_or(phys.container);
+    let forced_vendor = if opts.mapping.is_some() {
+        Some(Vendor::Generic)
+    } else {
+        opts.format.as_ref().and_then(|f| f.vendor)
+    };
+    if let Some(vendor) = forced_vendor {
+        return Ok(Detection {
+            vendor,
+            kind: RecordKind::Events,
+            container,
+            compression: phys.compression,
+        });
+    }
+    let classified = match container {
+        Container::Jsonl => sniff::classify_jsonl(&head),
+        Container::Csv => sniff::classify_columns(&sniff::header_columns(&head, b',')),
+        Container::Tsv => {
+            let cols = sniff::header_columns(&head, b'\t');
+            if cols.len() == 131 {
+                Some((Vendor::Snowplow, RecordKind::Events))
+            } else {
+                sniff::classify_columns(&cols)
+            }
+        }
+        Container::Parquet => {
+            let cols: Vec<String> = reader::parquet_columns(conn, path)?
+                .into_iter()
+                .map(|c| c.0)
+                .collect();
+            sniff::classify_columns(&cols)
+        }
+        Container::Json => match serde_json::from_slice::<serde_json::Value>(sniff::strip_bom(&head)) {
+            Ok(serde_json::Value::Object(o)) => sniff::classify_keys(&o),
+            Ok(serde_json::Value::Array(a)) => a
+                .iter()
+                .find_map(|v| v.as_object().and_then(sniff::classify_keys)),
+            _ => None,
+        },
+        Container::Zip => Some((Vendor::Amplitude, RecordKind::Events)),
+    };
+    match classified {
+        Some((vendor, kind)) => Ok(Detection {
+            vendor,
+            kind,
+            container,
+            compression: phys.compression,
+        }),
+        None => {
+            let keys = match container {
+                Container::Csv => sniff::header_columns(&head, b','),
+                Container::Tsv => sniff::header_columns(&head, b'\t'),
+                _ => sniff::first_keys(&head),
+            };
+            let seen = if keys.is_empty() {
+                String::new()
+            } else {
+                format!(" (fields seen: {})", keys.iter().take(12).cloned().collect::<Vec<_>>().join(", "))
+            };
+            Err(EngineError::unsupported(
+                path,
+                format!(
+                    "could not recognise this {} file as any vendor's export{seen}; name the vendor with --format, or import it as a generic file with --mapping",
+                    container.as_str()
+                ),
+            ))
+        }
+    }
+}
+
+fn importer_for(path: &Path, d: &Detection, opts: &ImportOptions) -> Result<Box<dyn VendorImporter>> {
+    let readable = matches!(d.container, Container::Jsonl | Container::Csv | Container::Parquet);
+    match (d.vendor, d.kind) {
+        (_, RecordKind::CaptureDump) => Err(EngineError::unsupported(
+            path,
+            "this is a dump of PostHog capture API requests (HTTP bodies as sent by the SDKs), not an export; export the events with a PostHog batch export (JSON lines or Parquet) and import that",
+        )),
+        (_, RecordKind::Manifest) => Err(EngineError::unsupported(
+            path,
+            "this is a PostHog batch-export manifest; import the data files it lists instead",
+        )),
+        (Vendor::Generic, _) => match &opts.mapping {
+            Some(m) if readable || d.container == Container::Tsv => Ok(Box::new(generic::GenericImporter { mapping: m.clone() })),
+            Some(_) => Err(EngineError::unsupported(
+                path,
+                format!("generic import reads CSV, TSV, JSON lines or Parquet, not {}", d.container.as_str()),
+            )),
+            None => Err(EngineError::InvalidArgument(
+                "a generic import needs a column mapping file (--mapping)".into(),
+            )),
+        },
+        (Vendor::PostHog, RecordKind::Events) if readable => Ok(Box::new(posthog::PostHogImporter)),
+        (Vendor::PostHog, RecordKind::Events) => Err(EngineError::unsupported(
+            path,
+            format!("PostHog exports are JSON lines, CSV or Parquet; this file is {}", d.container.as_str()),
+        )),
+        (v, k) => Err(EngineError::unsupported(
+            path,
+            format!(
+                "detected a {} {} file ({}); this version imports PostHog exports and generic files with a mapping; the {} importer is not available yet",
+                v.display(),
+                match k {
+                    RecordKind::Persons => "persons",
+                    RecordKind::MergedIds => "merged-ids",
+                    _ => "events",
+                },
+                d.container.as_str(),
+                v.display()
+            ),
+        )),
+    }
+}
+
+fn display_path(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .to_string()
+}
+
+struct Counts {
+    read: u64,
+    loaded: u64,
+    duplicate: u64,
+    quarantined: u64,
+    links: u64,
+    sha256: String,
+}
+
+fn import_file(
+    conn: &Connection,
+    path: &Path,
+    opts: &ImportOptions,
+    ctx: &JobCtx,
+    index: usize,
+) -> FileOutcome {
+    let shown = display_path(path);
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut outcome = FileOutcome {
+        path: shown.clone(),
+        import_id: None,
+        size_bytes: size,
+        vendor: None,
+        kind: None,
+        container: None,
+        compression: None,
+        rows_read: 0,
+        rows_loaded: 0,
+        rows_duplicate: 0,
+        rows_quarantined: 0,
+        links_added: 0,
+        status: ImportStatus::Failed,
+        message: None,
+        identical_to: None,
+    };
+    let started: String = match conn.query_row("SELECT now()::VARCHAR", [], |r| r.get(0)) {
+        Ok(s) => s,
+        Err(e) => {
+            outcome.message = Some(EngineError::from(e).to_string());
+            return outcome;
+        }
+    };
+    let detection = detect(conn, path, opts);
+    if let Ok(d) = &detection {
+        outcome.vendor = Some(d.vendor.as_str().to_string());
+        outcome.kind = Some(d.kind);
+        outcome.container = Some(d.container.as_str().to_string());
+        outcome.compression = Some(d.compression.as_str().to_string());
+    }
+    let result = detection.and_then(|d| {
+        let importer = importer_for(path, &d, opts)?;
+        run_in_transaction(conn, path, &shown, size, &d, importer.as_ref(), opts, ctx, index, &started)
+    });
+    match result {
+        Ok((id, c)) => {
+            outcome.import_id = Some(id);
+            outcome.rows_read = c.read;
+            outcome.rows_loaded = c.loaded;
+            outcome.rows_duplicate = c.duplicate;
+            outcome.rows_quarantined = c.quarantined;
+            outcome.links_added = c.links;
+            outcome.status = ImportStatus::Complete;
+            outcome.identical_to = earlier_identical(conn, &c.sha256, id);
+            if let Some(prev) = outcome.identical_to {
+                outcome.message = Some(format!(
+                    "identical to import #{prev}: {} new events (re-importing adds nothing)",
+                    c.loaded
+                ));
+            }
+        }
+        Err(e) => {
+            let cancelled = matches!(e, EngineError::Cancelled) || ctx.cancel.is_cancelled();
+            outcome.status = if cancelled {
+                ImportStatus::Cancelled
+            } else if matches!(&e, EngineError::UnsupportedFormat { reason, .. } if reason.contains("manifest"))
+            {
+                ImportStatus::Skipped
+            } else {
+                ImportStatus::Failed
+            };
+            outcome.message = Some(if cancelled {
+                "cancelled; nothing from this file was written".to_string()
+            } else {
+                e.to_string()
+            });
+            // The attempt is logged; the data tables are untouched.
+            let sha = reader::hash_file(path).unwrap_or_default();
+            let mut s = Sql::new("INSERT INTO imports (path, size_bytes, content_sha256, vendor, container, compression, started_at, finished_at, status, message) VALUES (");
+            s.bind(shown.clone()).push(", ").bind(size as i64).push(", ").bind(sha).push(", ");
+            s.bind(opt_value(outcome.vendor.clone())).push(", ");
+            s.bind(opt_value(outcome.container.clone())).push(", ");
+            s.bind(opt_value(outcome.compression.clone())).push(", ");
+            s.bind(started).push("::TIMESTAMPTZ, now(), ");
+            s.bind(outcome.status.as_str().to_string()).push(", ");
+            s.bind(opt_value(outcome.message.clone())).push(") RETURNING import_id");
+            outcome.import_id = conn
+                .prepare(&s.text)
+                .and_then(|mut st| st.query_row(duckdb::params_from_iter(s.params.iter()), |r| r.get(0)))
+                .ok();
+        }
+    }
+    outcome
+}
+
+fn opt_value(v: Option<String>) -> duckdb::types::Value {
+    match v {
+        Some(s) => duckdb::types::Value::Text(s),
+        None => duckdb::types::Value::Null,
+    }
+}
+
+fn earlier_identical(conn: &Connection, sha: &str, id: i64) -> Option<i64> {
+    conn.query_row(
+        "SELECT min(import_id) FROM imports WHERE content_sha256 = ? AND status = 'complete' AND import_id < ?",
+        duckdb::params![sha, id],
+        |r| r.get::<_, Option<i64>>(0),
+    )
+    .ok()
+    .flatten()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in_transaction(
+    conn: &Connection,
+    path: &Path,
+    shown: &str,
+    size: u64,
+    d: &Detection,
+    importer: &dyn VendorImporter,
+    opts: &ImportOptions,
+    ctx: &JobCtx,
+    index: usize,
+    started: &str,
+) -> Result<(i64, Counts)> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let r = run_pipeline(conn, path, shown, size, d, importer, opts, ctx, index, started);
+    let r = r.and_then(|v| {
+        ctx.cancel.check()?;
+        conn.execute_batch("COMMIT")?;
+        Ok(v)
+    });
+    if r.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let _ = conn.execute_batch(
+        "DROP TABLE IF EXISTS stg_raw; DROP TABLE IF EXISTS stg_json; DROP TABLE IF EXISTS stg_events; DROP TABLE IF EXISTS stg_loaded;",
+    );
+    r.map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))
+}
+
+fn count(conn: &Connection, sql: &str) -> Result<u64> {
+    let n: i64 = conn.query_row(sql, [], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Replace the bare "invalid JSON" reason with the parser's own words, for the first rows.
+fn explain_invalid_json(conn: &Connection) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT line, raw FROM stg_json WHERE reason = 'invalid JSON' ORDER BY line LIMIT 1000",
+    )?;
+    let rows: Vec<(i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<duckdb::Result<_>>()?;
+    let mut upd = conn.prepare("UPDATE stg_json SET reason = ? WHERE line = ?")?;
+    for (line, raw) in rows {
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&raw) {
+            upd.execute(duckdb::params![format!("invalid JSON: {e}"), line])?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_pipeline(
+    conn: &Connection,
+    path: &Path,
+    shown: &str,
+    size: u64,
+    d: &Detection,
+    importer: &dyn VendorImporter,
+    opts: &ImportOptions,
+    ctx: &JobCtx,
+    index: usize,
+    started: &str,
+) -> Result<(i64, Counts)> {
+    let interrupted = |e: duckdb::Error| EngineError::from(e).cancelled_if(ctx.cancel.is_cancelled());
+    let import_id: i64 = conn.query_row("SELECT nextval('import_id_seq')", [], |r| r.get(0))?;
+    conn.execute_batch(reader::STAGING_DDL)?;
+    let label = ProgressLabel {
+        file: shown,
+        file_index: index,
+        size,
+    };
+    let phys = sniff::Physical {
+        container: d.container,
+        compression: d.compression,
+    };
+    let stats = reader::stage_file(conn, path, phys, ctx, &label)?;
+    if let Some(cols) = &stats.columns {
+        let missing: Vec<String> = importer
+            .required_columns()
+            .into_iter()
+            .filter(|r| !cols.iter().any(|c| c == r))
+            .collect();
+        if !missing.is_empty() {
+            return Err(EngineError::unsupported(
+                path,
+                format!(
+                    "the {} columns do not match a {} export: missing {} (found: {})",
+                    if d.container == Container::Parquet { "Parquet" } else { "header's" },
+                    Vendor::parse(importer.vendor()).map(Vendor::display).unwrap_or("generic"),
+                    missing.join(", "),
+                    cols.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    if stats.records == 0 {
+        return Err(EngineError::unreadable(path, "the file contains no records"));
+    }
+    ctx.cancel.check()?;
+    let phase = |p: &str, rows: u64| {
+        ctx.emit(
+            JobEvent::Progress {
+                file: shown.to_string(),
+                file_index: index,
+                phase: p.to_string(),
+                bytes_done: size,
+                bytes_total: size,
+                rows,
+            },
+            true,
+        )
+    };
+    phase("parsing", stats.records);
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE stg_json AS
+         SELECT line, raw, raw_len,
+             CASE WHEN pre_reason IS NOT NULL THEN pre_reason
+                  WHEN NOT json_valid(raw) THEN 'invalid JSON'
+                  WHEN json_type(raw) <> 'OBJECT' THEN 'expected a JSON object, found ' || lower(json_type(raw))
+             END AS reason
+         FROM stg_raw;
+         DROP TABLE stg_raw;",
+    )
+    .map_err(interrupted)?;
+    explain_invalid_json(conn)?;
+    ctx.cancel.check()?;
+    let mut ev = Sql::new("CREATE OR REPLACE TEMP TABLE stg_events AS ");
+    ev.embed(&importer.events_sql());
+    ev.execute(conn).map_err(interrupted)?;
+    ctx.cancel.check()?;
+    phase("deduplicating", stats.records);
+    let mut dd = Sql::new(
+        "CREATE OR REPLACE TEMP TABLE stg_loaded AS
+         SELECT s.* EXCLUDE (rn, reject_reason) FROM (
+             SELECT *, row_number() OVER (PARTITION BY dedupe_key ORDER BY line) AS rn
+             FROM stg_events WHERE reject_reason IS NULL) s
+         WHERE s.rn = 1 AND NOT EXISTS (
+             SELECT 1 FROM events e WHERE e.source_vendor = ",
+    );
+    dd.bind(importer.vendor()).push(" AND e.dedupe_key = s.dedupe_key)");
+    dd.execute(conn).map_err(interrupted)?;
+    ctx.cancel.check()?;
+
+    let q_json = count(conn, "SELECT count(*) FROM stg_json WHERE reason IS NOT NULL")?;
+    let q_map = count(conn, "SELECT count(*) FROM stg_events WHERE reject_reason IS NOT NULL")?;
+    let ok = count(conn, "SELECT count(*) FROM stg_events WHERE reject_reason IS NULL")?;
+    let loaded = count(conn, "SELECT count(*) FROM stg_loaded")?;
+    let quarantined = q_json + q_map;
+    let duplicate = ok - loaded.min(ok);
+    if stats.records != loaded + duplicate + quarantined {
+        return Err(EngineError::InvalidArgument(format!(
+            "internal accounting error for {shown}: read {} but loaded {loaded} + duplicates {duplicate} + quarantined {quarantined}; nothing was written",
+            stats.records
+        )));
+    }
+
+    phase("writing", loaded);
+    let vendor = importer.vendor();
+    let mut q = Sql::new("INSERT INTO quarantine SELECT ");
+    q.bind(import_id).push(", ").bind(shown.to_string()).push(", line, reason, left(raw, ");
+    q.push(&QUARANTINE_RAW_CHARS.to_string());
+    q.push("), raw_len FROM stg_json WHERE reason IS NOT NULL UNION ALL SELECT ");
+    q.bind(import_id).push(", ").bind(shown.to_string()).push(", line, reject_reason, left(raw, ");
+    q.push(&QUARANTINE_RAW_CHARS.to_string());
+    q.push("), strlen(raw) FROM stg_events WHERE reject_reason IS NOT NULL");
+    q.execute(conn).map_err(interrupted)?;
+
+    let mut ins = Sql::new("INSERT INTO events SELECT ");
+    ins.bind(vendor).push(", ").bind(shown.to_string()).push(", line, ").bind(import_id);
+    ins.push(", event_uuid, dedupe_key, event_name, event_kind, ts_utc, received_at_utc, distinct_id, user_id, anon_id, session_id, vendor_person_id, properties, person_properties, groups, CASE WHEN ");
+    ins.bind(opts.keep_raw).push(" THEN raw::JSON END FROM stg_loaded ORDER BY line");
+    ins.execute(conn).map_err(interrupted)?;
+    ctx.cancel.check()?;
+
+    let mut links = 0u64;
+    if let Some(sub) = importer.links_sql() {
+        let mut l = Sql::new("INSERT INTO identity_links SELECT ");
+        l.bind(vendor).push(", from_id, to_id, link_kind, ts_utc, ").bind(shown.to_string());
+        l.push(", line, ").bind(import_id).push(", event_uuid FROM (");
+        l.embed(&sub).push(")");
+        links = l.execute(conn).map_err(interrupted)? as u64;
+    }
+    if let Some(sub) = importer.groups_sql() {
+        let mut g = Sql::new("INSERT INTO group_snapshots SELECT ");
+        g.bind(vendor).push(", group_type, group_key, props, as_of, ").bind(shown.to_string());
+        g.push(", line, ").bind(import_id).push(" FROM (");
+        g.embed(&sub).push(")");
+        g.execute(conn).map_err(interrupted)?;
+    }
+
+    let mut imp = Sql::new("INSERT INTO imports VALUES (");
+    imp.bind(import_id).push(", ").bind(shown.to_string()).push(", ").bind(size as i64).push(", ");
+    imp.bind(stats.sha256.clone()).push(", ").bind(d.vendor.as_str()).push(", ");
+    imp.bind(d.container.as_str()).push(", ").bind(d.compression.as_str()).push(", ");
+    imp.bind(opt_value(opts.format.as_ref().map(|f| format!("{f:?}")))).push(", ");
+    for n in [stats.records, loaded, duplicate, quarantined, links] {
+        imp.bind(n as i64).push(", ");
+    }
+    imp.bind(started.to_string()).push("::TIMESTAMPTZ, now(), 'complete', NULL)");
+    imp.execute(conn)?;
+    Ok((
+        import_id,
+        Counts {
+            read: stats.records,
+            loaded,
+            duplicate,
+            quarantined,
+            links,
+            sha256: stats.sha256,
+        },
+    ))
+}

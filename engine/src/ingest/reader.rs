@@ -1,0 +1,438 @@
+//! Containers to staging: every record of a file becomes one row of the temporary
+//! `stg_raw(line, raw, pre_reason, raw_len)` table, as JSON object text, with its 1-based
+//! record number. Reading is streaming Rust (exact line numbers, per-line UTF-8 checks,
+//! gzip) feeding DuckDB's Appender; Parquet goes through DuckDB's own reader.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use duckdb::Connection;
+use flate2::read::MultiGzDecoder;
+use sha2::{Digest, Sha256};
+
+use super::sniff::{strip_bom, Compression, Container, Physical};
+use crate::jobs::{JobCtx, JobEvent};
+use crate::sql::ident;
+use crate::{EngineError, Result};
+
+/// Records longer than this are quarantined rather than parsed.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+/// How much of a bad record the quarantine keeps.
+pub const QUARANTINE_RAW_CHARS: usize = 2000;
+
+pub const STAGING_DDL: &str = "
+CREATE OR REPLACE TEMP TABLE stg_raw (line BIGINT, raw VARCHAR, pre_reason VARCHAR, raw_len BIGINT);
+";
+
+#[derive(Debug, Default, Clone)]
+pub struct ReadStats {
+    /// Records found (blank lines are not records).
+    pub records: u64,
+    pub sha256: String,
+    /// Column names, for delimited and Parquet files.
+    pub columns: Option<Vec<String>>,
+}
+
+/// Counts and hashes the bytes of the underlying file as they are read.
+struct Tap<R> {
+    inner: R,
+    bytes: u64,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<R: Read> Tap<R> {
+    /// Hash whatever the decoder left unread and return the digest.
+    fn finish(mut self) -> io::Result<String> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok(hex(&self.hasher.finalize()))
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// SHA-256 of a whole file.
+pub fn hash_file(path: &Path) -> Result<String> {
+    let f = File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let mut tap = Tap {
+        inner: f,
+        bytes: 0,
+        hasher: Sha256::new(),
+    };
+    tap_finish(path, &mut tap)
+}
+
+fn tap_finish(path: &Path, tap: &mut Tap<File>) -> Result<String> {
+    io::copy(tap, &mut io::sink()).map_err(|e| EngineError::io(path, e))?;
+    Ok(hex(&tap.hasher.clone().finalize()))
+}
+
+/// Where a progress report comes from.
+pub struct ProgressLabel<'a> {
+    pub file: &'a str,
+    pub file_index: usize,
+    pub size: u64,
+}
+
+/// Stream `path` into `stg_raw`.
+pub fn stage_file(
+    conn: &Connection,
+    path: &Path,
+    phys: Physical,
+    ctx: &JobCtx,
+    label: &ProgressLabel<'_>,
+) -> Result<ReadStats> {
+    match phys.container {
+        Container::Jsonl => stage_lines(conn, path, phys.compression, ctx, label),
+        Container::Csv => stage_delimited(conn, path, phys.compression, b',', ctx, label),
+        Container::Tsv => stage_delimited(conn, path, phys.compression, b'\t', ctx, label),
+        Container::Parquet => stage_parquet(conn, path, ctx, label),
+        Container::Json | Container::Zip => Err(EngineError::unsupported(
+            path,
+            format!("{} files are not read by this importer", phys.container.as_str()),
+        )),
+    }
+}
+
+fn open_tap(path: &Path) -> Result<Tap<File>> {
+    let f = File::open(path).map_err(|e| EngineError::io(path, e))?;
+    Ok(Tap {
+        inner: f,
+        bytes: 0,
+        hasher: Sha256::new(),
+    })
+}
+
+/// A decoded byte stream over a tapped file; gives the tap back at the end.
+enum Decoded {
+    Plain(Tap<File>),
+    Gzip(MultiGzDecoder<Tap<File>>),
+}
+
+impl Read for Decoded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoded::Plain(t) => t.read(buf),
+            Decoded::Gzip(g) => g.read(buf),
+        }
+    }
+}
+
+impl Decoded {
+    fn new(tap: Tap<File>, c: Compression) -> Self {
+        match c {
+            Compression::None => Decoded::Plain(tap),
+            Compression::Gzip => Decoded::Gzip(MultiGzDecoder::new(tap)),
+        }
+    }
+    fn tap(&self) -> &Tap<File> {
+        match self {
+            Decoded::Plain(t) => t,
+            Decoded::Gzip(g) => g.get_ref(),
+        }
+    }
+    fn into_tap(self) -> Tap<File> {
+        match self {
+            Decoded::Plain(t) => t,
+            Decoded::Gzip(g) => g.into_inner(),
+        }
+    }
+}
+
+fn read_error(path: &Path, c: Compression, records: u64, e: io::Error) -> EngineError {
+    let what = match c {
+        Compression::Gzip => "the gzip stream is truncated or corrupt",
+        Compression::None => "read failed",
+    };
+    EngineError::unreadable(path, format!("{what} after record {records} ({e})"))
+}
+
+fn truncate_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn stage_lines(
+    conn: &Connection,
+    path: &Path,
+    compression: Compression,
+    ctx: &JobCtx,
+    label: &ProgressLabel<'_>,
+) -> Result<ReadStats> {
+    let tap = open_tap(path)?;
+    let mut reader = BufReader::with_capacity(1 << 20, Decoded::new(tap, compression));
+    let mut app = conn.appender_to_catalog_and_db("stg_raw", "temp", "main")?;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut line_no: i64 = 0;
+    let mut records: u64 = 0;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| read_error(path, compression, records, e))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let mut line: &[u8] = &buf;
+        line = line.strip_suffix(b"\n").unwrap_or(line);
+        line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line_no == 1 {
+            line = strip_bom(line);
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        records += 1;
+        append_record(&mut app, line_no, line)?;
+        if records % 8192 == 0 {
+            ctx.cancel.check()?;
+            report(ctx, label, "reading", reader.get_ref().tap().bytes, records, false);
+        }
+    }
+    app.flush()?;
+    drop(app);
+    let bytes = reader.get_ref().tap().bytes;
+    report(ctx, label, "reading", bytes, records, true);
+    let sha256 = reader
+        .into_inner()
+        .into_tap()
+        .finish()
+        .map_err(|e| EngineError::io(path, e))?;
+    Ok(ReadStats {
+        records,
+        sha256,
+        columns: None,
+    })
+}
+
+fn append_record(app: &mut duckdb::Appender<'_>, line_no: i64, bytes: &[u8]) -> Result<()> {
+    let len = bytes.len() as i64;
+    match std::str::from_utf8(bytes) {
+        Ok(s) if bytes.len() <= MAX_RECORD_BYTES => {
+            app.append_row(duckdb::params![line_no, s, None::<&str>, len])?;
+        }
+        Ok(s) => {
+            let reason = format!(
+                "record is {} bytes; the limit is {} MiB",
+                bytes.len(),
+                MAX_RECORD_BYTES / (1024 * 1024)
+            );
+            app.append_row(duckdb::params![
+                line_no,
+                truncate_chars(s, QUARANTINE_RAW_CHARS),
+                reason,
+                len
+            ])?;
+        }
+        Err(e) => {
+            let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1);
+            let lossy = String::from_utf8_lossy(&bytes[..bytes.len().min(QUARANTINE_RAW_CHARS * 4)]);
+            app.append_row(duckdb::params![
+                line_no,
+                truncate_chars(&lossy, QUARANTINE_RAW_CHARS),
+                reason,
+                len
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn report(ctx: &JobCtx, label: &ProgressLabel<'_>, phase: &str, bytes: u64, rows: u64, force: bool) {
+    ctx.emit(
+        JobEvent::Progress {
+            file: label.file.to_string(),
+            file_index: label.file_index,
+            phase: phase.to_string(),
+            bytes_done: bytes,
+            bytes_total: label.size,
+            rows,
+        },
+        force,
+    );
+}
+
+fn stage_delimited(
+    conn: &Connection,
+    path: &Path,
+    compression: Compression,
+    delimiter: u8,
+    ctx: &JobCtx,
+    label: &ProgressLabel<'_>,
+) -> Result<ReadStats> {
+    let tap = open_tap(path)?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .buffer_capacity(1 << 20)
+        .from_reader(Decoded::new(tap, compression));
+    let mut rec = csv::ByteRecord::new();
+    let csv_err = |records: u64, e: csv::Error| -> EngineError {
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => read_error(path, compression, records, io),
+            other => EngineError::unreadable(path, format!("CSV error after record {records}: {other:?}")),
+        }
+    };
+    let has = rdr.read_byte_record(&mut rec).map_err(|e| csv_err(0, e))?;
+    if !has {
+        return Err(EngineError::unreadable(path, "the file is empty"));
+    }
+    let mut header = Vec::with_capacity(rec.len());
+    for (i, f) in rec.iter().enumerate() {
+        let f = if i == 0 { strip_bom(f) } else { f };
+        let name = std::str::from_utf8(f).map_err(|_| {
+            EngineError::unreadable(path, format!("the header's column {} is not valid UTF-8", i + 1))
+        })?;
+        header.push(name.trim().to_string());
+    }
+    let mut app = conn.appender_to_catalog_and_db("stg_raw", "temp", "main")?;
+    let mut records: u64 = 0;
+    let sep = if delimiter == b'\t' { "\t" } else { "," };
+    loop {
+        let has = rdr.read_byte_record(&mut rec).map_err(|e| csv_err(records, e))?;
+        if !has {
+            break;
+        }
+        if rec.len() == 1 && rec.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            continue;
+        }
+        records += 1;
+        let line_no = records as i64;
+        let joined_len: usize = rec.iter().map(|f| f.len() + 1).sum();
+        if rec.len() != header.len() {
+            let raw: Vec<String> = rec.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+            let raw = raw.join(sep);
+            let reason = format!(
+                "expected {} fields as in the header, found {}",
+                header.len(),
+                rec.len()
+            );
+            app.append_row(duckdb::params![
+                line_no,
+                truncate_chars(&raw, QUARANTINE_RAW_CHARS),
+                reason,
+                joined_len as i64
+            ])?;
+        } else {
+            let mut obj = serde_json::Map::with_capacity(header.len());
+            let mut bad_utf8 = None;
+            for (i, f) in rec.iter().enumerate() {
+                match std::str::from_utf8(f) {
+                    Ok(s) => {
+                        obj.insert(header[i].clone(), serde_json::Value::String(s.to_string()));
+                    }
+                    Err(_) => {
+                        bad_utf8 = Some(i);
+                        break;
+                    }
+                }
+            }
+            match bad_utf8 {
+                None => {
+                    let text = serde_json::Value::Object(obj).to_string();
+                    append_record(&mut app, line_no, text.as_bytes())?;
+                }
+                Some(i) => {
+                    let raw: Vec<String> =
+                        rec.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+                    let raw = raw.join(sep);
+                    let reason = format!("invalid UTF-8 in column \"{}\"", header[i]);
+                    app.append_row(duckdb::params![
+                        line_no,
+                        truncate_chars(&raw, QUARANTINE_RAW_CHARS),
+                        reason,
+                        joined_len as i64
+                    ])?;
+                }
+            }
+        }
+        if records % 8192 == 0 {
+            ctx.cancel.check()?;
+            report(ctx, label, "reading", rdr.get_ref().tap().bytes, records, false);
+        }
+    }
+    app.flush()?;
+    drop(app);
+    report(ctx, label, "reading", rdr.get_ref().tap().bytes, records, true);
+    let sha256 = rdr
+        .into_inner()
+        .into_tap()
+        .finish()
+        .map_err(|e| EngineError::io(path, e))?;
+    Ok(ReadStats {
+        records,
+        sha256,
+        columns: Some(header),
+    })
+}
+
+/// Column names and DuckDB types of a Parquet file.
+pub fn parquet_columns(conn: &Connection, path: &Path) -> Result<Vec<(String, String)>> {
+    let p = path.to_string_lossy().to_string();
+    let mut stmt = conn.prepare("DESCRIBE SELECT * FROM read_parquet(?)")?;
+    let rows = stmt
+        .query_map([&p], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .and_then(|it| it.collect::<duckdb::Result<Vec<_>>>())
+        .map_err(|e| EngineError::unreadable(path, format!("not a readable Parquet file ({e})")))?;
+    Ok(rows)
+}
+
+fn stage_parquet(
+    conn: &Connection,
+    path: &Path,
+    ctx: &JobCtx,
+    label: &ProgressLabel<'_>,
+) -> Result<ReadStats> {
+    let cols = parquet_columns(conn, path)?;
+    if cols.is_empty() {
+        return Err(EngineError::unreadable(path, "the Parquet file has no columns"));
+    }
+    report(ctx, label, "reading parquet", 0, 0, true);
+    let mut sql = crate::sql::Sql::new(
+        "INSERT INTO stg_raw SELECT file_row_number + 1, j, NULL, strlen(j) FROM (SELECT file_row_number, json_object(",
+    );
+    for (i, (name, ty)) in cols.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(name.clone());
+        sql.push(", ");
+        let col = ident(name);
+        // Timestamps become explicit UTC ISO text; naive Parquet timestamps are UTC by the
+        // vendors' definitions (PostHog: "TIMESTAMP (µs, UTC)").
+        if ty.starts_with("TIMESTAMP") {
+            sql.push(&format!("strftime({col}, '%Y-%m-%dT%H:%M:%S.%f') || 'Z'"));
+        } else {
+            sql.push(&col);
+        }
+    }
+    sql.push(")::VARCHAR AS j FROM read_parquet(");
+    sql.bind(path.to_string_lossy().to_string());
+    sql.push(", file_row_number = true))");
+    let n = sql
+        .execute(conn)
+        .map_err(|e| EngineError::from(e).cancelled_if(ctx.cancel.is_cancelled()))?;
+    ctx.cancel.check()?;
+    report(ctx, label, "reading parquet", label.size, n as u64, true);
+    let sha256 = hash_file(path)?;
+    Ok(ReadStats {
+        records: n as u64,
+        sha256,
+        columns: Some(cols.into_iter().map(|c| c.0).collect()),
+    })
+}

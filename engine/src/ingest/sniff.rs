@@ -1,0 +1,465 @@
+//! Recognise a file's vendor, record kind, container and compression from its content
+//! (formats.md §0.1), never from its name.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{EngineError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vendor {
+    PostHog,
+    Amplitude,
+    Mixpanel,
+    Segment,
+    RudderStack,
+    Snowplow,
+    Heap,
+    Ga4,
+    Generic,
+}
+
+impl Vendor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vendor::PostHog => "posthog",
+            Vendor::Amplitude => "amplitude",
+            Vendor::Mixpanel => "mixpanel",
+            Vendor::Segment => "segment",
+            Vendor::RudderStack => "rudderstack",
+            Vendor::Snowplow => "snowplow",
+            Vendor::Heap => "heap",
+            Vendor::Ga4 => "ga4",
+            Vendor::Generic => "generic",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Vendor> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "posthog" => Vendor::PostHog,
+            "amplitude" => Vendor::Amplitude,
+            "mixpanel" => Vendor::Mixpanel,
+            "segment" => Vendor::Segment,
+            "rudderstack" | "rudder" => Vendor::RudderStack,
+            "snowplow" => Vendor::Snowplow,
+            "heap" => Vendor::Heap,
+            "ga4" => Vendor::Ga4,
+            "generic" => Vendor::Generic,
+            _ => return None,
+        })
+    }
+
+    pub fn display(self) -> &'static str {
+        match self {
+            Vendor::PostHog => "PostHog",
+            Vendor::Amplitude => "Amplitude",
+            Vendor::Mixpanel => "Mixpanel",
+            Vendor::Segment => "Segment",
+            Vendor::RudderStack => "RudderStack",
+            Vendor::Snowplow => "Snowplow",
+            Vendor::Heap => "Heap",
+            Vendor::Ga4 => "GA4",
+            Vendor::Generic => "generic",
+        }
+    }
+}
+
+/// What the records in a file are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Events,
+    /// PostHog persons model: distinct_id → person_id with properties.
+    Persons,
+    /// Amplitude merged-ids file.
+    MergedIds,
+    /// A PostHog batch-export manifest listing other files.
+    Manifest,
+    /// Raw capture HTTP requests (PostHog's requests_dump): not an export.
+    CaptureDump,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Container {
+    Jsonl,
+    /// One JSON document: an array of records or `{"batch": [...]}`.
+    Json,
+    Csv,
+    Tsv,
+    Parquet,
+    Zip,
+}
+
+impl Container {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Container::Jsonl => "jsonl",
+            Container::Json => "json",
+            Container::Csv => "csv",
+            Container::Tsv => "tsv",
+            Container::Parquet => "parquet",
+            Container::Zip => "zip",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Container> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "jsonl" | "ndjson" => Container::Jsonl,
+            "json" => Container::Json,
+            "csv" => Container::Csv,
+            "tsv" => Container::Tsv,
+            "parquet" => Container::Parquet,
+            "zip" => Container::Zip,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detection {
+    pub vendor: Vendor,
+    pub kind: RecordKind,
+    pub container: Container,
+    pub compression: Compression,
+}
+
+/// The physical layer only: how to get records out of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Physical {
+    pub container: Container,
+    pub compression: Compression,
+}
+
+const PREFIX_BYTES: usize = 256 * 1024;
+
+/// Read the start of a file (decompressed) and decide its container.
+pub fn physical(path: &Path) -> Result<(Physical, Vec<u8>)> {
+    let mut f = File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let mut head = Vec::with_capacity(PREFIX_BYTES);
+    (&mut f)
+        .take(PREFIX_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| EngineError::io(path, e))?;
+    if head.is_empty() {
+        return Err(EngineError::unreadable(path, "the file is empty"));
+    }
+    if head.starts_with(b"PAR1") {
+        return Ok((phys(Container::Parquet, Compression::None), head));
+    }
+    if head.starts_with(b"PK\x03\x04") {
+        return Ok((phys(Container::Zip, Compression::None), head));
+    }
+    let (compression, text) = if head.starts_with(&[0x1f, 0x8b]) {
+        let f = File::open(path).map_err(|e| EngineError::io(path, e))?;
+        let mut out = Vec::with_capacity(PREFIX_BYTES);
+        match MultiGzDecoder::new(f)
+            .take(PREFIX_BYTES as u64)
+            .read_to_end(&mut out)
+        {
+            Ok(_) => {}
+            // A gzip shorter than our prefix that ends early is truncated; a longer one that
+            // is damaged further on is caught while reading.
+            Err(e) => {
+                if out.is_empty() {
+                    return Err(EngineError::unreadable(
+                        path,
+                        format!("not a readable gzip stream ({e})"),
+                    ));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(EngineError::unreadable(path, "the gzip stream is empty"));
+        }
+        (Compression::Gzip, out)
+    } else {
+        (Compression::None, head)
+    };
+    if text.starts_with(&[0xFF, 0xFE]) || text.starts_with(&[0xFE, 0xFF]) {
+        return Err(EngineError::unreadable(
+            path,
+            "the file is UTF-16 encoded; Stitchbook reads UTF-8 (re-save the file as UTF-8)",
+        ));
+    }
+    let body = strip_bom(&text);
+    let first = body.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(first) = first else {
+        return Err(EngineError::unreadable(
+            path,
+            "the file contains no records (only whitespace)",
+        ));
+    };
+    let container = match body[first] {
+        b'{' => {
+            // One record per line, or a single pretty-printed document?
+            let line = first_line(&body[first..]);
+            if serde_json::from_slice::<Value>(line).is_ok() || !looks_multiline_doc(&body[first..]) {
+                Container::Jsonl
+            } else {
+                Container::Json
+            }
+        }
+        b'[' => Container::Json,
+        _ => {
+            let line = first_line(&body[first..]);
+            let tabs = line.iter().filter(|&&b| b == b'\t').count();
+            let commas = line.iter().filter(|&&b| b == b',').count();
+            if line.starts_with(b"###") {
+                Container::Jsonl
+            } else if tabs > commas {
+                Container::Tsv
+            } else if commas > 0 {
+                Container::Csv
+            } else {
+                return Err(EngineError::unsupported(
+                    path,
+                    "not an analytics export: the content is neither JSON lines, JSON, CSV, TSV nor Parquet",
+                ));
+            }
+        }
+    };
+    Ok((phys(container, compression), text))
+}
+
+fn phys(container: Container, compression: Compression) -> Physical {
+    Physical {
+        container,
+        compression,
+    }
+}
+
+pub fn strip_bom(b: &[u8]) -> &[u8] {
+    b.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(b)
+}
+
+fn first_line(b: &[u8]) -> &[u8] {
+    let end = memchr::memchr(b'\n', b).unwrap_or(b.len());
+    let l = &b[..end];
+    l.strip_suffix(b"\r").unwrap_or(l)
+}
+
+/// A `{` line that does not parse alone but whose following lines are indented: a
+/// pretty-printed single document rather than broken JSON lines.
+fn looks_multiline_doc(b: &[u8]) -> bool {
+    let line = first_line(b);
+    let rest = &b[(line.len() + 1).min(b.len())..];
+    line.iter().filter(|c| !c.is_ascii_whitespace()).count() <= 2
+        && rest.first().is_some_and(|c| *c == b' ' || *c == b'\t' || *c == b'"')
+}
+
+/// Which vendor and record kind a JSON record's keys say it is.
+pub fn classify_keys(obj: &Map<String, Value>) -> Option<(Vendor, RecordKind)> {
+    let has = |k: &str| obj.contains_key(k);
+    if has("path") && has("method") && (has("output") || has("body")) {
+        return Some((Vendor::PostHog, RecordKind::CaptureDump));
+    }
+    if has("scope") && has("merge_time") && has("merged_amplitude_id") {
+        return Some((Vendor::Amplitude, RecordKind::MergedIds));
+    }
+    if has("event_type") && (has("amplitude_id") || has("$insert_id") || has("event_time")) {
+        return Some((Vendor::Amplitude, RecordKind::Events));
+    }
+    if has("uuid") && has("event") && has("distinct_id") && has("timestamp") {
+        return Some((Vendor::PostHog, RecordKind::Events));
+    }
+    if has("person_id")
+        && has("distinct_id")
+        && (has("person_version") || has("person_distinct_id_version") || has("is_deleted"))
+    {
+        return Some((Vendor::PostHog, RecordKind::Persons));
+    }
+    if has("files") && obj.len() == 1 {
+        return Some((Vendor::PostHog, RecordKind::Manifest));
+    }
+    if has("event_date") && has("event_timestamp") && has("event_name") {
+        return Some((Vendor::Ga4, RecordKind::Events));
+    }
+    if has("batch") && obj.get("batch").is_some_and(Value::is_array) {
+        return Some((Vendor::Segment, RecordKind::Events));
+    }
+    let segment_type = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| ["track", "page", "screen", "identify", "group", "alias"].contains(&t));
+    if segment_type && has("messageId") {
+        let rudder_channel = obj
+            .get("channel")
+            .and_then(Value::as_str)
+            .is_some_and(|c| ["web", "mobile", "server", "sources"].contains(&c));
+        return Some(if has("rudderId") || rudder_channel {
+            (Vendor::RudderStack, RecordKind::Events)
+        } else {
+            (Vendor::Segment, RecordKind::Events)
+        });
+    }
+    if obj.keys().any(|k| k.starts_with("context_")) && obj.get("received_at").is_some_and(Value::is_number) {
+        return Some((Vendor::RudderStack, RecordKind::Events));
+    }
+    if has("event")
+        && obj
+            .get("properties")
+            .and_then(Value::as_object)
+            .is_some_and(|p| p.contains_key("time"))
+    {
+        return Some((Vendor::Mixpanel, RecordKind::Events));
+    }
+    None
+}
+
+/// Classify from a list of column names (CSV header, Parquet schema).
+pub fn classify_columns(cols: &[String]) -> Option<(Vendor, RecordKind)> {
+    let lower: Vec<String> = cols.iter().map(|c| c.trim().to_ascii_lowercase()).collect();
+    if lower.len() >= 4 && lower[..4] == ["app_id", "platform", "etl_tstamp", "collector_tstamp"] {
+        return Some((Vendor::Snowplow, RecordKind::Events));
+    }
+    let mut obj = Map::new();
+    for c in cols {
+        obj.insert(c.trim().to_string(), Value::Null);
+    }
+    // Values are unknown here, so the value-based checks in classify_keys cannot fire;
+    // handle the column-only shapes first.
+    let has = |k: &str| lower.iter().any(|c| c == k);
+    if has("uuid") && has("event") && has("distinct_id") && has("timestamp") {
+        return Some((Vendor::PostHog, RecordKind::Events));
+    }
+    if has("event_date") && has("event_timestamp") && has("event_name") {
+        return Some((Vendor::Ga4, RecordKind::Events));
+    }
+    if has("event_type") && (has("amplitude_id") || has("$insert_id") || has("event_time")) {
+        return Some((Vendor::Amplitude, RecordKind::Events));
+    }
+    if has("anonymous_id") && has("received_at") && has("id") {
+        return Some(if lower.iter().any(|c| c == "channel" || c == "event_text") {
+            (Vendor::RudderStack, RecordKind::Events)
+        } else {
+            (Vendor::Segment, RecordKind::Events)
+        });
+    }
+    classify_keys(&obj)
+}
+
+/// Classify JSON-lines text: the first records that parse decide.
+pub fn classify_jsonl(text: &[u8]) -> Option<(Vendor, RecordKind)> {
+    let body = strip_bom(text);
+    let mut seen = 0;
+    for raw in body.split(|&b| b == b'\n') {
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if line.starts_with(b"###") {
+            continue;
+        }
+        seen += 1;
+        if seen > 50 {
+            break;
+        }
+        if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(line) {
+            if let Some(c) = classify_keys(&obj) {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+/// Column names of the first line of delimited text.
+pub fn header_columns(text: &[u8], delimiter: u8) -> Vec<String> {
+    let body = strip_bom(text);
+    let line = first_line(body);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .from_reader(line);
+    match rdr.records().next() {
+        Some(Ok(r)) => r.iter().map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Key names seen in the first JSON record, for error messages.
+pub fn first_keys(text: &[u8]) -> Vec<String> {
+    for raw in strip_bom(text).split(|&b| b == b'\n') {
+        if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(raw) {
+            return obj.keys().take(12).cloned().collect();
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn posthog_event_keys() {
+        let o = obj(json!({"uuid": "u", "event": "e", "distinct_id": "d", "timestamp": "t", "properties": {}}));
+        assert_eq!(classify_keys(&o), Some((Vendor::PostHog, RecordKind::Events)));
+    }
+
+    #[test]
+    fn segment_vs_rudder() {
+        let s = obj(json!({"type": "track", "messageId": "m", "event": "x"}));
+        assert_eq!(classify_keys(&s), Some((Vendor::Segment, RecordKind::Events)));
+        let r = obj(json!({"type": "track", "messageId": "m", "channel": "sources"}));
+        assert_eq!(classify_keys(&r), Some((Vendor::RudderStack, RecordKind::Events)));
+    }
+
+    #[test]
+    fn mixpanel_amplitude_ga4() {
+        let m = obj(json!({"event": "x", "properties": {"time": 1}}));
+        assert_eq!(classify_keys(&m), Some((Vendor::Mixpanel, RecordKind::Events)));
+        let a = obj(json!({"event_type": "x", "amplitude_id": 1, "event_time": "t"}));
+        assert_eq!(classify_keys(&a), Some((Vendor::Amplitude, RecordKind::Events)));
+        let g = obj(json!({"event_date": "20240101", "event_timestamp": "1", "event_name": "x"}));
+        assert_eq!(classify_keys(&g), Some((Vendor::Ga4, RecordKind::Events)));
+    }
+
+    #[test]
+    fn capture_dump_is_recognised() {
+        let d = obj(json!({"path": "/e/", "method": "POST", "body": "..", "output": []}));
+        assert_eq!(classify_keys(&d), Some((Vendor::PostHog, RecordKind::CaptureDump)));
+    }
+
+    #[test]
+    fn snowplow_header() {
+        let cols: Vec<String> = ["app_id", "platform", "etl_tstamp", "collector_tstamp", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(classify_columns(&cols), Some((Vendor::Snowplow, RecordKind::Events)));
+    }
+
+    #[test]
+    fn unknown_keys_are_none() {
+        assert_eq!(classify_keys(&obj(json!({"a": 1}))), None);
+    }
+}

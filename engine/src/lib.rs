@@ -1,0 +1,16 @@
+//! Stitchbook engine: load product-analytics exports into one canonical, deduplicated
+//! DuckDB workspace and account for every row. No Tauri here; the desktop shell and the
+//! `stitchbook` CLI are thin callers of this library.
+
+pub mod bench;
+pub mod error;
+pub mod generate;
+pub mod info;
+pub mod ingest;
+pub mod jobs;
+pub mod sql;
+pub mod workspace;
+
+pub use error::{EngineError, ErrorCode, IpcError, Result};
+pub use jobs::{CancelToken, JobCtx, JobEvent};
+pub use workspace::Workspace;

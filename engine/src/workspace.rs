@@ -1,0 +1,212 @@
+//! A workspace is one DuckDB file. Opening it applies the embedded, numbered migrations in
+//! one transaction and refuses a file written by a newer Stitchbook.
+
+use std::path::{Path, PathBuf};
+
+use duckdb::Connection;
+
+use crate::{EngineError, Result};
+
+/// Embedded migrations, in order. The number is the schema version each one produces.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/0001_init.sql"),
+)];
+
+/// The newest schema version this build understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// SQL helpers every connection gets. Timestamps are parsed with explicit formats only.
+const MACROS: &str = include_str!("../sql/macros.sql");
+
+pub struct Workspace {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Workspace {
+    /// Open the workspace at `path`, creating it if it does not exist.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() && !parent.exists() {
+                std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, e))?;
+            }
+        }
+        let conn = Connection::open(&path)?;
+        let ws = Workspace { conn, path };
+        ws.configure_connection(&ws.conn)?;
+        ws.migrate()?;
+        Ok(ws)
+    }
+
+    /// An in-memory workspace, for tests and the bench.
+    pub fn in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory()?;
+        let ws = Workspace {
+            conn,
+            path: PathBuf::from(":memory:"),
+        };
+        ws.configure_connection(&ws.conn)?;
+        ws.migrate()?;
+        Ok(ws)
+    }
+
+    /// Where a workspace goes when the user has not chosen: the platform data directory.
+    pub fn default_dir() -> Option<PathBuf> {
+        directories::ProjectDirs::from("dev", "Stitchbook", "Stitchbook")
+            .map(|d| d.data_dir().join("workspaces"))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// A second connection to the same database, for a worker thread.
+    pub fn clone_conn(&self) -> Result<Connection> {
+        let c = self.conn.try_clone()?;
+        self.configure_connection(&c)?;
+        Ok(c)
+    }
+
+    fn configure_connection(&self, conn: &Connection) -> Result<()> {
+        conn.execute_batch("SET TimeZone = 'UTC';")?;
+        conn.execute_batch(MACROS)?;
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        schema_version(&self.conn)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let c = &self.conn;
+        c.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version BIGINT PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
+        )?;
+        let current = schema_version(c)?;
+        if current > SCHEMA_VERSION {
+            return Err(EngineError::WorkspaceTooNew {
+                path: self.path.clone(),
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let pending: Vec<_> = MIGRATIONS.iter().filter(|m| m.0 > current).collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        c.execute_batch("BEGIN TRANSACTION")?;
+        let run = || -> Result<()> {
+            for (version, name, sql) in &pending {
+                c.execute_batch(sql)?;
+                c.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, now())",
+                    duckdb::params![version, name],
+                )?;
+            }
+            Ok(())
+        };
+        match run() {
+            Ok(()) => {
+                c.execute_batch("COMMIT")?;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = c.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// A workspace setting, e.g. the identity mode.
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT value FROM workspace_settings WHERE key = ?")?;
+        let mut rows = stmt.query([key])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(r.get(0)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO workspace_settings VALUES (?, ?)",
+            [key, value],
+        )?;
+        Ok(())
+    }
+}
+
+fn schema_version(c: &Connection) -> Result<i64> {
+    let v: Option<i64> =
+        c.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
+    Ok(v.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/ws.duckdb");
+        {
+            let ws = Workspace::open(&p).unwrap();
+            assert_eq!(ws.schema_version().unwrap(), SCHEMA_VERSION);
+            ws.set_setting("k", "v").unwrap();
+        }
+        let ws = Workspace::open(&p).unwrap();
+        assert_eq!(ws.setting("k").unwrap().as_deref(), Some("v"));
+        let n: i64 = ws
+            .conn()
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn refuses_newer_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ws.duckdb");
+        {
+            let ws = Workspace::open(&p).unwrap();
+            ws.conn()
+                .execute(
+                    "INSERT INTO schema_migrations VALUES (?, 'future', now())",
+                    [SCHEMA_VERSION + 1],
+                )
+                .unwrap();
+        }
+        match Workspace::open(&p) {
+            Err(EngineError::WorkspaceTooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("opened a newer workspace"),
+        }
+    }
+
+    #[test]
+    fn timestamp_macro_is_explicit() {
+        let ws = Workspace::in_memory().unwrap();
+        let q = |s: &str| -> Option<String> {
+            ws.conn()
+                .query_row("SELECT strftime(sb_ts(?), '%Y-%m-%d %H:%M:%S.%f')", [s], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(q("2023-09-15T09:15:02.325000+00:00").as_deref(), Some("2023-09-15 09:15:02.325000"));
+        assert_eq!(q("2023-09-15T09:15:02Z").as_deref(), Some("2023-09-15 09:15:02.000000"));
+        assert_eq!(q("2023-09-15T11:15:02+02:00").as_deref(), Some("2023-09-15 09:15:02.000000"));
+        assert_eq!(q("2023-09-15 09:15:02.5").as_deref(), Some("2023-09-15 09:15:02.500000"));
+        assert_eq!(q("yesterday"), None);
+        assert_eq!(q("1694769302"), None);
+    }
+}
