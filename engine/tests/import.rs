@@ -1,0 +1,620 @@
+//! Import pipeline tests: the real samples, generated files against their ground truth, the
+//! generic importer, the bad-input corpus, re-import and cancellation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use stitchbook_engine::generate::{write_posthog_jsonl, GenerateOptions};
+use stitchbook_engine::ingest::{
+    import_paths, ColumnMapping, FileOutcome, FormatOverride, ImportOptions, ImportStatus,
+};
+use stitchbook_engine::{CancelToken, JobCtx, JobEvent, Workspace};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad").join(name)
+}
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples")
+}
+
+fn count(ws: &Workspace, sql: &str) -> i64 {
+    ws.conn().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Row counts of every data table, to prove a failed import changed nothing.
+fn data_counts(ws: &Workspace) -> [i64; 5] {
+    [
+        count(ws, "SELECT count(*) FROM events"),
+        count(ws, "SELECT count(*) FROM identity_links"),
+        count(ws, "SELECT count(*) FROM quarantine"),
+        count(ws, "SELECT count(*) FROM group_snapshots"),
+        count(ws, "SELECT count(*) FROM person_snapshots"),
+    ]
+}
+
+fn import_one(ws: &Workspace, path: &Path, format: Option<&str>) -> FileOutcome {
+    let opts = ImportOptions {
+        format: format.map(|f| FormatOverride::parse(f).unwrap()),
+        ..Default::default()
+    };
+    let mut r = import_paths(ws, &[path.to_path_buf()], &opts, &JobCtx::silent()).unwrap();
+    assert_eq!(r.files.len(), 1);
+    r.files.remove(0)
+}
+
+fn assert_invariant(o: &FileOutcome) {
+    assert_eq!(
+        o.rows_read,
+        o.rows_loaded + o.rows_duplicate + o.rows_quarantined,
+        "rows read = loaded + duplicates + quarantined for {}",
+        o.path
+    );
+}
+
+#[derive(Debug)]
+enum Expect {
+    /// read, loaded, duplicates, quarantined
+    Rows(u64, u64, u64, u64),
+    /// The file is refused with a message containing this text (and the file name).
+    Fails(&'static str),
+}
+
+fn check_case(name: &str, path: &Path, format: Option<&str>, expect: Expect) {
+    let ws = Workspace::in_memory().unwrap();
+    let before = data_counts(&ws);
+    let o = import_one(&ws, path, format);
+    let after = data_counts(&ws);
+    match expect {
+        Expect::Rows(read, loaded, dup, quar) => {
+            assert_eq!(o.status, ImportStatus::Complete, "{name}: {:?}", o.message);
+            assert_eq!(
+                (o.rows_read, o.rows_loaded, o.rows_duplicate, o.rows_quarantined),
+                (read, loaded, dup, quar),
+                "{name}"
+            );
+            assert_invariant(&o);
+            assert_eq!(after[0] - before[0], loaded as i64, "{name}: events written");
+            assert_eq!(after[2] - before[2], quar as i64, "{name}: quarantine rows written");
+            // Every quarantined row has a reason, its line and a length.
+            assert_eq!(
+                count(&ws, "SELECT count(*) FROM quarantine WHERE reason = '' OR source_line < 1 OR raw_length < 0"),
+                0
+            );
+        }
+        Expect::Fails(text) => {
+            assert!(
+                matches!(o.status, ImportStatus::Failed | ImportStatus::Skipped),
+                "{name}: expected a refusal, got {:?}",
+                o.status
+            );
+            let msg = o.message.clone().unwrap_or_default();
+            assert!(msg.contains(text), "{name}: message {msg:?} lacks {text:?}");
+            let file = path.file_name().unwrap().to_string_lossy().to_string();
+            assert!(msg.contains(&file), "{name}: message {msg:?} does not name the file");
+            assert_eq!(before, after, "{name}: a refused file must not change the data");
+            assert_eq!(
+                count(&ws, "SELECT count(*) FROM imports WHERE status IN ('failed', 'skipped')"),
+                1,
+                "{name}: the attempt is logged"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_input_corpus() {
+    use Expect::*;
+    let cases: Vec<(&str, Option<&str>, Expect)> = vec![
+        ("truncated.jsonl.gz", None, Fails("gzip stream is truncated or corrupt")),
+        ("valid_multimember.jsonl.gz", None, Rows(4, 4, 0, 0)),
+        ("invalid_json_middle.jsonl", None, Rows(5, 3, 0, 2)),
+        ("invalid_utf8.jsonl", None, Rows(3, 2, 0, 1)),
+        ("utf8_bom.jsonl", None, Rows(2, 2, 0, 0)),
+        ("crlf.jsonl", None, Rows(3, 3, 0, 0)),
+        ("timestamps_1900_2300.jsonl", None, Rows(2, 2, 0, 0)),
+        ("numbers_for_strings.jsonl", None, Rows(4, 2, 0, 2)),
+        ("empty.jsonl", None, Fails("empty")),
+        ("whitespace_only.jsonl", None, Fails("no records")),
+        ("utf16.jsonl", None, Fails("UTF-16")),
+        ("not_an_export.txt", None, Fails("could not recognise")),
+        ("unknown_vendor.jsonl", None, Fails("could not recognise")),
+        ("missing_event.jsonl", None, Rows(2, 1, 0, 1)),
+        ("bad_timestamp.jsonl", None, Rows(3, 1, 0, 2)),
+        ("non_object_lines.jsonl", None, Rows(5, 1, 0, 4)),
+        ("properties_as_text.jsonl", None, Rows(3, 1, 0, 2)),
+        ("duplicate_uuid.jsonl", None, Rows(4, 2, 2, 0)),
+        ("no_trailing_newline.jsonl", None, Rows(2, 2, 0, 0)),
+        ("blank_lines.jsonl", None, Rows(2, 2, 0, 0)),
+        ("empty_event_name.jsonl", None, Rows(3, 1, 0, 2)),
+        ("nul_bytes.jsonl", None, Rows(3, 2, 0, 1)),
+        ("posthog_ragged.csv", None, Rows(4, 2, 0, 2)),
+        ("quoted_multiline.csv", None, Rows(2, 2, 0, 0)),
+        ("header_mismatch.csv", None, Fails("could not recognise")),
+        ("header_mismatch.csv", Some("posthog"), Fails("missing uuid, event, distinct_id, timestamp")),
+        ("corrupt.parquet", None, Fails("Parquet")),
+    ];
+    assert!(cases.len() >= 25);
+    for (name, fmt, expect) in cases {
+        check_case(name, &fixture(name), fmt, expect);
+    }
+}
+
+#[test]
+fn quarantine_reasons_name_the_problem() {
+    let ws = Workspace::in_memory().unwrap();
+    for f in ["invalid_json_middle.jsonl", "invalid_utf8.jsonl", "numbers_for_strings.jsonl", "bad_timestamp.jsonl", "posthog_ragged.csv"] {
+        import_one(&ws, &fixture(f), None);
+    }
+    let reasons: Vec<(String, i64, String)> = ws
+        .conn()
+        .prepare("SELECT regexp_extract(source_file, '[^/]+$'), source_line, reason FROM quarantine ORDER BY 1, 2")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let find = |file: &str, line: i64| -> String {
+        reasons
+            .iter()
+            .find(|r| r.0 == file && r.1 == line)
+            .map(|r| r.2.clone())
+            .unwrap_or_else(|| panic!("no quarantine row for {file}:{line} in {reasons:?}"))
+    };
+    assert!(find("invalid_json_middle.jsonl", 2).starts_with("invalid JSON: "));
+    assert!(find("invalid_json_middle.jsonl", 4).starts_with("invalid JSON: "));
+    assert!(find("invalid_utf8.jsonl", 2).starts_with("invalid UTF-8"));
+    assert_eq!(find("numbers_for_strings.jsonl", 2), "field \"event\" must be a string, found ubigint");
+    assert!(find("numbers_for_strings.jsonl", 3).starts_with("field \"timestamp\" must be an ISO-8601 string"));
+    assert_eq!(find("bad_timestamp.jsonl", 2), "unparseable timestamp \"yesterday\"");
+    assert_eq!(find("posthog_ragged.csv", 2), "expected 5 fields as in the header, found 3");
+    assert_eq!(find("posthog_ragged.csv", 3), "expected 5 fields as in the header, found 6");
+}
+
+#[test]
+fn typed_values_survive() {
+    let ws = Workspace::in_memory().unwrap();
+    import_one(&ws, &fixture("timestamps_1900_2300.jsonl"), None);
+    let years: Vec<i64> = ws
+        .conn()
+        .prepare("SELECT year(ts_utc) FROM events ORDER BY ts_utc")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(years, vec![1900, 2300]);
+
+    import_one(&ws, &fixture("numbers_for_strings.jsonl"), None);
+    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE distinct_id = '42'"), 1);
+    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE event_uuid = '12345'"), 1);
+
+    import_one(&ws, &fixture("properties_as_text.jsonl"), None);
+    assert_eq!(
+        count(&ws, "SELECT count(*) FROM events WHERE properties->>'$.plan' = 'pro' AND session_id = 's9'"),
+        1
+    );
+}
+
+#[test]
+fn posthog_sample_loads_with_counts_from_the_file() {
+    let path = samples().join("posthog/events.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines = text.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+    let uuids: std::collections::HashSet<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["uuid"].as_str().map(str::to_string))
+        .collect();
+    let identifies = text.lines().filter(|l| l.contains("\"event\":\"$identify\"")).count() as i64;
+    let groupidentifies = text.lines().filter(|l| l.contains("\"event\":\"$groupidentify\"")).count() as i64;
+
+    let ws = Workspace::in_memory().unwrap();
+    let o = import_one(&ws, &path, None);
+    assert_eq!(o.status, ImportStatus::Complete);
+    assert_eq!(o.vendor.as_deref(), Some("posthog"));
+    assert_eq!(o.rows_read, lines);
+    assert_eq!(o.rows_loaded, uuids.len() as u64);
+    assert_invariant(&o);
+    assert_eq!(count(&ws, "SELECT count(*) FROM events"), uuids.len() as i64);
+    // source_line is the line in the file, 1-based, one row per line.
+    assert_eq!(count(&ws, "SELECT min(source_line) FROM events"), 1);
+    assert_eq!(count(&ws, "SELECT max(source_line) FROM events"), lines as i64);
+    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE event_kind = 'identify'"), identifies);
+    // the $identify carries $anon_distinct_id ≠ distinct_id: one identify link
+    assert_eq!(count(&ws, "SELECT count(*) FROM identity_links WHERE link_kind = 'identify'"), identifies);
+    assert_eq!(count(&ws, "SELECT count(*) FROM group_snapshots"), groupidentifies);
+    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE session_id IS NULL AND event_name = '$pageview'"), 0);
+    // timestamps are read as UTC instants from their RFC 3339 text
+    let first: String = ws
+        .conn()
+        .query_row(
+            "SELECT strftime(ts_utc, '%Y-%m-%dT%H:%M:%S.%f') FROM events WHERE source_line = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(first, "2023-09-15T09:15:02.325000");
+}
+
+#[test]
+fn capture_request_dump_is_refused_clearly() {
+    check_case(
+        "requests_dump",
+        &samples().join("posthog/requests_dump.jsonl"),
+        None,
+        Expect::Fails("not an export"),
+    );
+}
+
+#[test]
+fn other_vendors_are_recognised_and_named() {
+    let ws = Workspace::in_memory().unwrap();
+    for (file, vendor) in [
+        ("amplitude/airbyte-source-amplitude_events.derived.jsonl", "amplitude"),
+        ("mixpanel/mixpanel-go_export_test_extracted.jsonl", "mixpanel"),
+        ("rudderstack/rudder-server_original100.json.gz", "rudderstack"),
+        ("snowplow/dbt-snowplow-web_snowplow_web_events.csv", "snowplow"),
+        ("ga4/dbt-ga4_base_events_fixture_extracted.jsonl", "ga4"),
+        ("segment/analytics-go_test-enqueue-track.json", "segment"),
+    ] {
+        let o = import_one(&ws, &samples().join(file), None);
+        assert_eq!(o.vendor.as_deref(), Some(vendor), "{file}: {:?}", o.message);
+        assert_eq!(o.status, ImportStatus::Failed);
+        assert!(o.message.unwrap_or_default().contains("not available yet"));
+    }
+    assert_eq!(count(&ws, "SELECT count(*) FROM events"), 0);
+}
+
+fn generated(dir: &Path, name: &str, events: usize, seed: u64) -> (PathBuf, stitchbook_engine::generate::GroundTruth) {
+    let p = dir.join(name);
+    let truth = write_posthog_jsonl(
+        &p,
+        &GenerateOptions {
+            events,
+            seed,
+            duplicate_rate: 0.02,
+            malformed_rate: 0.005,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    (p, truth)
+}
+
+#[test]
+fn generated_files_load_as_their_ground_truth_says() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, seed) in [("gen.jsonl", 11u64), ("gen.jsonl.gz", 12)] {
+        let (p, truth) = generated(dir.path(), name, 4000, seed);
+        assert!(truth.duplicates_injected > 0 && truth.malformed_injected > 0);
+        let ws = Workspace::in_memory().unwrap();
+        let o = import_one(&ws, &p, None);
+        assert_eq!(o.rows_read as usize, truth.lines, "{name}");
+        assert_eq!(o.rows_loaded as usize, truth.unique_events, "{name}");
+        assert_eq!(o.rows_duplicate as usize, truth.duplicates_injected, "{name}");
+        assert_eq!(o.rows_quarantined as usize, truth.malformed_injected, "{name}");
+        assert_invariant(&o);
+        assert_eq!(
+            count(&ws, "SELECT count(*) FROM identity_links") as usize,
+            truth.identity_links_expected,
+            "{name}"
+        );
+        for (event, n) in &truth.events_by_name {
+            let mut stmt = ws.conn().prepare("SELECT count(*) FROM events WHERE event_name = ?").unwrap();
+            let got: i64 = stmt.query_row([event], |r| r.get(0)).unwrap();
+            assert_eq!(got as usize, *n, "{name}: {event}");
+        }
+        // Every event of an identified, logged-in person carries its company group.
+        assert!(count(&ws, "SELECT count(*) FROM events WHERE groups->'$.company' IS NOT NULL") > 0);
+    }
+}
+
+#[test]
+fn reimport_adds_nothing_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, truth) = generated(dir.path(), "again.jsonl", 1500, 3);
+    let ws = Workspace::in_memory().unwrap();
+    let first = import_one(&ws, &p, None);
+    let after_first = data_counts(&ws);
+    let second = import_one(&ws, &p, None);
+    let after_second = data_counts(&ws);
+    assert_eq!(first.rows_loaded as usize, truth.unique_events);
+    assert_eq!(second.rows_loaded, 0);
+    assert_eq!(second.rows_duplicate as usize, truth.unique_events + truth.duplicates_injected);
+    assert_invariant(&second);
+    assert_eq!(second.identical_to, first.import_id);
+    assert!(second.message.unwrap_or_default().contains("identical to import"));
+    assert_eq!(after_first[0], after_second[0], "events unchanged");
+    assert_eq!(after_first[1], after_second[1], "identity links unchanged");
+}
+
+fn cancel_at(phase: &'static str) -> (JobCtx, CancelToken) {
+    let token = CancelToken::new();
+    let t2 = token.clone();
+    let ctx = JobCtx::new(
+        move |ev| {
+            if let JobEvent::Progress { phase: p, rows, .. } = ev {
+                if p == phase && *rows > 0 {
+                    t2.cancel();
+                }
+            }
+        },
+        token.clone(),
+    );
+    (ctx, token)
+}
+
+#[test]
+fn cancelled_import_leaves_workspace_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = generated(dir.path(), "base.jsonl", 800, 5);
+    let (big, truth) = generated(dir.path(), "big.jsonl", 40_000, 6);
+    for phase in ["reading", "parsing", "deduplicating", "writing"] {
+        let ws = Workspace::in_memory().unwrap();
+        import_one(&ws, &base, None);
+        let before = data_counts(&ws);
+        let (ctx, _token) = cancel_at(phase);
+        let report = import_paths(&ws, &[big.clone()], &ImportOptions::default(), &ctx).unwrap();
+        assert!(report.cancelled, "{phase}");
+        assert_eq!(report.files[0].status, ImportStatus::Cancelled, "{phase}");
+        assert_eq!(data_counts(&ws), before, "{phase}: workspace unchanged");
+        assert_eq!(
+            count(&ws, "SELECT count(*) FROM imports WHERE status = 'cancelled'"),
+            1,
+            "{phase}"
+        );
+        // The workspace is still usable: the same file imports fully afterwards.
+        let o = import_one(&ws, &big, None);
+        assert_eq!(o.rows_loaded as usize, truth.unique_events, "{phase}");
+    }
+}
+
+#[test]
+fn cancel_from_another_thread_interrupts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (big, _) = generated(dir.path(), "big.jsonl", 60_000, 8);
+    let ws = Workspace::in_memory().unwrap();
+    let token = CancelToken::new();
+    let t2 = token.clone();
+    let started = Arc::new(std::sync::Barrier::new(2));
+    let s2 = started.clone();
+    let sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ctx = JobCtx::new(
+        move |ev| {
+            if matches!(ev, JobEvent::Started { .. }) {
+                s2.wait();
+            }
+        },
+        token.clone(),
+    );
+    let sent2 = sent.clone();
+    let canceller = std::thread::spawn(move || {
+        started.wait();
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        t2.cancel();
+        sent2.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let report = import_paths(&ws, &[big], &ImportOptions::default(), &ctx).unwrap();
+    canceller.join().unwrap();
+    assert!(sent.load(std::sync::atomic::Ordering::SeqCst));
+    // Either it finished before the cancel arrived, or it was cancelled cleanly.
+    if report.cancelled {
+        assert_eq!(data_counts(&ws), [0, 0, 0, 0, 0]);
+    } else {
+        assert_eq!(report.files[0].status, ImportStatus::Complete);
+    }
+}
+
+#[test]
+fn progress_reports_bytes_and_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (big, _) = generated(dir.path(), "p.jsonl", 30_000, 9);
+    let size = std::fs::metadata(&big).unwrap().len();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let ctx = JobCtx::new(move |ev| s2.lock().unwrap().push(ev.clone()), CancelToken::new());
+    let ws = Workspace::in_memory().unwrap();
+    import_paths(&ws, &[big], &ImportOptions::default(), &ctx).unwrap();
+    let events = seen.lock().unwrap();
+    assert!(matches!(events.first(), Some(JobEvent::Started { files: 1, .. })));
+    assert!(matches!(events.last(), Some(JobEvent::Finished { files: 1 })));
+    let last_read = events
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Progress { phase, bytes_done, bytes_total, rows, .. } if phase == "reading" => {
+                Some((*bytes_done, *bytes_total, *rows))
+            }
+            _ => None,
+        })
+        .last()
+        .unwrap();
+    assert_eq!(last_read.0, size);
+    assert_eq!(last_read.1, size);
+    assert!(last_read.2 > 30_000);
+}
+
+#[test]
+fn large_and_deep_records_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 20 MB single line: one event with a huge property.
+    let big = dir.path().join("big_line.jsonl");
+    let huge = "x".repeat(20 * 1024 * 1024);
+    let line = serde_json::json!({"uuid": "u-big", "event": "$pageview", "distinct_id": "d", "timestamp": "2024-03-01T10:00:00Z", "properties": {"blob": huge}});
+    std::fs::write(&big, format!("{line}\n")).unwrap();
+    check_case("20 MB line", &big, None, Expect::Rows(1, 1, 0, 0));
+
+    // 1000-deep nesting inside properties.
+    let deep = dir.path().join("deep.jsonl");
+    let nested = format!("{}1{}", "{\"a\":".repeat(1000), "}".repeat(1000));
+    let ok = r#"{"uuid":"u1","event":"e","distinct_id":"d","timestamp":"2024-03-01T10:00:00Z","properties":{}}"#;
+    let text = format!(
+        "{ok}\n{{\"uuid\":\"u2\",\"event\":\"e\",\"distinct_id\":\"d\",\"timestamp\":\"2024-03-01T10:00:00Z\",\"properties\":{nested}}}\n"
+    );
+    std::fs::write(&deep, text).unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let o = import_one(&ws, &deep, None);
+    assert_eq!(o.status, ImportStatus::Complete);
+    assert_eq!(o.rows_read, 2);
+    assert_invariant(&o);
+    assert!(o.rows_loaded >= 1);
+}
+
+fn write_parquet(ws: &Workspace, select: &str, out: &Path) {
+    ws.conn()
+        .execute(&format!("COPY ({select}) TO '{}' (FORMAT parquet)", out.display()), [])
+        .unwrap();
+}
+
+#[test]
+fn posthog_parquet_and_csv_load_and_dedupe_across_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = samples().join("posthog/events.jsonl");
+    let scratch = Workspace::in_memory().unwrap();
+    let select = format!(
+        "SELECT uuid, event, distinct_id, CAST(timestamp AS TIMESTAMPTZ) AS timestamp, CAST(properties AS VARCHAR) AS properties, elements_chain
+         FROM read_json('{}', format = 'newline_delimited', columns = {{uuid: 'VARCHAR', event: 'VARCHAR', distinct_id: 'VARCHAR', timestamp: 'VARCHAR', properties: 'JSON', elements_chain: 'VARCHAR'}})",
+        sample.display()
+    );
+    let pq = dir.path().join("events.parquet");
+    write_parquet(&scratch, &select, &pq);
+    let csv = dir.path().join("events.csv");
+    scratch
+        .conn()
+        .execute(&format!("COPY ({select}) TO '{}' (HEADER, DELIMITER ',')", csv.display()), [])
+        .unwrap();
+
+    let ws = Workspace::in_memory().unwrap();
+    let a = import_one(&ws, &pq, None);
+    assert_eq!((a.vendor.as_deref(), a.container.as_deref()), (Some("posthog"), Some("parquet")));
+    assert_eq!((a.rows_read, a.rows_loaded, a.rows_quarantined), (82, 82, 0), "{:?}", a.message);
+    // Same instants as the JSON lines sample.
+    let first: String = ws
+        .conn()
+        .query_row(
+            "SELECT strftime(ts_utc, '%Y-%m-%dT%H:%M:%S.%f') FROM events WHERE event_uuid = '018a981f-4b35-7c66-825e-8b0eeae65714'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(first, "2023-09-15T09:15:02.325000");
+    let b = import_one(&ws, &csv, None);
+    assert_eq!((b.vendor.as_deref(), b.container.as_deref()), (Some("posthog"), Some("csv")));
+    assert_eq!((b.rows_read, b.rows_loaded, b.rows_duplicate), (82, 0, 82), "{:?}", b.message);
+    let c = import_one(&ws, &sample, None);
+    assert_eq!((c.rows_loaded, c.rows_duplicate), (0, 82));
+    assert_eq!(count(&ws, "SELECT count(*) FROM events"), 82);
+    // properties parsed from text in both containers
+    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE session_id IS NOT NULL"), count(&ws, "SELECT count(*) FROM events WHERE properties->>'$.\"$session_id\"' IS NOT NULL"));
+}
+
+#[test]
+fn parquet_with_the_wrong_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let pq = dir.path().join("wrong.parquet");
+    write_parquet(&ws, "SELECT 1 AS id, 'x' AS name", &pq);
+    check_case("wrong schema parquet", &pq, Some("posthog"), Expect::Fails("missing uuid"));
+    check_case("unknown parquet", &pq, None, Expect::Fails("could not recognise"));
+}
+
+#[test]
+fn generic_csv_and_parquet_with_a_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("app_events.csv");
+    std::fs::write(
+        &csv,
+        "id,action,at_ms,uid,device,sess,plan\n\
+         e1,open,1709287200000,,dev-1,s1,free\n\
+         e2,signup,1709287260000,u-1,dev-1,s1,free\n\
+         e3,upgrade,1709290800000,u-1,dev-1,s2,pro\n\
+         e3,upgrade,1709290800000,u-1,dev-1,s2,pro\n\
+         e4,,1709290900000,u-1,dev-1,s2,pro\n\
+         e5,open,not-a-time,,dev-2,s3,free\n",
+    )
+    .unwrap();
+    let mapping_path = dir.path().join("mapping.toml");
+    std::fs::write(
+        &mapping_path,
+        "event = \"action\"\ntimestamp = \"at_ms\"\ntimestamp_format = \"epoch_ms\"\nuser_id = \"uid\"\nanon_id = \"device\"\nsession_id = \"sess\"\nevent_id = \"id\"\n",
+    )
+    .unwrap();
+    let mapping = ColumnMapping::load(&mapping_path).unwrap();
+    let opts = ImportOptions {
+        mapping: Some(mapping.clone()),
+        ..Default::default()
+    };
+    let ws = Workspace::in_memory().unwrap();
+    let r = import_paths(&ws, &[csv.clone()], &opts, &JobCtx::silent()).unwrap();
+    let o = &r.files[0];
+    assert_eq!(o.vendor.as_deref(), Some("generic"));
+    assert_eq!((o.rows_read, o.rows_loaded, o.rows_duplicate, o.rows_quarantined), (6, 3, 1, 2), "{:?}", o.message);
+    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE user_id = 'u-1'"), 2);
+    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE distinct_id = 'dev-1'"), 1);
+    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE properties->>'$.plan' = 'pro'"), 1);
+    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE properties->>'$.action' IS NOT NULL"), 0, "mapped columns are not repeated in properties");
+    assert_eq!(count(&ws, "SELECT count(*) FROM identity_links WHERE link_kind = 'device_user_pair' AND from_id = 'dev-1' AND to_id = 'u-1'"), 1);
+    let ts: String = ws
+        .conn()
+        .query_row("SELECT strftime(ts_utc, '%Y-%m-%dT%H:%M:%S') FROM events WHERE event_uuid = 'e1'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ts, "2024-03-01T10:00:00");
+
+    // The same data as Parquet, with typed columns.
+    let pq = dir.path().join("app_events.parquet");
+    write_parquet(
+        &ws,
+        &format!("SELECT id, action, CAST(at_ms AS BIGINT) AS at_ms, uid, device, sess, plan FROM read_csv('{}', all_varchar = true) WHERE at_ms <> 'not-a-time'", csv.display()),
+        &pq,
+    );
+    let ws2 = Workspace::in_memory().unwrap();
+    let r = import_paths(&ws2, &[pq], &opts, &JobCtx::silent()).unwrap();
+    let o = &r.files[0];
+    assert_eq!((o.rows_read, o.rows_loaded, o.rows_duplicate, o.rows_quarantined), (5, 3, 1, 1), "{:?}", o.message);
+    assert_eq!(count(&ws2, "SELECT count(*) FROM events WHERE session_id = 's2'"), 1);
+
+    // A mapping naming a column the file lacks is refused with the column's name.
+    let bad = ColumnMapping {
+        session_id: Some("session".into()),
+        ..mapping
+    };
+    let r = import_paths(
+        &ws2,
+        &[csv],
+        &ImportOptions {
+            mapping: Some(bad),
+            ..Default::default()
+        },
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(r.files[0].status, ImportStatus::Failed);
+    assert!(r.files[0].message.clone().unwrap_or_default().contains("missing session"));
+}
+
+#[test]
+fn folders_are_read_recursively_and_each_file_accounted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("exports/2024/03");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::copy(fixture("crlf.jsonl"), sub.join("a.jsonl")).unwrap();
+    std::fs::copy(fixture("bad_timestamp.jsonl"), dir.path().join("exports/b.jsonl")).unwrap();
+    std::fs::copy(fixture("unknown_vendor.jsonl"), dir.path().join("exports/c.jsonl")).unwrap();
+    std::fs::write(dir.path().join("exports/.DS_Store"), "junk").unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let r = import_paths(&ws, &[dir.path().join("exports")], &ImportOptions::default(), &JobCtx::silent()).unwrap();
+    assert_eq!(r.files.len(), 3);
+    let statuses: Vec<_> = r.files.iter().map(|f| f.status).collect();
+    assert_eq!(statuses, vec![ImportStatus::Complete, ImportStatus::Complete, ImportStatus::Failed]);
+    let (read, loaded, dup, quar) = r.totals();
+    assert_eq!(read, loaded + dup + quar);
+    assert_eq!(count(&ws, "SELECT count(*) FROM events"), 3 + 1);
+}
+
+#[test]
+fn format_override_is_validated() {
+    assert!(FormatOverride::parse("posthog").is_ok());
+    assert!(FormatOverride::parse("posthog:csv").is_ok());
+    assert!(FormatOverride::parse("parquet").is_ok());
+    assert!(FormatOverride::parse("excel").is_err());
+}
