@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 "$ROOT/scripts/setup.sh"
 
 (cd "$ROOT/ui" && npm run build --silent)
-(cd "$ROOT" && cargo build -p stitchbook-engine --bin stitchbook && cargo build -p stitchbook-app --features custom-protocol)
+(cd "$ROOT" && cargo build --workspace)
 
 workspace="${1:-}"
 if [ -z "$workspace" ]; then

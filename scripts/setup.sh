@@ -35,6 +35,12 @@ if [ ! -f "$DUCKDB_LIB_DIR/libduckdb.so" ]; then
   rm -rf "$tmp"
 fi
 
+# WebDriver bridge for the end-to-end tests of the app window.
+if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  echo "setup: installing tauri-driver"
+  cargo install tauri-driver --locked --quiet
+fi
+
 # UI packages.
 if [ ! -d "$ROOT/ui/node_modules" ] || [ "$ROOT/ui/package-lock.json" -nt "$ROOT/ui/node_modules/.package-lock.json" ]; then
   echo "setup: installing UI packages"

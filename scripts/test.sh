@@ -12,5 +12,13 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== engine, CLI and end-to-end tests"
-cargo build -p stitchbook-app --features custom-protocol
-cargo test -p stitchbook-engine -p stitchbook-tests --no-fail-fast
+cargo build --workspace
+cargo test --workspace --no-fail-fast
+
+echo "== the app window, driven over WebDriver under Xvfb"
+demo="$STITCHBOOK_CACHE/e2e-demo.duckdb"
+"$ROOT/scripts/build-demo.sh" "$demo" >/dev/null
+export PATH="$HOME/.cargo/bin:$PATH"
+STITCHBOOK_APP="$CARGO_TARGET_DIR/debug/stitchbook-app" STITCHBOOK_DEMO="$demo" \
+  SCREENSHOT_DIR="$STITCHBOOK_CACHE/screenshots" \
+  xvfb-run -a -s "-screen 0 1280x800x24" node --test "$ROOT/tests/e2e/"

@@ -37,9 +37,11 @@ pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
@@ -58,7 +60,9 @@ pub fn bench_import(dir: &Path, events: usize, seed: u64) -> Result<BenchResult>
     };
     write_posthog_jsonl(&file, &opts)?;
     let generate_secs = t0.elapsed().as_secs_f64();
-    let file_bytes = std::fs::metadata(&file).map_err(|e| EngineError::io(&file, e))?.len();
+    let file_bytes = std::fs::metadata(&file)
+        .map_err(|e| EngineError::io(&file, e))?
+        .len();
 
     let ws_path = dir.join("bench-workspace.duckdb");
     let base_path = dir.join("bench-baseline.duckdb");
@@ -71,7 +75,12 @@ pub fn bench_import(dir: &Path, events: usize, seed: u64) -> Result<BenchResult>
 
     let ws = Workspace::open(&ws_path)?;
     let t1 = Instant::now();
-    let report = import_paths(&ws, &[file.clone()], &ImportOptions::default(), &JobCtx::silent())?;
+    let report = import_paths(
+        &ws,
+        std::slice::from_ref(&file),
+        &ImportOptions::default(),
+        &JobCtx::silent(),
+    )?;
     let import_secs = t1.elapsed().as_secs_f64();
     drop(ws);
     let peak_rss_after_import_mb = peak_rss_mb();

@@ -166,10 +166,28 @@ impl Default for GenerateOptions {
     }
 }
 
-const PAGES: &[&str] = &["/", "/pricing", "/docs", "/blog", "/features", "/dashboard", "/settings"];
-const FUNNEL: &[&str] = &["signed_up", "created_project", "invited_teammate", "upgraded_plan"];
-const FIRST: &[&str] = &["ada", "grace", "alan", "edsger", "barbara", "ken", "linus", "margaret", "donald", "frances"];
-const LAST: &[&str] = &["lovelace", "hopper", "turing", "dijkstra", "liskov", "thompson", "torvalds", "hamilton", "knuth", "allen"];
+const PAGES: &[&str] = &[
+    "/",
+    "/pricing",
+    "/docs",
+    "/blog",
+    "/features",
+    "/dashboard",
+    "/settings",
+];
+const FUNNEL: &[&str] = &[
+    "signed_up",
+    "created_project",
+    "invited_teammate",
+    "upgraded_plan",
+];
+const FIRST: &[&str] = &[
+    "ada", "grace", "alan", "edsger", "barbara", "ken", "linus", "margaret", "donald", "frances",
+];
+const LAST: &[&str] = &[
+    "lovelace", "hopper", "turing", "dijkstra", "liskov", "thompson", "torvalds", "hamilton",
+    "knuth", "allen",
+];
 const BROWSERS: &[&str] = &["Chrome", "Firefox", "Safari", "Edge"];
 const OSES: &[&str] = &["Mac OS X", "Windows", "Linux", "iOS", "Android"];
 
@@ -209,7 +227,8 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
                 email: format!("{first}.{last}{i}@example.com"),
                 phone: format!("+1555{:07}", rng.below(10_000_000)),
                 ip: format!("203.0.113.{}", rng.below(254) + 1),
-                company: identified.then(|| format!("company_{:04}", rng.below(n_companies as u64))),
+                company: identified
+                    .then(|| format!("company_{:04}", rng.below(n_companies as u64))),
                 browser: BROWSERS[rng.below(BROWSERS.len() as u64) as usize],
                 os: OSES[rng.below(OSES.len() as u64) as usize],
                 identified_on: Vec::new(),
@@ -220,7 +239,9 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
         .collect();
     // A few shared devices: an identified person's device later used by another identified
     // person who logs in without a reset.
-    let identified: Vec<usize> = (0..n_persons).filter(|&i| persons[i].user_id.is_some()).collect();
+    let identified: Vec<usize> = (0..n_persons)
+        .filter(|&i| persons[i].user_id.is_some())
+        .collect();
     let mut shared_devices = Vec::new();
     let n_shared = (identified.len() / 30).max(usize::from(identified.len() >= 2));
     for k in 0..n_shared {
@@ -262,7 +283,10 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
         };
         let base_props = |p: &Person, url: &str| -> Map<String, Value> {
             let mut m = Map::new();
-            m.insert("$current_url".into(), json!(format!("https://app.example.com{url}")));
+            m.insert(
+                "$current_url".into(),
+                json!(format!("https://app.example.com{url}")),
+            );
             m.insert("$pathname".into(), json!(url));
             m.insert("$browser".into(), json!(p.browser));
             m.insert("$os".into(), json!(p.os));
@@ -275,7 +299,14 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
             let p = &persons[pi];
             let mut props = base_props(p, url);
             if k == 0 {
-                props.insert("$referrer".into(), json!(if rng.chance(0.5) { "$direct" } else { "https://www.google.com/" }));
+                props.insert(
+                    "$referrer".into(),
+                    json!(if rng.chance(0.5) {
+                        "$direct"
+                    } else {
+                        "https://www.google.com/"
+                    }),
+                );
             }
             events.push(SimEvent {
                 uuid: rng.uuid(),
@@ -283,13 +314,21 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
                 ts_us: t,
                 distinct_id: distinct.clone(),
                 device_id: device.clone(),
-                user_id: if distinct != device { p.user_id.clone() } else { None },
+                user_id: if distinct != device {
+                    p.user_id.clone()
+                } else {
+                    None
+                },
                 session_id: session.clone(),
                 person: pi,
                 properties: props,
                 set: None,
                 anon_distinct_id: None,
-                company: if distinct != device { p.company.clone() } else { None },
+                company: if distinct != device {
+                    p.company.clone()
+                } else {
+                    None
+                },
                 group_set: None,
             });
             t += (5 + rng.below(240) as i64) * 1_000_000;
@@ -301,7 +340,10 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
                 let mut set = Map::new();
                 set.insert("email".into(), json!(p.email));
                 set.insert("phone".into(), json!(p.phone));
-                set.insert("name".into(), json!(p.email.split('@').next().unwrap_or_default()));
+                set.insert(
+                    "name".into(),
+                    json!(p.email.split('@').next().unwrap_or_default()),
+                );
                 let mut props = base_props(p, "/login");
                 props.insert("$anon_distinct_id".into(), json!(device));
                 let owner = device_owner.get(&device).cloned();
@@ -335,7 +377,10 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
                     if rng.chance(0.3) {
                         let mut gs = Map::new();
                         gs.insert("name".into(), json!(format!("Company {}", &c[8..])));
-                        gs.insert("plan".into(), json!(if rng.chance(0.5) { "free" } else { "team" }));
+                        gs.insert(
+                            "plan".into(),
+                            json!(if rng.chance(0.5) { "free" } else { "team" }),
+                        );
                         events.push(SimEvent {
                             uuid: rng.uuid(),
                             name: "$groupidentify".into(),
@@ -373,13 +418,21 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
                     ts_us: t,
                     distinct_id: distinct.clone(),
                     device_id: device.clone(),
-                    user_id: if distinct != device { p.user_id.clone() } else { None },
+                    user_id: if distinct != device {
+                        p.user_id.clone()
+                    } else {
+                        None
+                    },
                     session_id: session.clone(),
                     person: pi,
                     properties: props,
                     set: None,
                     anon_distinct_id: None,
-                    company: if distinct != device { p.company.clone() } else { None },
+                    company: if distinct != device {
+                        p.company.clone()
+                    } else {
+                        None
+                    },
                     group_set: None,
                 });
                 persons[pi].funnel_step += 1;
@@ -398,7 +451,12 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
     let kept_identifies: std::collections::HashSet<(String, String)> = events
         .iter()
         .filter(|e| e.name == "$identify")
-        .map(|e| (e.anon_distinct_id.clone().unwrap_or_default(), e.distinct_id.clone()))
+        .map(|e| {
+            (
+                e.anon_distinct_id.clone().unwrap_or_default(),
+                e.distinct_id.clone(),
+            )
+        })
         .collect();
     merges.retain(|m| kept_identifies.contains(&(m.from.clone(), m.into.clone())));
     let truth = GroundTruth {
@@ -532,17 +590,29 @@ mod tests {
     #[test]
     fn dates_format() {
         assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00.000000+00:00");
-        assert_eq!(rfc3339_micros(1_704_067_200_000_001), "2024-01-01T00:00:00.000001+00:00");
-        assert_eq!(rfc3339_micros(951_782_400_000_000), "2000-02-29T00:00:00.000000+00:00");
+        assert_eq!(
+            rfc3339_micros(1_704_067_200_000_001),
+            "2024-01-01T00:00:00.000001+00:00"
+        );
+        assert_eq!(
+            rfc3339_micros(951_782_400_000_000),
+            "2000-02-29T00:00:00.000000+00:00"
+        );
     }
 
     #[test]
     fn simulation_is_deterministic_and_sized() {
-        let o = GenerateOptions { events: 500, ..Default::default() };
+        let o = GenerateOptions {
+            events: 500,
+            ..Default::default()
+        };
         let (a, ta) = simulate(&o);
         let (b, _) = simulate(&o);
         assert_eq!(a.len(), 500);
-        assert_eq!(a.iter().map(|e| &e.uuid).collect::<Vec<_>>(), b.iter().map(|e| &e.uuid).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|e| &e.uuid).collect::<Vec<_>>(),
+            b.iter().map(|e| &e.uuid).collect::<Vec<_>>()
+        );
         assert!(ta.events_by_name.contains_key("$identify"));
         assert!(ta.events_by_name.contains_key("signed_up"));
         assert!(!ta.shared_devices.is_empty());

@@ -75,7 +75,8 @@ pub fn workspace_info(ws: &Workspace, top: usize) -> Result<WorkspaceInfo> {
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-    let identity_links: i64 = c.query_row("SELECT count(*) FROM identity_links", [], |r| r.get(0))?;
+    let identity_links: i64 =
+        c.query_row("SELECT count(*) FROM identity_links", [], |r| r.get(0))?;
     let quarantined: i64 = c.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?;
     let by_vendor = c
         .prepare("SELECT source_vendor, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC, 1")?
@@ -164,7 +165,11 @@ pub struct QuarantineRow {
 }
 
 /// Quarantined records in file order, optionally for one import.
-pub fn quarantine_rows(ws: &Workspace, import_id: Option<i64>, limit: i64) -> Result<Vec<QuarantineRow>> {
+pub fn quarantine_rows(
+    ws: &Workspace,
+    import_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<QuarantineRow>> {
     let mut stmt = ws.conn().prepare(
         "SELECT import_id, source_file, source_line, reason, coalesce(raw, ''), raw_length
          FROM quarantine WHERE ? IS NULL OR import_id = ?

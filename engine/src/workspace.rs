@@ -8,11 +8,8 @@ use duckdb::Connection;
 use crate::{EngineError, Result};
 
 /// Embedded migrations, in order. The number is the schema version each one produces.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
 
 /// The newest schema version this build understands.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -147,8 +144,9 @@ impl Workspace {
 }
 
 fn schema_version(c: &Connection) -> Result<i64> {
-    let v: Option<i64> =
-        c.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
+    let v: Option<i64> = c.query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+        r.get(0)
+    })?;
     Ok(v.unwrap_or(0))
 }
 
@@ -188,7 +186,9 @@ mod tests {
                 .unwrap();
         }
         match Workspace::open(&p) {
-            Err(EngineError::WorkspaceTooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+            Err(EngineError::WorkspaceTooNew { found, .. }) => {
+                assert_eq!(found, SCHEMA_VERSION + 1)
+            }
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("opened a newer workspace"),
         }
@@ -199,13 +199,29 @@ mod tests {
         let ws = Workspace::in_memory().unwrap();
         let q = |s: &str| -> Option<String> {
             ws.conn()
-                .query_row("SELECT strftime(sb_ts(?), '%Y-%m-%d %H:%M:%S.%f')", [s], |r| r.get(0))
+                .query_row(
+                    "SELECT strftime(sb_ts(?), '%Y-%m-%d %H:%M:%S.%f')",
+                    [s],
+                    |r| r.get(0),
+                )
                 .unwrap()
         };
-        assert_eq!(q("2023-09-15T09:15:02.325000+00:00").as_deref(), Some("2023-09-15 09:15:02.325000"));
-        assert_eq!(q("2023-09-15T09:15:02Z").as_deref(), Some("2023-09-15 09:15:02.000000"));
-        assert_eq!(q("2023-09-15T11:15:02+02:00").as_deref(), Some("2023-09-15 09:15:02.000000"));
-        assert_eq!(q("2023-09-15 09:15:02.5").as_deref(), Some("2023-09-15 09:15:02.500000"));
+        assert_eq!(
+            q("2023-09-15T09:15:02.325000+00:00").as_deref(),
+            Some("2023-09-15 09:15:02.325000")
+        );
+        assert_eq!(
+            q("2023-09-15T09:15:02Z").as_deref(),
+            Some("2023-09-15 09:15:02.000000")
+        );
+        assert_eq!(
+            q("2023-09-15T11:15:02+02:00").as_deref(),
+            Some("2023-09-15 09:15:02.000000")
+        );
+        assert_eq!(
+            q("2023-09-15 09:15:02.5").as_deref(),
+            Some("2023-09-15 09:15:02.500000")
+        );
         assert_eq!(q("yesterday"), None);
         assert_eq!(q("1694769302"), None);
     }

@@ -1,6 +1,8 @@
 //! Import pipeline tests: the real samples, generated files against their ground truth, the
 //! generic importer, the bad-input corpus, re-import and cancellation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,7 +13,9 @@ use stitchbook_engine::ingest::{
 use stitchbook_engine::{CancelToken, JobCtx, JobEvent, Workspace};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bad")
+        .join(name)
 }
 
 fn samples() -> PathBuf {
@@ -69,13 +73,26 @@ fn check_case(name: &str, path: &Path, format: Option<&str>, expect: Expect) {
         Expect::Rows(read, loaded, dup, quar) => {
             assert_eq!(o.status, ImportStatus::Complete, "{name}: {:?}", o.message);
             assert_eq!(
-                (o.rows_read, o.rows_loaded, o.rows_duplicate, o.rows_quarantined),
+                (
+                    o.rows_read,
+                    o.rows_loaded,
+                    o.rows_duplicate,
+                    o.rows_quarantined
+                ),
                 (read, loaded, dup, quar),
                 "{name}"
             );
             assert_invariant(&o);
-            assert_eq!(after[0] - before[0], loaded as i64, "{name}: events written");
-            assert_eq!(after[2] - before[2], quar as i64, "{name}: quarantine rows written");
+            assert_eq!(
+                after[0] - before[0],
+                loaded as i64,
+                "{name}: events written"
+            );
+            assert_eq!(
+                after[2] - before[2],
+                quar as i64,
+                "{name}: quarantine rows written"
+            );
             // Every quarantined row has a reason, its line and a length.
             assert_eq!(
                 count(&ws, "SELECT count(*) FROM quarantine WHERE reason = '' OR source_line < 1 OR raw_length < 0"),
@@ -91,10 +108,19 @@ fn check_case(name: &str, path: &Path, format: Option<&str>, expect: Expect) {
             let msg = o.message.clone().unwrap_or_default();
             assert!(msg.contains(text), "{name}: message {msg:?} lacks {text:?}");
             let file = path.file_name().unwrap().to_string_lossy().to_string();
-            assert!(msg.contains(&file), "{name}: message {msg:?} does not name the file");
-            assert_eq!(before, after, "{name}: a refused file must not change the data");
+            assert!(
+                msg.contains(&file),
+                "{name}: message {msg:?} does not name the file"
+            );
             assert_eq!(
-                count(&ws, "SELECT count(*) FROM imports WHERE status IN ('failed', 'skipped')"),
+                before, after,
+                "{name}: a refused file must not change the data"
+            );
+            assert_eq!(
+                count(
+                    &ws,
+                    "SELECT count(*) FROM imports WHERE status IN ('failed', 'skipped')"
+                ),
                 1,
                 "{name}: the attempt is logged"
             );
@@ -106,7 +132,11 @@ fn check_case(name: &str, path: &Path, format: Option<&str>, expect: Expect) {
 fn bad_input_corpus() {
     use Expect::*;
     let cases: Vec<(&str, Option<&str>, Expect)> = vec![
-        ("truncated.jsonl.gz", None, Fails("gzip stream is truncated or corrupt")),
+        (
+            "truncated.jsonl.gz",
+            None,
+            Fails("gzip stream is truncated or corrupt"),
+        ),
         ("valid_multimember.jsonl.gz", None, Rows(4, 4, 0, 0)),
         ("invalid_json_middle.jsonl", None, Rows(5, 3, 0, 2)),
         ("invalid_utf8.jsonl", None, Rows(3, 2, 0, 1)),
@@ -131,7 +161,11 @@ fn bad_input_corpus() {
         ("posthog_ragged.csv", None, Rows(4, 2, 0, 2)),
         ("quoted_multiline.csv", None, Rows(2, 2, 0, 0)),
         ("header_mismatch.csv", None, Fails("could not recognise")),
-        ("header_mismatch.csv", Some("posthog"), Fails("missing uuid, event, distinct_id, timestamp")),
+        (
+            "header_mismatch.csv",
+            Some("posthog"),
+            Fails("missing uuid, event, distinct_id, timestamp"),
+        ),
         ("corrupt.parquet", None, Fails("Parquet")),
     ];
     assert!(cases.len() >= 25);
@@ -143,7 +177,13 @@ fn bad_input_corpus() {
 #[test]
 fn quarantine_reasons_name_the_problem() {
     let ws = Workspace::in_memory().unwrap();
-    for f in ["invalid_json_middle.jsonl", "invalid_utf8.jsonl", "numbers_for_strings.jsonl", "bad_timestamp.jsonl", "posthog_ragged.csv"] {
+    for f in [
+        "invalid_json_middle.jsonl",
+        "invalid_utf8.jsonl",
+        "numbers_for_strings.jsonl",
+        "bad_timestamp.jsonl",
+        "posthog_ragged.csv",
+    ] {
         import_one(&ws, &fixture(f), None);
     }
     let reasons: Vec<(String, i64, String)> = ws
@@ -164,11 +204,24 @@ fn quarantine_reasons_name_the_problem() {
     assert!(find("invalid_json_middle.jsonl", 2).starts_with("invalid JSON: "));
     assert!(find("invalid_json_middle.jsonl", 4).starts_with("invalid JSON: "));
     assert!(find("invalid_utf8.jsonl", 2).starts_with("invalid UTF-8"));
-    assert_eq!(find("numbers_for_strings.jsonl", 2), "field \"event\" must be a string, found ubigint");
-    assert!(find("numbers_for_strings.jsonl", 3).starts_with("field \"timestamp\" must be an ISO-8601 string"));
-    assert_eq!(find("bad_timestamp.jsonl", 2), "unparseable timestamp \"yesterday\"");
-    assert_eq!(find("posthog_ragged.csv", 2), "expected 5 fields as in the header, found 3");
-    assert_eq!(find("posthog_ragged.csv", 3), "expected 5 fields as in the header, found 6");
+    assert_eq!(
+        find("numbers_for_strings.jsonl", 2),
+        "field \"event\" must be a string, found ubigint"
+    );
+    assert!(find("numbers_for_strings.jsonl", 3)
+        .starts_with("field \"timestamp\" must be an ISO-8601 string"));
+    assert_eq!(
+        find("bad_timestamp.jsonl", 2),
+        "unparseable timestamp \"yesterday\""
+    );
+    assert_eq!(
+        find("posthog_ragged.csv", 2),
+        "expected 5 fields as in the header, found 3"
+    );
+    assert_eq!(
+        find("posthog_ragged.csv", 3),
+        "expected 5 fields as in the header, found 6"
+    );
 }
 
 #[test]
@@ -185,14 +238,43 @@ fn typed_values_survive() {
         .unwrap();
     assert_eq!(years, vec![1900, 2300]);
 
+    // Fixtures reuse event ids across files, so each gets its own workspace.
+    let ws = Workspace::in_memory().unwrap();
     import_one(&ws, &fixture("numbers_for_strings.jsonl"), None);
-    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE distinct_id = '42'"), 1);
-    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE event_uuid = '12345'"), 1);
+    assert_eq!(
+        count(&ws, "SELECT count(*) FROM events WHERE distinct_id = '42'"),
+        1
+    );
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE event_uuid = '12345'"
+        ),
+        1
+    );
 
+    let ws = Workspace::in_memory().unwrap();
     import_one(&ws, &fixture("properties_as_text.jsonl"), None);
     assert_eq!(
-        count(&ws, "SELECT count(*) FROM events WHERE properties->>'$.plan' = 'pro' AND session_id = 's9'"),
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE properties->>'$.plan' = 'pro' AND session_id = 's9'"
+        ),
         1
+    );
+}
+
+#[test]
+fn csv_records_are_numbered_by_data_row_not_physical_line() {
+    let ws = Workspace::in_memory().unwrap();
+    let o = import_one(&ws, &fixture("quoted_multiline.csv"), None);
+    assert_eq!(o.rows_loaded, 2);
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT source_line FROM events WHERE event_uuid = 'u2'"
+        ),
+        2
     );
 }
 
@@ -206,8 +288,14 @@ fn posthog_sample_loads_with_counts_from_the_file() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v["uuid"].as_str().map(str::to_string))
         .collect();
-    let identifies = text.lines().filter(|l| l.contains("\"event\":\"$identify\"")).count() as i64;
-    let groupidentifies = text.lines().filter(|l| l.contains("\"event\":\"$groupidentify\"")).count() as i64;
+    let identifies = text
+        .lines()
+        .filter(|l| l.contains("\"event\":\"$identify\""))
+        .count() as i64;
+    let groupidentifies = text
+        .lines()
+        .filter(|l| l.contains("\"event\":\"$groupidentify\""))
+        .count() as i64;
 
     let ws = Workspace::in_memory().unwrap();
     let o = import_one(&ws, &path, None);
@@ -216,15 +304,42 @@ fn posthog_sample_loads_with_counts_from_the_file() {
     assert_eq!(o.rows_read, lines);
     assert_eq!(o.rows_loaded, uuids.len() as u64);
     assert_invariant(&o);
-    assert_eq!(count(&ws, "SELECT count(*) FROM events"), uuids.len() as i64);
+    assert_eq!(
+        count(&ws, "SELECT count(*) FROM events"),
+        uuids.len() as i64
+    );
     // source_line is the line in the file, 1-based, one row per line.
     assert_eq!(count(&ws, "SELECT min(source_line) FROM events"), 1);
-    assert_eq!(count(&ws, "SELECT max(source_line) FROM events"), lines as i64);
-    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE event_kind = 'identify'"), identifies);
+    assert_eq!(
+        count(&ws, "SELECT max(source_line) FROM events"),
+        lines as i64
+    );
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE event_kind = 'identify'"
+        ),
+        identifies
+    );
     // the $identify carries $anon_distinct_id ≠ distinct_id: one identify link
-    assert_eq!(count(&ws, "SELECT count(*) FROM identity_links WHERE link_kind = 'identify'"), identifies);
-    assert_eq!(count(&ws, "SELECT count(*) FROM group_snapshots"), groupidentifies);
-    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE session_id IS NULL AND event_name = '$pageview'"), 0);
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM identity_links WHERE link_kind = 'identify'"
+        ),
+        identifies
+    );
+    assert_eq!(
+        count(&ws, "SELECT count(*) FROM group_snapshots"),
+        groupidentifies
+    );
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE session_id IS NULL AND event_name = '$pageview'"
+        ),
+        0
+    );
     // timestamps are read as UTC instants from their RFC 3339 text
     let first: String = ws
         .conn()
@@ -251,10 +366,22 @@ fn capture_request_dump_is_refused_clearly() {
 fn other_vendors_are_recognised_and_named() {
     let ws = Workspace::in_memory().unwrap();
     for (file, vendor) in [
-        ("amplitude/airbyte-source-amplitude_events.derived.jsonl", "amplitude"),
-        ("mixpanel/mixpanel-go_export_test_extracted.jsonl", "mixpanel"),
-        ("rudderstack/rudder-server_original100.json.gz", "rudderstack"),
-        ("snowplow/dbt-snowplow-web_snowplow_web_events.csv", "snowplow"),
+        (
+            "amplitude/airbyte-source-amplitude_events.derived.jsonl",
+            "amplitude",
+        ),
+        (
+            "mixpanel/mixpanel-go_export_test_extracted.jsonl",
+            "mixpanel",
+        ),
+        (
+            "rudderstack/rudder-server_original100.json.gz",
+            "rudderstack",
+        ),
+        (
+            "snowplow/dbt-snowplow-web_snowplow_web_events.csv",
+            "snowplow",
+        ),
         ("ga4/dbt-ga4_base_events_fixture_extracted.jsonl", "ga4"),
         ("segment/analytics-go_test-enqueue-track.json", "segment"),
     ] {
@@ -266,7 +393,12 @@ fn other_vendors_are_recognised_and_named() {
     assert_eq!(count(&ws, "SELECT count(*) FROM events"), 0);
 }
 
-fn generated(dir: &Path, name: &str, events: usize, seed: u64) -> (PathBuf, stitchbook_engine::generate::GroundTruth) {
+fn generated(
+    dir: &Path,
+    name: &str,
+    events: usize,
+    seed: u64,
+) -> (PathBuf, stitchbook_engine::generate::GroundTruth) {
     let p = dir.join(name);
     let truth = write_posthog_jsonl(
         &p,
@@ -292,8 +424,14 @@ fn generated_files_load_as_their_ground_truth_says() {
         let o = import_one(&ws, &p, None);
         assert_eq!(o.rows_read as usize, truth.lines, "{name}");
         assert_eq!(o.rows_loaded as usize, truth.unique_events, "{name}");
-        assert_eq!(o.rows_duplicate as usize, truth.duplicates_injected, "{name}");
-        assert_eq!(o.rows_quarantined as usize, truth.malformed_injected, "{name}");
+        assert_eq!(
+            o.rows_duplicate as usize, truth.duplicates_injected,
+            "{name}"
+        );
+        assert_eq!(
+            o.rows_quarantined as usize, truth.malformed_injected,
+            "{name}"
+        );
         assert_invariant(&o);
         assert_eq!(
             count(&ws, "SELECT count(*) FROM identity_links") as usize,
@@ -301,12 +439,20 @@ fn generated_files_load_as_their_ground_truth_says() {
             "{name}"
         );
         for (event, n) in &truth.events_by_name {
-            let mut stmt = ws.conn().prepare("SELECT count(*) FROM events WHERE event_name = ?").unwrap();
+            let mut stmt = ws
+                .conn()
+                .prepare("SELECT count(*) FROM events WHERE event_name = ?")
+                .unwrap();
             let got: i64 = stmt.query_row([event], |r| r.get(0)).unwrap();
             assert_eq!(got as usize, *n, "{name}: {event}");
         }
         // Every event of an identified, logged-in person carries its company group.
-        assert!(count(&ws, "SELECT count(*) FROM events WHERE groups->'$.company' IS NOT NULL") > 0);
+        assert!(
+            count(
+                &ws,
+                "SELECT count(*) FROM events WHERE (groups->'$.company') IS NOT NULL"
+            ) > 0
+        );
     }
 }
 
@@ -321,10 +467,16 @@ fn reimport_adds_nothing_and_says_so() {
     let after_second = data_counts(&ws);
     assert_eq!(first.rows_loaded as usize, truth.unique_events);
     assert_eq!(second.rows_loaded, 0);
-    assert_eq!(second.rows_duplicate as usize, truth.unique_events + truth.duplicates_injected);
+    assert_eq!(
+        second.rows_duplicate as usize,
+        truth.unique_events + truth.duplicates_injected
+    );
     assert_invariant(&second);
     assert_eq!(second.identical_to, first.import_id);
-    assert!(second.message.unwrap_or_default().contains("identical to import"));
+    assert!(second
+        .message
+        .unwrap_or_default()
+        .contains("identical to import"));
     assert_eq!(after_first[0], after_second[0], "events unchanged");
     assert_eq!(after_first[1], after_second[1], "identity links unchanged");
 }
@@ -360,7 +512,10 @@ fn cancelled_import_leaves_workspace_unchanged() {
         assert_eq!(report.files[0].status, ImportStatus::Cancelled, "{phase}");
         assert_eq!(data_counts(&ws), before, "{phase}: workspace unchanged");
         assert_eq!(
-            count(&ws, "SELECT count(*) FROM imports WHERE status = 'cancelled'"),
+            count(
+                &ws,
+                "SELECT count(*) FROM imports WHERE status = 'cancelled'"
+            ),
             1,
             "{phase}"
         );
@@ -413,18 +568,31 @@ fn progress_reports_bytes_and_rows() {
     let size = std::fs::metadata(&big).unwrap().len();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
-    let ctx = JobCtx::new(move |ev| s2.lock().unwrap().push(ev.clone()), CancelToken::new());
+    let ctx = JobCtx::new(
+        move |ev| s2.lock().unwrap().push(ev.clone()),
+        CancelToken::new(),
+    );
     let ws = Workspace::in_memory().unwrap();
     import_paths(&ws, &[big], &ImportOptions::default(), &ctx).unwrap();
     let events = seen.lock().unwrap();
-    assert!(matches!(events.first(), Some(JobEvent::Started { files: 1, .. })));
-    assert!(matches!(events.last(), Some(JobEvent::Finished { files: 1 })));
+    assert!(matches!(
+        events.first(),
+        Some(JobEvent::Started { files: 1, .. })
+    ));
+    assert!(matches!(
+        events.last(),
+        Some(JobEvent::Finished { files: 1 })
+    ));
     let last_read = events
         .iter()
         .filter_map(|e| match e {
-            JobEvent::Progress { phase, bytes_done, bytes_total, rows, .. } if phase == "reading" => {
-                Some((*bytes_done, *bytes_total, *rows))
-            }
+            JobEvent::Progress {
+                phase,
+                bytes_done,
+                bytes_total,
+                rows,
+                ..
+            } if phase == "reading" => Some((*bytes_done, *bytes_total, *rows)),
             _ => None,
         })
         .last()
@@ -462,7 +630,10 @@ fn large_and_deep_records_never_panic() {
 
 fn write_parquet(ws: &Workspace, select: &str, out: &Path) {
     ws.conn()
-        .execute(&format!("COPY ({select}) TO '{}' (FORMAT parquet)", out.display()), [])
+        .execute(
+            &format!("COPY ({select}) TO '{}' (FORMAT parquet)", out.display()),
+            [],
+        )
         .unwrap();
 }
 
@@ -481,13 +652,27 @@ fn posthog_parquet_and_csv_load_and_dedupe_across_imports() {
     let csv = dir.path().join("events.csv");
     scratch
         .conn()
-        .execute(&format!("COPY ({select}) TO '{}' (HEADER, DELIMITER ',')", csv.display()), [])
+        .execute(
+            &format!(
+                "COPY ({select}) TO '{}' (HEADER, DELIMITER ',')",
+                csv.display()
+            ),
+            [],
+        )
         .unwrap();
 
     let ws = Workspace::in_memory().unwrap();
     let a = import_one(&ws, &pq, None);
-    assert_eq!((a.vendor.as_deref(), a.container.as_deref()), (Some("posthog"), Some("parquet")));
-    assert_eq!((a.rows_read, a.rows_loaded, a.rows_quarantined), (82, 82, 0), "{:?}", a.message);
+    assert_eq!(
+        (a.vendor.as_deref(), a.container.as_deref()),
+        (Some("posthog"), Some("parquet"))
+    );
+    assert_eq!(
+        (a.rows_read, a.rows_loaded, a.rows_quarantined),
+        (82, 82, 0),
+        "{:?}",
+        a.message
+    );
     // Same instants as the JSON lines sample.
     let first: String = ws
         .conn()
@@ -499,13 +684,30 @@ fn posthog_parquet_and_csv_load_and_dedupe_across_imports() {
         .unwrap();
     assert_eq!(first, "2023-09-15T09:15:02.325000");
     let b = import_one(&ws, &csv, None);
-    assert_eq!((b.vendor.as_deref(), b.container.as_deref()), (Some("posthog"), Some("csv")));
-    assert_eq!((b.rows_read, b.rows_loaded, b.rows_duplicate), (82, 0, 82), "{:?}", b.message);
+    assert_eq!(
+        (b.vendor.as_deref(), b.container.as_deref()),
+        (Some("posthog"), Some("csv"))
+    );
+    assert_eq!(
+        (b.rows_read, b.rows_loaded, b.rows_duplicate),
+        (82, 0, 82),
+        "{:?}",
+        b.message
+    );
     let c = import_one(&ws, &sample, None);
     assert_eq!((c.rows_loaded, c.rows_duplicate), (0, 82));
     assert_eq!(count(&ws, "SELECT count(*) FROM events"), 82);
     // properties parsed from text in both containers
-    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE session_id IS NOT NULL"), count(&ws, "SELECT count(*) FROM events WHERE properties->>'$.\"$session_id\"' IS NOT NULL"));
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE session_id IS NOT NULL"
+        ),
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE properties->>'$.\"$session_id\"' IS NOT NULL"
+        )
+    );
 }
 
 #[test]
@@ -514,8 +716,18 @@ fn parquet_with_the_wrong_schema_is_refused() {
     let ws = Workspace::in_memory().unwrap();
     let pq = dir.path().join("wrong.parquet");
     write_parquet(&ws, "SELECT 1 AS id, 'x' AS name", &pq);
-    check_case("wrong schema parquet", &pq, Some("posthog"), Expect::Fails("missing uuid"));
-    check_case("unknown parquet", &pq, None, Expect::Fails("could not recognise"));
+    check_case(
+        "wrong schema parquet",
+        &pq,
+        Some("posthog"),
+        Expect::Fails("missing uuid"),
+    );
+    check_case(
+        "unknown parquet",
+        &pq,
+        None,
+        Expect::Fails("could not recognise"),
+    );
 }
 
 #[test]
@@ -548,15 +760,51 @@ fn generic_csv_and_parquet_with_a_mapping() {
     let r = import_paths(&ws, &[csv.clone()], &opts, &JobCtx::silent()).unwrap();
     let o = &r.files[0];
     assert_eq!(o.vendor.as_deref(), Some("generic"));
-    assert_eq!((o.rows_read, o.rows_loaded, o.rows_duplicate, o.rows_quarantined), (6, 3, 1, 2), "{:?}", o.message);
-    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE user_id = 'u-1'"), 2);
-    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE distinct_id = 'dev-1'"), 1);
-    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE properties->>'$.plan' = 'pro'"), 1);
-    assert_eq!(count(&ws, "SELECT count(*) FROM events WHERE properties->>'$.action' IS NOT NULL"), 0, "mapped columns are not repeated in properties");
+    assert_eq!(
+        (
+            o.rows_read,
+            o.rows_loaded,
+            o.rows_duplicate,
+            o.rows_quarantined
+        ),
+        (6, 3, 1, 2),
+        "{:?}",
+        o.message
+    );
+    assert_eq!(
+        count(&ws, "SELECT count(*) FROM events WHERE user_id = 'u-1'"),
+        2
+    );
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE distinct_id = 'dev-1'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE properties->>'$.plan' = 'pro'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE properties->>'$.action' IS NOT NULL"
+        ),
+        0,
+        "mapped columns are not repeated in properties"
+    );
     assert_eq!(count(&ws, "SELECT count(*) FROM identity_links WHERE link_kind = 'device_user_pair' AND from_id = 'dev-1' AND to_id = 'u-1'"), 1);
     let ts: String = ws
         .conn()
-        .query_row("SELECT strftime(ts_utc, '%Y-%m-%dT%H:%M:%S') FROM events WHERE event_uuid = 'e1'", [], |r| r.get(0))
+        .query_row(
+            "SELECT strftime(ts_utc, '%Y-%m-%dT%H:%M:%S') FROM events WHERE event_uuid = 'e1'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(ts, "2024-03-01T10:00:00");
 
@@ -570,8 +818,21 @@ fn generic_csv_and_parquet_with_a_mapping() {
     let ws2 = Workspace::in_memory().unwrap();
     let r = import_paths(&ws2, &[pq], &opts, &JobCtx::silent()).unwrap();
     let o = &r.files[0];
-    assert_eq!((o.rows_read, o.rows_loaded, o.rows_duplicate, o.rows_quarantined), (5, 3, 1, 1), "{:?}", o.message);
-    assert_eq!(count(&ws2, "SELECT count(*) FROM events WHERE session_id = 's2'"), 1);
+    assert_eq!(
+        (
+            o.rows_read,
+            o.rows_loaded,
+            o.rows_duplicate,
+            o.rows_quarantined
+        ),
+        (5, 3, 1, 1),
+        "{:?}",
+        o.message
+    );
+    assert_eq!(
+        count(&ws2, "SELECT count(*) FROM events WHERE session_id = 's2'"),
+        1
+    );
 
     // A mapping naming a column the file lacks is refused with the column's name.
     let bad = ColumnMapping {
@@ -589,7 +850,11 @@ fn generic_csv_and_parquet_with_a_mapping() {
     )
     .unwrap();
     assert_eq!(r.files[0].status, ImportStatus::Failed);
-    assert!(r.files[0].message.clone().unwrap_or_default().contains("missing session"));
+    assert!(r.files[0]
+        .message
+        .clone()
+        .unwrap_or_default()
+        .contains("missing session"));
 }
 
 #[test]
@@ -598,17 +863,40 @@ fn folders_are_read_recursively_and_each_file_accounted() {
     let sub = dir.path().join("exports/2024/03");
     std::fs::create_dir_all(&sub).unwrap();
     std::fs::copy(fixture("crlf.jsonl"), sub.join("a.jsonl")).unwrap();
-    std::fs::copy(fixture("bad_timestamp.jsonl"), dir.path().join("exports/b.jsonl")).unwrap();
-    std::fs::copy(fixture("unknown_vendor.jsonl"), dir.path().join("exports/c.jsonl")).unwrap();
+    std::fs::copy(
+        fixture("bad_timestamp.jsonl"),
+        dir.path().join("exports/b.jsonl"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture("unknown_vendor.jsonl"),
+        dir.path().join("exports/c.jsonl"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("exports/.DS_Store"), "junk").unwrap();
     let ws = Workspace::in_memory().unwrap();
-    let r = import_paths(&ws, &[dir.path().join("exports")], &ImportOptions::default(), &JobCtx::silent()).unwrap();
+    let r = import_paths(
+        &ws,
+        &[dir.path().join("exports")],
+        &ImportOptions::default(),
+        &JobCtx::silent(),
+    )
+    .unwrap();
     assert_eq!(r.files.len(), 3);
     let statuses: Vec<_> = r.files.iter().map(|f| f.status).collect();
-    assert_eq!(statuses, vec![ImportStatus::Complete, ImportStatus::Complete, ImportStatus::Failed]);
+    assert_eq!(
+        statuses,
+        vec![
+            ImportStatus::Complete,
+            ImportStatus::Complete,
+            ImportStatus::Failed
+        ]
+    );
     let (read, loaded, dup, quar) = r.totals();
     assert_eq!(read, loaded + dup + quar);
-    assert_eq!(count(&ws, "SELECT count(*) FROM events"), 3 + 1);
+    // b.jsonl's first event has the same uuid as a.jsonl's: a duplicate across files.
+    assert_eq!((read, loaded, dup, quar), (6, 3, 1, 2));
+    assert_eq!(count(&ws, "SELECT count(*) FROM events"), 3);
 }
 
 #[test]

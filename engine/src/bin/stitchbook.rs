@@ -7,11 +7,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use stitchbook_engine::generate::{write_posthog_jsonl, GenerateOptions};
 use stitchbook_engine::info::workspace_info;
-use stitchbook_engine::ingest::{import_paths, ColumnMapping, FormatOverride, ImportOptions, ImportStatus};
+use stitchbook_engine::ingest::{
+    import_paths, ColumnMapping, FormatOverride, ImportOptions, ImportStatus,
+};
 use stitchbook_engine::{CancelToken, EngineError, JobCtx, JobEvent, Workspace};
 
 #[derive(Parser)]
-#[command(name = "stitchbook", version, about = "Open product-analytics exports locally: load, model, answer, audit.")]
+#[command(
+    name = "stitchbook",
+    version,
+    about = "Open product-analytics exports locally: load, model, answer, audit."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -142,7 +148,10 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             } else {
                 print_import_table(&report);
             }
-            let failed = report.files.iter().any(|f| f.status == ImportStatus::Failed);
+            let failed = report
+                .files
+                .iter()
+                .any(|f| f.status == ImportStatus::Failed);
             Ok(if report.cancelled {
                 ExitCode::from(130)
             } else if failed {
@@ -151,7 +160,11 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Info { workspace, json, top } => {
+        Command::Info {
+            workspace,
+            json,
+            top,
+        } => {
             if !workspace.exists() {
                 return Err(EngineError::unreadable(&workspace, "no such workspace"));
             }
@@ -176,8 +189,15 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 println!("{}", to_json(&rows)?);
             } else {
                 for r in &rows {
-                    println!("#{} {}:{}  {}", r.import_id, r.source_file, r.source_line, r.reason);
-                    println!("    {}{}", r.raw, if r.truncated { " …(truncated)" } else { "" });
+                    println!(
+                        "#{} {}:{}  {}",
+                        r.import_id, r.source_file, r.source_line, r.reason
+                    );
+                    println!(
+                        "    {}{}",
+                        r.raw,
+                        if r.truncated { " …(truncated)" } else { "" }
+                    );
                 }
                 if rows.is_empty() {
                     println!("no quarantined records");
@@ -218,7 +238,13 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
-            which: BenchCommand::Import { events, seed, dir, json },
+            which:
+                BenchCommand::Import {
+                    events,
+                    seed,
+                    dir,
+                    json,
+                },
         } => {
             let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("stitchbook-bench"));
             eprintln!("generating {events} events in {} ...", dir.display());
@@ -228,12 +254,30 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             } else {
                 println!("events                 {}", r.events);
                 println!("file size              {:.1} MB", r.file_bytes as f64 / 1e6);
-                println!("stitchbook import      {:.2} s  {:.0} events/s  {:.1} MB/s", r.import_secs, r.import_events_per_sec, r.import_mb_per_sec);
-                println!("duckdb read_json       {:.2} s  {:.0} events/s", r.duckdb_read_json_secs, r.duckdb_events_per_sec);
-                println!("ratio to duckdb        {:.2} (goal >= 0.8)", r.ratio_to_duckdb);
-                println!("peak RSS after import  {:.0} MB", r.peak_rss_after_import_mb);
-                println!("peak RSS after duckdb  {:.0} MB", r.peak_rss_after_duckdb_mb);
-                println!("loaded/dup/quarantined {}/{}/{}", r.loaded, r.duplicates, r.quarantined);
+                println!(
+                    "stitchbook import      {:.2} s  {:.0} events/s  {:.1} MB/s",
+                    r.import_secs, r.import_events_per_sec, r.import_mb_per_sec
+                );
+                println!(
+                    "duckdb read_json       {:.2} s  {:.0} events/s",
+                    r.duckdb_read_json_secs, r.duckdb_events_per_sec
+                );
+                println!(
+                    "ratio to duckdb        {:.2} (goal >= 0.8)",
+                    r.ratio_to_duckdb
+                );
+                println!(
+                    "peak RSS after import  {:.0} MB",
+                    r.peak_rss_after_import_mb
+                );
+                println!(
+                    "peak RSS after duckdb  {:.0} MB",
+                    r.peak_rss_after_duckdb_mb
+                );
+                println!(
+                    "loaded/dup/quarantined {}/{}/{}",
+                    r.loaded, r.duplicates, r.quarantined
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -253,7 +297,11 @@ fn progress(ev: &JobEvent, tty: bool) {
         ..
     } = ev
     {
-        let frac = if *bytes_total > 0 { *bytes_done as f64 / *bytes_total as f64 } else { 0.0 };
+        let frac = if *bytes_total > 0 {
+            *bytes_done as f64 / *bytes_total as f64
+        } else {
+            0.0
+        };
         let width = 24;
         let filled = ((frac * width as f64).round() as usize).min(width);
         let name = std::path::Path::new(file)
@@ -274,8 +322,8 @@ fn progress(ev: &JobEvent, tty: bool) {
 
 fn print_import_table(r: &stitchbook_engine::ingest::ImportReport) {
     println!(
-        "{:<42} {:<12} {:<8} {:>9} {:>9} {:>9} {:>9}  {}",
-        "FILE", "VENDOR", "FORMAT", "READ", "LOADED", "DUPS", "QUAR", "STATUS"
+        "{:<42} {:<12} {:<8} {:>9} {:>9} {:>9} {:>9}  STATUS",
+        "FILE", "VENDOR", "FORMAT", "READ", "LOADED", "DUPS", "QUAR"
     );
     for f in &r.files {
         let name = std::path::Path::new(&f.path)
@@ -283,7 +331,9 @@ fn print_import_table(r: &stitchbook_engine::ingest::ImportReport) {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_else(|| f.path.clone());
         let fmt = match (&f.container, &f.compression) {
-            (Some(c), Some(z)) if z != "none" => format!("{c}.{}", if z == "gzip" { "gz" } else { z }),
+            (Some(c), Some(z)) if z != "none" => {
+                format!("{c}.{}", if z == "gzip" { "gz" } else { z })
+            }
             (Some(c), _) => c.clone(),
             _ => "-".into(),
         };
@@ -358,8 +408,8 @@ fn print_info(i: &stitchbook_engine::info::WorkspaceInfo) {
     }
     println!("\nimports");
     println!(
-        "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} {}",
-        "ID", "STATUS", "VENDOR", "READ", "LOADED", "DUPS", "QUAR", "FINISHED", "PATH"
+        "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} PATH",
+        "ID", "STATUS", "VENDOR", "READ", "LOADED", "DUPS", "QUAR", "FINISHED"
     );
     for m in &i.imports {
         println!(

@@ -74,9 +74,15 @@ impl ColumnMapping {
 
     fn mapped_columns(&self) -> Vec<&str> {
         let mut v = vec![self.event.as_str(), self.timestamp.as_str()];
-        for c in [&self.user_id, &self.anon_id, &self.session_id, &self.distinct_id, &self.event_id]
-            .into_iter()
-            .flatten()
+        for c in [
+            &self.user_id,
+            &self.anon_id,
+            &self.session_id,
+            &self.distinct_id,
+            &self.event_id,
+        ]
+        .into_iter()
+        .flatten()
         {
             v.push(c.as_str());
         }
@@ -121,7 +127,11 @@ impl VendorImporter for GenericImporter {
     }
 
     fn required_columns(&self) -> Vec<String> {
-        self.mapping.mapped_columns().into_iter().map(str::to_string).collect()
+        self.mapping
+            .mapped_columns()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
     }
 
     fn events_sql(&self) -> Sql {
@@ -162,7 +172,9 @@ impl VendorImporter for GenericImporter {
             }
             s.bind(c.to_string()).push(", NULL");
         }
-        s.push(")) AS properties, NULL::JSON AS person_properties, NULL::JSON AS groups, raw, CASE ");
+        s.push(
+            ")) AS properties, NULL::JSON AS person_properties, NULL::JSON AS groups, raw, CASE ",
+        );
         s.push("WHEN c_event IS NULL OR json_type(c_event) = 'NULL' THEN 'missing event name column ' || ")
             .bind(format!("\"{}\"", m.event))
             .push(" WHEN ev IS NULL THEN 'the event name must be non-empty text' ");
@@ -206,12 +218,25 @@ mod tests {
     fn bad_mappings_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path().join("m.toml");
-        std::fs::write(&t, "event = \"e\"\ntimestamp = \"t\"\ntimestamp_format = \"guess\"\n").unwrap();
-        assert!(matches!(ColumnMapping::load(&t), Err(EngineError::InvalidMapping { .. })));
+        std::fs::write(
+            &t,
+            "event = \"e\"\ntimestamp = \"t\"\ntimestamp_format = \"guess\"\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            ColumnMapping::load(&t),
+            Err(EngineError::InvalidMapping { .. })
+        ));
         std::fs::write(&t, "event = \"e\"\n").unwrap();
-        assert!(matches!(ColumnMapping::load(&t), Err(EngineError::InvalidMapping { .. })));
+        assert!(matches!(
+            ColumnMapping::load(&t),
+            Err(EngineError::InvalidMapping { .. })
+        ));
         std::fs::write(&t, "event = \"e\"\ntimestamp = \"t\"\ncolour = \"red\"\n").unwrap();
-        assert!(matches!(ColumnMapping::load(&t), Err(EngineError::InvalidMapping { .. })));
+        assert!(matches!(
+            ColumnMapping::load(&t),
+            Err(EngineError::InvalidMapping { .. })
+        ));
     }
 
     #[test]

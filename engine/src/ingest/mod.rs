@@ -262,7 +262,16 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
         });
     }
     let classified = match container {
-        Container::Jsonl => sniff::classify_jsonl(&head),
+        Container::Jsonl => sniff::classify_jsonl(&head).or_else(|| {
+            // The first record may be longer than the sniffed prefix: read it whole.
+            if memchr::memchr(b'\n', &head).is_none() {
+                sniff::first_record(path, phys.compression, reader::MAX_RECORD_BYTES)
+                    .ok()
+                    .and_then(|rec| sniff::classify_jsonl(&rec))
+            } else {
+                None
+            }
+        }),
         Container::Csv => sniff::classify_columns(&sniff::header_columns(&head, b',')),
         Container::Tsv => {
             let cols = sniff::header_columns(&head, b'\t');
@@ -279,13 +288,15 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
                 .collect();
             sniff::classify_columns(&cols)
         }
-        Container::Json => match serde_json::from_slice::<serde_json::Value>(sniff::strip_bom(&head)) {
-            Ok(serde_json::Value::Object(o)) => sniff::classify_keys(&o),
-            Ok(serde_json::Value::Array(a)) => a
-                .iter()
-                .find_map(|v| v.as_object().and_then(sniff::classify_keys)),
-            _ => None,
-        },
+        Container::Json => {
+            match serde_json::from_slice::<serde_json::Value>(sniff::strip_bom(&head)) {
+                Ok(serde_json::Value::Object(o)) => sniff::classify_keys(&o),
+                Ok(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .find_map(|v| v.as_object().and_then(sniff::classify_keys)),
+                _ => None,
+            }
+        }
         Container::Zip => Some((Vendor::Amplitude, RecordKind::Events)),
     };
     match classified {
@@ -304,7 +315,10 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
             let seen = if keys.is_empty() {
                 String::new()
             } else {
-                format!(" (fields seen: {})", keys.iter().take(12).cloned().collect::<Vec<_>>().join(", "))
+                format!(
+                    " (fields seen: {})",
+                    keys.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+                )
             };
             Err(EngineError::unsupported(
                 path,
@@ -317,8 +331,15 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
     }
 }
 
-fn importer_for(path: &Path, d: &Detection, opts: &ImportOptions) -> Result<Box<dyn VendorImporter>> {
-    let readable = matches!(d.container, Container::Jsonl | Container::Csv | Container::Parquet);
+fn importer_for(
+    path: &Path,
+    d: &Detection,
+    opts: &ImportOptions,
+) -> Result<Box<dyn VendorImporter>> {
+    let readable = matches!(
+        d.container,
+        Container::Jsonl | Container::Csv | Container::Parquet
+    );
     match (d.vendor, d.kind) {
         (_, RecordKind::CaptureDump) => Err(EngineError::unsupported(
             path,
@@ -418,7 +439,18 @@ fn import_file(
     }
     let result = detection.and_then(|d| {
         let importer = importer_for(path, &d, opts)?;
-        run_in_transaction(conn, path, &shown, size, &d, importer.as_ref(), opts, ctx, index, &started)
+        run_in_transaction(
+            conn,
+            path,
+            &shown,
+            size,
+            &d,
+            importer.as_ref(),
+            opts,
+            ctx,
+            index,
+            &started,
+        )
     });
     match result {
         Ok((id, c)) => {
@@ -455,16 +487,24 @@ fn import_file(
             // The attempt is logged; the data tables are untouched.
             let sha = reader::hash_file(path).unwrap_or_default();
             let mut s = Sql::new("INSERT INTO imports (path, size_bytes, content_sha256, vendor, container, compression, started_at, finished_at, status, message) VALUES (");
-            s.bind(shown.clone()).push(", ").bind(size as i64).push(", ").bind(sha).push(", ");
+            s.bind(shown.clone())
+                .push(", ")
+                .bind(size as i64)
+                .push(", ")
+                .bind(sha)
+                .push(", ");
             s.bind(opt_value(outcome.vendor.clone())).push(", ");
             s.bind(opt_value(outcome.container.clone())).push(", ");
             s.bind(opt_value(outcome.compression.clone())).push(", ");
             s.bind(started).push("::TIMESTAMPTZ, now(), ");
             s.bind(outcome.status.as_str().to_string()).push(", ");
-            s.bind(opt_value(outcome.message.clone())).push(") RETURNING import_id");
+            s.bind(opt_value(outcome.message.clone()))
+                .push(") RETURNING import_id");
             outcome.import_id = conn
                 .prepare(&s.text)
-                .and_then(|mut st| st.query_row(duckdb::params_from_iter(s.params.iter()), |r| r.get(0)))
+                .and_then(|mut st| {
+                    st.query_row(duckdb::params_from_iter(s.params.iter()), |r| r.get(0))
+                })
                 .ok();
         }
     }
@@ -502,7 +542,9 @@ fn run_in_transaction(
     started: &str,
 ) -> Result<(i64, Counts)> {
     conn.execute_batch("BEGIN TRANSACTION")?;
-    let r = run_pipeline(conn, path, shown, size, d, importer, opts, ctx, index, started);
+    let r = run_pipeline(
+        conn, path, shown, size, d, importer, opts, ctx, index, started,
+    );
     let r = r.and_then(|v| {
         ctx.cancel.check()?;
         conn.execute_batch("COMMIT")?;
@@ -552,7 +594,8 @@ fn run_pipeline(
     index: usize,
     started: &str,
 ) -> Result<(i64, Counts)> {
-    let interrupted = |e: duckdb::Error| EngineError::from(e).cancelled_if(ctx.cancel.is_cancelled());
+    let interrupted =
+        |e: duckdb::Error| EngineError::from(e).cancelled_if(ctx.cancel.is_cancelled());
     let import_id: i64 = conn.query_row("SELECT nextval('import_id_seq')", [], |r| r.get(0))?;
     conn.execute_batch(reader::STAGING_DDL)?;
     let label = ProgressLabel {
@@ -576,8 +619,14 @@ fn run_pipeline(
                 path,
                 format!(
                     "the {} columns do not match a {} export: missing {} (found: {})",
-                    if d.container == Container::Parquet { "Parquet" } else { "header's" },
-                    Vendor::parse(importer.vendor()).map(Vendor::display).unwrap_or("generic"),
+                    if d.container == Container::Parquet {
+                        "Parquet"
+                    } else {
+                        "header's"
+                    },
+                    Vendor::parse(importer.vendor())
+                        .map(Vendor::display)
+                        .unwrap_or("generic"),
                     missing.join(", "),
                     cols.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
                 ),
@@ -585,7 +634,10 @@ fn run_pipeline(
         }
     }
     if stats.records == 0 {
-        return Err(EngineError::unreadable(path, "the file contains no records"));
+        return Err(EngineError::unreadable(
+            path,
+            "the file contains no records",
+        ));
     }
     ctx.cancel.check()?;
     let phase = |p: &str, rows: u64| {
@@ -628,13 +680,23 @@ fn run_pipeline(
          WHERE s.rn = 1 AND NOT EXISTS (
              SELECT 1 FROM events e WHERE e.source_vendor = ",
     );
-    dd.bind(importer.vendor()).push(" AND e.dedupe_key = s.dedupe_key)");
+    dd.bind(importer.vendor())
+        .push(" AND e.dedupe_key = s.dedupe_key)");
     dd.execute(conn).map_err(interrupted)?;
     ctx.cancel.check()?;
 
-    let q_json = count(conn, "SELECT count(*) FROM stg_json WHERE reason IS NOT NULL")?;
-    let q_map = count(conn, "SELECT count(*) FROM stg_events WHERE reject_reason IS NOT NULL")?;
-    let ok = count(conn, "SELECT count(*) FROM stg_events WHERE reject_reason IS NULL")?;
+    let q_json = count(
+        conn,
+        "SELECT count(*) FROM stg_json WHERE reason IS NOT NULL",
+    )?;
+    let q_map = count(
+        conn,
+        "SELECT count(*) FROM stg_events WHERE reject_reason IS NOT NULL",
+    )?;
+    let ok = count(
+        conn,
+        "SELECT count(*) FROM stg_events WHERE reject_reason IS NULL",
+    )?;
     let loaded = count(conn, "SELECT count(*) FROM stg_loaded")?;
     let quarantined = q_json + q_map;
     let duplicate = ok - loaded.min(ok);
@@ -648,46 +710,76 @@ fn run_pipeline(
     phase("writing", loaded);
     let vendor = importer.vendor();
     let mut q = Sql::new("INSERT INTO quarantine SELECT ");
-    q.bind(import_id).push(", ").bind(shown.to_string()).push(", line, reason, left(raw, ");
+    q.bind(import_id)
+        .push(", ")
+        .bind(shown.to_string())
+        .push(", line, reason, left(raw, ");
     q.push(&QUARANTINE_RAW_CHARS.to_string());
     q.push("), raw_len FROM stg_json WHERE reason IS NOT NULL UNION ALL SELECT ");
-    q.bind(import_id).push(", ").bind(shown.to_string()).push(", line, reject_reason, left(raw, ");
+    q.bind(import_id)
+        .push(", ")
+        .bind(shown.to_string())
+        .push(", line, reject_reason, left(raw, ");
     q.push(&QUARANTINE_RAW_CHARS.to_string());
     q.push("), strlen(raw) FROM stg_events WHERE reject_reason IS NOT NULL");
     q.execute(conn).map_err(interrupted)?;
 
     let mut ins = Sql::new("INSERT INTO events SELECT ");
-    ins.bind(vendor).push(", ").bind(shown.to_string()).push(", line, ").bind(import_id);
+    ins.bind(vendor)
+        .push(", ")
+        .bind(shown.to_string())
+        .push(", line, ")
+        .bind(import_id);
     ins.push(", event_uuid, dedupe_key, event_name, event_kind, ts_utc, received_at_utc, distinct_id, user_id, anon_id, session_id, vendor_person_id, properties, person_properties, groups, CASE WHEN ");
-    ins.bind(opts.keep_raw).push(" THEN raw::JSON END FROM stg_loaded ORDER BY line");
+    ins.bind(opts.keep_raw)
+        .push(" THEN raw::JSON END FROM stg_loaded ORDER BY line");
     ins.execute(conn).map_err(interrupted)?;
     ctx.cancel.check()?;
 
     let mut links = 0u64;
     if let Some(sub) = importer.links_sql() {
         let mut l = Sql::new("INSERT INTO identity_links SELECT ");
-        l.bind(vendor).push(", from_id, to_id, link_kind, ts_utc, ").bind(shown.to_string());
-        l.push(", line, ").bind(import_id).push(", event_uuid FROM (");
+        l.bind(vendor)
+            .push(", from_id, to_id, link_kind, ts_utc, ")
+            .bind(shown.to_string());
+        l.push(", line, ")
+            .bind(import_id)
+            .push(", event_uuid FROM (");
         l.embed(&sub).push(")");
         links = l.execute(conn).map_err(interrupted)? as u64;
     }
     if let Some(sub) = importer.groups_sql() {
         let mut g = Sql::new("INSERT INTO group_snapshots SELECT ");
-        g.bind(vendor).push(", group_type, group_key, props, as_of, ").bind(shown.to_string());
+        g.bind(vendor)
+            .push(", group_type, group_key, props, as_of, ")
+            .bind(shown.to_string());
         g.push(", line, ").bind(import_id).push(" FROM (");
         g.embed(&sub).push(")");
         g.execute(conn).map_err(interrupted)?;
     }
 
     let mut imp = Sql::new("INSERT INTO imports VALUES (");
-    imp.bind(import_id).push(", ").bind(shown.to_string()).push(", ").bind(size as i64).push(", ");
-    imp.bind(stats.sha256.clone()).push(", ").bind(d.vendor.as_str()).push(", ");
-    imp.bind(d.container.as_str()).push(", ").bind(d.compression.as_str()).push(", ");
-    imp.bind(opt_value(opts.format.as_ref().map(|f| format!("{f:?}")))).push(", ");
+    imp.bind(import_id)
+        .push(", ")
+        .bind(shown.to_string())
+        .push(", ")
+        .bind(size as i64)
+        .push(", ");
+    imp.bind(stats.sha256.clone())
+        .push(", ")
+        .bind(d.vendor.as_str())
+        .push(", ");
+    imp.bind(d.container.as_str())
+        .push(", ")
+        .bind(d.compression.as_str())
+        .push(", ");
+    imp.bind(opt_value(opts.format.as_ref().map(|f| format!("{f:?}"))))
+        .push(", ");
     for n in [stats.records, loaded, duplicate, quarantined, links] {
         imp.bind(n as i64).push(", ");
     }
-    imp.bind(started.to_string()).push("::TIMESTAMPTZ, now(), 'complete', NULL)");
+    imp.bind(started.to_string())
+        .push("::TIMESTAMPTZ, now(), 'complete', NULL)");
     imp.execute(conn)?;
     Ok((
         import_id,

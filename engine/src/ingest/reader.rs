@@ -100,7 +100,10 @@ pub fn stage_file(
         Container::Parquet => stage_parquet(conn, path, ctx, label),
         Container::Json | Container::Zip => Err(EngineError::unsupported(
             path,
-            format!("{} files are not read by this importer", phys.container.as_str()),
+            format!(
+                "{} files are not read by this importer",
+                phys.container.as_str()
+            ),
         )),
     }
 }
@@ -198,9 +201,16 @@ fn stage_lines(
         }
         records += 1;
         append_record(&mut app, line_no, line)?;
-        if records % 8192 == 0 {
+        if records.is_multiple_of(8192) {
             ctx.cancel.check()?;
-            report(ctx, label, "reading", reader.get_ref().tap().bytes, records, false);
+            report(
+                ctx,
+                label,
+                "reading",
+                reader.get_ref().tap().bytes,
+                records,
+                false,
+            );
         }
     }
     app.flush()?;
@@ -240,7 +250,8 @@ fn append_record(app: &mut duckdb::Appender<'_>, line_no: i64, bytes: &[u8]) -> 
         }
         Err(e) => {
             let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1);
-            let lossy = String::from_utf8_lossy(&bytes[..bytes.len().min(QUARANTINE_RAW_CHARS * 4)]);
+            let lossy =
+                String::from_utf8_lossy(&bytes[..bytes.len().min(QUARANTINE_RAW_CHARS * 4)]);
             app.append_row(duckdb::params![
                 line_no,
                 truncate_chars(&lossy, QUARANTINE_RAW_CHARS),
@@ -252,7 +263,14 @@ fn append_record(app: &mut duckdb::Appender<'_>, line_no: i64, bytes: &[u8]) -> 
     Ok(())
 }
 
-fn report(ctx: &JobCtx, label: &ProgressLabel<'_>, phase: &str, bytes: u64, rows: u64, force: bool) {
+fn report(
+    ctx: &JobCtx,
+    label: &ProgressLabel<'_>,
+    phase: &str,
+    bytes: u64,
+    rows: u64,
+    force: bool,
+) {
     ctx.emit(
         JobEvent::Progress {
             file: label.file.to_string(),
@@ -285,7 +303,10 @@ fn stage_delimited(
     let csv_err = |records: u64, e: csv::Error| -> EngineError {
         match e.into_kind() {
             csv::ErrorKind::Io(io) => read_error(path, compression, records, io),
-            other => EngineError::unreadable(path, format!("CSV error after record {records}: {other:?}")),
+            other => EngineError::unreadable(
+                path,
+                format!("CSV error after record {records}: {other:?}"),
+            ),
         }
     };
     let has = rdr.read_byte_record(&mut rec).map_err(|e| csv_err(0, e))?;
@@ -296,7 +317,10 @@ fn stage_delimited(
     for (i, f) in rec.iter().enumerate() {
         let f = if i == 0 { strip_bom(f) } else { f };
         let name = std::str::from_utf8(f).map_err(|_| {
-            EngineError::unreadable(path, format!("the header's column {} is not valid UTF-8", i + 1))
+            EngineError::unreadable(
+                path,
+                format!("the header's column {} is not valid UTF-8", i + 1),
+            )
         })?;
         header.push(name.trim().to_string());
     }
@@ -304,18 +328,27 @@ fn stage_delimited(
     let mut records: u64 = 0;
     let sep = if delimiter == b'\t' { "\t" } else { "," };
     loop {
-        let has = rdr.read_byte_record(&mut rec).map_err(|e| csv_err(records, e))?;
+        let has = rdr
+            .read_byte_record(&mut rec)
+            .map_err(|e| csv_err(records, e))?;
         if !has {
             break;
         }
-        if rec.len() == 1 && rec.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace)) {
+        if rec.len() == 1
+            && rec
+                .get(0)
+                .is_some_and(|f| f.iter().all(u8::is_ascii_whitespace))
+        {
             continue;
         }
         records += 1;
         let line_no = records as i64;
         let joined_len: usize = rec.iter().map(|f| f.len() + 1).sum();
         if rec.len() != header.len() {
-            let raw: Vec<String> = rec.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+            let raw: Vec<String> = rec
+                .iter()
+                .map(|f| String::from_utf8_lossy(f).into_owned())
+                .collect();
             let raw = raw.join(sep);
             let reason = format!(
                 "expected {} fields as in the header, found {}",
@@ -348,8 +381,10 @@ fn stage_delimited(
                     append_record(&mut app, line_no, text.as_bytes())?;
                 }
                 Some(i) => {
-                    let raw: Vec<String> =
-                        rec.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+                    let raw: Vec<String> = rec
+                        .iter()
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect();
                     let raw = raw.join(sep);
                     let reason = format!("invalid UTF-8 in column \"{}\"", header[i]);
                     app.append_row(duckdb::params![
@@ -361,14 +396,28 @@ fn stage_delimited(
                 }
             }
         }
-        if records % 8192 == 0 {
+        if records.is_multiple_of(8192) {
             ctx.cancel.check()?;
-            report(ctx, label, "reading", rdr.get_ref().tap().bytes, records, false);
+            report(
+                ctx,
+                label,
+                "reading",
+                rdr.get_ref().tap().bytes,
+                records,
+                false,
+            );
         }
     }
     app.flush()?;
     drop(app);
-    report(ctx, label, "reading", rdr.get_ref().tap().bytes, records, true);
+    report(
+        ctx,
+        label,
+        "reading",
+        rdr.get_ref().tap().bytes,
+        records,
+        true,
+    );
     let sha256 = rdr
         .into_inner()
         .into_tap()
@@ -386,7 +435,9 @@ pub fn parquet_columns(conn: &Connection, path: &Path) -> Result<Vec<(String, St
     let p = path.to_string_lossy().to_string();
     let mut stmt = conn.prepare("DESCRIBE SELECT * FROM read_parquet(?)")?;
     let rows = stmt
-        .query_map([&p], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .query_map([&p], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
         .and_then(|it| it.collect::<duckdb::Result<Vec<_>>>())
         .map_err(|e| EngineError::unreadable(path, format!("not a readable Parquet file ({e})")))?;
     Ok(rows)
@@ -400,7 +451,10 @@ fn stage_parquet(
 ) -> Result<ReadStats> {
     let cols = parquet_columns(conn, path)?;
     if cols.is_empty() {
-        return Err(EngineError::unreadable(path, "the Parquet file has no columns"));
+        return Err(EngineError::unreadable(
+            path,
+            "the Parquet file has no columns",
+        ));
     }
     report(ctx, label, "reading parquet", 0, 0, true);
     let mut sql = crate::sql::Sql::new(

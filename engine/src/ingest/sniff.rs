@@ -216,7 +216,8 @@ pub fn physical(path: &Path) -> Result<(Physical, Vec<u8>)> {
         b'{' => {
             // One record per line, or a single pretty-printed document?
             let line = first_line(&body[first..]);
-            if serde_json::from_slice::<Value>(line).is_ok() || !looks_multiline_doc(&body[first..]) {
+            if serde_json::from_slice::<Value>(line).is_ok() || !looks_multiline_doc(&body[first..])
+            {
                 Container::Jsonl
             } else {
                 Container::Json
@@ -267,7 +268,31 @@ fn looks_multiline_doc(b: &[u8]) -> bool {
     let line = first_line(b);
     let rest = &b[(line.len() + 1).min(b.len())..];
     line.iter().filter(|c| !c.is_ascii_whitespace()).count() <= 2
-        && rest.first().is_some_and(|c| *c == b' ' || *c == b'\t' || *c == b'"')
+        && rest
+            .first()
+            .is_some_and(|c| *c == b' ' || *c == b'\t' || *c == b'"')
+}
+
+/// The first non-blank line of a (possibly gzip) JSON-lines file, read whole up to `limit`
+/// bytes: for sniffing records longer than the prefix.
+pub fn first_record(path: &Path, compression: Compression, limit: usize) -> Result<Vec<u8>> {
+    use std::io::BufRead;
+    let f = File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let inner: Box<dyn Read> = match compression {
+        Compression::Gzip => Box::new(MultiGzDecoder::new(f)),
+        Compression::None => Box::new(f),
+    };
+    let mut r = std::io::BufReader::new(inner.take(limit as u64));
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = r
+            .read_until(b'\n', &mut line)
+            .map_err(|e| EngineError::io(path, e))?;
+        if n == 0 || !line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(line);
+        }
+    }
 }
 
 /// Which vendor and record kind a JSON record's keys say it is.
@@ -315,7 +340,9 @@ pub fn classify_keys(obj: &Map<String, Value>) -> Option<(Vendor, RecordKind)> {
             (Vendor::Segment, RecordKind::Events)
         });
     }
-    if obj.keys().any(|k| k.starts_with("context_")) && obj.get("received_at").is_some_and(Value::is_number) {
+    if obj.keys().any(|k| k.starts_with("context_"))
+        && obj.get("received_at").is_some_and(Value::is_number)
+    {
         return Some((Vendor::RudderStack, RecordKind::Events));
     }
     if has("event")
@@ -352,11 +379,13 @@ pub fn classify_columns(cols: &[String]) -> Option<(Vendor, RecordKind)> {
         return Some((Vendor::Amplitude, RecordKind::Events));
     }
     if has("anonymous_id") && has("received_at") && has("id") {
-        return Some(if lower.iter().any(|c| c == "channel" || c == "event_text") {
-            (Vendor::RudderStack, RecordKind::Events)
-        } else {
-            (Vendor::Segment, RecordKind::Events)
-        });
+        return Some(
+            if lower.iter().any(|c| c == "channel" || c == "event_text") {
+                (Vendor::RudderStack, RecordKind::Events)
+            } else {
+                (Vendor::Segment, RecordKind::Events)
+            },
+        );
     }
     classify_keys(&obj)
 }
@@ -377,13 +406,67 @@ pub fn classify_jsonl(text: &[u8]) -> Option<(Vendor, RecordKind)> {
         if seen > 50 {
             break;
         }
-        if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(line) {
-            if let Some(c) = classify_keys(&obj) {
-                return Some(c);
-            }
+        let obj = match serde_json::from_slice::<Value>(line) {
+            Ok(Value::Object(obj)) => obj,
+            // A record longer than the sniffed prefix, or nested deeper than serde_json
+            // allows: judge by its top-level key names.
+            _ => top_level_keys(line)
+                .into_iter()
+                .map(|k| (k, Value::Null))
+                .collect(),
+        };
+        if let Some(c) = classify_keys(&obj) {
+            return Some(c);
         }
     }
     None
+}
+
+/// Key names at depth 1 of a JSON object, read by a byte scanner that tolerates truncated
+/// input and any nesting depth. Non-object input gives no keys.
+pub fn top_level_keys(b: &[u8]) -> Vec<String> {
+    let mut keys = Vec::new();
+    let start = b.iter().position(|c| !c.is_ascii_whitespace());
+    if start.map(|i| b[i]) != Some(b'{') {
+        return keys;
+    }
+    let mut depth = 0usize;
+    let mut i = start.unwrap_or(0);
+    let mut expect_key = false;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                // Scan the string.
+                let s = i + 1;
+                let mut j = s;
+                while j < b.len() && b[j] != b'"' {
+                    if b[j] == b'\\' {
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                if j >= b.len() {
+                    break;
+                }
+                if depth == 1 && expect_key {
+                    if let Ok(Value::String(k)) = serde_json::from_slice::<Value>(&b[i..=j]) {
+                        keys.push(k);
+                    }
+                    expect_key = false;
+                }
+                i = j;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                expect_key = depth == 1;
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' if depth == 1 => expect_key = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    keys
 }
 
 /// Column names of the first line of delimited text.
@@ -421,24 +504,41 @@ mod tests {
 
     #[test]
     fn posthog_event_keys() {
-        let o = obj(json!({"uuid": "u", "event": "e", "distinct_id": "d", "timestamp": "t", "properties": {}}));
-        assert_eq!(classify_keys(&o), Some((Vendor::PostHog, RecordKind::Events)));
+        let o = obj(
+            json!({"uuid": "u", "event": "e", "distinct_id": "d", "timestamp": "t", "properties": {}}),
+        );
+        assert_eq!(
+            classify_keys(&o),
+            Some((Vendor::PostHog, RecordKind::Events))
+        );
     }
 
     #[test]
     fn segment_vs_rudder() {
         let s = obj(json!({"type": "track", "messageId": "m", "event": "x"}));
-        assert_eq!(classify_keys(&s), Some((Vendor::Segment, RecordKind::Events)));
+        assert_eq!(
+            classify_keys(&s),
+            Some((Vendor::Segment, RecordKind::Events))
+        );
         let r = obj(json!({"type": "track", "messageId": "m", "channel": "sources"}));
-        assert_eq!(classify_keys(&r), Some((Vendor::RudderStack, RecordKind::Events)));
+        assert_eq!(
+            classify_keys(&r),
+            Some((Vendor::RudderStack, RecordKind::Events))
+        );
     }
 
     #[test]
     fn mixpanel_amplitude_ga4() {
         let m = obj(json!({"event": "x", "properties": {"time": 1}}));
-        assert_eq!(classify_keys(&m), Some((Vendor::Mixpanel, RecordKind::Events)));
+        assert_eq!(
+            classify_keys(&m),
+            Some((Vendor::Mixpanel, RecordKind::Events))
+        );
         let a = obj(json!({"event_type": "x", "amplitude_id": 1, "event_time": "t"}));
-        assert_eq!(classify_keys(&a), Some((Vendor::Amplitude, RecordKind::Events)));
+        assert_eq!(
+            classify_keys(&a),
+            Some((Vendor::Amplitude, RecordKind::Events))
+        );
         let g = obj(json!({"event_date": "20240101", "event_timestamp": "1", "event_name": "x"}));
         assert_eq!(classify_keys(&g), Some((Vendor::Ga4, RecordKind::Events)));
     }
@@ -446,7 +546,10 @@ mod tests {
     #[test]
     fn capture_dump_is_recognised() {
         let d = obj(json!({"path": "/e/", "method": "POST", "body": "..", "output": []}));
-        assert_eq!(classify_keys(&d), Some((Vendor::PostHog, RecordKind::CaptureDump)));
+        assert_eq!(
+            classify_keys(&d),
+            Some((Vendor::PostHog, RecordKind::CaptureDump))
+        );
     }
 
     #[test]
@@ -455,7 +558,33 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(classify_columns(&cols), Some((Vendor::Snowplow, RecordKind::Events)));
+        assert_eq!(
+            classify_columns(&cols),
+            Some((Vendor::Snowplow, RecordKind::Events))
+        );
+    }
+
+    #[test]
+    fn top_level_keys_of_truncated_and_deep_records() {
+        let t = br#"{"uuid":"u","event":"e","properties":{"a":{"b":[1,{"c":2}]},"x\"y":1},"distinct_id":"d","timestamp":"2024-01-01T00:00:00Z","blob":"xxxxxxxx"#;
+        assert_eq!(
+            top_level_keys(t),
+            vec![
+                "uuid",
+                "event",
+                "properties",
+                "distinct_id",
+                "timestamp",
+                "blob"
+            ]
+        );
+        let deep = format!(
+            "{{\"k\":{}1{}, \"z\": 2}}",
+            "[".repeat(2000),
+            "]".repeat(2000)
+        );
+        assert_eq!(top_level_keys(deep.as_bytes()), vec!["k", "z"]);
+        assert!(top_level_keys(b"[1,2]").is_empty());
     }
 
     #[test]

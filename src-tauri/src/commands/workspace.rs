@@ -23,7 +23,9 @@ fn ensure_open(state: &AppState) -> Result<(), IpcError> {
 pub fn current_workspace(state: State<'_, AppState>) -> Result<Option<String>, IpcError> {
     ensure_open(&state)?;
     let guard = state.workspace.lock().map_err(|_| lock_error())?;
-    Ok(guard.as_ref().map(|w| w.path().to_string_lossy().to_string()))
+    Ok(guard
+        .as_ref()
+        .map(|w| w.path().to_string_lossy().to_string()))
 }
 
 #[tauri::command]

@@ -1,0 +1,203 @@
+//! CLI runs end to end: the `stitchbook` binary on the committed sample data.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bin() -> PathBuf {
+    // target/<profile>/deps/cli-<hash> → target/<profile>/stitchbook
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let b = dir.join("stitchbook");
+    assert!(b.exists(), "build the CLI first: {}", b.display());
+    b
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn truth(name: &str) -> Value {
+    let p = repo()
+        .join("sample-data/truth")
+        .join(format!("{name}.truth.json"));
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn import_samples_as_json_matches_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("demo.duckdb");
+    let ws_s = ws.to_string_lossy().to_string();
+    let posthog = repo()
+        .join("sample-data/posthog")
+        .to_string_lossy()
+        .to_string();
+    let (code, out, err) = run(&["import", &ws_s, &posthog, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    for f in files {
+        let name = Path::new(f["path"].as_str().unwrap())
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let t = truth(&name);
+        assert_eq!(f["status"], "complete");
+        assert_eq!(f["vendor"], "posthog");
+        assert_eq!(f["rowsRead"], t["lines"], "{name}");
+        assert_eq!(f["rowsLoaded"], t["unique_events"], "{name}");
+        assert_eq!(f["rowsDuplicate"], t["duplicates_injected"], "{name}");
+        assert_eq!(f["rowsQuarantined"], t["malformed_injected"], "{name}");
+    }
+    let gz = files
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with(".gz"))
+        .unwrap();
+    assert_eq!(gz["compression"], "gzip");
+
+    // The generic CSV with its mapping.
+    let csv = repo()
+        .join("sample-data/generic/app_events.csv")
+        .to_string_lossy()
+        .to_string();
+    let mapping = repo()
+        .join("sample-data/generic/app_events.mapping.toml")
+        .to_string_lossy()
+        .to_string();
+    let (code, out, err) = run(&["import", &ws_s, &csv, "--mapping", &mapping, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count() as u64 - 1;
+    assert_eq!(report["files"][0]["rowsLoaded"], rows);
+
+    // info reflects both sources.
+    let (code, out, _) = run(&["info", &ws_s, "--json"]);
+    assert_eq!(code, 0);
+    let info: Value = serde_json::from_str(&out).unwrap();
+    let expected = truth("demo_events.jsonl.gz")["unique_events"]
+        .as_u64()
+        .unwrap()
+        + truth("small_events.jsonl")["unique_events"]
+            .as_u64()
+            .unwrap()
+        + rows;
+    assert_eq!(info["totalEvents"].as_u64().unwrap(), expected);
+    let vendors: Vec<&str> = info["byVendor"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["vendor"].as_str().unwrap())
+        .collect();
+    assert_eq!(vendors, vec!["posthog", "generic"]);
+    assert_eq!(info["imports"].as_array().unwrap().len(), 3);
+
+    // The human table names every file and the totals.
+    let (code, out, _) = run(&["import", &ws_s, &posthog]);
+    assert_eq!(code, 0);
+    assert!(out.contains("demo_events.jsonl.gz"));
+    assert!(out.contains("identical to import #1"));
+    assert!(out.contains("TOTAL (2 files)"));
+}
+
+#[test]
+fn refused_files_exit_nonzero_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("w.duckdb").to_string_lossy().to_string();
+    let bad = dir.path().join("letter.txt");
+    std::fs::write(&bad, "hello, world\n").unwrap();
+    let (code, out, _) = run(&["import", &ws, &bad.to_string_lossy()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("letter.txt"));
+    assert!(out.contains("could not recognise"));
+
+    let (code, _, err) = run(&["import", &ws, "/no/such/file.jsonl"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/no/such/file.jsonl"));
+
+    let (code, _, err) = run(&["import", &ws, &bad.to_string_lossy(), "--format", "excel"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown format"));
+}
+
+#[test]
+fn generate_then_quarantine_lists_the_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g.jsonl");
+    let out_s = out.to_string_lossy().to_string();
+    let (code, _, err) = run(&[
+        "generate",
+        "--events",
+        "300",
+        "--seed",
+        "4",
+        "--malformed",
+        "0.05",
+        "--out",
+        &out_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let t: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{out_s}.truth.json")).unwrap())
+            .unwrap();
+    let ws = dir.path().join("w.duckdb").to_string_lossy().to_string();
+    let (code, _, _) = run(&["import", &ws, &out_s]);
+    assert_eq!(code, 0);
+    let (code, listing, _) = run(&["quarantine", &ws, "--json", "--limit", "1000"]);
+    assert_eq!(code, 0);
+    let rows: Value = serde_json::from_str(&listing).unwrap();
+    assert_eq!(
+        rows.as_array().unwrap().len() as u64,
+        t["malformed_injected"].as_u64().unwrap()
+    );
+    assert!(rows[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid JSON"));
+    // Same seed, same bytes.
+    let again = dir.path().join("g2.jsonl");
+    run(&[
+        "generate",
+        "--events",
+        "300",
+        "--seed",
+        "4",
+        "--malformed",
+        "0.05",
+        "--out",
+        &again.to_string_lossy(),
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+}
+
+#[test]
+fn newer_workspace_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("w.duckdb");
+    {
+        let w = stitchbook_engine::Workspace::open(&ws).unwrap();
+        w.conn()
+            .execute(
+                "INSERT INTO schema_migrations VALUES (999, 'future', now())",
+                [],
+            )
+            .unwrap();
+    }
+    let (code, _, err) = run(&["info", &ws.to_string_lossy()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("newer Stitchbook"), "{err}");
+}
