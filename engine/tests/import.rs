@@ -507,7 +507,13 @@ fn cancelled_import_leaves_workspace_unchanged() {
         import_one(&ws, &base, None);
         let before = data_counts(&ws);
         let (ctx, _token) = cancel_at(phase);
-        let report = import_paths(&ws, &[big.clone()], &ImportOptions::default(), &ctx).unwrap();
+        let report = import_paths(
+            &ws,
+            std::slice::from_ref(&big),
+            &ImportOptions::default(),
+            &ctx,
+        )
+        .unwrap();
         assert!(report.cancelled, "{phase}");
         assert_eq!(report.files[0].status, ImportStatus::Cancelled, "{phase}");
         assert_eq!(data_counts(&ws), before, "{phase}: workspace unchanged");
@@ -585,7 +591,8 @@ fn progress_reports_bytes_and_rows() {
     ));
     let last_read = events
         .iter()
-        .filter_map(|e| match e {
+        .rev()
+        .find_map(|e| match e {
             JobEvent::Progress {
                 phase,
                 bytes_done,
@@ -595,7 +602,6 @@ fn progress_reports_bytes_and_rows() {
             } if phase == "reading" => Some((*bytes_done, *bytes_total, *rows)),
             _ => None,
         })
-        .last()
         .unwrap();
     assert_eq!(last_read.0, size);
     assert_eq!(last_read.1, size);
@@ -757,7 +763,7 @@ fn generic_csv_and_parquet_with_a_mapping() {
         ..Default::default()
     };
     let ws = Workspace::in_memory().unwrap();
-    let r = import_paths(&ws, &[csv.clone()], &opts, &JobCtx::silent()).unwrap();
+    let r = import_paths(&ws, std::slice::from_ref(&csv), &opts, &JobCtx::silent()).unwrap();
     let o = &r.files[0];
     assert_eq!(o.vendor.as_deref(), Some("generic"));
     assert_eq!(
