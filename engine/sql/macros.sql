@@ -1,14 +1,14 @@
 -- Helpers defined on every connection (temporary, so any DuckDB client can still open the
 -- workspace without them).
 
--- Parse an ISO-8601 / RFC 3339 timestamp with explicit formats only. A trailing Z means UTC;
--- a string without an offset is taken as UTC. Anything else is NULL, never a guess.
-CREATE OR REPLACE TEMP MACRO sb_ts(s) AS coalesce(
-    try_strptime(
-        CASE WHEN suffix(s, 'Z') OR suffix(s, 'z') THEN left(s, length(s) - 1) || '+00:00' ELSE s END,
-        ['%Y-%m-%dT%H:%M:%S.%f%z', '%Y-%m-%dT%H:%M:%S%z', '%Y-%m-%d %H:%M:%S.%f%z', '%Y-%m-%d %H:%M:%S%z']),
-    try_strptime(s, ['%Y-%m-%dT%H:%M:%S.%f', '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S'])::TIMESTAMPTZ
-);
+-- Parse an ISO-8601 / RFC 3339 date-time with DuckDB's ISO-8601 parser, after checking the
+-- shape (YYYY-MM-DD, then T or a space, then a time), so that dates alone, epoch numbers and
+-- words are refused rather than guessed. An offset or Z is honoured; a string without one is
+-- UTC (every connection runs with TimeZone = UTC).
+CREATE OR REPLACE TEMP MACRO sb_ts(s) AS CASE
+    WHEN length(s) >= 19 AND substr(s, 5, 1) = '-' AND substr(s, 8, 1) = '-' AND substr(s, 11, 1) IN ('T', ' ') AND substr(s, 14, 1) = ':'
+        THEN TRY_CAST(s AS TIMESTAMPTZ)
+END;
 
 -- Epoch numbers with a declared unit.
 CREATE OR REPLACE TEMP MACRO sb_epoch(v, unit) AS CASE unit
@@ -38,12 +38,13 @@ CREATE OR REPLACE TEMP MACRO sb_uuid_of(s) AS regexp_replace(md5(s), '^(.{8})(.{
 CREATE OR REPLACE TEMP MACRO sb_groups_arrays(g) AS CASE
     WHEN g IS NULL OR json_type(g) <> 'OBJECT' THEN NULL
     WHEN json_keys(g) = [] THEN NULL
-    ELSE to_json(map_from_entries(list_transform(json_keys(g), lambda k: {
-        'k': k,
-        'v': CASE
-            WHEN json_type(json_extract(g, '/' || replace(replace(k, '~', '~0'), '/', '~1'))) = 'ARRAY'
-                THEN list_filter(list_transform(CAST(json_extract(g, '/' || replace(replace(k, '~', '~0'), '/', '~1')) AS JSON[]), lambda x: sb_id(x)), lambda x: x IS NOT NULL)
-            ELSE list_filter([sb_id(json_extract(g, '/' || replace(replace(k, '~', '~0'), '/', '~1')))], lambda x: x IS NOT NULL)
-        END
-    })))
+    ELSE to_json(map_from_entries(list_transform(
+        map_entries(json_transform(g, '"MAP(VARCHAR, JSON)"')),
+        lambda e: {
+            'k': e.key,
+            'v': CASE WHEN json_type(e.value) = 'ARRAY'
+                THEN list_filter(list_transform(CAST(e.value AS JSON[]), lambda x: sb_id(x)), lambda x: x IS NOT NULL)
+                ELSE list_filter([sb_id(e.value)], lambda x: x IS NOT NULL)
+            END
+        })))
 END;

@@ -28,8 +28,9 @@ WITH t AS (
 )
 SELECT
     line,
-    coalesce(sb_id(r.uuid), sb_uuid_of(raw)) AS event_uuid,
-    coalesce(sb_id(r.uuid), 'md5:' || md5(raw)) AS dedupe_key,
+    -- CASE, not coalesce: the md5 of the record is computed only when there is no uuid
+    CASE WHEN sb_id(r.uuid) IS NULL THEN sb_uuid_of(raw) ELSE sb_id(r.uuid) END AS event_uuid,
+    CASE WHEN sb_id(r.uuid) IS NULL THEN 'md5:' || md5(raw) ELSE sb_id(r.uuid) END AS dedupe_key,
     ev AS event_name,
     CASE ev
         WHEN '$identify' THEN 'identify'
@@ -63,7 +64,6 @@ SELECT
                 json_object(sb_id(pr."$group_type"), [sb_id(pr."$group_key")]))
         ELSE sb_groups_arrays(pr."$groups")
     END AS groups,
-    raw,
     CASE
         WHEN r.event IS NULL OR json_type(r.event) = 'NULL' THEN 'missing field "event"'
         WHEN ev IS NULL THEN 'field "event" must be a string, found ' || lower(json_type(r.event))

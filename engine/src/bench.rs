@@ -30,6 +30,7 @@ pub struct BenchResult {
     pub loaded: u64,
     pub duplicates: u64,
     pub quarantined: u64,
+    pub steps: Vec<crate::ingest::StepTiming>,
 }
 
 /// Peak resident set size of this process so far, from /proc (Linux).
@@ -85,6 +86,11 @@ pub fn bench_import(dir: &Path, events: usize, seed: u64) -> Result<BenchResult>
     drop(ws);
     let peak_rss_after_import_mb = peak_rss_mb();
     let (_, loaded, duplicates, quarantined) = report.totals();
+    let steps = report
+        .files
+        .first()
+        .map(|f| f.timings.clone())
+        .unwrap_or_default();
 
     let base = duckdb::Connection::open(&base_path)?;
     let t2 = Instant::now();
@@ -112,5 +118,6 @@ pub fn bench_import(dir: &Path, events: usize, seed: u64) -> Result<BenchResult>
         loaded,
         duplicates,
         quarantined,
+        steps,
     })
 }

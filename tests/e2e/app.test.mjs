@@ -54,6 +54,7 @@ async function find(css, timeoutMs = 15000) {
 }
 
 const text = (id) => wd("GET", `/session/${session}/element/${id}/text`);
+const prop = (id, name) => wd("GET", `/session/${session}/element/${id}/property/${name}`);
 
 before(async () => {
   assert.ok(APP, "STITCHBOOK_APP must name the app binary");
@@ -81,7 +82,7 @@ test("the window shows the workspace's import summary", async () => {
   assert.match(body, /small_events\.jsonl/);
   assert.match(body, /app_events\.csv/);
   assert.match(body, /complete/);
-  const path = await text(await find("#workspace-path"));
+  const path = await prop(await find("#workspace-path"), "textContent");
   assert.ok(path.endsWith(".duckdb"), path);
   const stats = await text(await find(".stats"));
   assert.match(stats, /Events/);

@@ -278,6 +278,10 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     "loaded/dup/quarantined {}/{}/{}",
                     r.loaded, r.duplicates, r.quarantined
                 );
+                println!("import steps:");
+                for s in &r.steps {
+                    println!("  {:<18} {:>7.2} s", s.step, s.secs);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -162,7 +162,7 @@ impl VendorImporter for GenericImporter {
                 .push(")::TIMESTAMPTZ"),
         };
         s.push(" AS ts, CASE WHEN json_type(c_event) = 'VARCHAR' THEN nullif(trim(c_event ->> '$'), '') END AS ev FROM t) SELECT line, ");
-        s.push("coalesce(sb_id(c_id), sb_uuid_of(raw)) AS event_uuid, coalesce(sb_id(c_id), 'md5:' || md5(raw)) AS dedupe_key, ");
+        s.push("CASE WHEN sb_id(c_id) IS NULL THEN sb_uuid_of(raw) ELSE sb_id(c_id) END AS event_uuid, CASE WHEN sb_id(c_id) IS NULL THEN 'md5:' || md5(raw) ELSE sb_id(c_id) END AS dedupe_key, ");
         s.push("ev AS event_name, 'track' AS event_kind, ts AS ts_utc, NULL::TIMESTAMPTZ AS received_at_utc, ");
         s.push("coalesce(sb_id(c_distinct), sb_id(c_user), sb_id(c_anon)) AS distinct_id, sb_id(c_user) AS user_id, sb_id(c_anon) AS anon_id, sb_id(c_session) AS session_id, NULL AS vendor_person_id, ");
         s.push("json_merge_patch(raw::JSON, json_object(");
@@ -172,9 +172,7 @@ impl VendorImporter for GenericImporter {
             }
             s.bind(c.to_string()).push(", NULL");
         }
-        s.push(
-            ")) AS properties, NULL::JSON AS person_properties, NULL::JSON AS groups, raw, CASE ",
-        );
+        s.push(")) AS properties, NULL::JSON AS person_properties, NULL::JSON AS groups, CASE ");
         s.push("WHEN c_event IS NULL OR json_type(c_event) = 'NULL' THEN 'missing event name column ' || ")
             .bind(format!("\"{}\"", m.event))
             .push(" WHEN ev IS NULL THEN 'the event name must be non-empty text' ");

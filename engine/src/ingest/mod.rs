@@ -39,7 +39,7 @@ pub trait VendorImporter {
     /// SELECT over `stg_json(line, raw, raw_len, reason)` (rows with `reason IS NULL`)
     /// producing: line, event_uuid, dedupe_key, event_name, event_kind, ts_utc,
     /// received_at_utc, distinct_id, user_id, anon_id, session_id, vendor_person_id,
-    /// properties, person_properties, groups, raw, reject_reason. One row per input row.
+    /// properties, person_properties, groups, reject_reason. One row per input row.
     fn events_sql(&self) -> Sql;
     /// SELECT over `stg_loaded` producing: from_id, to_id, link_kind, ts_utc, line, event_uuid.
     fn links_sql(&self) -> Option<Sql> {
@@ -104,6 +104,36 @@ impl ImportStatus {
     }
 }
 
+/// How long one step of a file's import took.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepTiming {
+    pub step: String,
+    pub secs: f64,
+}
+
+struct Laps {
+    last: std::time::Instant,
+    steps: Vec<StepTiming>,
+}
+
+impl Laps {
+    fn new() -> Self {
+        Laps {
+            last: std::time::Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+    fn lap(&mut self, step: &str) {
+        let now = std::time::Instant::now();
+        self.steps.push(StepTiming {
+            step: step.to_string(),
+            secs: now.duration_since(self.last).as_secs_f64(),
+        });
+        self.last = now;
+    }
+}
+
 /// The result of importing one file.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -124,6 +154,8 @@ pub struct FileOutcome {
     pub message: Option<String>,
     /// The earlier import with byte-identical content, if any.
     pub identical_to: Option<i64>,
+    /// Wall time of each pipeline step (for the bench and the debug panel).
+    pub timings: Vec<StepTiming>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -395,6 +427,7 @@ struct Counts {
     quarantined: u64,
     links: u64,
     sha256: String,
+    timings: Vec<StepTiming>,
 }
 
 fn import_file(
@@ -422,6 +455,7 @@ fn import_file(
         status: ImportStatus::Failed,
         message: None,
         identical_to: None,
+        timings: Vec::new(),
     };
     let started: String = match conn.query_row("SELECT now()::VARCHAR", [], |r| r.get(0)) {
         Ok(s) => s,
@@ -460,6 +494,7 @@ fn import_file(
             outcome.rows_duplicate = c.duplicate;
             outcome.rows_quarantined = c.quarantined;
             outcome.links_added = c.links;
+            outcome.timings = c.timings;
             outcome.status = ImportStatus::Complete;
             outcome.identical_to = earlier_identical(conn, &c.sha256, id);
             if let Some(prev) = outcome.identical_to {
@@ -554,7 +589,7 @@ fn run_in_transaction(
         let _ = conn.execute_batch("ROLLBACK");
     }
     let _ = conn.execute_batch(
-        "DROP TABLE IF EXISTS stg_raw; DROP TABLE IF EXISTS stg_json; DROP TABLE IF EXISTS stg_events; DROP TABLE IF EXISTS stg_loaded;",
+        "DROP VIEW IF EXISTS stg_loaded; DROP TABLE IF EXISTS stg_keep; DROP TABLE IF EXISTS stg_raw; DROP TABLE IF EXISTS stg_json; DROP TABLE IF EXISTS stg_events;",
     );
     r.map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))
 }
@@ -596,6 +631,7 @@ fn run_pipeline(
 ) -> Result<(i64, Counts)> {
     let interrupted =
         |e: duckdb::Error| EngineError::from(e).cancelled_if(ctx.cancel.is_cancelled());
+    let mut laps = Laps::new();
     let import_id: i64 = conn.query_row("SELECT nextval('import_id_seq')", [], |r| r.get(0))?;
     conn.execute_batch(reader::STAGING_DDL)?;
     let label = ProgressLabel {
@@ -608,6 +644,7 @@ fn run_pipeline(
         compression: d.compression,
     };
     let stats = reader::stage_file(conn, path, phys, ctx, &label)?;
+    laps.lap("read");
     if let Some(cols) = &stats.columns {
         let missing: Vec<String> = importer
             .required_columns()
@@ -666,23 +703,33 @@ fn run_pipeline(
     )
     .map_err(interrupted)?;
     explain_invalid_json(conn)?;
+    laps.lap("validate");
     ctx.cancel.check()?;
     let mut ev = Sql::new("CREATE OR REPLACE TEMP TABLE stg_events AS ");
     ev.embed(&importer.events_sql());
     ev.execute(conn).map_err(interrupted)?;
+    laps.lap("map");
     ctx.cancel.check()?;
     phase("deduplicating", stats.records);
+    // Dedupe on narrow (line, key) data: the first record of each key in the file, unless an
+    // earlier import of this vendor already holds the key. The wide rows are not copied;
+    // `stg_loaded` is a view the vendor's link and group SQL read.
     let mut dd = Sql::new(
-        "CREATE OR REPLACE TEMP TABLE stg_loaded AS
-         SELECT s.* EXCLUDE (rn, reject_reason) FROM (
-             SELECT *, row_number() OVER (PARTITION BY dedupe_key ORDER BY line) AS rn
-             FROM stg_events WHERE reject_reason IS NULL) s
-         WHERE s.rn = 1 AND NOT EXISTS (
+        "CREATE OR REPLACE TEMP TABLE stg_keep AS
+         SELECT k.line FROM (
+             SELECT dedupe_key, min(line) AS line FROM stg_events
+             WHERE reject_reason IS NULL GROUP BY dedupe_key) k
+         WHERE NOT EXISTS (
              SELECT 1 FROM events e WHERE e.source_vendor = ",
     );
     dd.bind(importer.vendor())
-        .push(" AND e.dedupe_key = s.dedupe_key)");
+        .push(" AND e.dedupe_key = k.dedupe_key)");
     dd.execute(conn).map_err(interrupted)?;
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP VIEW stg_loaded AS
+         SELECT e.* EXCLUDE (reject_reason) FROM stg_events e SEMI JOIN stg_keep k ON e.line = k.line",
+    )?;
+    laps.lap("dedupe");
     ctx.cancel.check()?;
 
     let q_json = count(
@@ -697,7 +744,7 @@ fn run_pipeline(
         conn,
         "SELECT count(*) FROM stg_events WHERE reject_reason IS NULL",
     )?;
-    let loaded = count(conn, "SELECT count(*) FROM stg_loaded")?;
+    let loaded = count(conn, "SELECT count(*) FROM stg_keep")?;
     let quarantined = q_json + q_map;
     let duplicate = ok - loaded.min(ok);
     if stats.records != loaded + duplicate + quarantined {
@@ -709,20 +756,28 @@ fn run_pipeline(
 
     phase("writing", loaded);
     let vendor = importer.vendor();
-    let mut q = Sql::new("INSERT INTO quarantine SELECT ");
-    q.bind(import_id)
-        .push(", ")
-        .bind(shown.to_string())
-        .push(", line, reason, left(raw, ");
-    q.push(&QUARANTINE_RAW_CHARS.to_string());
-    q.push("), raw_len FROM stg_json WHERE reason IS NOT NULL UNION ALL SELECT ");
-    q.bind(import_id)
-        .push(", ")
-        .bind(shown.to_string())
-        .push(", line, reject_reason, left(raw, ");
-    q.push(&QUARANTINE_RAW_CHARS.to_string());
-    q.push("), strlen(raw) FROM stg_events WHERE reject_reason IS NOT NULL");
-    q.execute(conn).map_err(interrupted)?;
+    // Each half only when it has rows: the join back to the raw text is not free.
+    if q_json > 0 {
+        let mut q = Sql::new("INSERT INTO quarantine SELECT ");
+        q.bind(import_id)
+            .push(", ")
+            .bind(shown.to_string())
+            .push(", line, reason, left(raw, ");
+        q.push(&QUARANTINE_RAW_CHARS.to_string());
+        q.push("), raw_len FROM stg_json WHERE reason IS NOT NULL");
+        q.execute(conn).map_err(interrupted)?;
+    }
+    if q_map > 0 {
+        let mut q = Sql::new("INSERT INTO quarantine SELECT ");
+        q.bind(import_id)
+            .push(", ")
+            .bind(shown.to_string())
+            .push(", e.line, e.reject_reason, left(j.raw, ");
+        q.push(&QUARANTINE_RAW_CHARS.to_string());
+        q.push("), j.raw_len FROM (SELECT line, reject_reason FROM stg_events WHERE reject_reason IS NOT NULL) e JOIN stg_json j ON j.line = e.line");
+        q.execute(conn).map_err(interrupted)?;
+    }
+    laps.lap("quarantine");
 
     let mut ins = Sql::new("INSERT INTO events SELECT ");
     ins.bind(vendor)
@@ -730,10 +785,14 @@ fn run_pipeline(
         .bind(shown.to_string())
         .push(", line, ")
         .bind(import_id);
-    ins.push(", event_uuid, dedupe_key, event_name, event_kind, ts_utc, received_at_utc, distinct_id, user_id, anon_id, session_id, vendor_person_id, properties, person_properties, groups, CASE WHEN ");
-    ins.bind(opts.keep_raw)
-        .push(" THEN raw::JSON END FROM stg_loaded ORDER BY line");
+    ins.push(", event_uuid, dedupe_key, event_name, event_kind, ts_utc, received_at_utc, distinct_id, user_id, anon_id, session_id, vendor_person_id, properties, person_properties, groups, ");
+    if opts.keep_raw {
+        ins.push("j.raw::JSON FROM stg_loaded JOIN stg_json j USING (line)");
+    } else {
+        ins.push("NULL FROM stg_loaded");
+    }
     ins.execute(conn).map_err(interrupted)?;
+    laps.lap("insert events");
     ctx.cancel.check()?;
 
     let mut links = 0u64;
@@ -758,6 +817,7 @@ fn run_pipeline(
         g.execute(conn).map_err(interrupted)?;
     }
 
+    laps.lap("links and groups");
     let mut imp = Sql::new("INSERT INTO imports VALUES (");
     imp.bind(import_id)
         .push(", ")
@@ -790,6 +850,7 @@ fn run_pipeline(
             quarantined,
             links,
             sha256: stats.sha256,
+            timings: laps.steps,
         },
     ))
 }

@@ -3,11 +3,11 @@
 import { el, fileName, fmtBytes, fmtInt } from "../../components/dom";
 import type { ImportRow, WorkspaceInfo } from "../../lib/ipc/types";
 
-function stat(label: string, value: string, hint?: string): HTMLElement {
+function stat(label: string, value: string, hint?: string, compact = false): HTMLElement {
   return el(
     "div",
     { class: "stat" },
-    el("div", { class: "stat-value" }, value),
+    el("div", { class: compact ? "stat-value compact" : "stat-value" }, value),
     el("div", { class: "stat-label" }, label),
     hint ? el("div", { class: "stat-hint" }, hint) : null,
   );
@@ -83,7 +83,7 @@ export function renderOverview(info: WorkspaceInfo): HTMLElement {
     stat("Distinct ids", fmtInt(info.distinctIds)),
     stat("Identity links", fmtInt(info.identityLinks)),
     stat("Quarantined rows", fmtInt(info.quarantined), info.quarantined > 0 ? "kept with their reasons" : undefined),
-    stat("Date range (UTC)", range),
+    stat("Date range (UTC)", range, undefined, true),
   );
 
   const vendors = el(
