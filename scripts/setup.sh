@@ -41,8 +41,8 @@ if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-d
   cargo install tauri-driver --locked --quiet
 fi
 
-# UI packages.
+# UI packages. (`npm install`, not `npm ci`: npm 11 here rejects its own lock file in ci mode.)
 if [ ! -d "$ROOT/ui/node_modules" ] || [ "$ROOT/ui/package-lock.json" -nt "$ROOT/ui/node_modules/.package-lock.json" ]; then
   echo "setup: installing UI packages"
-  (cd "$ROOT/ui" && npm ci --no-audit --no-fund --loglevel=error)
+  (cd "$ROOT/ui" && npm install --no-audit --no-fund --loglevel=error)
 fi
