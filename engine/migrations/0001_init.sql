@@ -68,6 +68,8 @@ CREATE TABLE person_snapshots (
     distinct_id   VARCHAR,
     properties    JSON,
     as_of         TIMESTAMPTZ,
+    is_deleted    BOOLEAN NOT NULL DEFAULT false,
+    dedupe_key    VARCHAR,
     source_file   VARCHAR NOT NULL,
     source_line   BIGINT NOT NULL,
     import_id     BIGINT NOT NULL

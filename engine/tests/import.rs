@@ -353,6 +353,59 @@ fn posthog_sample_loads_with_counts_from_the_file() {
 }
 
 #[test]
+fn posthog_persons_export_gives_snapshots_and_person_map_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("persons.jsonl");
+    let rows = [
+        r#"{"team_id":1,"distinct_id":"anon-1","person_id":"P1","properties":{"email":"a@example.com"},"person_version":2,"person_distinct_id_version":0,"created_at":"2024-03-01T10:00:00+00:00","_inserted_at":"2024-03-02T00:00:00+00:00","is_deleted":false}"#,
+        r#"{"team_id":1,"distinct_id":"user-1","person_id":"P1","properties":"{\"email\":\"a@example.com\"}","person_version":2,"person_distinct_id_version":1,"created_at":"2024-03-01T10:00:00+00:00","_inserted_at":"2024-03-02T00:00:00+00:00","is_deleted":false}"#,
+        r#"{"team_id":1,"distinct_id":"gone","person_id":"P2","properties":{},"person_version":1,"person_distinct_id_version":0,"created_at":"2024-03-01T11:00:00+00:00","_inserted_at":"2024-03-02T00:00:00+00:00","is_deleted":true}"#,
+        r#"{"team_id":1,"distinct_id":"","person_id":"P3","properties":{},"person_version":1,"person_distinct_id_version":0,"created_at":"2024-03-01T11:00:00+00:00","_inserted_at":"2024-03-02T00:00:00+00:00","is_deleted":false}"#,
+    ];
+    std::fs::write(&p, rows.join("\n") + "\n").unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let o = import_one(&ws, &p, None);
+    assert_eq!(o.kind, Some(stitchbook_engine::ingest::RecordKind::Persons));
+    assert_eq!(
+        (
+            o.rows_read,
+            o.rows_loaded,
+            o.rows_duplicate,
+            o.rows_quarantined
+        ),
+        (4, 3, 0, 1),
+        "{:?}",
+        o.message
+    );
+    assert_eq!(count(&ws, "SELECT count(*) FROM person_snapshots"), 3);
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM person_snapshots WHERE properties->>'$.email' = 'a@example.com'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM identity_links WHERE link_kind = 'person_map' AND to_id = 'P1'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM identity_links WHERE from_id = 'gone'"
+        ),
+        0,
+        "deleted persons map nothing"
+    );
+    assert_eq!(count(&ws, "SELECT count(*) FROM events"), 0);
+    let again = import_one(&ws, &p, None);
+    assert_eq!((again.rows_loaded, again.rows_duplicate), (0, 3));
+}
+
+#[test]
 fn capture_request_dump_is_refused_clearly() {
     check_case(
         "requests_dump",

@@ -30,8 +30,31 @@ pub use generic::ColumnMapping;
 use reader::{ProgressLabel, QUARANTINE_RAW_CHARS};
 pub use sniff::{Compression, Container, Detection, RecordKind, Vendor};
 
+/// Where an importer's mapped records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `events`: the staging SELECT yields the canonical event columns.
+    Events,
+    /// `person_snapshots`: the staging SELECT yields line, person_key, distinct_id,
+    /// properties, as_of, is_deleted, dedupe_key, reject_reason.
+    PersonSnapshots,
+}
+
+impl Target {
+    fn table(self) -> &'static str {
+        match self {
+            Target::Events => "events",
+            Target::PersonSnapshots => "person_snapshots",
+        }
+    }
+}
+
 /// What a vendor module provides: SQL over the staging tables.
 pub trait VendorImporter {
+    /// Which table the records land in.
+    fn target(&self) -> Target {
+        Target::Events
+    }
     /// The `source_vendor` value written on rows.
     fn vendor(&self) -> &'static str;
     /// Columns a CSV header or Parquet schema must have.
@@ -392,6 +415,7 @@ fn importer_for(
             )),
         },
         (Vendor::PostHog, RecordKind::Events) if readable => Ok(Box::new(posthog::PostHogImporter)),
+        (Vendor::PostHog, RecordKind::Persons) if readable => Ok(Box::new(posthog::PostHogPersonsImporter)),
         (Vendor::PostHog, RecordKind::Events) => Err(EngineError::unsupported(
             path,
             format!("PostHog exports are JSON lines, CSV or Parquet; this file is {}", d.container.as_str()),
@@ -399,7 +423,7 @@ fn importer_for(
         (v, k) => Err(EngineError::unsupported(
             path,
             format!(
-                "detected a {} {} file ({}); this version imports PostHog exports and generic files with a mapping; the {} importer is not available yet",
+                "detected a {} {} file ({}); this version imports PostHog exports and generic files with a mapping; importing {} files is not available yet",
                 v.display(),
                 match k {
                     RecordKind::Persons => "persons",
@@ -720,8 +744,10 @@ fn run_pipeline(
              SELECT dedupe_key, min(line) AS line FROM stg_events
              WHERE reject_reason IS NULL GROUP BY dedupe_key) k
          WHERE NOT EXISTS (
-             SELECT 1 FROM events e WHERE e.source_vendor = ",
+             SELECT 1 FROM ",
     );
+    dd.push(importer.target().table());
+    dd.push(" e WHERE e.source_vendor = ");
     dd.bind(importer.vendor())
         .push(" AND e.dedupe_key = k.dedupe_key)");
     dd.execute(conn).map_err(interrupted)?;
@@ -779,19 +805,33 @@ fn run_pipeline(
     }
     laps.lap("quarantine");
 
-    let mut ins = Sql::new("INSERT INTO events SELECT ");
-    ins.bind(vendor)
-        .push(", ")
-        .bind(shown.to_string())
-        .push(", line, ")
-        .bind(import_id);
-    ins.push(", event_uuid, dedupe_key, event_name, event_kind, ts_utc, received_at_utc, distinct_id, user_id, anon_id, session_id, vendor_person_id, properties, person_properties, groups, ");
-    if opts.keep_raw {
-        ins.push("j.raw::JSON FROM stg_loaded JOIN stg_json j USING (line)");
-    } else {
-        ins.push("NULL FROM stg_loaded");
+    match importer.target() {
+        Target::Events => {
+            let mut ins = Sql::new("INSERT INTO events SELECT ");
+            ins.bind(vendor)
+                .push(", ")
+                .bind(shown.to_string())
+                .push(", line, ")
+                .bind(import_id);
+            ins.push(", event_uuid, dedupe_key, event_name, event_kind, ts_utc, received_at_utc, distinct_id, user_id, anon_id, session_id, vendor_person_id, properties, person_properties, groups, ");
+            if opts.keep_raw {
+                ins.push("j.raw::JSON FROM stg_loaded JOIN stg_json j USING (line)");
+            } else {
+                ins.push("NULL FROM stg_loaded");
+            }
+            ins.execute(conn).map_err(interrupted)?;
+        }
+        Target::PersonSnapshots => {
+            let mut ins = Sql::new("INSERT INTO person_snapshots SELECT ");
+            ins.bind(vendor)
+                .push(", person_key, distinct_id, properties, as_of, is_deleted, dedupe_key, ");
+            ins.bind(shown.to_string())
+                .push(", line, ")
+                .bind(import_id)
+                .push(" FROM stg_loaded");
+            ins.execute(conn).map_err(interrupted)?;
+        }
     }
-    ins.execute(conn).map_err(interrupted)?;
     laps.lap("insert events");
     ctx.cancel.check()?;
 
