@@ -28,11 +28,33 @@ END;
 -- An id: non-empty text after trimming, else NULL.
 CREATE OR REPLACE TEMP MACRO sb_id(j) AS nullif(trim(sb_str(j)), '');
 
+-- An id read as VARCHAR by json_transform: objects/arrays (their JSON text) and blanks are NULL.
+CREATE OR REPLACE TEMP MACRO sb_idv(s) AS CASE WHEN left(s, 1) IN ('{', '[') THEN NULL ELSE nullif(trim(s), '') END;
+
+-- Why a staged record is not a JSON object (NULL when it is one). Vendor SQL parses records
+-- with try(json_transform(...)) and calls this only for the rare rows that fail.
+CREATE OR REPLACE TEMP MACRO sb_json_reason(raw) AS CASE
+    WHEN NOT json_valid(raw) THEN 'invalid JSON'
+    WHEN json_type(raw) <> 'OBJECT' THEN 'expected a JSON object, found ' || lower(json_type(raw))
+END;
+
 -- A value quoted for a reason message, cut to 80 characters.
 CREATE OR REPLACE TEMP MACRO sb_show(s) AS CASE WHEN length(s) > 80 THEN left(s, 77) || '...' ELSE s END;
 
 -- A deterministic UUID-shaped id from text (md5 based), for records without an event id.
 CREATE OR REPLACE TEMP MACRO sb_uuid_of(s) AS regexp_replace(md5(s), '^(.{8})(.{4})(.{4})(.{4})(.{12})$', '\1-\2-\3-\4-\5');
+
+-- MAP(VARCHAR, JSON) of {type: key or [keys]} -> JSON {type: [keys]} (keys as strings).
+CREATE OR REPLACE TEMP MACRO sb_groups_map(m) AS CASE
+    WHEN m IS NULL OR cardinality(m) = 0 THEN NULL
+    ELSE to_json(map_from_entries(list_transform(map_entries(m), lambda e: {
+        'k': e.key,
+        'v': CASE WHEN json_type(e.value) = 'ARRAY'
+            THEN list_filter(list_transform(CAST(e.value AS JSON[]), lambda x: sb_id(x)), lambda x: x IS NOT NULL)
+            ELSE list_filter([sb_id(e.value)], lambda x: x IS NOT NULL)
+        END
+    })))
+END;
 
 -- {type: key} or {type: [keys]} -> {type: [keys]} (keys as strings).
 CREATE OR REPLACE TEMP MACRO sb_groups_arrays(g) AS CASE

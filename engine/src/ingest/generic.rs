@@ -112,7 +112,9 @@ impl GenericImporter {
     fn col(sql: &mut Sql, key: &Option<String>) {
         match key {
             Some(k) => {
-                sql.push("json_extract(raw, ").bind(pointer(k)).push(")");
+                sql.push("CASE WHEN ok THEN json_extract(raw, ")
+                    .bind(pointer(k))
+                    .push(") END");
             }
             None => {
                 sql.push("NULL::JSON");
@@ -136,7 +138,9 @@ impl VendorImporter for GenericImporter {
 
     fn events_sql(&self) -> Sql {
         let m = &self.mapping;
-        let mut s = Sql::new("WITH t AS (SELECT line, raw, ");
+        let mut s = Sql::new(
+            "WITH v AS (SELECT line, raw, sb_json_reason(raw) AS json_reason, json_reason IS NULL AS ok FROM stg_json WHERE reason IS NULL), t AS (SELECT line, raw, json_reason, ok, ",
+        );
         Self::col(&mut s, &Some(m.event.clone()));
         s.push(" AS c_event, ");
         Self::col(&mut s, &Some(m.timestamp.clone()));
@@ -150,7 +154,7 @@ impl VendorImporter for GenericImporter {
         Self::col(&mut s, &m.distinct_id);
         s.push(" AS c_distinct, ");
         Self::col(&mut s, &m.event_id);
-        s.push(" AS c_id FROM stg_json WHERE reason IS NULL), p AS (SELECT *, ");
+        s.push(" AS c_id FROM v), p AS (SELECT *, ");
         match m.timestamp_format.as_str() {
             "iso8601" => s.push("sb_ts(sb_str(c_ts))"),
             "epoch_s" => s.push("sb_epoch(sb_str(c_ts), 's')"),
@@ -165,14 +169,17 @@ impl VendorImporter for GenericImporter {
         s.push("CASE WHEN sb_id(c_id) IS NULL THEN sb_uuid_of(raw) ELSE sb_id(c_id) END AS event_uuid, CASE WHEN sb_id(c_id) IS NULL THEN 'md5:' || md5(raw) ELSE sb_id(c_id) END AS dedupe_key, ");
         s.push("ev AS event_name, 'track' AS event_kind, ts AS ts_utc, NULL::TIMESTAMPTZ AS received_at_utc, ");
         s.push("coalesce(sb_id(c_distinct), sb_id(c_user), sb_id(c_anon)) AS distinct_id, sb_id(c_user) AS user_id, sb_id(c_anon) AS anon_id, sb_id(c_session) AS session_id, NULL AS vendor_person_id, ");
-        s.push("json_merge_patch(raw::JSON, json_object(");
+        s.push("CASE WHEN ok THEN json_merge_patch(raw::JSON, json_object(");
         for (i, c) in m.mapped_columns().into_iter().enumerate() {
             if i > 0 {
                 s.push(", ");
             }
             s.bind(c.to_string()).push(", NULL");
         }
-        s.push(")) AS properties, NULL::JSON AS person_properties, NULL::JSON AS groups, CASE ");
+        s.push(
+            ")) END AS properties, NULL::JSON AS person_properties, NULL::JSON AS groups, CASE ",
+        );
+        s.push("WHEN NOT ok THEN json_reason ");
         s.push("WHEN c_event IS NULL OR json_type(c_event) = 'NULL' THEN 'missing event name column ' || ")
             .bind(format!("\"{}\"", m.event))
             .push(" WHEN ev IS NULL THEN 'the event name must be non-empty text' ");

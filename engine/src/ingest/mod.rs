@@ -3,7 +3,7 @@
 //!
 //! 1. sniff (or take the override): vendor, record kind, container, compression;
 //! 2. stage: every record into `stg_raw(line, raw)` as JSON text (see [`reader`]);
-//! 3. validate JSON, then map with the vendor's SQL into `stg_events`, each row either
+//! 3. map with the vendor's SQL into `stg_events`: each record parsed once, each row either
 //!    mapped or carrying a `reject_reason`;
 //! 4. dedupe on the vendor key, within the file and against earlier imports;
 //! 5. write events, identity links, snapshots and quarantine, and the `imports` row.
@@ -613,7 +613,7 @@ fn run_in_transaction(
         let _ = conn.execute_batch("ROLLBACK");
     }
     let _ = conn.execute_batch(
-        "DROP VIEW IF EXISTS stg_loaded; DROP TABLE IF EXISTS stg_keep; DROP TABLE IF EXISTS stg_raw; DROP TABLE IF EXISTS stg_json; DROP TABLE IF EXISTS stg_events;",
+        "DROP VIEW IF EXISTS stg_loaded; DROP VIEW IF EXISTS stg_json; DROP TABLE IF EXISTS stg_keep; DROP TABLE IF EXISTS stg_raw; DROP TABLE IF EXISTS stg_events;",
     );
     r.map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))
 }
@@ -626,12 +626,13 @@ fn count(conn: &Connection, sql: &str) -> Result<u64> {
 /// Replace the bare "invalid JSON" reason with the parser's own words, for the first rows.
 fn explain_invalid_json(conn: &Connection) -> Result<()> {
     let mut stmt = conn.prepare(
-        "SELECT line, raw FROM stg_json WHERE reason = 'invalid JSON' ORDER BY line LIMIT 1000",
+        "SELECT e.line, j.raw FROM stg_events e JOIN stg_json j ON j.line = e.line
+         WHERE e.reject_reason = 'invalid JSON' ORDER BY e.line LIMIT 1000",
     )?;
     let rows: Vec<(i64, String)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<duckdb::Result<_>>()?;
-    let mut upd = conn.prepare("UPDATE stg_json SET reason = ? WHERE line = ?")?;
+    let mut upd = conn.prepare("UPDATE stg_events SET reject_reason = ? WHERE line = ?")?;
     for (line, raw) in rows {
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&raw) {
             upd.execute(duckdb::params![format!("invalid JSON: {e}"), line])?;
@@ -715,23 +716,16 @@ fn run_pipeline(
         )
     };
     phase("parsing", stats.records);
+    // Records are parsed once, by the vendor's SQL; stg_json is only a view of the staging.
     conn.execute_batch(
-        "CREATE OR REPLACE TEMP TABLE stg_json AS
-         SELECT line, raw, raw_len,
-             CASE WHEN pre_reason IS NOT NULL THEN pre_reason
-                  WHEN NOT json_valid(raw) THEN 'invalid JSON'
-                  WHEN json_type(raw) <> 'OBJECT' THEN 'expected a JSON object, found ' || lower(json_type(raw))
-             END AS reason
-         FROM stg_raw;
-         DROP TABLE stg_raw;",
-    )
-    .map_err(interrupted)?;
-    explain_invalid_json(conn)?;
-    laps.lap("validate");
+        "CREATE OR REPLACE TEMP VIEW stg_json AS
+         SELECT line, raw, raw_len, pre_reason AS reason FROM stg_raw",
+    )?;
     ctx.cancel.check()?;
     let mut ev = Sql::new("CREATE OR REPLACE TEMP TABLE stg_events AS ");
     ev.embed(&importer.events_sql());
     ev.execute(conn).map_err(interrupted)?;
+    explain_invalid_json(conn)?;
     laps.lap("map");
     ctx.cancel.check()?;
     phase("deduplicating", stats.records);
