@@ -580,7 +580,11 @@ fn cancelled_import_leaves_workspace_unchanged() {
         );
         // The workspace is still usable: the same file imports fully afterwards.
         let o = import_one(&ws, &big, None);
-        assert_eq!(o.rows_loaded as usize, truth.unique_events, "{phase}");
+        assert_eq!(
+            o.rows_loaded as usize, truth.unique_events,
+            "{phase}: {:?}",
+            o.message
+        );
     }
 }
 

@@ -8,7 +8,8 @@
 //! 4. dedupe on the vendor key, within the file and against earlier imports;
 //! 5. write events, identity links, snapshots and quarantine, and the `imports` row.
 //!
-//! Steps 2–5 run in one transaction per file: a failed or cancelled file leaves the data
+//! Steps 4–5 run in one transaction per file (steps 2–3 touch only temporary tables): a
+//! failed or cancelled file leaves the data
 //! exactly as it was (only an `imports` row with status failed/cancelled records the attempt).
 //! Invariant, checked before commit: rows read = loaded + duplicates + quarantined.
 
@@ -600,7 +601,6 @@ fn run_in_transaction(
     index: usize,
     started: &str,
 ) -> Result<(i64, Counts)> {
-    conn.execute_batch("BEGIN TRANSACTION")?;
     let r = run_pipeline(
         conn, path, shown, size, d, importer, opts, ctx, index, started,
     );
@@ -610,6 +610,8 @@ fn run_in_transaction(
         Ok(v)
     });
     if r.is_err() {
+        // Fails harmlessly ("no transaction is active") when the error came before BEGIN;
+        // DuckDB's own autocommit flag is not reliable after an interrupted query.
         let _ = conn.execute_batch("ROLLBACK");
     }
     let _ = conn.execute_batch(
@@ -657,7 +659,6 @@ fn run_pipeline(
     let interrupted =
         |e: duckdb::Error| EngineError::from(e).cancelled_if(ctx.cancel.is_cancelled());
     let mut laps = Laps::new();
-    let import_id: i64 = conn.query_row("SELECT nextval('import_id_seq')", [], |r| r.get(0))?;
     conn.execute_batch(reader::STAGING_DDL)?;
     let label = ProgressLabel {
         file: shown,
@@ -727,6 +728,12 @@ fn run_pipeline(
     ev.execute(conn).map_err(interrupted)?;
     explain_invalid_json(conn)?;
     laps.lap("map");
+    // Staging and mapping touch only this connection's temporary tables and run in
+    // autocommit mode (DuckDB scans committed temp data in parallel, transaction-local data
+    // much more slowly). Everything that reads or writes the workspace's own tables is one
+    // transaction from here on.
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let import_id: i64 = conn.query_row("SELECT nextval('import_id_seq')", [], |r| r.get(0))?;
     ctx.cancel.check()?;
     phase("deduplicating", stats.records);
     // Dedupe on narrow (line, key) data: the first record of each key in the file, unless an
