@@ -15,6 +15,13 @@ echo "== engine, CLI and end-to-end tests"
 cargo build --workspace
 cargo test --workspace --no-fail-fast
 
+echo "== IPC bindings are fresh (cargo test regenerates ui/src/lib/ipc/bindings)"
+if [ -d "$ROOT/.git" ] && [ -n "$(git -C "$ROOT" status --porcelain -- ui/src/lib/ipc/bindings)" ]; then
+  git -C "$ROOT" status --porcelain -- ui/src/lib/ipc/bindings
+  echo "the generated TypeScript bindings changed: run cargo test and commit them" >&2
+  exit 1
+fi
+
 echo "== the app window, driven over WebDriver under Xvfb"
 demo="$STITCHBOOK_CACHE/e2e-demo.duckdb"
 "$ROOT/scripts/build-demo.sh" "$demo" >/dev/null

@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
+use ts_rs::TS;
 
 /// The small set of codes a front end may branch on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub enum ErrorCode {
     Io,
     Database,
@@ -50,7 +52,8 @@ pub enum EngineError {
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 /// The one error shape that crosses the IPC boundary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct IpcError {
     pub code: ErrorCode,
     pub message: String,

@@ -2,23 +2,32 @@
 //! event names and the quarantine.
 
 use serde::Serialize;
+use ts_rs::TS;
 
 use crate::workspace::Workspace;
 use crate::Result;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct ImportRow {
+    #[ts(type = "number")]
     pub import_id: i64,
     pub path: String,
+    #[ts(type = "number")]
     pub size_bytes: i64,
     pub vendor: Option<String>,
     pub container: Option<String>,
     pub compression: Option<String>,
+    #[ts(type = "number")]
     pub rows_read: i64,
+    #[ts(type = "number")]
     pub rows_loaded: i64,
+    #[ts(type = "number")]
     pub rows_duplicate: i64,
+    #[ts(type = "number")]
     pub rows_quarantined: i64,
+    #[ts(type = "number")]
     pub links_added: i64,
     pub started_at: String,
     pub finished_at: Option<String>,
@@ -26,35 +35,47 @@ pub struct ImportRow {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct VendorCount {
     pub vendor: String,
+    #[ts(type = "number")]
     pub events: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct EventNameCount {
     pub event_name: String,
+    #[ts(type = "number")]
     pub events: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct QuarantineReason {
     pub reason: String,
+    #[ts(type = "number")]
     pub rows: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct WorkspaceInfo {
     pub path: String,
+    #[ts(type = "number")]
     pub schema_version: i64,
+    #[ts(type = "number")]
     pub total_events: i64,
+    #[ts(type = "number")]
     pub distinct_ids: i64,
+    #[ts(type = "number")]
     pub identity_links: i64,
+    #[ts(type = "number")]
     pub quarantined: i64,
     pub first_event: Option<String>,
     pub last_event: Option<String>,
@@ -152,14 +173,18 @@ pub fn workspace_info(ws: &Workspace, top: usize) -> Result<WorkspaceInfo> {
     })
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct QuarantineRow {
+    #[ts(type = "number")]
     pub import_id: i64,
     pub source_file: String,
+    #[ts(type = "number")]
     pub source_line: i64,
     pub reason: String,
     pub raw: String,
+    #[ts(type = "number")]
     pub raw_length: i64,
     pub truncated: bool,
 }

@@ -1,55 +1,10 @@
-// Types of the engine's IPC payloads (serde, camelCase). Mirrors
-// engine/src/info.rs and engine/src/error.rs.
-
-export interface IpcError {
-  code: string;
-  message: string;
-}
-
-export interface ImportRow {
-  importId: number;
-  path: string;
-  sizeBytes: number;
-  vendor: string | null;
-  container: string | null;
-  compression: string | null;
-  rowsRead: number;
-  rowsLoaded: number;
-  rowsDuplicate: number;
-  rowsQuarantined: number;
-  linksAdded: number;
-  startedAt: string;
-  finishedAt: string | null;
-  status: "complete" | "failed" | "cancelled" | "skipped" | string;
-  message: string | null;
-}
-
-export interface VendorCount {
-  vendor: string;
-  events: number;
-}
-
-export interface EventNameCount {
-  eventName: string;
-  events: number;
-}
-
-export interface QuarantineReason {
-  reason: string;
-  rows: number;
-}
-
-export interface WorkspaceInfo {
-  path: string;
-  schemaVersion: number;
-  totalEvents: number;
-  distinctIds: number;
-  identityLinks: number;
-  quarantined: number;
-  firstEvent: string | null;
-  lastEvent: string | null;
-  byVendor: VendorCount[];
-  topEvents: EventNameCount[];
-  quarantineReasons: QuarantineReason[];
-  imports: ImportRow[];
-}
+// The IPC contract: generated from the engine's Rust types by ts-rs (engine `cargo test`
+// writes ./bindings; CI fails when regenerating changes them). Import types from here.
+export type { ErrorCode } from "./bindings/ErrorCode";
+export type { EventNameCount } from "./bindings/EventNameCount";
+export type { ImportRow } from "./bindings/ImportRow";
+export type { IpcError } from "./bindings/IpcError";
+export type { QuarantineReason } from "./bindings/QuarantineReason";
+export type { QuarantineRow } from "./bindings/QuarantineRow";
+export type { VendorCount } from "./bindings/VendorCount";
+export type { WorkspaceInfo } from "./bindings/WorkspaceInfo";
