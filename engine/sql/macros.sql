@@ -55,18 +55,3 @@ CREATE OR REPLACE TEMP MACRO sb_groups_map(m) AS CASE
         END
     })))
 END;
-
--- {type: key} or {type: [keys]} -> {type: [keys]} (keys as strings).
-CREATE OR REPLACE TEMP MACRO sb_groups_arrays(g) AS CASE
-    WHEN g IS NULL OR json_type(g) <> 'OBJECT' THEN NULL
-    WHEN json_keys(g) = [] THEN NULL
-    ELSE to_json(map_from_entries(list_transform(
-        map_entries(json_transform(g, '"MAP(VARCHAR, JSON)"')),
-        lambda e: {
-            'k': e.key,
-            'v': CASE WHEN json_type(e.value) = 'ARRAY'
-                THEN list_filter(list_transform(CAST(e.value AS JSON[]), lambda x: sb_id(x)), lambda x: x IS NOT NULL)
-                ELSE list_filter([sb_id(e.value)], lambda x: x IS NOT NULL)
-            END
-        })))
-END;

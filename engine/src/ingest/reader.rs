@@ -343,58 +343,46 @@ fn stage_delimited(
         }
         records += 1;
         let line_no = records as i64;
-        let joined_len: usize = rec.iter().map(|f| f.len() + 1).sum();
-        if rec.len() != header.len() {
+        let bad = if rec.len() != header.len() {
+            Some(format!(
+                "expected {} fields as in the header, found {}",
+                header.len(),
+                rec.len()
+            ))
+        } else {
+            let mut obj = serde_json::Map::with_capacity(header.len());
+            let mut bad = None;
+            for (name, f) in header.iter().zip(rec.iter()) {
+                match std::str::from_utf8(f) {
+                    Ok(s) => {
+                        obj.insert(name.clone(), serde_json::Value::String(s.to_string()));
+                    }
+                    Err(_) => {
+                        bad = Some(format!("invalid UTF-8 in column \"{name}\""));
+                        break;
+                    }
+                }
+            }
+            if bad.is_none() {
+                let text = serde_json::Value::Object(obj).to_string();
+                append_record(&mut app, line_no, text.as_bytes())?;
+            }
+            bad
+        };
+        if let Some(reason) = bad {
+            // The record as it stood in the file, for the quarantine.
             let raw: Vec<String> = rec
                 .iter()
                 .map(|f| String::from_utf8_lossy(f).into_owned())
                 .collect();
             let raw = raw.join(sep);
-            let reason = format!(
-                "expected {} fields as in the header, found {}",
-                header.len(),
-                rec.len()
-            );
+            let joined_len: usize = rec.iter().map(|f| f.len() + 1).sum();
             app.append_row(duckdb::params![
                 line_no,
                 truncate_chars(&raw, QUARANTINE_RAW_CHARS),
                 reason,
-                joined_len as i64
+                joined_len.saturating_sub(1) as i64
             ])?;
-        } else {
-            let mut obj = serde_json::Map::with_capacity(header.len());
-            let mut bad_utf8 = None;
-            for (i, f) in rec.iter().enumerate() {
-                match std::str::from_utf8(f) {
-                    Ok(s) => {
-                        obj.insert(header[i].clone(), serde_json::Value::String(s.to_string()));
-                    }
-                    Err(_) => {
-                        bad_utf8 = Some(i);
-                        break;
-                    }
-                }
-            }
-            match bad_utf8 {
-                None => {
-                    let text = serde_json::Value::Object(obj).to_string();
-                    append_record(&mut app, line_no, text.as_bytes())?;
-                }
-                Some(i) => {
-                    let raw: Vec<String> = rec
-                        .iter()
-                        .map(|f| String::from_utf8_lossy(f).into_owned())
-                        .collect();
-                    let raw = raw.join(sep);
-                    let reason = format!("invalid UTF-8 in column \"{}\"", header[i]);
-                    app.append_row(duckdb::params![
-                        line_no,
-                        truncate_chars(&raw, QUARANTINE_RAW_CHARS),
-                        reason,
-                        joined_len as i64
-                    ])?;
-                }
-            }
         }
         if records.is_multiple_of(8192) {
             ctx.cancel.check()?;
