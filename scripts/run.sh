@@ -11,7 +11,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 workspace="${1:-}"
 if [ -z "$workspace" ]; then
-  workspace="$STITCHBOOK_CACHE/demo.duckdb"
+  # Where the app looks for the demo when started with no workspace (the `directories`
+  # data folder on Linux).
+  workspace="${XDG_DATA_HOME:-$HOME/.local/share}/stitchbook/workspaces/demo.duckdb"
   if [ ! -f "$workspace" ] || [ -n "$(find "$ROOT/sample-data" -newer "$workspace" -type f | head -1)" ]; then
     echo "run: building the demo workspace at $workspace"
     "$ROOT/scripts/build-demo.sh" "$workspace"

@@ -266,14 +266,8 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     "ratio to duckdb        {:.2} (goal >= 0.8)",
                     r.ratio_to_duckdb
                 );
-                println!(
-                    "peak RSS after import  {:.0} MB",
-                    r.peak_rss_after_import_mb
-                );
-                println!(
-                    "peak RSS after duckdb  {:.0} MB",
-                    r.peak_rss_after_duckdb_mb
-                );
+                println!("peak RSS, import       {:.0} MB", r.peak_rss_import_mb);
+                println!("peak RSS, read_json    {:.0} MB", r.peak_rss_duckdb_mb);
                 println!(
                     "loaded/dup/quarantined {}/{}/{}",
                     r.loaded, r.duplicates, r.quarantined
