@@ -55,3 +55,24 @@ CREATE OR REPLACE TEMP MACRO sb_groups_map(m) AS CASE
         END
     })))
 END;
+
+-- Mixpanel projects created before 2023 store event times in the project time zone; the
+-- workspace setting mixpanel.tz_offset_seconds (the zone's UTC offset, e.g. -28800) undoes it.
+CREATE OR REPLACE TEMP MACRO sb_mixpanel_offset() AS (
+    SELECT coalesce(max(TRY_CAST(value AS BIGINT)), 0) FROM workspace_settings WHERE key = 'mixpanel.tz_offset_seconds'
+);
+
+-- GA4 [{key, value: {string_value, int_value, float_value, double_value}}] -> {key: value}
+-- with int_value as a number (it arrives as a JSON string from BigQuery extracts).
+CREATE OR REPLACE TEMP MACRO sb_ga4_params(a) AS CASE
+    WHEN a IS NULL OR json_type(a) <> 'ARRAY' OR json_array_length(a) = 0 THEN NULL
+    ELSE (SELECT CASE WHEN bool_and(e.key IS NOT NULL) THEN to_json(map_from_entries(list(
+            {'k': e.key, 'v': coalesce(to_json(e.value.string_value), to_json(TRY_CAST(e.value.int_value AS BIGINT)),
+                                       to_json(e.value.double_value), to_json(e.value.float_value))}))) END
+          FROM (SELECT unnest(try(json_transform(a, '[{"key":"VARCHAR","value":{"string_value":"VARCHAR","int_value":"VARCHAR","float_value":"DOUBLE","double_value":"DOUBLE"}}]'))) AS e))
+END;
+
+-- A flat JSON object without its empty-string and null members (CSV-born records).
+CREATE OR REPLACE TEMP MACRO sb_nonempty_object(raw) AS to_json(map_from_entries(list_filter(
+    map_entries(json_transform(raw, '"MAP(VARCHAR, VARCHAR)"')),
+    lambda e: e.value IS NOT NULL AND e.value <> '')));

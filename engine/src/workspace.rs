@@ -33,8 +33,9 @@ impl Workspace {
         }
         let conn = Connection::open(&path)?;
         let ws = Workspace { conn, path };
-        ws.configure_connection(&ws.conn)?;
+        ws.conn.execute_batch("SET TimeZone = 'UTC';")?;
         ws.migrate()?;
+        ws.configure_connection(&ws.conn)?;
         Ok(ws)
     }
 
@@ -45,8 +46,9 @@ impl Workspace {
             conn,
             path: PathBuf::from(":memory:"),
         };
-        ws.configure_connection(&ws.conn)?;
+        ws.conn.execute_batch("SET TimeZone = 'UTC';")?;
         ws.migrate()?;
+        ws.configure_connection(&ws.conn)?;
         Ok(ws)
     }
 
@@ -71,6 +73,7 @@ impl Workspace {
         Ok(c)
     }
 
+    /// Session settings and the SQL helpers (after migrations: some read workspace tables).
     fn configure_connection(&self, conn: &Connection) -> Result<()> {
         conn.execute_batch("SET TimeZone = 'UTC';")?;
         conn.execute_batch(MACROS)?;

@@ -17,6 +17,7 @@ pub mod generic;
 pub mod posthog;
 pub mod reader;
 pub mod sniff;
+pub mod vendors;
 
 use std::path::{Path, PathBuf};
 
@@ -417,6 +418,12 @@ fn importer_for(
         },
         (Vendor::PostHog, RecordKind::Events) if readable => Ok(Box::new(posthog::PostHogImporter)),
         (Vendor::PostHog, RecordKind::Persons) if readable => Ok(Box::new(posthog::PostHogPersonsImporter)),
+        (Vendor::Segment, RecordKind::Events) if d.container != Container::Csv && d.container != Container::Tsv => Ok(Box::new(vendors::SEGMENT)),
+        (Vendor::RudderStack, RecordKind::Events) if d.container != Container::Csv && d.container != Container::Tsv => Ok(Box::new(vendors::RUDDERSTACK)),
+        (Vendor::Mixpanel, RecordKind::Events) if readable || d.container == Container::Json => Ok(Box::new(vendors::MIXPANEL)),
+        (Vendor::Amplitude, RecordKind::Events) if readable || d.container == Container::Json => Ok(Box::new(vendors::AMPLITUDE)),
+        (Vendor::Ga4, RecordKind::Events) if readable || d.container == Container::Json => Ok(Box::new(vendors::GA4)),
+        (Vendor::Snowplow, RecordKind::Events) if readable => Ok(Box::new(vendors::SNOWPLOW)),
         (Vendor::PostHog, RecordKind::Events) => Err(EngineError::unsupported(
             path,
             format!("PostHog exports are JSON lines, CSV or Parquet; this file is {}", d.container.as_str()),
@@ -429,6 +436,7 @@ fn importer_for(
                 match k {
                     RecordKind::Persons => "persons",
                     RecordKind::MergedIds => "merged-ids",
+                    RecordKind::WarehouseRows => "warehouse-table",
                     _ => "events",
                 },
                 d.container.as_str(),

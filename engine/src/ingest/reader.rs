@@ -98,7 +98,8 @@ pub fn stage_file(
         Container::Csv => stage_delimited(conn, path, phys.compression, b',', ctx, label),
         Container::Tsv => stage_delimited(conn, path, phys.compression, b'\t', ctx, label),
         Container::Parquet => stage_parquet(conn, path, ctx, label),
-        Container::Json | Container::Zip => Err(EngineError::unsupported(
+        Container::Json => stage_document(conn, path, phys.compression, ctx, label),
+        Container::Zip => Err(EngineError::unsupported(
             path,
             format!(
                 "{} files are not read by this importer",
@@ -415,6 +416,92 @@ fn stage_delimited(
         records,
         sha256,
         columns: Some(header),
+    })
+}
+
+/// Largest single JSON document read whole (a JSON array or a `{"batch": [...]}` payload).
+pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// One JSON document holding many records: an array of records, or a Segment-style batch
+/// `{"batch": [...], "context": ..., "sentAt": ...}` whose batch-level fields (other than its
+/// own `messageId`) apply to every record that lacks them. Records are numbered by their
+/// position in the array, from 1.
+fn stage_document(
+    conn: &Connection,
+    path: &Path,
+    compression: Compression,
+    ctx: &JobCtx,
+    label: &ProgressLabel<'_>,
+) -> Result<ReadStats> {
+    let tap = open_tap(path)?;
+    let mut decoded = Decoded::new(tap, compression);
+    let mut bytes = Vec::new();
+    (&mut decoded)
+        .take(MAX_DOCUMENT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| read_error(path, compression, 0, e))?;
+    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(EngineError::unreadable(
+            path,
+            "a single JSON document over 1 GiB; export as JSON lines instead",
+        ));
+    }
+    report(ctx, label, "reading", decoded.tap().bytes, 0, true);
+    let doc: serde_json::Value = serde_json::from_slice(strip_bom(&bytes))
+        .map_err(|e| EngineError::unreadable(path, format!("not a valid JSON document ({e})")))?;
+    let (records, shared) = match doc {
+        serde_json::Value::Array(a) => (a, serde_json::Map::new()),
+        serde_json::Value::Object(mut o) => match o.remove("batch") {
+            Some(serde_json::Value::Array(a)) => {
+                o.remove("messageId");
+                (a, o)
+            }
+            _ => {
+                return Err(EngineError::unsupported(
+                    path,
+                    "a JSON document that is neither an array of records nor a {\"batch\": [...]} payload",
+                ))
+            }
+        },
+        _ => {
+            return Err(EngineError::unsupported(
+                path,
+                "a JSON document that is neither an array of records nor a {\"batch\": [...]} payload",
+            ))
+        }
+    };
+    let mut app = conn.appender_to_catalog_and_db("stg_raw", "temp", "main")?;
+    let mut n: u64 = 0;
+    for rec in records {
+        n += 1;
+        let rec = match rec {
+            serde_json::Value::Object(mut o) => {
+                for (k, v) in &shared {
+                    if !o.contains_key(k) {
+                        o.insert(k.clone(), v.clone());
+                    }
+                }
+                serde_json::Value::Object(o)
+            }
+            other => other,
+        };
+        let text = rec.to_string();
+        append_record(&mut app, n as i64, text.as_bytes())?;
+        if n.is_multiple_of(8192) {
+            ctx.cancel.check()?;
+        }
+    }
+    app.flush()?;
+    drop(app);
+    let sha256 = decoded
+        .into_tap()
+        .finish()
+        .map_err(|e| EngineError::io(path, e))?;
+    report(ctx, label, "reading", label.size, n, true);
+    Ok(ReadStats {
+        records: n,
+        sha256,
+        columns: None,
     })
 }
 

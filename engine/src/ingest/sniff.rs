@@ -83,6 +83,8 @@ pub enum RecordKind {
     Manifest,
     /// Raw capture HTTP requests (PostHog's requests_dump): not an export.
     CaptureDump,
+    /// Warehouse / data-lake rows with flattened snake_case columns (Segment, RudderStack).
+    WarehouseRows,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,0 +1,39 @@
+-- Snowplow atomic events (warehouse CSV/Parquet with the canonical column names; formats.md
+-- §6, §9.2). Empty strings are nulls; times are naive UTC text.
+WITH t AS (
+    SELECT line, raw,
+        try(json_transform(raw, '{"event_id":"VARCHAR","event_fingerprint":"VARCHAR","event_name":"VARCHAR","event":"VARCHAR","se_action":"VARCHAR","derived_tstamp":"VARCHAR","collector_tstamp":"VARCHAR","user_id":"VARCHAR","domain_userid":"VARCHAR","network_userid":"VARCHAR","domain_sessionid":"VARCHAR"}')) AS r
+    FROM stg_json
+    WHERE reason IS NULL
+), p AS (
+    SELECT line, raw, r,
+        sb_idv(r.event_id) AS eid,
+        coalesce(nullif(trim(r.event_name), ''), nullif(trim(r.event), '')) AS ev,
+        coalesce(sb_ts(nullif(r.derived_tstamp, '')), sb_ts(nullif(r.collector_tstamp, ''))) AS ts,
+        sb_idv(r.user_id) AS usr,
+        coalesce(sb_idv(r.domain_userid), sb_idv(r.network_userid)) AS anon
+    FROM t
+)
+SELECT
+    line,
+    coalesce(eid, sb_uuid_of(raw)) AS event_uuid,
+    -- event_id repeats in real pipelines; with its fingerprint it identifies one event
+    CASE WHEN eid IS NULL THEN 'md5:' || md5(raw) ELSE eid || '|' || coalesce(nullif(r.event_fingerprint, ''), '') END AS dedupe_key,
+    ev AS event_name,
+    CASE r.event WHEN 'page_view' THEN 'page' WHEN 'page_ping' THEN 'session_marker' ELSE 'track' END AS event_kind,
+    ts AS ts_utc,
+    sb_ts(nullif(r.collector_tstamp, '')) AS received_at_utc,
+    coalesce(usr, anon) AS distinct_id,
+    usr AS user_id,
+    anon AS anon_id,
+    sb_idv(r.domain_sessionid) AS session_id,
+    NULL AS vendor_person_id,
+    sb_nonempty_object(raw) AS properties,
+    NULL::JSON AS person_properties,
+    NULL::JSON AS groups,
+    CASE
+        WHEN r IS NULL OR (r.event_id IS NULL AND json_type(raw) <> 'OBJECT') THEN sb_json_reason(raw)
+        WHEN ev IS NULL THEN 'neither "event_name" nor "event"'
+        WHEN ts IS NULL THEN 'no parseable time (derived_tstamp or collector_tstamp)'
+    END AS reject_reason
+FROM p
