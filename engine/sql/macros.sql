@@ -76,3 +76,16 @@ END;
 CREATE OR REPLACE TEMP MACRO sb_nonempty_object(raw) AS to_json(map_from_entries(list_filter(
     map_entries(json_transform(raw, '"MAP(VARCHAR, VARCHAR)"')),
     lambda e: e.value IS NOT NULL AND e.value <> '')));
+
+-- A time given either as date-time text or as an epoch number whose unit follows from its
+-- size (seconds < 1e11 <= milliseconds < 1e14 <= microseconds), as warehouse and data-lake
+-- exports write them.
+CREATE OR REPLACE TEMP MACRO sb_any_ts(s) AS coalesce(
+    sb_ts(s),
+    CASE
+        WHEN TRY_CAST(s AS DOUBLE) IS NULL THEN NULL
+        WHEN abs(TRY_CAST(s AS DOUBLE)) >= 1e14 THEN make_timestamptz(TRY_CAST(s AS BIGINT))
+        WHEN abs(TRY_CAST(s AS DOUBLE)) >= 1e11 THEN make_timestamptz(CAST(TRY_CAST(s AS DOUBLE) * 1000 AS BIGINT))
+        ELSE make_timestamptz(CAST(TRY_CAST(s AS DOUBLE) * 1000000 AS BIGINT))
+    END
+);

@@ -316,6 +316,7 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
             kind: RecordKind::Events,
             container,
             compression: phys.compression,
+            airbyte: false,
         });
     }
     let classified = match container {
@@ -362,7 +363,19 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
             kind,
             container,
             compression: phys.compression,
+            airbyte: false,
         }),
+        None if container == Container::Jsonl && sniff::classify_airbyte(&head).is_some() => {
+            let (vendor, kind) =
+                sniff::classify_airbyte(&head).unwrap_or((Vendor::Generic, RecordKind::Events));
+            Ok(Detection {
+                vendor,
+                kind,
+                container,
+                compression: phys.compression,
+                airbyte: true,
+            })
+        }
         None => {
             let keys = match container {
                 Container::Csv => sniff::header_columns(&head, b','),
@@ -424,6 +437,8 @@ fn importer_for(
         (Vendor::Amplitude, RecordKind::Events) if readable || d.container == Container::Json => Ok(Box::new(vendors::AMPLITUDE)),
         (Vendor::Ga4, RecordKind::Events) if readable || d.container == Container::Json => Ok(Box::new(vendors::GA4)),
         (Vendor::Snowplow, RecordKind::Events) if readable => Ok(Box::new(vendors::SNOWPLOW)),
+        (Vendor::Segment, RecordKind::WarehouseRows) if readable => Ok(Box::new(vendors::SEGMENT_WAREHOUSE)),
+        (Vendor::RudderStack, RecordKind::WarehouseRows) if readable => Ok(Box::new(vendors::RUDDERSTACK_WAREHOUSE)),
         (Vendor::PostHog, RecordKind::Events) => Err(EngineError::unsupported(
             path,
             format!("PostHog exports are JSON lines, CSV or Parquet; this file is {}", d.container.as_str()),
@@ -709,6 +724,22 @@ fn run_pipeline(
             path,
             "the file contains no records",
         ));
+    }
+    if d.airbyte {
+        // Unwrap Airbyte record messages; other streams' records are accounted as quarantined.
+        conn.execute_batch(
+            "UPDATE stg_raw SET
+                pre_reason = CASE
+                    WHEN pre_reason IS NOT NULL OR NOT json_valid(raw) THEN pre_reason
+                    WHEN json_type(raw, '$.data') IS DISTINCT FROM 'OBJECT' THEN 'an Airbyte record without a \"data\" object'
+                    WHEN (json_extract_string(raw, '$.stream') IS DISTINCT FROM 'events') THEN 'Airbyte stream \"' || coalesce(json_extract_string(raw, '$.stream'), '') || '\" holds no events (only the \"events\" stream is imported)'
+                END,
+                raw = CASE
+                    WHEN pre_reason IS NULL AND json_valid(raw) AND json_extract_string(raw, '$.stream') = 'events' AND json_type(raw, '$.data') = 'OBJECT'
+                        THEN json_extract(raw, '$.data')::VARCHAR
+                    ELSE raw
+                END",
+        )?;
     }
     ctx.cancel.check()?;
     let phase = |p: &str, rows: u64| {

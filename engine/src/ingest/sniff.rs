@@ -146,6 +146,9 @@ pub struct Detection {
     pub kind: RecordKind,
     pub container: Container,
     pub compression: Compression,
+    /// Records are wrapped as Airbyte messages `{"stream", "data", "emitted_at"}`; the
+    /// `events` stream's `data` is the vendor record.
+    pub airbyte: bool,
 }
 
 /// The physical layer only: how to get records out of the file.
@@ -345,7 +348,7 @@ pub fn classify_keys(obj: &Map<String, Value>) -> Option<(Vendor, RecordKind)> {
     if obj.keys().any(|k| k.starts_with("context_"))
         && obj.get("received_at").is_some_and(Value::is_number)
     {
-        return Some((Vendor::RudderStack, RecordKind::Events));
+        return Some((Vendor::RudderStack, RecordKind::WarehouseRows));
     }
     if has("event")
         && obj
@@ -383,9 +386,9 @@ pub fn classify_columns(cols: &[String]) -> Option<(Vendor, RecordKind)> {
     if has("anonymous_id") && has("received_at") && has("id") {
         return Some(
             if lower.iter().any(|c| c == "channel" || c == "event_text") {
-                (Vendor::RudderStack, RecordKind::Events)
+                (Vendor::RudderStack, RecordKind::WarehouseRows)
             } else {
-                (Vendor::Segment, RecordKind::Events)
+                (Vendor::Segment, RecordKind::WarehouseRows)
             },
         );
     }
@@ -469,6 +472,29 @@ pub fn top_level_keys(b: &[u8]) -> Vec<String> {
         i += 1;
     }
     keys
+}
+
+/// JSON lines of Airbyte record messages: classify the vendor records inside `data`.
+pub fn classify_airbyte(text: &[u8]) -> Option<(Vendor, RecordKind)> {
+    let mut wrapped = 0;
+    for raw in strip_bom(text).split(|&b| b == b'\n') {
+        let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(raw) else {
+            continue;
+        };
+        if !(obj.contains_key("stream") && obj.contains_key("emitted_at")) {
+            return None;
+        }
+        wrapped += 1;
+        if let Some(Value::Object(data)) = obj.get("data") {
+            if let Some(c) = classify_keys(data) {
+                return Some(c);
+            }
+        }
+        if wrapped > 200 {
+            break;
+        }
+    }
+    None
 }
 
 /// Column names of the first line of delimited text.

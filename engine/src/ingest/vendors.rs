@@ -83,3 +83,17 @@ pub const SNOWPLOW: SqlImporter = SqlImporter {
     links: Some(include_str!("../../sql/snowplow_links.sql")),
     groups: None,
 };
+
+/// Segment warehouse tables and RudderStack data-lake rows (flattened snake_case).
+pub const SEGMENT_WAREHOUSE: SqlImporter = SqlImporter {
+    vendor: "segment",
+    required: &["id", "received_at"],
+    events: include_str!("../../sql/warehouse_events.sql"),
+    links: Some(include_str!("../../sql/amplitude_links.sql")),
+    groups: None,
+};
+
+pub const RUDDERSTACK_WAREHOUSE: SqlImporter = SqlImporter {
+    vendor: "rudderstack",
+    ..SEGMENT_WAREHOUSE
+};
