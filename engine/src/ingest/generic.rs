@@ -191,13 +191,8 @@ impl VendorImporter for GenericImporter {
     }
 
     fn links_sql(&self) -> Option<Sql> {
-        (self.mapping.user_id.is_some() && self.mapping.anon_id.is_some()).then(|| {
-            Sql::new(
-                "SELECT DISTINCT ON (anon_id, user_id) anon_id AS from_id, user_id AS to_id, 'device_user_pair' AS link_kind, ts_utc, line, event_uuid
-                 FROM stg_loaded WHERE anon_id IS NOT NULL AND user_id IS NOT NULL AND anon_id <> user_id
-                 ORDER BY anon_id, user_id, ts_utc, line",
-            )
-        })
+        (self.mapping.user_id.is_some() && self.mapping.anon_id.is_some())
+            .then(|| Sql::new(include_str!("../../sql/device_user_pairs.sql")))
     }
 }
 

@@ -357,25 +357,22 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
         }
         Container::Zip => Some((Vendor::Amplitude, RecordKind::Events)),
     };
+    // Records wrapped as Airbyte messages are classified by what they wrap.
+    let (classified, airbyte) = match classified {
+        None if container == Container::Jsonl => match sniff::classify_airbyte(&head) {
+            Some(c) => (Some(c), true),
+            None => (None, false),
+        },
+        c => (c, false),
+    };
     match classified {
         Some((vendor, kind)) => Ok(Detection {
             vendor,
             kind,
             container,
             compression: phys.compression,
-            airbyte: false,
+            airbyte,
         }),
-        None if container == Container::Jsonl && sniff::classify_airbyte(&head).is_some() => {
-            let (vendor, kind) =
-                sniff::classify_airbyte(&head).unwrap_or((Vendor::Generic, RecordKind::Events));
-            Ok(Detection {
-                vendor,
-                kind,
-                container,
-                compression: phys.compression,
-                airbyte: true,
-            })
-        }
         None => {
             let keys = match container {
                 Container::Csv => sniff::header_columns(&head, b','),

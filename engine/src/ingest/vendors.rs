@@ -63,7 +63,7 @@ pub const AMPLITUDE: SqlImporter = SqlImporter {
     vendor: "amplitude",
     required: &["event_type"],
     events: include_str!("../../sql/amplitude_events.sql"),
-    links: Some(include_str!("../../sql/amplitude_links.sql")),
+    links: Some(include_str!("../../sql/device_user_pairs.sql")),
     groups: None,
 };
 
@@ -71,7 +71,7 @@ pub const GA4: SqlImporter = SqlImporter {
     vendor: "ga4",
     required: &["event_name", "event_timestamp"],
     events: include_str!("../../sql/ga4_events.sql"),
-    links: Some(include_str!("../../sql/ga4_links.sql")),
+    links: Some(include_str!("../../sql/device_user_pairs.sql")),
     groups: None,
 };
 
@@ -89,7 +89,7 @@ pub const SEGMENT_WAREHOUSE: SqlImporter = SqlImporter {
     vendor: "segment",
     required: &["id", "received_at"],
     events: include_str!("../../sql/warehouse_events.sql"),
-    links: Some(include_str!("../../sql/amplitude_links.sql")),
+    links: Some(include_str!("../../sql/device_user_pairs.sql")),
     groups: None,
 };
 
