@@ -16,7 +16,10 @@ WITH t AS (
 )
 SELECT
     line,
-    coalesce(uid, CASE WHEN ins IS NOT NULL AND dev IS NOT NULL THEN sb_uuid_of('amplitude:' || dev || '|' || ins) END, sb_uuid_of(raw)) AS event_uuid,
+    -- CASE, not coalesce: hashes are computed only for rows that need them
+    CASE WHEN uid IS NOT NULL THEN uid
+         WHEN ins IS NOT NULL AND dev IS NOT NULL THEN sb_uuid_of('amplitude:' || dev || '|' || ins)
+         ELSE sb_uuid_of(raw) END AS event_uuid,
     -- $insert_id per device (Amplitude's own rule), else the event uuid
     CASE WHEN ins IS NOT NULL AND dev IS NOT NULL THEN 'insert:' || dev || '|' || ins
          WHEN uid IS NOT NULL THEN uid

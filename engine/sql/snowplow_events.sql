@@ -16,7 +16,7 @@ WITH t AS (
 )
 SELECT
     line,
-    coalesce(eid, sb_uuid_of(raw)) AS event_uuid,
+    CASE WHEN eid IS NULL THEN sb_uuid_of(raw) ELSE eid END AS event_uuid,
     -- event_id repeats in real pipelines; with its fingerprint it identifies one event
     CASE WHEN eid IS NULL THEN 'md5:' || md5(raw) ELSE eid || '|' || coalesce(nullif(r.event_fingerprint, ''), '') END AS dedupe_key,
     ev AS event_name,

@@ -1195,4 +1195,16 @@ fn format_override_is_validated() {
     assert!(FormatOverride::parse("posthog:csv").is_ok());
     assert!(FormatOverride::parse("parquet").is_ok());
     assert!(FormatOverride::parse("excel").is_err());
+    assert_eq!(
+        FormatOverride::parse("posthog:csv").unwrap().label(),
+        "posthog:csv"
+    );
+    // The override is recorded in the import log as given.
+    let ws = Workspace::in_memory().unwrap();
+    import_one(&ws, &fixture("crlf.jsonl"), Some("posthog:jsonl"));
+    let recorded: String = ws
+        .conn()
+        .query_row("SELECT format_override FROM imports", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(recorded, "posthog:jsonl");
 }

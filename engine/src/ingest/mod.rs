@@ -14,7 +14,6 @@
 //! Invariant, checked before commit: rows read = loaded + duplicates + quarantined.
 
 pub mod generic;
-pub mod posthog;
 pub mod reader;
 pub mod sniff;
 pub mod vendors;
@@ -84,6 +83,16 @@ pub struct FormatOverride {
 }
 
 impl FormatOverride {
+    /// `vendor:container`, `vendor` or `container`, as recorded in the import log.
+    pub fn label(&self) -> String {
+        match (self.vendor, self.container) {
+            (Some(v), Some(c)) => format!("{}:{}", v.as_str(), c.as_str()),
+            (Some(v), None) => v.as_str().to_string(),
+            (None, Some(c)) => c.as_str().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self> {
         let mut o = FormatOverride::default();
         for part in s.split([':', '-', '+']) {
@@ -426,8 +435,8 @@ fn importer_for(
                 "a generic import needs a column mapping file (--mapping)".into(),
             )),
         },
-        (Vendor::PostHog, RecordKind::Events) if readable => Ok(Box::new(posthog::PostHogImporter)),
-        (Vendor::PostHog, RecordKind::Persons) if readable => Ok(Box::new(posthog::PostHogPersonsImporter)),
+        (Vendor::PostHog, RecordKind::Events) if readable => Ok(Box::new(vendors::POSTHOG)),
+        (Vendor::PostHog, RecordKind::Persons) if readable => Ok(Box::new(vendors::POSTHOG_PERSONS)),
         (Vendor::Segment, RecordKind::Events) if d.container != Container::Csv && d.container != Container::Tsv => Ok(Box::new(vendors::SEGMENT)),
         (Vendor::RudderStack, RecordKind::Events) if d.container != Container::Csv && d.container != Container::Tsv => Ok(Box::new(vendors::RUDDERSTACK)),
         (Vendor::Mixpanel, RecordKind::Events) if readable || d.container == Container::Json => Ok(Box::new(vendors::MIXPANEL)),
@@ -910,7 +919,7 @@ fn run_pipeline(
         .push(", ")
         .bind(d.compression.as_str())
         .push(", ");
-    imp.bind(opt_value(opts.format.as_ref().map(|f| format!("{f:?}"))))
+    imp.bind(opt_value(opts.format.as_ref().map(FormatOverride::label)))
         .push(", ");
     for n in [stats.records, loaded, duplicate, quarantined, links] {
         imp.bind(n as i64).push(", ");
