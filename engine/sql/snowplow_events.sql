@@ -1,8 +1,8 @@
--- Snowplow atomic events (warehouse CSV/Parquet with the canonical column names; formats.md
--- §6, §9.2). Empty strings are nulls; times are naive UTC text.
+-- Snowplow atomic events: warehouse CSV/Parquet with the canonical column names, and enriched
+-- TSV staged with the 131 documented names (formats.md §6, §9.2). Empty strings are nulls; times are naive UTC text.
 WITH t AS (
     SELECT line, raw,
-        try(json_transform(raw, '{"event_id":"VARCHAR","event_fingerprint":"VARCHAR","event_name":"VARCHAR","event":"VARCHAR","se_action":"VARCHAR","derived_tstamp":"VARCHAR","collector_tstamp":"VARCHAR","user_id":"VARCHAR","domain_userid":"VARCHAR","network_userid":"VARCHAR","domain_sessionid":"VARCHAR"}')) AS r
+        try(json_transform(raw, '{"event_id":"VARCHAR","event_fingerprint":"VARCHAR","event_name":"VARCHAR","event":"VARCHAR","se_action":"VARCHAR","derived_tstamp":"VARCHAR","collector_tstamp":"VARCHAR","user_id":"VARCHAR","domain_userid":"VARCHAR","network_userid":"VARCHAR","domain_sessionid":"VARCHAR","contexts":"VARCHAR","derived_contexts":"VARCHAR","unstruct_event":"VARCHAR"}')) AS r
     FROM stg_json
     WHERE reason IS NULL
 ), p AS (
@@ -28,7 +28,13 @@ SELECT
     anon AS anon_id,
     sb_idv(r.domain_sessionid) AS session_id,
     NULL AS vendor_person_id,
-    sb_nonempty_object(raw) AS properties,
+    -- Self-describing JSON columns (enriched TSV) as JSON, not text; kept as text if invalid.
+    CASE WHEN coalesce(r.contexts, r.derived_contexts, r.unstruct_event, '') = '' THEN sb_nonempty_object(raw)
+        ELSE json_merge_patch(sb_nonempty_object(raw), json_object(
+            'contexts', coalesce(TRY_CAST(nullif(r.contexts, '') AS JSON), to_json(nullif(r.contexts, ''))),
+            'derived_contexts', coalesce(TRY_CAST(nullif(r.derived_contexts, '') AS JSON), to_json(nullif(r.derived_contexts, ''))),
+            'unstruct_event', coalesce(TRY_CAST(nullif(r.unstruct_event, '') AS JSON), to_json(nullif(r.unstruct_event, '')))))
+    END AS properties,
     NULL::JSON AS person_properties,
     NULL::JSON AS groups,
     CASE

@@ -13,6 +13,7 @@
 //! exactly as it was (only an `imports` row with status failed/cancelled records the attempt).
 //! Invariant, checked before commit: rows read = loaded + duplicates + quarantined.
 
+pub mod archive;
 pub mod generic;
 pub mod reader;
 pub mod sniff;
@@ -39,6 +40,10 @@ pub enum Target {
     /// `person_snapshots`: the staging SELECT yields line, person_key, distinct_id,
     /// properties, as_of, is_deleted, dedupe_key, reject_reason.
     PersonSnapshots,
+    /// `identity_links` only (a file of identity assertions, e.g. Amplitude merged ids): the
+    /// staging SELECT yields line, from_id, to_id, link_kind, ts_utc, dedupe_key,
+    /// reject_reason, with dedupe_key = link_kind ':' from_id '>' to_id.
+    Links,
 }
 
 impl Target {
@@ -46,7 +51,29 @@ impl Target {
         match self {
             Target::Events => "events",
             Target::PersonSnapshots => "person_snapshots",
+            Target::Links => "identity_links",
         }
+    }
+
+    /// The dedupe key of an existing row `e` of the target table.
+    fn dedupe_key(self) -> &'static str {
+        match self {
+            Target::Events | Target::PersonSnapshots => "e.dedupe_key",
+            Target::Links => "(e.link_kind || ':' || e.from_id || '>' || e.to_id)",
+        }
+    }
+}
+
+/// Bind the source file and push the source line: for archive members, `outer.zip!/member`
+/// and the line within the member (needs `stg_json j` joined), else the file and `line`.
+fn push_origin(s: &mut Sql, zip: bool, shown: &str, line: &str) {
+    s.bind(shown.to_string());
+    if zip {
+        s.push(&format!(
+            " || coalesce('!/' || j.member, ''), coalesce(j.member_line, {line})"
+        ));
+    } else {
+        s.push(&format!(", {line}"));
     }
 }
 
@@ -342,7 +369,7 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
         Container::Csv => sniff::classify_columns(&sniff::header_columns(&head, b',')),
         Container::Tsv => {
             let cols = sniff::header_columns(&head, b'\t');
-            if cols.len() == 131 {
+            if sniff::looks_snowplow_enriched(&sniff::tab_fields(&head)) {
                 Some((Vendor::Snowplow, RecordKind::Events))
             } else {
                 sniff::classify_columns(&cols)
@@ -364,11 +391,12 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
                 _ => None,
             }
         }
-        Container::Zip => Some((Vendor::Amplitude, RecordKind::Events)),
+        // Members are classified by their first records.
+        Container::Zip => sniff::classify_jsonl(&archive::head(path)?),
     };
     // Records wrapped as Airbyte messages are classified by what they wrap.
     let (classified, airbyte) = match classified {
-        None if container == Container::Jsonl => match sniff::classify_airbyte(&head) {
+        None if container == Container::Jsonl || container == Container::Zip => match sniff::classify_airbyte(&if container == Container::Zip { archive::head(path)? } else { head.clone() }) {
             Some(c) => (Some(c), true),
             None => (None, false),
         },
@@ -414,7 +442,7 @@ fn importer_for(
 ) -> Result<Box<dyn VendorImporter>> {
     let readable = matches!(
         d.container,
-        Container::Jsonl | Container::Csv | Container::Parquet
+        Container::Jsonl | Container::Csv | Container::Parquet | Container::Zip
     );
     match (d.vendor, d.kind) {
         (_, RecordKind::CaptureDump) => Err(EngineError::unsupported(
@@ -441,8 +469,9 @@ fn importer_for(
         (Vendor::RudderStack, RecordKind::Events) if d.container != Container::Csv && d.container != Container::Tsv => Ok(Box::new(vendors::RUDDERSTACK)),
         (Vendor::Mixpanel, RecordKind::Events) if readable || d.container == Container::Json => Ok(Box::new(vendors::MIXPANEL)),
         (Vendor::Amplitude, RecordKind::Events) if readable || d.container == Container::Json => Ok(Box::new(vendors::AMPLITUDE)),
+        (Vendor::Amplitude, RecordKind::MergedIds) if readable => Ok(Box::new(vendors::AMPLITUDE_MERGED_IDS)),
         (Vendor::Ga4, RecordKind::Events) if readable || d.container == Container::Json => Ok(Box::new(vendors::GA4)),
-        (Vendor::Snowplow, RecordKind::Events) if readable => Ok(Box::new(vendors::SNOWPLOW)),
+        (Vendor::Snowplow, RecordKind::Events) if readable || d.container == Container::Tsv => Ok(Box::new(vendors::SNOWPLOW)),
         (Vendor::Segment, RecordKind::WarehouseRows) if readable => Ok(Box::new(vendors::SEGMENT_WAREHOUSE)),
         (Vendor::RudderStack, RecordKind::WarehouseRows) if readable => Ok(Box::new(vendors::RUDDERSTACK_WAREHOUSE)),
         (Vendor::PostHog, RecordKind::Events) => Err(EngineError::unsupported(
@@ -482,6 +511,7 @@ struct Counts {
     links: u64,
     sha256: String,
     timings: Vec<StepTiming>,
+    note: Option<String>,
 }
 
 fn import_file(
@@ -551,6 +581,7 @@ fn import_file(
             outcome.timings = c.timings;
             outcome.status = ImportStatus::Complete;
             outcome.identical_to = earlier_identical(conn, &c.sha256, id);
+            outcome.message = c.note;
             if let Some(prev) = outcome.identical_to {
                 outcome.message = Some(format!(
                     "identical to import #{prev}: {} new events (re-importing adds nothing)",
@@ -698,7 +729,12 @@ fn run_pipeline(
         container: d.container,
         compression: d.compression,
     };
-    let stats = reader::stage_file(conn, path, phys, ctx, &label)?;
+    // Snowplow enriched events are TSV without a header (formats.md §6.1).
+    let names: Option<&[&str]> = (d.vendor == Vendor::Snowplow
+        && d.container == Container::Tsv
+        && !sniff::has_header_field(path, d.compression, "event_id"))
+    .then_some(&vendors::SNOWPLOW_ENRICHED_COLUMNS[..]);
+    let stats = reader::stage_file(conn, path, phys, names, ctx, &label)?;
     laps.lap("read");
     if let Some(cols) = &stats.columns {
         let missing: Vec<String> = importer
@@ -765,7 +801,7 @@ fn run_pipeline(
     // Records are parsed once, by the vendor's SQL; stg_json is only a view of the staging.
     conn.execute_batch(
         "CREATE OR REPLACE TEMP VIEW stg_json AS
-         SELECT line, raw, raw_len, pre_reason AS reason FROM stg_raw",
+         SELECT line, raw, raw_len, pre_reason AS reason, member, member_line FROM stg_raw",
     )?;
     ctx.cancel.check()?;
     let mut ev = Sql::new("CREATE OR REPLACE TEMP TABLE stg_events AS ");
@@ -795,7 +831,9 @@ fn run_pipeline(
     dd.push(importer.target().table());
     dd.push(" e WHERE e.source_vendor = ");
     dd.bind(importer.vendor())
-        .push(" AND e.dedupe_key = k.dedupe_key)");
+        .push(" AND ")
+        .push(importer.target().dedupe_key())
+        .push(" = k.dedupe_key)");
     dd.execute(conn).map_err(interrupted)?;
     conn.execute_batch(
         "CREATE OR REPLACE TEMP VIEW stg_loaded AS
@@ -828,23 +866,29 @@ fn run_pipeline(
 
     phase("writing", loaded);
     let vendor = importer.vendor();
+    // Archive members: source_file is `outer.zip!/member`, source_line the line in the member.
+    let zip = d.container == Container::Zip;
+    let origin = |s: &mut Sql, line: &str| push_origin(s, zip, shown, line);
+    let join_j = |s: &mut Sql, alias: &str| {
+        if zip {
+            s.push(&format!(" JOIN stg_json j ON j.line = {alias}.line"));
+        }
+    };
     // Each half only when it has rows: the join back to the raw text is not free.
     if q_json > 0 {
         let mut q = Sql::new("INSERT INTO quarantine SELECT ");
-        q.bind(import_id)
-            .push(", ")
-            .bind(shown.to_string())
-            .push(", line, reason, left(raw, ");
+        q.bind(import_id).push(", ");
+        origin(&mut q, "j.line");
+        q.push(", reason, left(raw, ");
         q.push(&QUARANTINE_RAW_CHARS.to_string());
-        q.push("), raw_len FROM stg_json WHERE reason IS NOT NULL");
+        q.push("), raw_len FROM stg_json j WHERE reason IS NOT NULL");
         q.execute(conn).map_err(interrupted)?;
     }
     if q_map > 0 {
         let mut q = Sql::new("INSERT INTO quarantine SELECT ");
-        q.bind(import_id)
-            .push(", ")
-            .bind(shown.to_string())
-            .push(", e.line, e.reject_reason, left(j.raw, ");
+        q.bind(import_id).push(", ");
+        origin(&mut q, "e.line");
+        q.push(", e.reject_reason, left(j.raw, ");
         q.push(&QUARANTINE_RAW_CHARS.to_string());
         q.push("), j.raw_len FROM (SELECT line, reject_reason FROM stg_events WHERE reject_reason IS NOT NULL) e JOIN stg_json j ON j.line = e.line");
         q.execute(conn).map_err(interrupted)?;
@@ -854,27 +898,37 @@ fn run_pipeline(
     match importer.target() {
         Target::Events => {
             let mut ins = Sql::new("INSERT INTO events SELECT ");
-            ins.bind(vendor)
-                .push(", ")
-                .bind(shown.to_string())
-                .push(", line, ")
-                .bind(import_id);
+            ins.bind(vendor).push(", ");
+            origin(&mut ins, "l.line");
+            ins.push(", ").bind(import_id);
             ins.push(", event_uuid, dedupe_key, event_name, event_kind, ts_utc, received_at_utc, distinct_id, user_id, anon_id, session_id, vendor_person_id, properties, person_properties, groups, ");
             if opts.keep_raw {
-                ins.push("j.raw::JSON FROM stg_loaded JOIN stg_json j USING (line)");
+                ins.push("j.raw::JSON FROM stg_loaded l JOIN stg_json j ON j.line = l.line");
             } else {
-                ins.push("NULL FROM stg_loaded");
+                ins.push("NULL FROM stg_loaded l");
+                join_j(&mut ins, "l");
             }
             ins.execute(conn).map_err(interrupted)?;
         }
         Target::PersonSnapshots => {
             let mut ins = Sql::new("INSERT INTO person_snapshots SELECT ");
+            ins.bind(vendor).push(
+                ", l.person_key, l.distinct_id, l.properties, l.as_of, l.is_deleted, l.dedupe_key, ",
+            );
+            origin(&mut ins, "l.line");
+            ins.push(", ").bind(import_id).push(" FROM stg_loaded l");
+            join_j(&mut ins, "l");
+            ins.execute(conn).map_err(interrupted)?;
+        }
+        Target::Links => {
+            let mut ins = Sql::new("INSERT INTO identity_links SELECT ");
             ins.bind(vendor)
-                .push(", person_key, distinct_id, properties, as_of, is_deleted, dedupe_key, ");
-            ins.bind(shown.to_string())
-                .push(", line, ")
+                .push(", l.from_id, l.to_id, l.link_kind, l.ts_utc, ");
+            origin(&mut ins, "l.line");
+            ins.push(", ")
                 .bind(import_id)
-                .push(" FROM stg_loaded");
+                .push(", NULL FROM stg_loaded l");
+            join_j(&mut ins, "l");
             ins.execute(conn).map_err(interrupted)?;
         }
     }
@@ -885,21 +939,21 @@ fn run_pipeline(
     if let Some(sub) = importer.links_sql() {
         let mut l = Sql::new("INSERT INTO identity_links SELECT ");
         l.bind(vendor)
-            .push(", from_id, to_id, link_kind, ts_utc, ")
-            .bind(shown.to_string());
-        l.push(", line, ")
-            .bind(import_id)
-            .push(", event_uuid FROM (");
-        l.embed(&sub).push(")");
+            .push(", x.from_id, x.to_id, x.link_kind, x.ts_utc, ");
+        origin(&mut l, "x.line");
+        l.push(", ").bind(import_id).push(", x.event_uuid FROM (");
+        l.embed(&sub).push(") x");
+        join_j(&mut l, "x");
         links = l.execute(conn).map_err(interrupted)? as u64;
     }
     if let Some(sub) = importer.groups_sql() {
         let mut g = Sql::new("INSERT INTO group_snapshots SELECT ");
         g.bind(vendor)
-            .push(", group_type, group_key, props, as_of, ")
-            .bind(shown.to_string());
-        g.push(", line, ").bind(import_id).push(" FROM (");
-        g.embed(&sub).push(")");
+            .push(", x.group_type, x.group_key, x.props, x.as_of, ");
+        origin(&mut g, "x.line");
+        g.push(", ").bind(import_id).push(" FROM (");
+        g.embed(&sub).push(") x");
+        join_j(&mut g, "x");
         g.execute(conn).map_err(interrupted)?;
     }
 
@@ -925,7 +979,9 @@ fn run_pipeline(
         imp.bind(n as i64).push(", ");
     }
     imp.bind(started.to_string())
-        .push("::TIMESTAMPTZ, now(), 'complete', NULL)");
+        .push("::TIMESTAMPTZ, now(), 'complete', ")
+        .bind(opt_value(stats.note.clone()))
+        .push(")");
     imp.execute(conn)?;
     Ok((
         import_id,
@@ -937,6 +993,7 @@ fn run_pipeline(
             links,
             sha256: stats.sha256,
             timings: laps.steps,
+            note: stats.note,
         },
     ))
 }

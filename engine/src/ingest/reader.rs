@@ -1,6 +1,6 @@
 //! Containers to staging: every record of a file becomes one row of the temporary
-//! `stg_raw(line, raw, pre_reason, raw_len)` table, as JSON object text, with its 1-based
-//! record number. Reading is streaming Rust (exact line numbers, per-line UTF-8 checks,
+//! `stg_raw(line, raw, pre_reason, raw_len, member, member_line)` table, as JSON object text,
+//! with its 1-based record number (archives: also its member and line within the member). Reading is streaming Rust (exact line numbers, per-line UTF-8 checks,
 //! gzip) feeding DuckDB's Appender; Parquet goes through DuckDB's own reader.
 
 use std::fs::File;
@@ -22,7 +22,7 @@ pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 pub const QUARANTINE_RAW_CHARS: usize = 2000;
 
 pub const STAGING_DDL: &str = "
-CREATE OR REPLACE TEMP TABLE stg_raw (line BIGINT, raw VARCHAR, pre_reason VARCHAR, raw_len BIGINT);
+CREATE OR REPLACE TEMP TABLE stg_raw (line BIGINT, raw VARCHAR, pre_reason VARCHAR, raw_len BIGINT, member VARCHAR, member_line BIGINT);
 ";
 
 #[derive(Debug, Default, Clone)]
@@ -32,6 +32,8 @@ pub struct ReadStats {
     pub sha256: String,
     /// Column names, for delimited and Parquet files.
     pub columns: Option<Vec<String>>,
+    /// Something the import log should say about how the file was read.
+    pub note: Option<String>,
 }
 
 /// Counts and hashes the bytes of the underlying file as they are read.
@@ -86,26 +88,28 @@ pub struct ProgressLabel<'a> {
 }
 
 /// Stream `path` into `stg_raw`.
+/// Stream `path` into `stg_raw`. `names` gives the columns of a headerless delimited file
+/// (Snowplow enriched TSV); otherwise the first row is the header.
 pub fn stage_file(
     conn: &Connection,
     path: &Path,
     phys: Physical,
+    names: Option<&[&str]>,
     ctx: &JobCtx,
     label: &ProgressLabel<'_>,
 ) -> Result<ReadStats> {
+    let delimited = |d: u8| Delimited {
+        compression: phys.compression,
+        delimiter: d,
+        names,
+    };
     match phys.container {
         Container::Jsonl => stage_lines(conn, path, phys.compression, ctx, label),
-        Container::Csv => stage_delimited(conn, path, phys.compression, b',', ctx, label),
-        Container::Tsv => stage_delimited(conn, path, phys.compression, b'\t', ctx, label),
+        Container::Csv => stage_delimited(conn, path, delimited(b','), ctx, label),
+        Container::Tsv => stage_delimited(conn, path, delimited(b'\t'), ctx, label),
         Container::Parquet => stage_parquet(conn, path, ctx, label),
         Container::Json => stage_document(conn, path, phys.compression, ctx, label),
-        Container::Zip => Err(EngineError::unsupported(
-            path,
-            format!(
-                "{} files are not read by this importer",
-                phys.container.as_str()
-            ),
-        )),
+        Container::Zip => super::archive::stage_zip(conn, path, ctx, label),
     }
 }
 
@@ -162,7 +166,7 @@ fn read_error(path: &Path, c: Compression, records: u64, e: io::Error) -> Engine
     EngineError::unreadable(path, format!("{what} after record {records} ({e})"))
 }
 
-fn truncate_chars(s: &str, max: usize) -> &str {
+pub(super) fn truncate_chars(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
@@ -201,7 +205,7 @@ fn stage_lines(
             continue;
         }
         records += 1;
-        append_record(&mut app, line_no, line)?;
+        append_record(&mut app, line_no, line, None)?;
         if records.is_multiple_of(8192) {
             ctx.cancel.check()?;
             report(
@@ -227,14 +231,25 @@ fn stage_lines(
         records,
         sha256,
         columns: None,
+        note: None,
     })
 }
 
-fn append_record(app: &mut duckdb::Appender<'_>, line_no: i64, bytes: &[u8]) -> Result<()> {
+/// Append one record; `member` is the archive member and the line within it.
+pub(super) fn append_record(
+    app: &mut duckdb::Appender<'_>,
+    line_no: i64,
+    bytes: &[u8],
+    member: Option<(&str, i64)>,
+) -> Result<()> {
     let len = bytes.len() as i64;
+    let (m, ml) = match member {
+        Some((m, l)) => (Some(m), Some(l)),
+        None => (None, None),
+    };
     match std::str::from_utf8(bytes) {
         Ok(s) if bytes.len() <= MAX_RECORD_BYTES => {
-            app.append_row(duckdb::params![line_no, s, None::<&str>, len])?;
+            app.append_row(duckdb::params![line_no, s, None::<&str>, len, m, ml])?;
         }
         Ok(s) => {
             let reason = format!(
@@ -246,7 +261,9 @@ fn append_record(app: &mut duckdb::Appender<'_>, line_no: i64, bytes: &[u8]) -> 
                 line_no,
                 truncate_chars(s, QUARANTINE_RAW_CHARS),
                 reason,
-                len
+                len,
+                m,
+                ml
             ])?;
         }
         Err(e) => {
@@ -257,14 +274,16 @@ fn append_record(app: &mut duckdb::Appender<'_>, line_no: i64, bytes: &[u8]) -> 
                 line_no,
                 truncate_chars(&lossy, QUARANTINE_RAW_CHARS),
                 reason,
-                len
+                len,
+                m,
+                ml
             ])?;
         }
     }
     Ok(())
 }
 
-fn report(
+pub(super) fn report(
     ctx: &JobCtx,
     label: &ProgressLabel<'_>,
     phase: &str,
@@ -285,18 +304,30 @@ fn report(
     );
 }
 
+struct Delimited<'a> {
+    compression: Compression,
+    delimiter: u8,
+    names: Option<&'a [&'a str]>,
+}
+
 fn stage_delimited(
     conn: &Connection,
     path: &Path,
-    compression: Compression,
-    delimiter: u8,
+    how: Delimited<'_>,
     ctx: &JobCtx,
     label: &ProgressLabel<'_>,
 ) -> Result<ReadStats> {
+    let Delimited {
+        compression,
+        delimiter,
+        names,
+    } = how;
     let tap = open_tap(path)?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        // Snowplow enriched TSV does not quote: JSON fields hold bare double quotes.
+        .quoting(names.is_none())
         .delimiter(delimiter)
         .buffer_capacity(1 << 20)
         .from_reader(Decoded::new(tap, compression));
@@ -310,12 +341,15 @@ fn stage_delimited(
             ),
         }
     };
-    let has = rdr.read_byte_record(&mut rec).map_err(|e| csv_err(0, e))?;
-    if !has {
+    let mut header = Vec::with_capacity(rec.len());
+    let mut headerless = false;
+    if let Some(names) = names {
+        header.extend(names.iter().map(|s| s.to_string()));
+        headerless = true;
+    } else if !rdr.read_byte_record(&mut rec).map_err(|e| csv_err(0, e))? {
         return Err(EngineError::unreadable(path, "the file is empty"));
     }
-    let mut header = Vec::with_capacity(rec.len());
-    for (i, f) in rec.iter().enumerate() {
+    for (i, f) in rec.iter().enumerate().filter(|_| !headerless) {
         let f = if i == 0 { strip_bom(f) } else { f };
         let name = std::str::from_utf8(f).map_err(|_| {
             EngineError::unreadable(
@@ -346,8 +380,13 @@ fn stage_delimited(
         let line_no = records as i64;
         let bad = if rec.len() != header.len() {
             Some(format!(
-                "expected {} fields as in the header, found {}",
+                "expected {} fields{}, found {}",
                 header.len(),
+                if headerless {
+                    " (the Snowplow enriched-event layout)"
+                } else {
+                    " as in the header"
+                },
                 rec.len()
             ))
         } else {
@@ -366,7 +405,7 @@ fn stage_delimited(
             }
             if bad.is_none() {
                 let text = serde_json::Value::Object(obj).to_string();
-                append_record(&mut app, line_no, text.as_bytes())?;
+                append_record(&mut app, line_no, text.as_bytes(), None)?;
             }
             bad
         };
@@ -382,7 +421,9 @@ fn stage_delimited(
                 line_no,
                 truncate_chars(&raw, QUARANTINE_RAW_CHARS),
                 reason,
-                joined_len.saturating_sub(1) as i64
+                joined_len.saturating_sub(1) as i64,
+                None::<&str>,
+                None::<i64>
             ])?;
         }
         if records.is_multiple_of(8192) {
@@ -416,6 +457,7 @@ fn stage_delimited(
         records,
         sha256,
         columns: Some(header),
+        note: None,
     })
 }
 
@@ -486,7 +528,7 @@ fn stage_document(
             other => other,
         };
         let text = rec.to_string();
-        append_record(&mut app, n as i64, text.as_bytes())?;
+        append_record(&mut app, n as i64, text.as_bytes(), None)?;
         if n.is_multiple_of(8192) {
             ctx.cancel.check()?;
         }
@@ -502,6 +544,7 @@ fn stage_document(
         records: n,
         sha256,
         columns: None,
+        note: None,
     })
 }
 
@@ -533,7 +576,7 @@ fn stage_parquet(
     }
     report(ctx, label, "reading parquet", 0, 0, true);
     let mut sql = crate::sql::Sql::new(
-        "INSERT INTO stg_raw SELECT file_row_number + 1, j, NULL, strlen(j) FROM (SELECT file_row_number, json_object(",
+        "INSERT INTO stg_raw SELECT file_row_number + 1, j, NULL, strlen(j), NULL, NULL FROM (SELECT file_row_number, json_object(",
     );
     for (i, (name, ty)) in cols.iter().enumerate() {
         if i > 0 {
@@ -563,5 +606,6 @@ fn stage_parquet(
         records: n as u64,
         sha256,
         columns: Some(cols.into_iter().map(|c| c.0).collect()),
+        note: None,
     })
 }

@@ -278,6 +278,29 @@ fn looks_multiline_doc(b: &[u8]) -> bool {
             .is_some_and(|c| *c == b' ' || *c == b'\t' || *c == b'"')
 }
 
+/// A headerless Snowplow enriched event line (formats.md §0.1): 131 tab-separated fields,
+/// field 1 a platform code, field 6 a UUID, field 3 a `YYYY-MM-DD HH:MM:SS` time.
+pub fn looks_snowplow_enriched(fields: &[String]) -> bool {
+    const PLATFORMS: &[&str] = &["web", "mob", "pc", "srv", "app", "tv", "cnsl", "iot"];
+    fields.len() == 131
+        && PLATFORMS.contains(&fields[1].as_str())
+        && fields[6].len() == 36
+        && fields[6].matches('-').count() == 4
+        && fields[3].len() >= 19
+        && fields[3].as_bytes()[4] == b'-'
+        && fields[3].as_bytes()[10] == b' '
+}
+
+/// Whether the first line of a delimited file names `field` (i.e. is a header).
+pub fn has_header_field(path: &Path, compression: Compression, field: &str) -> bool {
+    first_record(path, compression, 1 << 20)
+        .map(|l| {
+            l.split(|&b| b == b'\t' || b == b',')
+                .any(|f| f.trim_ascii() == field.as_bytes())
+        })
+        .unwrap_or(false)
+}
+
 /// The first non-blank line of a (possibly gzip) JSON-lines file, read whole up to `limit`
 /// bytes: for sniffing records longer than the prefix.
 pub fn first_record(path: &Path, compression: Compression, limit: usize) -> Result<Vec<u8>> {
@@ -498,6 +521,14 @@ pub fn classify_airbyte(text: &[u8]) -> Option<(Vendor, RecordKind)> {
 }
 
 /// Column names of the first line of delimited text.
+/// The first line's tab-separated fields, unquoted (Snowplow TSV does not quote).
+pub fn tab_fields(text: &[u8]) -> Vec<String> {
+    first_line(strip_bom(text))
+        .split(|&b| b == b'\t')
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect()
+}
+
 pub fn header_columns(text: &[u8], delimiter: u8) -> Vec<String> {
     let body = strip_bom(text);
     let line = first_line(body);
