@@ -100,6 +100,8 @@ pub struct SimEvent {
     pub device_id: String,
     pub user_id: Option<String>,
     pub session_id: String,
+    /// When the session began, µs since the epoch (vendors whose session ids are start times).
+    pub session_start_us: i64,
     pub person: usize,
     pub properties: Map<String, Value>,
     pub set: Option<Map<String, Value>>,
@@ -141,6 +143,13 @@ pub struct GroundTruth {
     pub merges: Vec<TruthMerge>,
     pub identity_links_expected: usize,
     pub events_by_name: std::collections::BTreeMap<String, usize>,
+    /// Records written for this vendor (events the vendor's export has a record for).
+    pub records: usize,
+    /// Records by the vendor's own event name.
+    pub events_by_vendor_name: std::collections::BTreeMap<String, usize>,
+    /// Persons after merging each device into the first user identified on it (the
+    /// shared-device rule): what identity resolution should find in every vendor's file.
+    pub resolved_persons: usize,
     pub persons: Vec<TruthPerson>,
 }
 
@@ -274,6 +283,7 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
         let session = rng.uuid();
         sessions += 1;
         let mut t = p.clock_us;
+        let session_start = t;
         let n_pages = 1 + rng.below(5) as usize;
         let logged_in_here = p.identified_on.contains(&device);
         let mut distinct = if logged_in_here {
@@ -320,6 +330,7 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
                     None
                 },
                 session_id: session.clone(),
+                session_start_us: session_start,
                 person: pi,
                 properties: props,
                 set: None,
@@ -361,6 +372,7 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
                     device_id: device.clone(),
                     user_id: Some(uid.clone()),
                     session_id: session.clone(),
+                    session_start_us: session_start,
                     person: pi,
                     properties: props,
                     set: Some(set),
@@ -389,6 +401,7 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
                             device_id: device.clone(),
                             user_id: p.user_id.clone(),
                             session_id: session.clone(),
+                            session_start_us: session_start,
                             person: pi,
                             properties: base_props(p, "/settings"),
                             set: None,
@@ -424,6 +437,7 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
                         None
                     },
                     session_id: session.clone(),
+                    session_start_us: session_start,
                     person: pi,
                     properties: props,
                     set: None,
@@ -473,6 +487,9 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
         identity_links_expected: merges.len(),
         merges,
         events_by_name: by_name,
+        records: 0,
+        events_by_vendor_name: Default::default(),
+        resolved_persons: 0,
         persons: persons
             .iter()
             .enumerate()
@@ -523,58 +540,569 @@ pub fn posthog_line(e: &SimEvent) -> String {
     .to_string()
 }
 
-/// Write a generated export to `out` (gzip when the name ends in `.gz`) and its ground
-/// truth to `<out>.truth.json`.
-pub fn write_posthog_jsonl(out: &Path, opts: &GenerateOptions) -> Result<GroundTruth> {
-    let (events, mut truth) = simulate(opts);
-    let mut rng = Rng::new(opts.seed.wrapping_add(0xD0C5));
-    let file = std::fs::File::create(out).map_err(|e| EngineError::io(out, e))?;
-    let mut w: Box<dyn Write> = if out.extension().is_some_and(|x| x == "gz") {
-        Box::new(flate2::write::GzEncoder::new(
-            std::io::BufWriter::new(file),
-            flate2::Compression::fast(),
-        ))
+/// The export shapes the generator writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenFormat {
+    /// PostHog batch export, events model: JSON lines.
+    PostHog,
+    /// Amplitude Export API: a zip of `<project>/<project>_<date>_<H>#<n>.json.gz` members
+    /// (or JSON lines when the output name does not end in `.zip`).
+    Amplitude,
+    /// Mixpanel raw event export: JSON lines, `time` in milliseconds.
+    Mixpanel,
+    /// Segment raw S3 logs: JSON lines of Segment Spec calls.
+    Segment,
+    /// RudderStack object-storage dump: Segment Spec plus rudderId, channel, sessionId.
+    RudderStack,
+    /// GA4 BigQuery export extracted as JSON lines (INT64 as strings).
+    Ga4,
+    /// Snowplow enriched events: headerless 131-field TSV.
+    Snowplow,
+}
+
+impl GenFormat {
+    pub const ALL: [GenFormat; 7] = [
+        GenFormat::PostHog,
+        GenFormat::Amplitude,
+        GenFormat::Mixpanel,
+        GenFormat::Segment,
+        GenFormat::RudderStack,
+        GenFormat::Ga4,
+        GenFormat::Snowplow,
+    ];
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "posthog" => GenFormat::PostHog,
+            "amplitude" => GenFormat::Amplitude,
+            "mixpanel" => GenFormat::Mixpanel,
+            "segment" => GenFormat::Segment,
+            "rudderstack" | "rudder" => GenFormat::RudderStack,
+            "ga4" => GenFormat::Ga4,
+            "snowplow" => GenFormat::Snowplow,
+            _ => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "unknown generator format \"{s}\": use posthog, amplitude, mixpanel, segment, rudderstack, ga4 or snowplow"
+                )))
+            }
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GenFormat::PostHog => "posthog",
+            GenFormat::Amplitude => "amplitude",
+            GenFormat::Mixpanel => "mixpanel",
+            GenFormat::Segment => "segment",
+            GenFormat::RudderStack => "rudderstack",
+            GenFormat::Ga4 => "ga4",
+            GenFormat::Snowplow => "snowplow",
+        }
+    }
+
+    /// A conventional file name for this shape.
+    pub fn default_file_name(self) -> &'static str {
+        match self {
+            GenFormat::PostHog => "posthog_events.jsonl",
+            GenFormat::Amplitude => "amplitude_export.zip",
+            GenFormat::Mixpanel => "mixpanel_export.jsonl",
+            GenFormat::Segment => "segment_events.json.gz",
+            GenFormat::RudderStack => "rudderstack_events.json.gz",
+            GenFormat::Ga4 => "ga4_events.jsonl",
+            GenFormat::Snowplow => "snowplow_enriched.tsv",
+        }
+    }
+
+    /// Whether the vendor exports a session id (Mixpanel and Segment do not).
+    pub fn has_session_ids(self) -> bool {
+        !matches!(self, GenFormat::Mixpanel | GenFormat::Segment)
+    }
+
+    /// The vendor's name for a simulated event, or None when the vendor's event export has no
+    /// record for it: group profile updates are not events in Mixpanel's raw export, GA4 or
+    /// Snowplow (they have no group calls).
+    pub fn event_name(self, neutral: &str) -> Option<&str> {
+        Some(match (self, neutral) {
+            (GenFormat::PostHog, n) => n,
+            (GenFormat::Amplitude, "$pageview") => "[Amplitude] Page Viewed",
+            (GenFormat::Mixpanel, "$pageview") => "$mp_web_page_view",
+            (GenFormat::Segment | GenFormat::RudderStack, "$pageview") => "page",
+            (GenFormat::Segment | GenFormat::RudderStack, "$identify") => "identify",
+            (GenFormat::Segment | GenFormat::RudderStack, "$groupidentify") => "group",
+            (GenFormat::Ga4 | GenFormat::Snowplow, "$pageview") => "page_view",
+            (GenFormat::Ga4 | GenFormat::Snowplow, "$identify") => "login",
+            (GenFormat::Mixpanel | GenFormat::Ga4 | GenFormat::Snowplow, "$groupidentify") => {
+                return None
+            }
+            (_, n) => n,
+        })
+    }
+}
+
+/// Text of µs since the epoch as `YYYY-MM-DD HH:MM:SS` plus `digits` fractional digits
+/// (Amplitude: 6, Snowplow: 3), naive UTC.
+fn naive_utc(us: i64, digits: usize) -> String {
+    let full = rfc3339_micros(us);
+    format!("{} {}", &full[..10], &full[11..20 + digits.min(6)])
+        .trim_end_matches('.')
+        .to_string()
+}
+
+fn prop<'a>(e: &'a SimEvent, k: &str) -> &'a Value {
+    e.properties.get(k).unwrap_or(&Value::Null)
+}
+
+/// Custom (non-`$`) event properties, as every vendor carries them.
+fn custom_props(e: &SimEvent) -> Map<String, Value> {
+    e.properties
+        .iter()
+        .filter(|(k, _)| !k.starts_with('$'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// A stable 64-bit id from text (FNV-1a), for vendor ids derived from the simulation.
+fn id64(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// One Amplitude Export API event line.
+pub fn amplitude_line(e: &SimEvent, resolved: &str, n: usize) -> String {
+    let name = GenFormat::Amplitude.event_name(&e.name).unwrap_or(&e.name);
+    let mut ep = custom_props(e);
+    ep.insert(
+        "[Amplitude] Page URL".into(),
+        prop(e, "$current_url").clone(),
+    );
+    ep.insert("[Amplitude] Page Path".into(), prop(e, "$pathname").clone());
+    if let Some(r) = e.properties.get("$referrer") {
+        ep.insert("referrer".into(), r.clone());
+    }
+    let mut line = json!({
+        "$insert_id": e.uuid,
+        "$schema": 13,
+        "amplitude_id": id64(resolved) >> 20,
+        "app": 187520,
+        "city": "Springfield",
+        "client_event_time": naive_utc(e.ts_us, 6),
+        "country": "United States",
+        "data": {},
+        "data_type": "event",
+        "device_family": e.properties.get("$os").cloned(),
+        "device_id": e.device_id,
+        "event_id": n,
+        "event_properties": ep,
+        "event_time": naive_utc(e.ts_us, 6),
+        "event_type": name,
+        "groups": e.company.as_ref().map(|c| json!({"company": [c]})).unwrap_or(json!({})),
+        "ip_address": prop(e, "$ip"),
+        "language": "English",
+        "library": "amplitude-ts/2.11.0",
+        "os_name": prop(e, "$browser"),
+        "platform": "Web",
+        "server_received_time": naive_utc(e.ts_us + 1_500_000, 6),
+        "server_upload_time": naive_utc(e.ts_us + 2_000_000, 6),
+        "session_id": e.session_start_us / 1000,
+        "user_id": e.user_id,
+        "user_properties": e.set.clone().map(Value::Object).unwrap_or(json!({})),
+        "uuid": uuid_variant(&e.uuid),
+    });
+    if let (Some(gs), Some(c)) = (&e.group_set, &e.company) {
+        line["group_properties"] = json!({ "company": { c.as_str(): gs } });
+    }
+    line.to_string()
+}
+
+/// A second deterministic UUID from a first (Amplitude's own `uuid` differs from the
+/// sender's `$insert_id`).
+fn uuid_variant(u: &str) -> String {
+    let h = format!("{:016x}", id64(u));
+    format!("{}{}", &h[..8], &u[8..])
+}
+
+/// One Mixpanel raw-export line (Original ID Merge style: the anonymous distinct_id is the
+/// device id; `$identify` carries `$anon_id` and `$identified_id`).
+pub fn mixpanel_line(e: &SimEvent) -> Option<String> {
+    let name = GenFormat::Mixpanel.event_name(&e.name)?;
+    let mut p = custom_props(e);
+    p.insert("time".into(), json!(e.ts_us / 1000));
+    p.insert("distinct_id".into(), json!(e.distinct_id));
+    p.insert("$insert_id".into(), json!(e.uuid.replace('-', "")));
+    p.insert("$device_id".into(), json!(e.device_id));
+    if let Some(u) = &e.user_id {
+        p.insert("$user_id".into(), json!(u));
+    }
+    p.insert("$current_url".into(), prop(e, "$current_url").clone());
+    p.insert("$browser".into(), prop(e, "$browser").clone());
+    p.insert("$os".into(), prop(e, "$os").clone());
+    p.insert("ip".into(), prop(e, "$ip").clone());
+    if let Some(r) = e.properties.get("$referrer") {
+        p.insert("$referrer".into(), r.clone());
+    }
+    p.insert("mp_lib".into(), json!("web"));
+    p.insert("mp_processing_time_ms".into(), json!(e.ts_us / 1000 + 1500));
+    if let Some(c) = &e.company {
+        p.insert("company".into(), json!(c));
+    }
+    if e.name == "$identify" {
+        p.insert("$anon_id".into(), json!(e.anon_distinct_id));
+        p.insert("$identified_id".into(), json!(e.distinct_id));
+        if let Some(set) = &e.set {
+            p.insert("$set".into(), Value::Object(set.clone()));
+        }
+    }
+    Some(json!({ "event": name, "properties": p }).to_string())
+}
+
+/// One Segment Spec call as Segment's S3 logs hold it; `rudder` adds RudderStack's fields.
+pub fn segment_line(e: &SimEvent, rudder: bool) -> String {
+    let fmt = if rudder {
+        GenFormat::RudderStack
     } else {
-        Box::new(std::io::BufWriter::with_capacity(1 << 20, file))
+        GenFormat::Segment
     };
-    let mut dups = 0;
-    let mut bad = 0;
-    let mut lines = 0;
-    let mut recent: Vec<String> = Vec::new();
-    for e in &events {
-        let line = posthog_line(e);
-        writeln!(w, "{line}").map_err(|e| EngineError::io(out, e))?;
+    let kind = match fmt.event_name(&e.name) {
+        Some("page") => "page",
+        Some("identify") => "identify",
+        Some("group") => "group",
+        _ => "track",
+    };
+    let ts = rfc3339_micros(e.ts_us).replace("+00:00", "Z");
+    let mut context = json!({
+        "ip": prop(e, "$ip"),
+        "library": { "name": if rudder { "RudderLabs JavaScript SDK" } else { "analytics.js" }, "version": "3.0.0" },
+        "os": { "name": prop(e, "$os") },
+        "page": { "url": prop(e, "$current_url"), "path": prop(e, "$pathname"), "referrer": e.properties.get("$referrer").cloned().unwrap_or(Value::Null) },
+        "userAgent": format!("Mozilla/5.0 ({})", prop(e, "$browser").as_str().unwrap_or_default()),
+    });
+    if rudder {
+        context["sessionId"] = json!(e.session_start_us / 1000);
+    }
+    let mut rec = json!({
+        "type": kind,
+        "messageId": e.uuid,
+        "anonymousId": e.device_id,
+        "userId": e.user_id,
+        "timestamp": ts,
+        "originalTimestamp": ts,
+        "sentAt": ts,
+        "receivedAt": rfc3339_micros(e.ts_us + 1_500_000).replace("+00:00", "Z"),
+        "context": context,
+    });
+    match kind {
+        "track" => {
+            rec["event"] = json!(e.name);
+            rec["properties"] = Value::Object(custom_props(e));
+        }
+        "page" => {
+            rec["properties"] =
+                json!({ "url": prop(e, "$current_url"), "path": prop(e, "$pathname") });
+        }
+        "identify" => {
+            rec["traits"] = e.set.clone().map(Value::Object).unwrap_or(json!({}));
+        }
+        _ => {
+            rec["groupId"] = json!(e.company);
+            rec["traits"] = e.group_set.clone().map(Value::Object).unwrap_or(json!({}));
+        }
+    }
+    if rudder {
+        rec["channel"] = json!("web");
+        rec["rudderId"] = json!(uuid_variant(&e.device_id));
+    }
+    rec.to_string()
+}
+
+/// One GA4 BigQuery export row as a JSON-lines extract writes it (INT64 as strings).
+pub fn ga4_line(e: &SimEvent, n: usize) -> Option<String> {
+    let name = GenFormat::Ga4.event_name(&e.name)?;
+    let sv = |k: &str, v: &Value| json!({"key": k, "value": {"string_value": v}});
+    let mut params = vec![
+        sv("page_location", prop(e, "$current_url")),
+        json!({"key": "ga_session_id", "value": {"int_value": (e.session_start_us / 1_000_000).to_string()}}),
+        json!({"key": "engagement_time_msec", "value": {"int_value": "100"}}),
+    ];
+    if let Some(r) = e.properties.get("$referrer") {
+        params.push(sv("page_referrer", r));
+    }
+    if name == "login" {
+        params.push(sv("method", &json!("password")));
+    }
+    for (k, v) in custom_props(e) {
+        params.push(match &v {
+            Value::Number(n) => json!({"key": k, "value": {"int_value": n.to_string()}}),
+            _ => sv(&k, &v),
+        });
+    }
+    let date = rfc3339_micros(e.ts_us);
+    Some(
+        json!({
+            "event_date": format!("{}{}{}", &date[..4], &date[5..7], &date[8..10]),
+            "event_timestamp": e.ts_us.to_string(),
+            "event_name": name,
+            "event_params": params,
+            "event_bundle_sequence_id": n.to_string(),
+            "batch_event_index": "0",
+            "user_id": e.user_id,
+            "user_pseudo_id": e.device_id,
+            "user_properties": e.company.as_ref().map(|c| json!([{"key": "company", "value": {"string_value": c}}])).unwrap_or(json!([])),
+            "device": {"category": "desktop", "operating_system": prop(e, "$os"), "web_info": {"browser": prop(e, "$browser")}},
+            "geo": {"country": "United States", "city": "Springfield"},
+            "stream_id": "4178230123",
+            "platform": "WEB",
+        })
+        .to_string(),
+    )
+}
+
+/// One Snowplow enriched event: 131 tab-separated fields (formats.md §6).
+pub fn snowplow_line(e: &SimEvent) -> Option<String> {
+    let name = GenFormat::Snowplow.event_name(&e.name)?;
+    let mut f: Vec<String> = vec![String::new(); 131];
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let page = name == "page_view";
+    f[0] = "stitchbook-demo".into();
+    f[1] = "web".into();
+    f[2] = naive_utc(e.ts_us + 3_000_000, 3);
+    f[3] = naive_utc(e.ts_us + 1_000_000, 3);
+    f[4] = naive_utc(e.ts_us, 3);
+    f[5] = if page { "page_view" } else { "unstruct" }.into();
+    f[6] = e.uuid.clone();
+    f[8] = "sp".into();
+    f[9] = "js-3.24.0".into();
+    f[10] = "ssc-2.10.0-kinesis".into();
+    f[11] = "snowplow-enrich-kinesis-4.1.0".into();
+    f[12] = e.user_id.clone().unwrap_or_default();
+    f[13] = s(prop(e, "$ip"));
+    f[15] = e.device_id.clone();
+    f[17] = uuid_variant(&e.device_id);
+    f[29] = s(prop(e, "$current_url"));
+    f[31] = s(e.properties.get("$referrer").unwrap_or(&Value::Null));
+    f[34] = "app.example.com".into();
+    f[36] = s(prop(e, "$pathname"));
+    f[76] = format!("Mozilla/5.0 ({})", s(prop(e, "$browser")));
+    f[77] = s(prop(e, "$browser"));
+    f[89] = s(prop(e, "$os"));
+    if !page {
+        let data = Value::Object(custom_props(e));
+        f[58] = json!({
+            "schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+            "data": {"schema": format!("iglu:com.example/{name}/jsonschema/1-0-0"), "data": data}
+        })
+        .to_string();
+    }
+    f[119] = naive_utc(e.ts_us + 500_000, 3);
+    f[123] = e.session_id.clone();
+    f[124] = naive_utc(e.ts_us, 3);
+    f[125] = if page {
+        "com.snowplowanalytics.snowplow"
+    } else {
+        "com.example"
+    }
+    .into();
+    f[126] = name.into();
+    f[127] = "jsonschema".into();
+    f[128] = "1-0-0".into();
+    f[129] = format!("{:016x}", id64(&e.uuid));
+    // A tab or newline inside a value would break the layout.
+    for v in &mut f {
+        if v.contains(['\t', '\n']) {
+            *v = v.replace(['\t', '\n'], " ");
+        }
+    }
+    Some(f.join("\t"))
+}
+
+/// The id a record's person resolves to under "first identification of a device wins" (the
+/// posthog-js shared-device rule, semantics.md TV-ID-2a): the user id, else the first user
+/// the device was identified as, else the device.
+fn resolution(events: &[SimEvent]) -> Vec<String> {
+    let mut owner: std::collections::HashMap<&str, &str> = Default::default();
+    for e in events {
+        if e.name == "$identify" {
+            if let Some(a) = &e.anon_distinct_id {
+                owner.entry(a.as_str()).or_insert(e.distinct_id.as_str());
+            }
+        }
+    }
+    events
+        .iter()
+        .map(|e| {
+            e.user_id
+                .clone()
+                .or_else(|| owner.get(e.device_id.as_str()).map(|s| s.to_string()))
+                .unwrap_or_else(|| e.device_id.clone())
+        })
+        .collect()
+}
+
+/// Where generated lines go: one (optionally gzip) stream, or Amplitude-style zip members,
+/// one per hour of server upload time.
+enum Sink {
+    Stream(Box<dyn Write>),
+    Zip {
+        zip: Box<zip::ZipWriter<std::io::BufWriter<std::fs::File>>>,
+        member: Option<(String, flate2::write::GzEncoder<Vec<u8>>)>,
+    },
+}
+
+impl Sink {
+    fn open(out: &Path, zip: bool) -> Result<Sink> {
+        let file = std::fs::File::create(out).map_err(|e| EngineError::io(out, e))?;
+        if zip {
+            return Ok(Sink::Zip {
+                zip: Box::new(zip::ZipWriter::new(std::io::BufWriter::new(file))),
+                member: None,
+            });
+        }
+        Ok(Sink::Stream(
+            if out.extension().is_some_and(|x| x == "gz") {
+                Box::new(flate2::write::GzEncoder::new(
+                    std::io::BufWriter::new(file),
+                    flate2::Compression::fast(),
+                ))
+            } else {
+                Box::new(std::io::BufWriter::with_capacity(1 << 20, file))
+            },
+        ))
+    }
+
+    /// Write one line; `member` names the zip member it belongs in.
+    fn line(&mut self, member: &str, text: &str) -> std::io::Result<()> {
+        match self {
+            Sink::Stream(w) => writeln!(w, "{text}"),
+            Sink::Zip { zip, member: cur } => {
+                if cur.as_ref().is_none_or(|(m, _)| m != member) {
+                    Self::flush_member(zip, cur.take())?;
+                    *cur = Some((
+                        member.to_string(),
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
+                    ));
+                }
+                match cur {
+                    Some((_, gz)) => writeln!(gz, "{text}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn flush_member(
+        zip: &mut zip::ZipWriter<std::io::BufWriter<std::fs::File>>,
+        m: Option<(String, flate2::write::GzEncoder<Vec<u8>>)>,
+    ) -> std::io::Result<()> {
+        if let Some((name, gz)) = m {
+            let bytes = gz.finish()?;
+            let o = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored)
+                .large_file(bytes.len() as u64 >= u32::MAX as u64);
+            zip.start_file(name, o).map_err(std::io::Error::other)?;
+            zip.write_all(&bytes)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Sink::Stream(mut w) => w.flush(),
+            Sink::Zip { mut zip, member } => {
+                Self::flush_member(&mut zip, member)?;
+                zip.finish().map_err(std::io::Error::other)?.flush()
+            }
+        }
+    }
+}
+
+/// Amplitude's member name for an event: `<project>/<project>_<date>_<H>#1.json.gz`, the
+/// hour of server upload time, not zero-padded.
+fn amplitude_member(ts_us: i64) -> String {
+    let t = rfc3339_micros(ts_us + 2_000_000);
+    let hour: u32 = t[11..13].parse().unwrap_or(0);
+    format!("187520/187520_{}_{hour}#1.json.gz", &t[..10])
+}
+
+/// Write generated events in `format` to `out`, with duplicates and malformed lines injected
+/// at the configured rates, and the ground truth to `<out>.truth.json`. Output is gzip when
+/// the name ends in `.gz`; Amplitude output is an Export API zip when it ends in `.zip`.
+pub fn write_generated(
+    format: GenFormat,
+    out: &Path,
+    opts: &GenerateOptions,
+) -> Result<GroundTruth> {
+    let (events, mut truth) = simulate(opts);
+    let resolved = resolution(&events);
+    let mut rng = Rng::new(opts.seed.wrapping_add(0xD0C5));
+    let zip = format == GenFormat::Amplitude && out.extension().is_some_and(|x| x == "zip");
+    let mut sink = Sink::open(out, zip)?;
+    let io = |e: std::io::Error| EngineError::io(out, e);
+    let (mut dups, mut bad, mut lines, mut records) = (0, 0, 0, 0);
+    let mut by_name: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut persons: std::collections::HashSet<&str> = Default::default();
+    let mut recent: std::collections::VecDeque<String> = Default::default();
+    for (i, e) in events.iter().enumerate() {
+        let line = match format {
+            GenFormat::PostHog => Some(posthog_line(e)),
+            GenFormat::Amplitude => Some(amplitude_line(e, &resolved[i], i + 1)),
+            GenFormat::Mixpanel => mixpanel_line(e),
+            GenFormat::Segment => Some(segment_line(e, false)),
+            GenFormat::RudderStack => Some(segment_line(e, true)),
+            GenFormat::Ga4 => ga4_line(e, i + 1),
+            GenFormat::Snowplow => snowplow_line(e),
+        };
+        let Some(line) = line else { continue };
+        let member = if zip {
+            amplitude_member(e.ts_us)
+        } else {
+            String::new()
+        };
+        records += 1;
+        persons.insert(resolved[i].as_str());
+        let name = format.event_name(&e.name).unwrap_or(&e.name);
+        *by_name.entry(name.to_string()).or_insert(0) += 1;
+        sink.line(&member, &line).map_err(io)?;
         lines += 1;
         if rng.chance(opts.malformed_rate) {
             // A line cut short, as a crashed writer leaves it.
-            let cut = &line[..line.len() / 2];
-            writeln!(w, "{cut}").map_err(|e| EngineError::io(out, e))?;
+            let mut cut = line.len() / 2;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            sink.line(&member, &line[..cut]).map_err(io)?;
             bad += 1;
             lines += 1;
         }
-        recent.push(line);
+        recent.push_back(line);
         if recent.len() > 64 {
-            recent.remove(0);
+            recent.pop_front();
         }
         if rng.chance(opts.duplicate_rate) {
-            // Redelivery of a recent event: identical record, same uuid.
-            let i = rng.below(recent.len() as u64) as usize;
-            writeln!(w, "{}", recent[i]).map_err(|e| EngineError::io(out, e))?;
+            // Redelivery of a recent event: the identical record.
+            let k = rng.below(recent.len() as u64) as usize;
+            sink.line(&member, &recent[k]).map_err(io)?;
             dups += 1;
             lines += 1;
         }
     }
-    w.flush().map_err(|e| EngineError::io(out, e))?;
-    drop(w);
-    truth.format = "posthog".into();
+    sink.finish().map_err(io)?;
+    truth.format = format.as_str().into();
     truth.duplicates_injected = dups;
     truth.malformed_injected = bad;
     truth.lines = lines;
+    truth.records = records;
+    truth.resolved_persons = persons.len();
+    truth.events_by_vendor_name = by_name;
     let truth_path = truth_path(out);
     let text = serde_json::to_string_pretty(&truth)
         .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
     std::fs::write(&truth_path, text).map_err(|e| EngineError::io(&truth_path, e))?;
     Ok(truth)
+}
+
+/// A PostHog batch export (JSON lines; gzip when the name ends in `.gz`).
+pub fn write_posthog_jsonl(out: &Path, opts: &GenerateOptions) -> Result<GroundTruth> {
+    write_generated(GenFormat::PostHog, out, opts)
 }
 
 pub fn truth_path(out: &Path) -> std::path::PathBuf {

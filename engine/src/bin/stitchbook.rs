@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stitchbook_engine::generate::{write_posthog_jsonl, GenerateOptions};
+use stitchbook_engine::generate::{write_generated, GenFormat, GenerateOptions};
 use stitchbook_engine::info::workspace_info;
 use stitchbook_engine::ingest::{
     import_paths, ColumnMapping, FormatOverride, ImportOptions, ImportStatus,
@@ -69,7 +69,9 @@ enum Command {
     Generate {
         #[arg(long, default_value_t = 2000)]
         events: usize,
-        /// Export format to write. Currently: posthog (JSON lines; gzip if --out ends in .gz).
+        /// Export shape: posthog, amplitude (Export API zip if --out ends in .zip), mixpanel,
+        /// segment, rudderstack, ga4, snowplow (enriched TSV); gzip if --out ends in .gz. `all`
+        /// writes every shape of the same behaviour into the folder --out.
         #[arg(long, default_value = "posthog")]
         format: String,
         #[arg(long, default_value_t = 1)]
@@ -213,11 +215,6 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             malformed,
             out,
         } => {
-            if format != "posthog" {
-                return Err(EngineError::InvalidArgument(format!(
-                    "generate --format {format}: this version writes posthog only"
-                )));
-            }
             let opts = GenerateOptions {
                 events,
                 seed,
@@ -225,16 +222,27 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 malformed_rate: malformed,
                 ..Default::default()
             };
-            let truth = write_posthog_jsonl(&out, &opts)?;
-            println!(
-                "wrote {} ({} lines: {} events, {} duplicates, {} malformed; {} persons)",
-                out.display(),
-                truth.lines,
-                truth.unique_events,
-                truth.duplicates_injected,
-                truth.malformed_injected,
-                truth.persons_intended
-            );
+            let targets: Vec<(GenFormat, PathBuf)> = if format == "all" {
+                std::fs::create_dir_all(&out).map_err(|e| EngineError::io(&out, e))?;
+                GenFormat::ALL
+                    .iter()
+                    .map(|f| (*f, out.join(f.default_file_name())))
+                    .collect()
+            } else {
+                vec![(GenFormat::parse(&format)?, out)]
+            };
+            for (f, path) in targets {
+                let truth = write_generated(f, &path, &opts)?;
+                println!(
+                    "wrote {} ({} lines: {} records, {} duplicates, {} malformed; {} persons after identity merges)",
+                    path.display(),
+                    truth.lines,
+                    truth.records,
+                    truth.duplicates_injected,
+                    truth.malformed_injected,
+                    truth.resolved_persons
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {

@@ -103,7 +103,12 @@ fn list(path: &Path, z: &mut zip::ZipArchive<BufReader<File>>) -> Result<Members
         } else {
             format!(
                 "found: {}",
-                skipped.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+                skipped
+                    .iter()
+                    .take(8)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
         return Err(EngineError::unsupported(
@@ -116,14 +121,7 @@ fn list(path: &Path, z: &mut zip::ZipArchive<BufReader<File>>) -> Result<Members
 
 /// A member's decoded byte stream: gzip when it starts with the gzip magic, otherwise plain
 /// text, which must then look like JSON lines.
-fn decoded<'a, R: Read>(
-    path: &Path,
-    name: &str,
-    inner: R,
-) -> Result<Box<dyn BufRead + 'a>>
-where
-    R: 'a,
-{
+fn decoded<'a, R: Read + 'a>(path: &Path, name: &str, inner: R) -> Result<Box<dyn BufRead + 'a>> {
     let mut b = BufReader::with_capacity(1 << 20, inner);
     let head = b.fill_buf().map_err(|e| member_error(path, name, 0, e))?;
     if head.starts_with(&[0x1f, 0x8b]) {

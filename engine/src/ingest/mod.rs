@@ -396,10 +396,16 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
     };
     // Records wrapped as Airbyte messages are classified by what they wrap.
     let (classified, airbyte) = match classified {
-        None if container == Container::Jsonl || container == Container::Zip => match sniff::classify_airbyte(&if container == Container::Zip { archive::head(path)? } else { head.clone() }) {
-            Some(c) => (Some(c), true),
-            None => (None, false),
-        },
+        None if container == Container::Jsonl || container == Container::Zip => {
+            match sniff::classify_airbyte(&if container == Container::Zip {
+                archive::head(path)?
+            } else {
+                head.clone()
+            }) {
+                Some(c) => (Some(c), true),
+                None => (None, false),
+            }
+        }
         c => (c, false),
     };
     match classified {
