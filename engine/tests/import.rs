@@ -1208,3 +1208,101 @@ fn format_override_is_validated() {
         .unwrap();
     assert_eq!(recorded, "posthog:jsonl");
 }
+
+#[test]
+fn vendor_container_corpus() {
+    // Amplitude Export API zips.
+    check_case(
+        "zip with a corrupt member",
+        &fixture("amplitude_corrupt_member.zip"),
+        None,
+        Expect::Fails("zip member 187520/187520_2024-03-01_10#1.json.gz is truncated or corrupt"),
+    );
+    check_case(
+        "zip member that is not gzip",
+        &fixture("amplitude_member_not_gzip.zip"),
+        None,
+        Expect::Fails("is neither gzip nor JSON lines"),
+    );
+    check_case(
+        "zip without data members",
+        &fixture("amplitude_no_members.zip"),
+        None,
+        Expect::Fails("holds no .json.gz or .json members (found: README.txt)"),
+    );
+    // A plain-text member named .json.gz is read as it is; a broken line is quarantined
+    // with its member and line; the macOS resource fork is skipped and reported.
+    check_case(
+        "zip member in plain text",
+        &fixture("amplitude_member_plain_json.zip"),
+        None,
+        Expect::Rows(6, 5, 0, 1),
+    );
+    let ws = Workspace::in_memory().unwrap();
+    let o = import_one(&ws, &fixture("amplitude_member_plain_json.zip"), None);
+    assert_eq!(o.vendor.as_deref(), Some("amplitude"));
+    assert!(
+        o.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("skipped 1 zip member(s) that are not JSON lines: __MACOSX/._x"),
+        "{:?}",
+        o.message
+    );
+    let (file, line): (String, i64) = ws
+        .conn()
+        .query_row("SELECT source_file, source_line FROM quarantine", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(
+        file.ends_with("amplitude_member_plain_json.zip!/187520/187520_2024-03-01_9#1.json.gz"),
+        "{file}"
+    );
+    assert_eq!(line, 4);
+    // Members in natural order: hour 9 before hour 10.
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE source_file LIKE '%_9#1.json.gz' AND source_line = 1 AND event_uuid = '10000000-0000-4000-8000-000000000001'"
+        ),
+        1
+    );
+
+    // Snowplow enriched TSV: rows with the wrong number of fields are quarantined.
+    check_case(
+        "Snowplow TSV with short and long rows",
+        &fixture("snowplow_short_rows.tsv"),
+        None,
+        Expect::Rows(4, 2, 0, 2),
+    );
+    let ws = Workspace::in_memory().unwrap();
+    import_one(&ws, &fixture("snowplow_short_rows.tsv"), None);
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM quarantine WHERE reason = 'expected 131 fields (the Snowplow enriched-event layout), found 100' AND source_line = 2"
+        ),
+        1
+    );
+    // Self-describing JSON columns arrive as JSON, quotes intact.
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE properties->>'$.contexts.data[0].data.q' = 'a \"quoted\" word' AND session_id = 'sess-1' AND anon_id = 'duid-1'"
+        ),
+        2
+    );
+    check_case(
+        "Snowplow TSV too short to recognise",
+        &fixture("snowplow_all_short.tsv"),
+        None,
+        Expect::Fails("could not recognise"),
+    );
+    check_case(
+        "Snowplow TSV too short, named with --format",
+        &fixture("snowplow_all_short.tsv"),
+        Some("snowplow"),
+        Expect::Rows(2, 0, 0, 2),
+    );
+}
