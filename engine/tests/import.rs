@@ -1306,3 +1306,19 @@ fn vendor_container_corpus() {
         Expect::Rows(2, 0, 0, 2),
     );
 }
+
+#[test]
+fn a_file_with_two_vendors_records_is_ambiguous_and_names_the_override() {
+    check_case(
+        "two vendors in one file",
+        &fixture("ambiguous_vendors.jsonl"),
+        None,
+        Expect::Fails("ambiguous: its records look like PostHog events (first at line 1) and Mixpanel events (first at line 3); name the format with --format posthog or --format mixpanel"),
+    );
+    check_case(
+        "two vendors, PostHog named",
+        &fixture("ambiguous_vendors.jsonl"),
+        Some("posthog"),
+        Expect::Rows(3, 2, 0, 1),
+    );
+}

@@ -355,6 +355,9 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
             airbyte: false,
         });
     }
+    if container == Container::Jsonl {
+        ambiguity(path, &sniff::classify_jsonl_all(&head))?;
+    }
     let classified = match container {
         Container::Jsonl => sniff::classify_jsonl(&head).or_else(|| {
             // The first record may be longer than the sniffed prefix: read it whole.
@@ -439,6 +442,45 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
             ))
         }
     }
+}
+
+/// Refuse a file whose first records look like more than one vendor's, naming the override.
+fn ambiguity(path: &Path, found: &[((Vendor, RecordKind), usize)]) -> Result<()> {
+    let vendors: Vec<Vendor> = found.iter().fold(Vec::new(), |mut v, ((vendor, _), _)| {
+        if !v.contains(vendor) {
+            v.push(*vendor);
+        }
+        v
+    });
+    if vendors.len() < 2 {
+        return Ok(());
+    }
+    let seen: Vec<String> = found
+        .iter()
+        .map(|((v, k), line)| {
+            let kind = match k {
+                RecordKind::Events => "events",
+                RecordKind::Persons => "persons",
+                RecordKind::MergedIds => "merged ids",
+                RecordKind::WarehouseRows => "warehouse rows",
+                RecordKind::Manifest => "a manifest",
+                RecordKind::CaptureDump => "capture requests",
+            };
+            format!("{} {kind} (first at line {line})", v.display())
+        })
+        .collect();
+    let overrides: Vec<String> = vendors
+        .iter()
+        .map(|v| format!("--format {}", v.as_str()))
+        .collect();
+    Err(EngineError::unsupported(
+        path,
+        format!(
+            "ambiguous: its records look like {}; name the format with {} (records of the other shape are then quarantined with their reasons)",
+            seen.join(" and "),
+            overrides.join(" or ")
+        ),
+    ))
 }
 
 fn importer_for(

@@ -420,9 +420,18 @@ pub fn classify_columns(cols: &[String]) -> Option<(Vendor, RecordKind)> {
 
 /// Classify JSON-lines text: the first records that parse decide.
 pub fn classify_jsonl(text: &[u8]) -> Option<(Vendor, RecordKind)> {
+    classify_jsonl_all(text).into_iter().next().map(|(c, _)| c)
+}
+
+/// Every distinct classification among the first 50 records, with the first line (1-based,
+/// within `text`) where each appears. More than one means the file is ambiguous.
+pub fn classify_jsonl_all(text: &[u8]) -> Vec<((Vendor, RecordKind), usize)> {
     let body = strip_bom(text);
+    let mut found: Vec<((Vendor, RecordKind), usize)> = Vec::new();
     let mut seen = 0;
+    let mut line_no = 0;
     for raw in body.split(|&b| b == b'\n') {
+        line_no += 1;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -444,10 +453,12 @@ pub fn classify_jsonl(text: &[u8]) -> Option<(Vendor, RecordKind)> {
                 .collect(),
         };
         if let Some(c) = classify_keys(&obj) {
-            return Some(c);
+            if !found.iter().any(|(f, _)| *f == c) {
+                found.push((c, line_no));
+            }
         }
     }
-    None
+    found
 }
 
 /// Key names at depth 1 of a JSON object, read by a byte scanner that tolerates truncated
