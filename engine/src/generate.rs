@@ -75,6 +75,37 @@ pub fn rfc3339_micros(us: i64) -> String {
     )
 }
 
+/// `YYYY-MM-DD` → µs since the epoch at 00:00 UTC.
+pub fn date_to_micros(s: &str) -> Result<i64> {
+    let bad = || EngineError::InvalidArgument(format!("\"{s}\" is not a date like 2024-01-31"));
+    let parts: Vec<&str> = s.trim().split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    // Howard Hinnant's civil date → days.
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let us = days * 86_400_000_000;
+    // Refuse dates like 2023-02-30 that do not round-trip.
+    if rfc3339_micros(us)[..10] != format!("{y:04}-{m:02}-{d:02}") {
+        return Err(bad());
+    }
+    Ok(us)
+}
+
 /// Howard Hinnant's days → civil date.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -1114,6 +1145,16 @@ pub fn truth_path(out: &Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_parse() {
+        assert_eq!(date_to_micros("2024-01-01").unwrap(), 1_704_067_200_000_000);
+        assert_eq!(date_to_micros("1970-01-01").unwrap(), 0);
+        assert_eq!(date_to_micros("2000-02-29").unwrap(), 951_782_400_000_000);
+        assert!(date_to_micros("2023-02-29").is_err());
+        assert!(date_to_micros("2023-13-01").is_err());
+        assert!(date_to_micros("yesterday").is_err());
+    }
 
     #[test]
     fn dates_format() {

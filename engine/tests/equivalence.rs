@@ -221,3 +221,71 @@ fn amplitude_export_zip_members_keep_their_names_and_lines() {
         "lines count within each member"
     );
 }
+
+/// The committed samples: one simulated behaviour in every vendor's shape, in one folder.
+/// Importing the folder detects each file's vendor from its content and loads what its
+/// ground truth says.
+#[test]
+fn committed_every_vendor_folder_imports_by_content() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data");
+    let ws = Workspace::in_memory().unwrap();
+    let report = import_paths(
+        &ws,
+        &[root.join("every-vendor")],
+        &ImportOptions::default(),
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(report.files.len(), GenFormat::ALL.len());
+    for format in GenFormat::ALL {
+        let name = format.default_file_name();
+        let o = report
+            .files
+            .iter()
+            .find(|o| o.path.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} imported"));
+        let truth: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                root.join("truth/every-vendor")
+                    .join(format!("{name}.truth.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(o.vendor.as_deref(), Some(format.as_str()), "{name}");
+        assert_eq!(
+            (
+                o.rows_read,
+                o.rows_loaded,
+                o.rows_duplicate,
+                o.rows_quarantined
+            ),
+            (
+                truth["lines"].as_u64().unwrap(),
+                truth["records"].as_u64().unwrap(),
+                truth["duplicates_injected"].as_u64().unwrap(),
+                truth["malformed_injected"].as_u64().unwrap()
+            ),
+            "{name}"
+        );
+        let mut stmt = ws
+            .conn()
+            .prepare(
+                "WITH first_link AS (
+                    SELECT from_id, arg_min(to_id, (ts_utc, source_line)) AS to_id
+                    FROM identity_links WHERE source_vendor = ? GROUP BY from_id)
+                 SELECT count(DISTINCT coalesce(e.user_id, f.to_id, e.anon_id))
+                 FROM events e LEFT JOIN first_link f ON f.from_id = e.anon_id
+                 WHERE e.source_vendor = ?",
+            )
+            .unwrap();
+        let persons: i64 = stmt
+            .query_row([format.as_str(), format.as_str()], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            persons as u64,
+            truth["resolved_persons"].as_u64().unwrap(),
+            "{name}: persons"
+        );
+    }
+}

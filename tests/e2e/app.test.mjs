@@ -78,6 +78,7 @@ after(async () => {
 test("the window shows the workspace's import summary", async () => {
   const table = await find("#imports-table");
   const body = await text(table);
+  assert.match(body, /demo_2023-11\.zip/);
   assert.match(body, /demo_events\.jsonl\.gz/);
   assert.match(body, /small_events\.jsonl/);
   assert.match(body, /app_events\.csv/);
@@ -87,9 +88,9 @@ test("the window shows the workspace's import summary", async () => {
   const stats = await text(await find(".stats"));
   assert.match(stats, /Events/);
   assert.match(stats, /Quarantined rows/);
-  // The quarantined count of the demo is non-zero and shown on its import row.
-  const row = await text(await find('tr[data-import-id="1"]'));
-  assert.match(row, /posthog/);
+  // The demo mixes two vendors: an Amplitude zip first, then PostHog exports.
+  assert.match(await text(await find('tr[data-import-id="1"]')), /amplitude/);
+  assert.match(await text(await find('tr[data-import-id="2"]')), /posthog/);
   const png = await wd("GET", `/session/${session}/screenshot`);
   mkdirSync(SHOTS, { recursive: true });
   writeFileSync(join(SHOTS, "e2e-overview.png"), Buffer.from(png, "base64"));

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stitchbook_engine::generate::{write_generated, GenFormat, GenerateOptions};
+use stitchbook_engine::generate::{date_to_micros, write_generated, GenFormat, GenerateOptions};
 use stitchbook_engine::info::workspace_info;
 use stitchbook_engine::ingest::{
     import_paths, ColumnMapping, FormatOverride, ImportOptions, ImportStatus,
@@ -82,6 +82,9 @@ enum Command {
         /// Share of events followed by a malformed line.
         #[arg(long, default_value_t = 0.002)]
         malformed: f64,
+        /// First day of the simulated period (UTC).
+        #[arg(long, default_value = "2024-01-01")]
+        start: String,
         #[arg(long)]
         out: PathBuf,
     },
@@ -213,6 +216,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             seed,
             duplicates,
             malformed,
+            start,
             out,
         } => {
             let opts = GenerateOptions {
@@ -220,7 +224,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 seed,
                 duplicate_rate: duplicates,
                 malformed_rate: malformed,
-                ..Default::default()
+                start_us: date_to_micros(&start)?,
             };
             let targets: Vec<(GenFormat, PathBuf)> = if format == "all" {
                 std::fs::create_dir_all(&out).map_err(|e| EngineError::io(&out, e))?;
