@@ -1,13 +1,14 @@
-//! `stitchbook bench import`: generate a PostHog-style JSON lines file, import it, and load
-//! the same file with DuckDB's own `read_json` for comparison. Prints numbers; asserts
-//! nothing (speed targets are checked by reading these numbers, not by timed tests).
+//! `stitchbook bench import`: generate a file in a vendor's export shape, import it, and load
+//! the same data, decompressed, with DuckDB's own reader (`read_json`, or `read_csv` for
+//! Snowplow TSV) for comparison. Prints numbers; asserts nothing (speed targets are checked
+//! by reading these numbers, not by timed tests).
 
 use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::generate::{write_posthog_jsonl, GenerateOptions};
+use crate::generate::{write_generated, GenFormat, GenerateOptions};
 use crate::ingest::{import_paths, ImportOptions};
 use crate::jobs::JobCtx;
 use crate::workspace::Workspace;
@@ -16,6 +17,9 @@ use crate::{EngineError, Result};
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BenchResult {
+    pub format: String,
+    /// The file as imported: name and container.
+    pub file_name: String,
     pub events: u64,
     pub file_bytes: u64,
     pub generate_secs: f64,
@@ -56,9 +60,71 @@ pub fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-pub fn bench_import(dir: &Path, events: usize, seed: u64) -> Result<BenchResult> {
+/// The file name the bench generates for a format: the shape users receive (Amplitude: the
+/// Export API zip; Segment and RudderStack: gzip S3 logs).
+fn bench_file_name(format: GenFormat) -> &'static str {
+    match format {
+        GenFormat::PostHog => "bench-posthog.jsonl",
+        GenFormat::Amplitude => "bench-amplitude.zip",
+        GenFormat::Mixpanel => "bench-mixpanel.jsonl",
+        GenFormat::Segment => "bench-segment.json.gz",
+        GenFormat::RudderStack => "bench-rudderstack.json.gz",
+        GenFormat::Ga4 => "bench-ga4.jsonl",
+        GenFormat::Snowplow => "bench-snowplow.tsv",
+    }
+}
+
+/// The same records, decompressed into one plain file for DuckDB's reader.
+fn decompressed(file: &Path, out: &Path) -> Result<()> {
+    use std::io::{Read, Write};
+    let name = file.to_string_lossy().to_string();
+    let io_err = |e: std::io::Error| EngineError::io(out, e);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out).map_err(io_err)?);
+    if name.ends_with(".zip") {
+        let f = std::fs::File::open(file).map_err(|e| EngineError::io(file, e))?;
+        let mut z = zip::ZipArchive::new(std::io::BufReader::new(f))
+            .map_err(|e| EngineError::unreadable(file, e.to_string()))?;
+        let mut names: Vec<(usize, String)> = (0..z.len())
+            .filter_map(|i| {
+                z.name_for_index(i)
+                    .and_then(|n| n.ok())
+                    .map(|n| (i, n.to_string()))
+            })
+            .collect();
+        names.sort_by(|a, b| crate::ingest::archive::natural_cmp(&a.1, &b.1));
+        for (i, _) in names {
+            let m = z
+                .by_index(i)
+                .map_err(|e| EngineError::unreadable(file, e.to_string()))?;
+            let mut gz = flate2::read::MultiGzDecoder::new(m);
+            std::io::copy(&mut gz, &mut w).map_err(io_err)?;
+        }
+    } else if name.ends_with(".gz") {
+        let f = std::fs::File::open(file).map_err(|e| EngineError::io(file, e))?;
+        let mut gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = gz.read(&mut buf).map_err(io_err)?;
+            if n == 0 {
+                break;
+            }
+            w.write_all(&buf[..n]).map_err(io_err)?;
+        }
+    } else {
+        std::fs::copy(file, out).map_err(io_err)?;
+        return Ok(());
+    }
+    w.flush().map_err(io_err)
+}
+
+pub fn bench_import(
+    dir: &Path,
+    format: GenFormat,
+    events: usize,
+    seed: u64,
+) -> Result<BenchResult> {
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
-    let file = dir.join("bench-posthog.jsonl");
+    let file = dir.join(bench_file_name(format));
     let t0 = Instant::now();
     let opts = GenerateOptions {
         events,
@@ -67,7 +133,7 @@ pub fn bench_import(dir: &Path, events: usize, seed: u64) -> Result<BenchResult>
         malformed_rate: 0.0,
         ..Default::default()
     };
-    write_posthog_jsonl(&file, &opts)?;
+    write_generated(format, &file, &opts)?;
     let generate_secs = t0.elapsed().as_secs_f64();
     let file_bytes = std::fs::metadata(&file)
         .map_err(|e| EngineError::io(&file, e))?
@@ -101,19 +167,26 @@ pub fn bench_import(dir: &Path, events: usize, seed: u64) -> Result<BenchResult>
         .map(|f| f.timings.clone())
         .unwrap_or_default();
 
+    let plain = dir.join(format!("{}.plain", bench_file_name(format)));
+    decompressed(&file, &plain)?;
     let base = duckdb::Connection::open(&base_path)?;
     reset_peak_rss();
     let t2 = Instant::now();
-    base.execute(
-        "CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')",
-        [file.to_string_lossy().to_string()],
-    )?;
+    let reader = if format == GenFormat::Snowplow {
+        "CREATE TABLE t AS SELECT * FROM read_csv(?, delim = '\t', header = false, quote = '', escape = '', all_varchar = true)"
+    } else {
+        "CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')"
+    };
+    base.execute(reader, [plain.to_string_lossy().to_string()])?;
     let duckdb_read_json_secs = t2.elapsed().as_secs_f64();
     drop(base);
     let peak_rss_duckdb_mb = peak_rss_mb();
 
+    let _ = std::fs::remove_file(&plain);
     let n = events as f64;
     Ok(BenchResult {
+        format: format.as_str().to_string(),
+        file_name: bench_file_name(format).to_string(),
         events: events as u64,
         file_bytes,
         generate_secs,

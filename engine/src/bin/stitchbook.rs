@@ -97,10 +97,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Import N generated PostHog events and compare with DuckDB's own read_json.
+    /// Import N generated events in a vendor's shape and compare with DuckDB's own reader on
+    /// the same data, decompressed.
     Import {
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
+        /// posthog (JSON lines), amplitude (Export API zip), mixpanel, segment (gzip),
+        /// rudderstack (gzip), ga4 (JSON lines), snowplow (enriched TSV); `all` runs each.
+        #[arg(long, default_value = "posthog")]
+        format: String,
         #[arg(long, default_value_t = 7)]
         seed: u64,
         /// Scratch folder (default: a folder under the system temp dir).
@@ -253,40 +258,59 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             which:
                 BenchCommand::Import {
                     events,
+                    format,
                     seed,
                     dir,
                     json,
                 },
         } => {
             let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("stitchbook-bench"));
-            eprintln!("generating {events} events in {} ...", dir.display());
-            let r = stitchbook_engine::bench::bench_import(&dir, events, seed)?;
-            if json {
-                println!("{}", to_json(&r)?);
+            let formats: Vec<GenFormat> = if format == "all" {
+                GenFormat::ALL.to_vec()
             } else {
-                println!("events                 {}", r.events);
-                println!("file size              {:.1} MB", r.file_bytes as f64 / 1e6);
-                println!(
-                    "stitchbook import      {:.2} s  {:.0} events/s  {:.1} MB/s",
-                    r.import_secs, r.import_events_per_sec, r.import_mb_per_sec
+                vec![GenFormat::parse(&format)?]
+            };
+            for f in formats {
+                eprintln!(
+                    "generating {events} {} events in {} ...",
+                    f.as_str(),
+                    dir.display()
                 );
-                println!(
-                    "duckdb read_json       {:.2} s  {:.0} events/s",
-                    r.duckdb_read_json_secs, r.duckdb_events_per_sec
-                );
-                println!(
-                    "ratio to duckdb        {:.2} (goal >= 0.8)",
-                    r.ratio_to_duckdb
-                );
-                println!("peak RSS, import       {:.0} MB", r.peak_rss_import_mb);
-                println!("peak RSS, read_json    {:.0} MB", r.peak_rss_duckdb_mb);
-                println!(
-                    "loaded/dup/quarantined {}/{}/{}",
-                    r.loaded, r.duplicates, r.quarantined
-                );
-                println!("import steps:");
-                for s in &r.steps {
-                    println!("  {:<18} {:>7.2} s", s.step, s.secs);
+                let r = stitchbook_engine::bench::bench_import(&dir, f, events, seed)?;
+                if json {
+                    println!("{}", to_json(&r)?);
+                } else {
+                    println!("format                 {} ({})", r.format, r.file_name);
+                    println!("events                 {}", r.events);
+                    println!("file size              {:.1} MB", r.file_bytes as f64 / 1e6);
+                    println!(
+                        "stitchbook import      {:.2} s  {:.0} events/s  {:.1} MB/s",
+                        r.import_secs, r.import_events_per_sec, r.import_mb_per_sec
+                    );
+                    println!(
+                        "duckdb reader          {:.2} s  {:.0} events/s (decompressed data)",
+                        r.duckdb_read_json_secs, r.duckdb_events_per_sec
+                    );
+                    println!(
+                        "ratio to duckdb        {:.2} (goal >= {})",
+                        r.ratio_to_duckdb,
+                        if f == GenFormat::PostHog {
+                            "0.8"
+                        } else {
+                            "0.7"
+                        }
+                    );
+                    println!("peak RSS, import       {:.0} MB", r.peak_rss_import_mb);
+                    println!("peak RSS, read_json    {:.0} MB", r.peak_rss_duckdb_mb);
+                    println!(
+                        "loaded/dup/quarantined {}/{}/{}",
+                        r.loaded, r.duplicates, r.quarantined
+                    );
+                    println!("import steps:");
+                    for s in &r.steps {
+                        println!("  {:<18} {:>7.2} s", s.step, s.secs);
+                    }
+                    println!();
                 }
             }
             Ok(ExitCode::SUCCESS)
