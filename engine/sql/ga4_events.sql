@@ -5,15 +5,18 @@ WITH t AS (
         try(json_transform(raw, '{"event_date":"VARCHAR","event_timestamp":"VARCHAR","event_name":"JSON","event_params":"JSON","user_properties":"JSON","user_id":"VARCHAR","user_pseudo_id":"VARCHAR","stream_id":"VARCHAR","event_bundle_sequence_id":"VARCHAR","batch_event_index":"VARCHAR","event_server_timestamp_offset":"VARCHAR","platform":"VARCHAR","device":"JSON","geo":"JSON","app_info":"JSON","traffic_source":"JSON","collected_traffic_source":"JSON","ecommerce":"JSON","items":"JSON","privacy_info":"JSON"}')) AS r
     FROM stg_json
     WHERE reason IS NULL
+), l AS (
+    -- each array parsed once, then flattened
+    SELECT *, sb_ga4_list(r.event_params) AS ep, sb_ga4_list(r.user_properties) AS up FROM t
 ), p AS (
     SELECT line, raw, r,
         CASE WHEN json_type(r.event_name) = 'VARCHAR' THEN nullif(trim(r.event_name ->> '$'), '') END AS ev,
         make_timestamptz(TRY_CAST(r.event_timestamp AS BIGINT)) AS ts,
-        sb_ga4_params(r.event_params) AS params,
-        sb_ga4_params(r.user_properties) AS uprops,
+        sb_ga4_kv(ep) AS params,
+        sb_ga4_kv(up) AS uprops,
         sb_idv(r.user_id) AS usr,
         sb_idv(r.user_pseudo_id) AS pseudo
-    FROM t
+    FROM l
 ), q AS (
     SELECT *, params ->> '$.ga_session_id' AS ga_session FROM p
 )

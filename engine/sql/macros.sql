@@ -62,14 +62,21 @@ CREATE OR REPLACE TEMP MACRO sb_mixpanel_offset() AS (
     SELECT coalesce(max(TRY_CAST(value AS BIGINT)), 0) FROM workspace_settings WHERE key = 'mixpanel.tz_offset_seconds'
 );
 
--- GA4 [{key, value: {string_value, int_value, float_value, double_value}}] -> {key: value}
--- with int_value as a number (it arrives as a JSON string from BigQuery extracts).
-CREATE OR REPLACE TEMP MACRO sb_ga4_params(a) AS CASE
+-- GA4 event_params / user_properties: the JSON array [{key, value: {string_value, int_value,
+-- float_value, double_value}}] parsed to a list of structs (NULL when it is not that shape).
+CREATE OR REPLACE TEMP MACRO sb_ga4_list(a) AS CASE
     WHEN a IS NULL OR json_type(a) <> 'ARRAY' OR json_array_length(a) = 0 THEN NULL
-    ELSE (SELECT CASE WHEN bool_and(e.key IS NOT NULL) THEN to_json(map_from_entries(list(
-            {'k': e.key, 'v': coalesce(to_json(e.value.string_value), to_json(TRY_CAST(e.value.int_value AS BIGINT)),
-                                       to_json(e.value.double_value), to_json(e.value.float_value))}))) END
-          FROM (SELECT unnest(try(json_transform(a, '[{"key":"VARCHAR","value":{"string_value":"VARCHAR","int_value":"VARCHAR","float_value":"DOUBLE","double_value":"DOUBLE"}}]'))) AS e))
+    ELSE try(json_transform(a, '[{"key":"VARCHAR","value":{"string_value":"VARCHAR","int_value":"VARCHAR","float_value":"DOUBLE","double_value":"DOUBLE"}}]'))
+END;
+
+-- That list -> {key: the one typed value}, int_value as a number (BigQuery extracts write
+-- INT64 as strings). NULL when an entry has no key; a repeated key keeps its first value.
+CREATE OR REPLACE TEMP MACRO sb_ga4_kv(l) AS CASE
+    WHEN l IS NULL OR len(l) = 0 OR NOT list_bool_and(list_transform(l, lambda e: e.key IS NOT NULL)) THEN NULL
+    ELSE to_json(map_from_entries(list_transform(
+        list_filter(l, lambda e, i: list_position(list_transform(l, lambda x: x.key), e.key) = i),
+        lambda e: {'k': e.key, 'v': coalesce(to_json(e.value.string_value), to_json(TRY_CAST(e.value.int_value AS BIGINT)),
+                                             to_json(e.value.double_value), to_json(e.value.float_value))})))
 END;
 
 -- A flat JSON object without its empty-string and null members (CSV-born records).

@@ -1,7 +1,8 @@
 -- $identify ($anon_id -> $identified_id), $create_alias (alias -> distinct_id),
 -- $merge ($distinct_ids[0] <-> [1]), $distinct_id_before_identity -> distinct_id, and the
--- first $device_id/$user_id pair of each device and user.
-SELECT * FROM (
+-- first $device_id/$user_id pair of each device and user. Ids written as `$device:<id>`
+-- (Simplified ID Merge) are linked by the device id itself, as events' anon_id holds it.
+SELECT * REPLACE (CASE WHEN starts_with(from_id, '$device:') THEN substr(from_id, 9) ELSE from_id END AS from_id) FROM (
     SELECT CASE event_name
                WHEN '$identify' THEN properties ->> '$."$anon_id"'
                WHEN '$create_alias' THEN properties ->> '$.alias'

@@ -29,8 +29,8 @@ SELECT
     sb_idv(r.domain_sessionid) AS session_id,
     NULL AS vendor_person_id,
     -- Self-describing JSON columns (enriched TSV) as JSON, not text; kept as text if invalid.
-    CASE WHEN coalesce(r.contexts, r.derived_contexts, r.unstruct_event, '') = '' THEN sb_nonempty_object(raw)
-        ELSE json_merge_patch(sb_nonempty_object(raw), json_object(
+    CASE WHEN coalesce(r.contexts, r.derived_contexts, r.unstruct_event, '') = '' THEN CASE WHEN contains(raw, '":""') THEN sb_nonempty_object(raw) ELSE raw::JSON END
+        ELSE json_merge_patch(CASE WHEN contains(raw, '":""') THEN sb_nonempty_object(raw) ELSE raw::JSON END, json_object(
             'contexts', coalesce(TRY_CAST(nullif(r.contexts, '') AS JSON), to_json(nullif(r.contexts, ''))),
             'derived_contexts', coalesce(TRY_CAST(nullif(r.derived_contexts, '') AS JSON), to_json(nullif(r.derived_contexts, ''))),
             'unstruct_event', coalesce(TRY_CAST(nullif(r.unstruct_event, '') AS JSON), to_json(nullif(r.unstruct_event, '')))))

@@ -162,6 +162,19 @@ fn every_vendor_shape_of_the_same_behaviour_imports_to_the_same_people_and_sessi
             "{f}: time span"
         );
     }
+    // Amplitude keeps one snapshot per distinct group state (its group_properties).
+    let amplitude = all
+        .iter()
+        .find(|i| i.format == GenFormat::Amplitude)
+        .unwrap();
+    assert_eq!(
+        count(&amplitude.ws, "SELECT count(*) FROM group_snapshots"),
+        count(
+            &reference.ws,
+            "SELECT count(DISTINCT (group_type, group_key, properties::VARCHAR)) FROM group_snapshots"
+        ),
+        "amplitude: distinct group states"
+    );
     // Group updates: vendors with group calls keep one snapshot per update.
     let group_updates = reference.truth.events_by_name["$groupidentify"] as i64;
     assert!(group_updates > 0);

@@ -1322,3 +1322,24 @@ fn a_file_with_two_vendors_records_is_ambiguous_and_names_the_override() {
         Expect::Rows(3, 2, 0, 1),
     );
 }
+
+#[test]
+fn ga4_repeated_param_keys_keep_the_first_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ga4_dupes.jsonl");
+    std::fs::write(
+        &p,
+        "{\"event_date\":\"20240101\",\"event_timestamp\":\"1704067200000000\",\"event_name\":\"page_view\",\"user_pseudo_id\":\"p1\",\"event_params\":[{\"key\":\"page_title\",\"value\":{\"string_value\":\"first\"}},{\"key\":\"page_title\",\"value\":{\"string_value\":\"second\"}},{\"key\":\"ga_session_id\",\"value\":{\"int_value\":\"17\"}}]}\n",
+    )
+    .unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let o = import_one(&ws, &p, None);
+    assert_eq!((o.rows_loaded, o.rows_quarantined), (1, 0), "{:?}", o.message);
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE properties->>'$.page_title' = 'first' AND properties->>'$.ga_session_id' = '17' AND session_id = 'p1:17'"
+        ),
+        1
+    );
+}

@@ -359,6 +359,19 @@ fn stage_delimited(
         })?;
         header.push(name.trim().to_string());
     }
+    // Each column's JSON key, quoted once; a repeated column name keeps its last column.
+    let keys: Vec<Option<String>> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            (!header[i + 1..].contains(h)).then(|| {
+                let mut k = String::new();
+                push_json_str(&mut k, h);
+                k
+            })
+        })
+        .collect();
+    let mut text = String::with_capacity(4096);
     let mut app = conn.appender_to_catalog_and_db("stg_raw", "temp", "main")?;
     let mut records: u64 = 0;
     let sep = if delimiter == b'\t' { "\t" } else { "," };
@@ -390,12 +403,24 @@ fn stage_delimited(
                 rec.len()
             ))
         } else {
-            let mut obj = serde_json::Map::with_capacity(header.len());
+            // The record as a JSON object of strings, written directly. Headerless Snowplow
+            // rows leave out empty fields (empty means null there).
             let mut bad = None;
-            for (name, f) in header.iter().zip(rec.iter()) {
+            text.clear();
+            text.push('{');
+            for ((name, key), f) in header.iter().zip(&keys).zip(rec.iter()) {
+                let Some(key) = key else { continue };
                 match std::str::from_utf8(f) {
-                    Ok(s) => {
-                        obj.insert(name.clone(), serde_json::Value::String(s.to_string()));
+                    Ok(v) => {
+                        if headerless && v.is_empty() {
+                            continue;
+                        }
+                        if text.len() > 1 {
+                            text.push(',');
+                        }
+                        text.push_str(key);
+                        text.push(':');
+                        push_json_str(&mut text, v);
                     }
                     Err(_) => {
                         bad = Some(format!("invalid UTF-8 in column \"{name}\""));
@@ -403,8 +428,8 @@ fn stage_delimited(
                     }
                 }
             }
+            text.push('}');
             if bad.is_none() {
-                let text = serde_json::Value::Object(obj).to_string();
                 append_record(&mut app, line_no, text.as_bytes(), None)?;
             }
             bad
@@ -459,6 +484,32 @@ fn stage_delimited(
         columns: Some(header),
         note: None,
     })
+}
+
+/// Append `s` as a JSON string literal.
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// Largest single JSON document read whole (a JSON array or a `{"batch": [...]}` payload).
@@ -608,4 +659,24 @@ fn stage_parquet(
         columns: Some(cols.into_iter().map(|c| c.0).collect()),
         note: None,
     })
+}
+
+#[cfg(test)]
+mod json_str_tests {
+    #[test]
+    fn json_strings_escape_like_serde() {
+        for s in [
+            "plain",
+            "a \"q\" b",
+            "back\\slash",
+            "tab\tnl\ncr\r",
+            "nul\u{0}x\u{1f}",
+            "ünï €",
+            "",
+        ] {
+            let mut out = String::new();
+            super::push_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
 }

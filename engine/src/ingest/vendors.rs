@@ -97,7 +97,7 @@ pub const AMPLITUDE: SqlImporter = SqlImporter {
     required: &["event_type"],
     events: include_str!("../../sql/amplitude_events.sql"),
     links: Some(include_str!("../../sql/device_user_pairs.sql")),
-    groups: None,
+    groups: Some(include_str!("../../sql/amplitude_groups.sql")),
 };
 
 /// Amplitude merged-ids files: `merged_vendor_id` identity links between amplitude_ids.
