@@ -1334,11 +1334,16 @@ fn ga4_repeated_param_keys_keep_the_first_value() {
     .unwrap();
     let ws = Workspace::in_memory().unwrap();
     let o = import_one(&ws, &p, None);
-    assert_eq!((o.rows_loaded, o.rows_quarantined), (1, 0), "{:?}", o.message);
+    assert_eq!(
+        (o.rows_loaded, o.rows_quarantined),
+        (1, 0),
+        "{:?}",
+        o.message
+    );
     assert_eq!(
         count(
             &ws,
-            "SELECT count(*) FROM events WHERE properties->>'$.page_title' = 'first' AND properties->>'$.ga_session_id' = '17' AND session_id = 'p1:17'"
+            "SELECT count(*) FROM events WHERE (properties->>'$.page_title') = 'first' AND (properties->>'$.ga_session_id') = '17' AND session_id = 'p1:17'"
         ),
         1
     );
