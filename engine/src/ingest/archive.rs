@@ -12,7 +12,7 @@ use std::path::Path;
 use duckdb::Connection;
 use flate2::read::MultiGzDecoder;
 
-use super::reader::{append_record, report, truncate_chars, ProgressLabel, ReadStats};
+use super::reader::{append_record, next_line, report, truncate_chars, ProgressLabel, ReadStats};
 use crate::jobs::{JobCtx, JobEvent};
 use crate::{EngineError, Result};
 
@@ -209,24 +209,9 @@ pub fn stage_zip(
         let compressed = f.compressed_size();
         let mut r = decoded(path, name, f)?;
         let mut line_no: i64 = 0;
-        loop {
-            buf.clear();
-            let n = r
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| member_error(path, name, line_no, e))?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            let mut line: &[u8] = &buf;
-            line = line.strip_suffix(b"\n").unwrap_or(line);
-            line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line_no == 1 {
-                line = super::sniff::strip_bom(line);
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
+        while let Some(line) = next_line(&mut r, &mut buf, &mut line_no)
+            .map_err(|e| member_error(path, name, line_no, e))?
+        {
             records += 1;
             append_record(
                 &mut app,

@@ -186,24 +186,9 @@ fn stage_lines(
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut line_no: i64 = 0;
     let mut records: u64 = 0;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| read_error(path, compression, records, e))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let mut line: &[u8] = &buf;
-        line = line.strip_suffix(b"\n").unwrap_or(line);
-        line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line_no == 1 {
-            line = strip_bom(line);
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+    while let Some(line) = next_line(&mut reader, &mut buf, &mut line_no)
+        .map_err(|e| read_error(path, compression, records, e))?
+    {
         records += 1;
         append_record(&mut app, line_no, line, None)?;
         if records.is_multiple_of(8192) {
@@ -233,6 +218,37 @@ fn stage_lines(
         columns: None,
         note: None,
     })
+}
+
+/// The next non-blank line of `r` (without its line ending; a BOM stripped from line 1),
+/// counting every line in `line_no`; None at the end.
+pub(super) fn next_line<'b>(
+    r: &mut impl BufRead,
+    buf: &'b mut Vec<u8>,
+    line_no: &mut i64,
+) -> io::Result<Option<&'b [u8]>> {
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', buf)? == 0 {
+            return Ok(None);
+        }
+        *line_no += 1;
+        let mut end = buf.len();
+        if buf[..end].ends_with(b"\n") {
+            end -= 1;
+        }
+        if buf[..end].ends_with(b"\r") {
+            end -= 1;
+        }
+        let start = if *line_no == 1 && buf[..end].starts_with(&[0xEF, 0xBB, 0xBF]) {
+            3
+        } else {
+            0
+        };
+        if !buf[start..end].iter().all(u8::is_ascii_whitespace) {
+            return Ok(Some(&buf[start..end]));
+        }
+    }
 }
 
 /// Append one record; `member` is the archive member and the line within it.
