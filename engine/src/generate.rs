@@ -153,8 +153,9 @@ pub struct TruthPerson {
 pub struct TruthMerge {
     pub from: String,
     pub into: String,
-    /// false when the merge is expected to be refused (a shared device already identified
-    /// as someone else).
+    /// Whether identity resolution should apply it. Always true: on a shared device the second
+    /// person's login sends no $identify (as posthog-js behaves without a reset), so the
+    /// device stays with its first user and the second user is a separate person.
     pub expected_to_apply: bool,
 }
 
@@ -299,10 +300,10 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
 
     let mut events: Vec<SimEvent> = Vec::with_capacity(opts.events + 16);
     let mut merges: Vec<TruthMerge> = Vec::new();
-    let mut device_owner: std::collections::HashMap<String, String> = Default::default();
-    let mut sessions = 0usize;
     let mut person_cursor = 0usize;
-    while events.len() < opts.events {
+    // A little more than asked: suppressed logins (below) must not leave the file short.
+    let target = opts.events + opts.events / 50 + 16;
+    while events.len() < target {
         let pi = person_cursor % n_persons;
         person_cursor += 1;
         // Next session for this person: 2 h to 3 days later.
@@ -312,7 +313,6 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
         let dev_i = rng.below(p.devices.len() as u64) as usize;
         let device = p.devices[dev_i].clone();
         let session = rng.uuid();
-        sessions += 1;
         let mut t = p.clock_us;
         let session_start = t;
         let n_pages = 1 + rng.below(5) as usize;
@@ -388,13 +388,13 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
                 );
                 let mut props = base_props(p, "/login");
                 props.insert("$anon_distinct_id".into(), json!(device));
-                let owner = device_owner.get(&device).cloned();
+                // Kept only if this is the device's first identification in time order
+                // (see the filter after sorting), so every merge written applies.
                 merges.push(TruthMerge {
                     from: device.clone(),
                     into: uid.clone(),
-                    expected_to_apply: owner.as_deref().is_none_or(|o| o == uid),
+                    expected_to_apply: true,
                 });
-                device_owner.entry(device.clone()).or_insert(uid.clone());
                 events.push(SimEvent {
                     uuid: rng.uuid(),
                     name: "$identify".into(),
@@ -486,8 +486,31 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
         }
         persons[pi].clock_us = t;
     }
-    events.truncate(opts.events);
     events.sort_by(|a, b| a.ts_us.cmp(&b.ts_us).then_with(|| a.uuid.cmp(&b.uuid)));
+    // A browser already identified as someone else sends no $identify when a second person
+    // logs in without a reset (posthog-js only identifies from the anonymous state,
+    // semantics.md §1.1): that person's events simply carry their own id from then on.
+    let mut first_owner: std::collections::HashMap<String, String> = Default::default();
+    events.retain(|e| {
+        let Some(anon) = e
+            .anon_distinct_id
+            .as_ref()
+            .filter(|_| e.name == "$identify")
+        else {
+            return true;
+        };
+        let owner = first_owner
+            .entry(anon.clone())
+            .or_insert_with(|| e.distinct_id.clone());
+        *owner == e.distinct_id
+    });
+    // The earliest N: cutting a suffix in time keeps every merge a kept event depends on.
+    events.truncate(opts.events);
+    let sessions = events
+        .iter()
+        .map(|e| e.session_id.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     let mut by_name = std::collections::BTreeMap::new();
     for e in &events {
         *by_name.entry(e.name.clone()).or_insert(0) += 1;
