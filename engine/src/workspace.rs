@@ -8,11 +8,13 @@ use duckdb::Connection;
 use crate::{EngineError, Result};
 
 /// Embedded migrations, in order. The number is the schema version each one produces.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "model", include_str!("../migrations/0002_model.sql")),
+];
 
 /// The newest schema version this build understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// SQL helpers every connection gets. Timestamps are parsed with explicit formats only.
 const MACROS: &str = include_str!("../sql/macros.sql");
@@ -172,7 +174,35 @@ mod tests {
             .conn()
             .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, 1);
+        assert_eq!(n as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn a_version_1_workspace_upgrades_and_keys_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v1.duckdb");
+        {
+            let c = duckdb::Connection::open(&p).unwrap();
+            c.execute_batch(MIGRATIONS[0].2).unwrap();
+            c.execute_batch(
+                "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL);
+                 INSERT INTO schema_migrations VALUES (1, 'init', now());
+                 INSERT INTO events (source_vendor, source_file, source_line, import_id, event_uuid, event_name, event_kind, ts_utc, properties)
+                 SELECT 'posthog', 'f', i, 3, 'u' || i, 'e', 'track', now(), '{}' FROM range(1, 4) t(i);",
+            )
+            .unwrap();
+        }
+        let ws = Workspace::open(&p).unwrap();
+        assert_eq!(ws.schema_version().unwrap(), 2);
+        let (n, distinct, min): (i64, i64, i64) = ws
+            .conn()
+            .query_row(
+                "SELECT count(*), count(DISTINCT event_seq), min(event_seq) FROM events",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((n, distinct, min), (3, 3, 3 * 4_294_967_296 + 1));
     }
 
     #[test]

@@ -951,9 +951,16 @@ fn run_pipeline(
             ins.push(", ").bind(import_id);
             ins.push(", event_uuid, dedupe_key, event_name, event_kind, ts_utc, received_at_utc, distinct_id, user_id, anon_id, session_id, vendor_person_id, properties, person_properties, groups, ");
             if opts.keep_raw {
-                ins.push("j.raw::JSON FROM stg_loaded l JOIN stg_json j ON j.line = l.line");
+                ins.push("j.raw::JSON, ");
             } else {
-                ins.push("NULL FROM stg_loaded l");
+                ins.push("NULL, ");
+            }
+            // event_seq: the import and the record's number in the staging
+            ins.bind(import_id)
+                .push(" * 4294967296 + l.line FROM stg_loaded l");
+            if opts.keep_raw {
+                ins.push(" JOIN stg_json j ON j.line = l.line");
+            } else {
                 join_j(&mut ins, "l");
             }
             ins.execute(conn).map_err(interrupted)?;
