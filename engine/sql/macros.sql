@@ -96,3 +96,15 @@ CREATE OR REPLACE TEMP MACRO sb_any_ts(s) AS coalesce(
         ELSE make_timestamptz(CAST(TRY_CAST(s AS DOUBLE) * 1000000 AS BIGINT))
     END
 );
+
+-- The page URL of an event, whichever vendor's key carries it (PostHog/Mixpanel
+-- $current_url, Segment page url, Amplitude's page URL property, GA4 page_location, Snowplow
+-- page_url).
+CREATE OR REPLACE TEMP MACRO sb_url(p) AS coalesce(
+    p ->> '$."$current_url"', p ->> '$.url', p ->> '$."[Amplitude] Page URL"',
+    p ->> '$.page_location', p ->> '$.page_url', p ->> '$."$context".page.url');
+
+-- The referrer of an event, by the same vendor keys.
+CREATE OR REPLACE TEMP MACRO sb_referrer(p) AS coalesce(
+    p ->> '$."$referrer"', p ->> '$.referrer', p ->> '$.page_referrer', p ->> '$.refr_urlhost',
+    p ->> '$."$context".page.referrer');

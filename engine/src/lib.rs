@@ -8,6 +8,7 @@ pub mod generate;
 pub mod info;
 pub mod ingest;
 pub mod jobs;
+pub mod model;
 pub mod sql;
 pub mod workspace;
 

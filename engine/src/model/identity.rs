@@ -1,0 +1,480 @@
+//! Identity resolution (semantics.md §1): identify / alias / merge / device–user links are
+//! replayed in (timestamp, import, line) order through a union-find, together with the first
+//! appearance of every distinct id, under the workspace's identity mode. The result is the
+//! `person_map` (distinct id → person) and a `merge_log` entry for every link, applied or
+//! refused with its reason. Events are never rewritten: queries resolve persons through
+//! `person_map`.
+
+use std::collections::{HashMap, HashSet};
+
+use duckdb::Connection;
+use sha2::{Digest, Sha256};
+
+use super::IdentityMode;
+use crate::jobs::JobCtx;
+use crate::Result;
+
+/// Ids no merge may use (semantics.md §1.1, PostHog's `isDistinctIdIllegal`), plus their
+/// quoted forms. Case-insensitive ones first.
+const ILLEGAL_ANY_CASE: &[&str] = &[
+    "anonymous",
+    "guest",
+    "distinctid",
+    "distinct_id",
+    "id",
+    "not_authenticated",
+    "email",
+    "undefined",
+    "true",
+    "false",
+];
+const ILLEGAL_EXACT: &[&str] = &[
+    "[object Object]",
+    "NaN",
+    "None",
+    "none",
+    "null",
+    "0",
+    "undefined",
+];
+
+/// Why an id cannot take part in a merge, if it cannot.
+pub fn illegal_id(id: &str) -> Option<&'static str> {
+    let t = id.trim();
+    if t.is_empty() {
+        return Some("an empty or whitespace-only id");
+    }
+    let unquoted = t
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .or_else(|| t.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+        .unwrap_or(t);
+    if ILLEGAL_ANY_CASE
+        .iter()
+        .any(|w| w.eq_ignore_ascii_case(unquoted))
+        || ILLEGAL_EXACT.contains(&unquoted)
+    {
+        return Some("a placeholder id (such as null, undefined, anonymous or 0)");
+    }
+    None
+}
+
+/// A deterministic person id from the distinct id that created the person.
+pub fn person_id_for(first_distinct_id: &str) -> String {
+    let h = Sha256::digest(format!("stitchbook-person:{first_distinct_id}").as_bytes());
+    let x: String = h.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
+}
+
+/// One identity link as replayed.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub from: String,
+    pub into: String,
+    pub kind: String,
+    pub ts_us: Option<i64>,
+    pub import_id: i64,
+    pub line: i64,
+    pub vendor: String,
+    pub file: String,
+    pub event_uuid: Option<String>,
+}
+
+/// What became of a link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub outcome: &'static str,
+    pub reason: Option<String>,
+}
+
+impl Decision {
+    fn applied(reason: &str) -> Self {
+        Decision {
+            outcome: "applied",
+            reason: Some(reason.to_string()),
+        }
+    }
+    fn refused(reason: String) -> Self {
+        Decision {
+            outcome: "refused",
+            reason: Some(reason),
+        }
+    }
+    fn unchanged(reason: &str) -> Self {
+        Decision {
+            outcome: "unchanged",
+            reason: Some(reason.to_string()),
+        }
+    }
+}
+
+/// The union-find over distinct ids. A component is a person; `exists` says whether an id
+/// has been seen yet (PostHog creates a person at an id's first event).
+#[derive(Default)]
+pub struct Graph {
+    index: HashMap<String, u32>,
+    ids: Vec<String>,
+    parent: Vec<u32>,
+    exists: Vec<bool>,
+    /// Per root: the person's id, whether it is identified, whether it holds a user id.
+    person: Vec<String>,
+    identified: Vec<bool>,
+    has_user: Vec<bool>,
+    users: HashSet<String>,
+}
+
+impl Graph {
+    pub fn new(users: HashSet<String>) -> Self {
+        Graph {
+            users,
+            ..Default::default()
+        }
+    }
+
+    fn idx(&mut self, id: &str) -> u32 {
+        if let Some(&i) = self.index.get(id) {
+            return i;
+        }
+        let i = self.ids.len() as u32;
+        self.index.insert(id.to_string(), i);
+        self.ids.push(id.to_string());
+        self.parent.push(i);
+        self.exists.push(false);
+        self.person.push(String::new());
+        self.identified.push(false);
+        self.has_user.push(self.users.contains(id));
+        i
+    }
+
+    fn root(&mut self, mut i: u32) -> u32 {
+        while self.parent[i as usize] != i {
+            let p = self.parent[i as usize];
+            self.parent[i as usize] = self.parent[p as usize];
+            i = p;
+        }
+        i
+    }
+
+    /// The first appearance of an id: it gets a person of its own unless it already has one.
+    pub fn see(&mut self, id: &str) {
+        let i = self.idx(id);
+        if !self.exists[i as usize] {
+            self.exists[i as usize] = true;
+            self.person[i as usize] = person_id_for(id);
+        }
+    }
+
+    /// Attach `other` (no person yet) to `into`'s person, or merge `other`'s person into it.
+    fn join(&mut self, into_root: u32, other: u32, identify: bool) {
+        let o = self.root(other);
+        self.parent[o as usize] = into_root;
+        self.exists[other as usize] = true;
+        let (r, o) = (into_root as usize, o as usize);
+        self.identified[r] = self.identified[r] || self.identified[o] || identify;
+        self.has_user[r] = self.has_user[r] || self.has_user[o];
+    }
+
+    /// Replay one link under `mode` (semantics.md §1.1 `mergeDistinctIds`, §1.5).
+    pub fn link(&mut self, mode: IdentityMode, from: &str, into: &str, kind: &str) -> Decision {
+        if from == into {
+            return Decision::unchanged("the two ids are the same");
+        }
+        for id in [from, into] {
+            if let Some(why) = illegal_id(id) {
+                return Decision::refused(format!(
+                    "cannot_merge_with_illegal_distinct_id: {:?} is {why}",
+                    id
+                ));
+            }
+        }
+        let (f, t) = (self.idx(from), self.idx(into));
+        let (fe, te) = (self.exists[f as usize], self.exists[t as usize]);
+        let forced = kind == "merge";
+        // A co-occurrence of a device and a user id is weaker evidence than an explicit
+        // identify: it never attaches to an identified person (the strict rule).
+        let strict = mode == IdentityMode::PosthogStrict || kind == "device_user_pair";
+        let user_rule = matches!(
+            mode,
+            IdentityMode::MixpanelSimplified | IdentityMode::Amplitude
+        );
+        let identify = kind != "person_map";
+        match (fe, te) {
+            (false, false) => {
+                if user_rule && self.has_user[f as usize] && self.has_user[t as usize] {
+                    self.see(from);
+                    self.see(into);
+                    return Decision::refused(
+                        "two user ids never merge in this mode; each is its own person".into(),
+                    );
+                }
+                self.see(into);
+                let tr = self.root(t);
+                self.join(tr, f, identify);
+                Decision::applied("neither id had a person: one new person holds both")
+            }
+            (true, false) | (false, true) => {
+                let (existing, new) = if fe { (f, t) } else { (t, f) };
+                let er = self.root(existing);
+                if user_rule && self.has_user[er as usize] && self.has_user[new as usize] {
+                    self.see(self.ids[new as usize].clone().as_str());
+                    return Decision::refused(format!(
+                        "{} already belongs to a person with a user id; two user ids never merge in this mode",
+                        self.ids[existing as usize]
+                    ));
+                }
+                // The new id joins the existing person; when the new id is the "into" side and
+                // the existing person is identified, the strict rule refuses (PostHog itself
+                // attaches it: TV-ID-2b).
+                if !forced && strict && fe && self.identified[er as usize] {
+                    self.see(into);
+                    return Decision::refused(format!(
+                        "cannot_merge_already_identified: {from} belongs to an identified person; {into} starts its own person (strict rule)"
+                    ));
+                }
+                self.join(er, new, identify);
+                Decision::applied("one id was new: it joined the other's person")
+            }
+            (true, true) => {
+                let (fr, tr) = (self.root(f), self.root(t));
+                if fr == tr {
+                    self.identified[tr as usize] |= identify;
+                    return Decision::unchanged("both ids already belong to the same person");
+                }
+                if user_rule && self.has_user[fr as usize] && self.has_user[tr as usize] {
+                    return Decision::refused(
+                        "both persons hold user ids; two user ids never merge in this mode".into(),
+                    );
+                }
+                if !forced && self.identified[fr as usize] {
+                    return Decision::refused(format!(
+                        "cannot_merge_already_identified: {from} belongs to an identified person; only $merge_dangerously may merge it"
+                    ));
+                }
+                self.join(tr, fr, identify);
+                Decision::applied("the persons were merged (the \"into\" person is kept)")
+            }
+        }
+    }
+
+    /// (distinct id, person id) for every id that has a person.
+    pub fn mapping(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::with_capacity(self.ids.len());
+        for i in 0..self.ids.len() as u32 {
+            if !self.exists[i as usize] {
+                continue;
+            }
+            let r = self.root(i);
+            out.push((
+                self.ids[i as usize].clone(),
+                self.person[r as usize].clone(),
+            ));
+        }
+        out
+    }
+
+    /// Person id → identified, for every person.
+    pub fn identified_persons(&mut self) -> HashMap<String, bool> {
+        let mut out = HashMap::new();
+        for i in 0..self.ids.len() as u32 {
+            if self.exists[i as usize] && self.root(i) == i {
+                out.insert(self.person[i as usize].clone(), self.identified[i as usize]);
+            }
+        }
+        out
+    }
+}
+
+/// Order of a replay item: links before an id's first appearance at the same instant and
+/// record (the merge happens while the event is processed).
+type Key = (i64, i64, i64, u8);
+
+/// Replay the workspace's links and first appearances; write person_map and merge_log.
+/// Returns person id → identified.
+pub fn resolve(
+    conn: &Connection,
+    mode: IdentityMode,
+    ctx: &JobCtx,
+) -> Result<HashMap<String, bool>> {
+    if mode == IdentityMode::WarehouseLastValue {
+        return warehouse_last_value(conn);
+    }
+    let users: HashSet<String> = {
+        let mut st = conn.prepare(
+            "SELECT DISTINCT user_id FROM events WHERE user_id IS NOT NULL
+             UNION SELECT DISTINCT to_id FROM identity_links WHERE link_kind IN ('identify', 'alias', 'device_user_pair')",
+        )?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<duckdb::Result<_>>()?
+    };
+    let mut links: Vec<(Key, Link)> = {
+        let mut st = conn.prepare(
+            "SELECT from_id, to_id, link_kind, epoch_us(ts_utc), import_id, source_line, source_vendor, source_file, event_uuid
+             FROM identity_links
+             WHERE link_kind IN ('identify', 'alias', 'merge', 'device_user_pair')",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Link {
+                from: r.get(0)?,
+                into: r.get(1)?,
+                kind: r.get(2)?,
+                ts_us: r.get(3)?,
+                import_id: r.get(4)?,
+                line: r.get(5)?,
+                vendor: r.get(6)?,
+                file: r.get(7)?,
+                event_uuid: r.get(8)?,
+            })
+        })?;
+        rows.map(|l| l.map(|l| ((l.ts_us.unwrap_or(i64::MIN), l.import_id, l.line, 0u8), l)))
+            .collect::<duckdb::Result<_>>()?
+    };
+    links.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.from.cmp(&b.1.from)));
+    ctx.cancel.check()?;
+    let mut seen: Vec<(Key, String)> = {
+        let mut st = conn.prepare(
+            "SELECT id, epoch_us(first.ts), first.seq >> 32, first.seq & 4294967295 FROM (
+                 SELECT id, min({'ts': ts_utc, 'seq': event_seq}) AS first FROM (
+                     SELECT distinct_id AS id, ts_utc, event_seq FROM events WHERE distinct_id IS NOT NULL
+                     UNION ALL
+                     SELECT anon_id, ts_utc, event_seq FROM events WHERE anon_id IS NOT NULL AND anon_id IS DISTINCT FROM distinct_id)
+                 GROUP BY id)",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                (
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    1u8,
+                ),
+                r.get::<_, String>(0)?,
+            ))
+        })?;
+        rows.collect::<duckdb::Result<_>>()?
+    };
+    seen.sort();
+    ctx.cancel.check()?;
+
+    let mut g = Graph::new(users);
+    let mut log = conn.appender("merge_log")?;
+    let (mut li, mut si) = (0usize, 0usize);
+    let mut seq: i64 = 0;
+    while li < links.len() || si < seen.len() {
+        let take_link = si >= seen.len() || (li < links.len() && links[li].0 <= seen[si].0);
+        if !take_link {
+            g.see(&seen[si].1);
+            si += 1;
+            continue;
+        }
+        let l = &links[li].1;
+        li += 1;
+        seq += 1;
+        let d = g.link(mode, &l.from, &l.into, &l.kind);
+        log.append_row(duckdb::params![
+            seq,
+            l.ts_us
+                .map(|t| duckdb::types::Value::Timestamp(duckdb::types::TimeUnit::Microsecond, t))
+                .unwrap_or(duckdb::types::Value::Null),
+            l.vendor,
+            l.file,
+            l.line,
+            l.event_uuid,
+            l.kind,
+            l.from,
+            l.into,
+            d.outcome,
+            d.reason
+        ])?;
+        if seq % 65_536 == 0 {
+            ctx.cancel.check()?;
+        }
+    }
+    log.flush()?;
+    drop(log);
+    let mut pm = conn.appender("person_map")?;
+    for (id, person) in g.mapping() {
+        pm.append_row(duckdb::params![id, person])?;
+    }
+    pm.flush()?;
+    Ok(g.identified_persons())
+}
+
+/// The Segment / Snowplow dbt stitch (semantics.md §1.4): every anonymous id belongs to the
+/// last user id seen with it; user ids never merge.
+fn warehouse_last_value(conn: &Connection) -> Result<HashMap<String, bool>> {
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE wh_last AS
+         SELECT anon_id, arg_max(user_id, (ts_utc, event_seq)) AS user_id, count(DISTINCT user_id) AS users
+         FROM events WHERE anon_id IS NOT NULL AND user_id IS NOT NULL AND anon_id <> user_id
+         GROUP BY anon_id;
+         CREATE OR REPLACE TEMP TABLE wh_ids AS
+         SELECT DISTINCT id FROM (
+             SELECT distinct_id AS id FROM events WHERE distinct_id IS NOT NULL
+             UNION ALL SELECT anon_id FROM events WHERE anon_id IS NOT NULL
+             UNION ALL SELECT user_id FROM events WHERE user_id IS NOT NULL);",
+    )?;
+    let mut st = conn.prepare(
+        "SELECT i.id, coalesce(w.user_id, i.id) AS owner, w.user_id IS NOT NULL OR i.id IN (SELECT user_id FROM events WHERE user_id IS NOT NULL) AS identified
+         FROM wh_ids i LEFT JOIN wh_last w ON w.anon_id = i.id",
+    )?;
+    let rows: Vec<(String, String, bool)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<duckdb::Result<_>>()?;
+    let mut identified = HashMap::new();
+    let mut pm = conn.appender("person_map")?;
+    for (id, owner, ident) in rows {
+        let p = person_id_for(&owner);
+        pm.append_row(duckdb::params![id, p])?;
+        let e = identified.entry(p).or_insert(false);
+        *e |= ident;
+    }
+    pm.flush()?;
+    drop(pm);
+    conn.execute_batch(
+        "INSERT INTO merge_log
+         SELECT row_number() OVER (ORDER BY anon_id), NULL, NULL, NULL, NULL, NULL, 'last_value', anon_id, user_id, 'applied',
+                CASE WHEN users > 1 THEN 'the last of ' || users || ' user ids seen on this anonymous id (earlier ones do not keep its history)'
+                     ELSE 'the user id seen on this anonymous id' END
+         FROM wh_last;
+         DROP TABLE wh_last; DROP TABLE wh_ids;",
+    )?;
+    Ok(identified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn illegal_ids_are_refused() {
+        for id in [
+            "",
+            "  ",
+            "null",
+            "\"null\"",
+            "'undefined'",
+            "Anonymous",
+            "GUEST",
+            "0",
+            "None",
+            "none",
+            "NaN",
+            "[object Object]",
+            "distinct_id",
+            "email",
+            "true",
+        ] {
+            assert!(illegal_id(id).is_some(), "{id:?}");
+        }
+        for id in ["user-1", "NULLABLE", "0a", "anon-7", "nan"] {
+            assert!(illegal_id(id).is_none(), "{id:?}");
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The model layer: identity resolution, sessions and person rows, derived from `events` and
+//! `identity_links` without re-reading files. [`rebuild`] recomputes every derived table in
+//! one transaction under the workspace's [`ModelSettings`]; a failed or cancelled rebuild
+//! leaves the previous tables as they were.
+
+pub mod identity;
+pub mod person;
+pub mod sessions;
+
+use std::time::Instant;
+
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::jobs::{JobCtx, JobEvent};
+use crate::workspace::Workspace;
+use crate::{EngineError, Result};
+
+/// Bumped whenever the derivation changes: tables built by an older version are rebuilt.
+pub const DERIVATION_VERSION: i32 = 1;
+
+/// How distinct ids are merged into persons (semantics.md §1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum IdentityMode {
+    /// PostHog's server rules: refuse to merge away an identified person when both ids
+    /// already have persons, unless `$merge_dangerously`; a new id joins any person.
+    Posthog,
+    /// As `posthog`, and a new id never joins an identified person through another id.
+    PosthogStrict,
+    /// Mixpanel Simplified ID Merge: a device joins its first user; user ids never merge.
+    MixpanelSimplified,
+    /// Amplitude: the same rule as `mixpanel_simplified`.
+    Amplitude,
+    /// The Segment / Snowplow dbt packages: an anonymous id belongs to the last user id seen
+    /// with it, retroactively; user ids never merge.
+    WarehouseLastValue,
+}
+
+impl IdentityMode {
+    pub const ALL: [IdentityMode; 5] = [
+        IdentityMode::Posthog,
+        IdentityMode::PosthogStrict,
+        IdentityMode::MixpanelSimplified,
+        IdentityMode::Amplitude,
+        IdentityMode::WarehouseLastValue,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityMode::Posthog => "posthog",
+            IdentityMode::PosthogStrict => "posthog_strict",
+            IdentityMode::MixpanelSimplified => "mixpanel_simplified",
+            IdentityMode::Amplitude => "amplitude",
+            IdentityMode::WarehouseLastValue => "warehouse_last_value",
+        }
+    }
+
+    /// The id an event resolves its person by: its distinct id, except under the warehouse
+    /// stitch, where an event belongs to whoever its anonymous id belongs to (dbt's
+    /// `blended_user_id`), whatever user id the event itself carries.
+    pub fn person_key(self) -> &'static str {
+        match self {
+            IdentityMode::WarehouseLastValue => "coalesce(e.anon_id, e.distinct_id)",
+            _ => "coalesce(e.distinct_id, e.anon_id)",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        IdentityMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s.trim())
+            .ok_or_else(|| {
+                EngineError::InvalidArgument(format!(
+                    "unknown identity mode \"{s}\": use posthog, posthog_strict, mixpanel_simplified, amplitude or warehouse_last_value"
+                ))
+            })
+    }
+}
+
+/// The workspace's model settings (stored in `workspace_settings`).
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct ModelSettings {
+    pub identity_mode: IdentityMode,
+    /// A new inferred session after a gap strictly longer than this.
+    pub session_timeout_seconds: i64,
+    /// A new inferred session when one would last strictly longer than this.
+    pub session_max_length_seconds: i64,
+    /// Off by default: also split inferred sessions at local midnight (Universal Analytics).
+    pub split_at_midnight: bool,
+    /// Off by default: also split when the campaign (utm source / medium / campaign) changes.
+    pub split_on_campaign: bool,
+    /// IANA time zone for calendar rules (midnight split, later: days and weeks).
+    pub time_zone: String,
+    /// `monday` or `sunday`.
+    pub week_start: String,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings {
+            identity_mode: IdentityMode::Posthog,
+            session_timeout_seconds: 1800,
+            session_max_length_seconds: 86_400,
+            split_at_midnight: false,
+            split_on_campaign: false,
+            time_zone: "UTC".into(),
+            week_start: "monday".into(),
+        }
+    }
+}
+
+/// The setting keys, as `stitchbook settings` names them.
+pub const SETTING_KEYS: &[&str] = &[
+    "identity.mode",
+    "sessions.timeout_seconds",
+    "sessions.max_length_seconds",
+    "sessions.split_at_midnight",
+    "sessions.split_on_campaign",
+    "time_zone",
+    "week_start",
+];
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err(EngineError::InvalidArgument(format!(
+            "{key} must be true or false, not \"{v}\""
+        ))),
+    }
+}
+
+fn parse_seconds(key: &str, v: &str, min: i64, max: i64) -> Result<i64> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(EngineError::InvalidArgument(format!(
+            "{key} must be a whole number of seconds from {min} to {max}, not \"{v}\""
+        ))),
+    }
+}
+
+impl ModelSettings {
+    pub fn load(ws: &Workspace) -> Result<Self> {
+        let mut s = ModelSettings::default();
+        for key in SETTING_KEYS {
+            if let Some(v) = ws.setting(key)? {
+                s.apply(ws, key, &v)?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Validate and apply one setting (not saved).
+    fn apply(&mut self, ws: &Workspace, key: &str, v: &str) -> Result<()> {
+        match key {
+            "identity.mode" => self.identity_mode = IdentityMode::parse(v)?,
+            "sessions.timeout_seconds" => {
+                self.session_timeout_seconds = parse_seconds(key, v, 1, 7 * 86_400)?
+            }
+            "sessions.max_length_seconds" => {
+                self.session_max_length_seconds = parse_seconds(key, v, 60, 30 * 86_400)?
+            }
+            "sessions.split_at_midnight" => self.split_at_midnight = parse_bool(key, v)?,
+            "sessions.split_on_campaign" => self.split_on_campaign = parse_bool(key, v)?,
+            "time_zone" => {
+                let known: bool = ws.conn().query_row(
+                    "SELECT count(*) > 0 FROM pg_timezone_names() WHERE name = ?",
+                    [v.trim()],
+                    |r| r.get(0),
+                )?;
+                if !known {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "unknown time zone \"{v}\": use an IANA name such as Europe/Berlin or UTC"
+                    )));
+                }
+                self.time_zone = v.trim().to_string();
+            }
+            "week_start" => match v.trim().to_ascii_lowercase().as_str() {
+                w @ ("monday" | "sunday") => self.week_start = w.to_string(),
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "week_start must be monday or sunday, not \"{v}\""
+                    )))
+                }
+            },
+            _ => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "unknown setting \"{key}\": one of {}",
+                    SETTING_KEYS.join(", ")
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Validate and store one setting.
+    pub fn set(ws: &Workspace, key: &str, value: &str) -> Result<ModelSettings> {
+        let mut s = ModelSettings::load(ws)?;
+        s.apply(ws, key, value)?;
+        ws.set_setting(key, value.trim())?;
+        Ok(s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct StageTiming {
+    pub stage: String,
+    pub secs: f64,
+}
+
+/// What a rebuild produced.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct RebuildReport {
+    pub settings: ModelSettings,
+    pub events: i64,
+    pub links: i64,
+    pub persons: i64,
+    pub identified_persons: i64,
+    pub merges_applied: i64,
+    pub merges_refused: i64,
+    pub shared_devices: i64,
+    pub sessions: i64,
+    pub events_in_sessions: i64,
+    pub stages: Vec<StageTiming>,
+}
+
+fn count(ws: &Workspace, sql: &str) -> Result<i64> {
+    Ok(ws.conn().query_row(sql, [], |r| r.get(0))?)
+}
+
+const DERIVED: &[&str] = &[
+    "person_map",
+    "persons",
+    "merge_log",
+    "shared_devices",
+    "sessions",
+    "event_sessions",
+    "model_state",
+];
+
+/// Whether the derived tables are missing or were built from other data, settings or code.
+pub fn is_stale(ws: &Workspace) -> Result<bool> {
+    let settings = serde_json::to_string(&ModelSettings::load(ws)?)
+        .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+    let fresh: i64 = ws.conn().query_row(
+        "SELECT count(*) FROM model_state WHERE derivation_version = ? AND settings::VARCHAR = ?::JSON::VARCHAR
+           AND events_seen = (SELECT count(*) FROM events) AND links_seen = (SELECT count(*) FROM identity_links)",
+        duckdb::params![DERIVATION_VERSION, settings],
+        |r| r.get(0),
+    )?;
+    Ok(fresh == 0)
+}
+
+/// Rebuild only when [`is_stale`].
+pub fn ensure_built(ws: &Workspace, ctx: &JobCtx) -> Result<Option<RebuildReport>> {
+    if is_stale(ws)? {
+        Ok(Some(rebuild(ws, ctx)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Recompute identity, shared devices, sessions and persons in one transaction.
+pub fn rebuild(ws: &Workspace, ctx: &JobCtx) -> Result<RebuildReport> {
+    let settings = ModelSettings::load(ws)?;
+    let conn = ws.conn();
+    ctx.cancel.attach(conn.interrupt_handle());
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let r = rebuild_in_transaction(ws, &settings, ctx);
+    match r {
+        Ok(report) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(report)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            let _ = conn.execute_batch(
+                "DROP TABLE IF EXISTS temp.model_identified; DROP TABLE IF EXISTS temp.sess_assign",
+            );
+            Err(e.cancelled_if(ctx.cancel.is_cancelled()))
+        }
+    }
+}
+
+fn rebuild_in_transaction(
+    ws: &Workspace,
+    settings: &ModelSettings,
+    ctx: &JobCtx,
+) -> Result<RebuildReport> {
+    let conn = ws.conn();
+    let mut stages = Vec::new();
+    let mut t = Instant::now();
+    let mut lap = |name: &str, t: &mut Instant| {
+        stages.push(StageTiming {
+            stage: name.to_string(),
+            secs: t.elapsed().as_secs_f64(),
+        });
+        *t = Instant::now();
+    };
+    let phase = |p: &str| {
+        ctx.emit(
+            JobEvent::Progress {
+                file: "rebuild".into(),
+                file_index: 0,
+                phase: p.into(),
+                bytes_done: 0,
+                bytes_total: 0,
+                rows: 0,
+            },
+            true,
+        )
+    };
+    for table in DERIVED {
+        conn.execute_batch(&format!("DELETE FROM {table}"))?;
+    }
+    let events = count(ws, "SELECT count(*) FROM events")?;
+    let links = count(ws, "SELECT count(*) FROM identity_links")?;
+
+    phase("identity");
+    let identified = identity::resolve(conn, settings.identity_mode, ctx)?;
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE model_identified (person_id VARCHAR, is_identified BOOLEAN)",
+    )?;
+    {
+        let mut app = conn.appender_to_catalog_and_db("model_identified", "temp", "main")?;
+        for (p, i) in &identified {
+            app.append_row(duckdb::params![p, i])?;
+        }
+        app.flush()?;
+    }
+    lap("identity", &mut t);
+    ctx.cancel.check()?;
+
+    phase("shared devices");
+    conn.execute_batch(
+        "INSERT INTO shared_devices
+         SELECT d.anon_id, pm.person_id, d.users, d.events, d.first_seen, d.last_seen
+         FROM (SELECT anon_id, list(DISTINCT user_id ORDER BY user_id) AS users, count(*) AS events,
+                      min(ts_utc) AS first_seen, max(ts_utc) AS last_seen
+               FROM events WHERE anon_id IS NOT NULL AND user_id IS NOT NULL AND anon_id <> user_id
+               GROUP BY anon_id HAVING count(DISTINCT user_id) >= 2) d
+         LEFT JOIN person_map pm ON pm.distinct_id = d.anon_id",
+    )?;
+    lap("shared devices", &mut t);
+    ctx.cancel.check()?;
+
+    phase("sessions");
+    sessions::assign(conn, settings, ctx)?;
+    lap("session assignment", &mut t);
+    ctx.cancel.check()?;
+    let key = settings.identity_mode.person_key();
+    // Every event's person, for queries (a view: nothing is copied).
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE VIEW event_persons AS
+         SELECT e.event_seq, pm.person_id FROM events e LEFT JOIN person_map pm ON pm.distinct_id = {key}"
+    ))?;
+    conn.execute_batch(&include_str!("../../sql/model_sessions.sql").replace("{PERSON_KEY}", key))?;
+    lap("session rows", &mut t);
+    ctx.cancel.check()?;
+
+    phase("persons");
+    conn.execute_batch(&include_str!("../../sql/model_persons.sql").replace("{PERSON_KEY}", key))?;
+    conn.execute_batch("DROP TABLE temp.model_identified")?;
+    lap("persons", &mut t);
+
+    let settings_json =
+        serde_json::to_string(settings).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+    conn.execute(
+        "INSERT INTO model_state VALUES (?, ?::JSON, ?, ?, now())",
+        duckdb::params![DERIVATION_VERSION, settings_json, events, links],
+    )?;
+    Ok(RebuildReport {
+        settings: settings.clone(),
+        events,
+        links,
+        persons: count(ws, "SELECT count(*) FROM persons")?,
+        identified_persons: count(ws, "SELECT count(*) FROM persons WHERE is_identified")?,
+        merges_applied: count(
+            ws,
+            "SELECT count(*) FROM merge_log WHERE outcome = 'applied'",
+        )?,
+        merges_refused: count(
+            ws,
+            "SELECT count(*) FROM merge_log WHERE outcome = 'refused'",
+        )?,
+        shared_devices: count(ws, "SELECT count(*) FROM shared_devices")?,
+        sessions: count(ws, "SELECT count(*) FROM sessions")?,
+        events_in_sessions: count(ws, "SELECT count(*) FROM event_sessions")?,
+        stages,
+    })
+}

@@ -1,0 +1,372 @@
+//! Answers about persons: search, one person's ids, properties, merges, warnings and
+//! sessions, and the chain of links that joined two of their ids.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::workspace::Workspace;
+use crate::{EngineError, Result};
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct PersonSummary {
+    pub person_id: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub is_identified: bool,
+    pub distinct_ids: i64,
+    pub created_at: Option<String>,
+    pub last_seen: Option<String>,
+    pub events: i64,
+    pub sessions: i64,
+    pub shared_device: bool,
+}
+
+/// One identity link as the merge log recorded it.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct MergeEntry {
+    pub seq: i64,
+    pub ts_utc: Option<String>,
+    pub kind: String,
+    pub from_id: String,
+    pub into_id: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub source_vendor: Option<String>,
+    pub source_file: Option<String>,
+    pub source_line: Option<i64>,
+    pub event_uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct SessionRow {
+    pub session_id: String,
+    pub person_id: Option<String>,
+    pub device_id: Option<String>,
+    pub source: String,
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_s: i64,
+    pub events: i64,
+    pub pageviews: i64,
+    pub entry_url: Option<String>,
+    pub exit_url: Option<String>,
+    pub is_bounce: Option<bool>,
+    pub referrer: Option<String>,
+    pub browser: Option<String>,
+    pub os: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct PersonDetail {
+    pub person: PersonSummary,
+    /// The id asked about.
+    pub asked: String,
+    pub ids: Vec<String>,
+    #[ts(type = "Record<string, unknown> | null")]
+    pub properties: Option<serde_json::Value>,
+    /// Links applied to this person's ids, in replay order.
+    pub merges: Vec<MergeEntry>,
+    /// Refused links touching this person's ids, and shared-device notes.
+    pub warnings: Vec<String>,
+    pub sessions: Vec<SessionRow>,
+    /// With `explain`: how each id joined (a chain of links from the asked id).
+    pub explain: Option<Vec<ExplainStep>>,
+}
+
+/// One step of an explanation: `id` joined through `link`.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct ExplainStep {
+    pub id: String,
+    pub via: String,
+    pub link: MergeEntry,
+}
+
+const SUMMARY_SELECT: &str = "
+    SELECT p.person_id, p.display_name, p.email, p.is_identified, p.distinct_ids,
+        strftime(p.created_at, '%Y-%m-%dT%H:%M:%S.%fZ'), strftime(p.last_seen, '%Y-%m-%dT%H:%M:%S.%fZ'),
+        (SELECT count(*) FROM event_persons ep WHERE ep.person_id = p.person_id),
+        (SELECT count(*) FROM sessions s WHERE s.person_id = p.person_id),
+        p.shared_device
+    FROM persons p";
+
+fn summary(r: &duckdb::Row<'_>) -> duckdb::Result<PersonSummary> {
+    Ok(PersonSummary {
+        person_id: r.get(0)?,
+        display_name: r.get(1)?,
+        email: r.get(2)?,
+        is_identified: r.get(3)?,
+        distinct_ids: r.get(4)?,
+        created_at: r.get(5)?,
+        last_seen: r.get(6)?,
+        events: r.get(7)?,
+        sessions: r.get(8)?,
+        shared_device: r.get(9)?,
+    })
+}
+
+/// Persons whose ids, email or name contain `search` (case-insensitive), most recently seen
+/// first.
+pub fn search(ws: &Workspace, text: Option<&str>, limit: usize) -> Result<Vec<PersonSummary>> {
+    let pattern = format!(
+        "%{}%",
+        text.unwrap_or("")
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let sql = format!(
+        "{SUMMARY_SELECT}
+         WHERE ? = '%%' OR p.email ILIKE ? ESCAPE '\\' OR p.display_name ILIKE ? ESCAPE '\\'
+            OR p.person_id IN (SELECT person_id FROM person_map WHERE distinct_id ILIKE ? ESCAPE '\\')
+         ORDER BY p.last_seen DESC NULLS LAST, p.person_id
+         LIMIT ?"
+    );
+    let mut st = ws.conn().prepare(&sql)?;
+    let rows = st.query_map(
+        duckdb::params![pattern, pattern, pattern, pattern, limit as i64],
+        summary,
+    )?;
+    Ok(rows.collect::<duckdb::Result<_>>()?)
+}
+
+fn merge_entry(r: &duckdb::Row<'_>) -> duckdb::Result<MergeEntry> {
+    Ok(MergeEntry {
+        seq: r.get(0)?,
+        ts_utc: r.get(1)?,
+        kind: r.get(2)?,
+        from_id: r.get(3)?,
+        into_id: r.get(4)?,
+        outcome: r.get(5)?,
+        reason: r.get(6)?,
+        source_vendor: r.get(7)?,
+        source_file: r.get(8)?,
+        source_line: r.get(9)?,
+        event_uuid: r.get(10)?,
+    })
+}
+
+const MERGE_SELECT: &str = "SELECT seq, strftime(ts_utc, '%Y-%m-%dT%H:%M:%S.%fZ'), link_kind, from_id, into_id, outcome, reason, source_vendor, source_file, source_line, event_uuid FROM merge_log";
+
+/// Sessions, newest first; of one person when `person` is given.
+pub fn sessions(ws: &Workspace, person: Option<&str>, limit: usize) -> Result<Vec<SessionRow>> {
+    let mut st = ws.conn().prepare(
+        "SELECT session_id, person_id, device_id, source,
+            strftime(started_at, '%Y-%m-%dT%H:%M:%S.%fZ'), strftime(ended_at, '%Y-%m-%dT%H:%M:%S.%fZ'),
+            duration_s, events, pageviews, entry_url, exit_url, is_bounce, referrer, browser, os
+         FROM sessions WHERE ? IS NULL OR person_id = ?
+         ORDER BY started_at DESC, session_id LIMIT ?",
+    )?;
+    let rows = st.query_map(duckdb::params![person, person, limit as i64], |r| {
+        Ok(SessionRow {
+            session_id: r.get(0)?,
+            person_id: r.get(1)?,
+            device_id: r.get(2)?,
+            source: r.get(3)?,
+            started_at: r.get(4)?,
+            ended_at: r.get(5)?,
+            duration_s: r.get(6)?,
+            events: r.get(7)?,
+            pageviews: r.get(8)?,
+            entry_url: r.get(9)?,
+            exit_url: r.get(10)?,
+            is_bounce: r.get(11)?,
+            referrer: r.get(12)?,
+            browser: r.get(13)?,
+            os: r.get(14)?,
+        })
+    })?;
+    Ok(rows.collect::<duckdb::Result<_>>()?)
+}
+
+/// The person any of whose ids (or whose person id) is `id`.
+pub fn person_of(ws: &Workspace, id: &str) -> Result<Option<String>> {
+    let mut st = ws.conn().prepare(
+        "SELECT m.person_id FROM person_map m JOIN persons p USING (person_id) WHERE m.distinct_id = ?
+         UNION SELECT person_id FROM persons WHERE person_id = ? LIMIT 1",
+    )?;
+    let mut rows = st.query(duckdb::params![id, id])?;
+    Ok(match rows.next()? {
+        Some(r) => Some(r.get(0)?),
+        None => None,
+    })
+}
+
+/// Everything about the person that `id` resolves to.
+pub fn detail(
+    ws: &Workspace,
+    id: &str,
+    explain: bool,
+    session_limit: usize,
+) -> Result<PersonDetail> {
+    let person_id = person_of(ws, id)?.ok_or_else(|| {
+        EngineError::InvalidArgument(format!(
+            "no person has the id \"{id}\" (search with `stitchbook persons <workspace> --search`)"
+        ))
+    })?;
+    let conn = ws.conn();
+    let person = conn.query_row(
+        &format!("{SUMMARY_SELECT} WHERE p.person_id = ?"),
+        [&person_id],
+        summary,
+    )?;
+    let properties: Option<String> = conn.query_row(
+        "SELECT properties::VARCHAR FROM persons WHERE person_id = ?",
+        [&person_id],
+        |r| r.get(0),
+    )?;
+    let properties = properties.and_then(|p| serde_json::from_str(&p).ok());
+    let ids: Vec<String> = {
+        let mut st = conn.prepare(
+            "SELECT distinct_id FROM person_map WHERE person_id = ? ORDER BY distinct_id",
+        )?;
+        let rows = st.query_map([&person_id], |r| r.get(0))?;
+        rows.collect::<duckdb::Result<_>>()?
+    };
+    let touching: Vec<MergeEntry> = {
+        let mut st = conn.prepare(&format!(
+            "{MERGE_SELECT} WHERE from_id IN (SELECT distinct_id FROM person_map WHERE person_id = ?)
+                OR into_id IN (SELECT distinct_id FROM person_map WHERE person_id = ?)
+             ORDER BY seq"
+        ))?;
+        let rows = st.query_map([&person_id, &person_id], merge_entry)?;
+        rows.collect::<duckdb::Result<_>>()?
+    };
+    let idset: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let merges: Vec<MergeEntry> = touching
+        .iter()
+        .filter(|m| {
+            m.outcome == "applied"
+                && idset.contains(m.from_id.as_str())
+                && idset.contains(m.into_id.as_str())
+        })
+        .cloned()
+        .collect();
+    let mut warnings: Vec<String> = touching
+        .iter()
+        .filter(|m| m.outcome == "refused")
+        .map(|m| {
+            format!(
+                "{} {} → {} refused: {}{}",
+                m.kind,
+                m.from_id,
+                m.into_id,
+                m.reason.as_deref().unwrap_or(""),
+                source_of(m)
+            )
+        })
+        .collect();
+    {
+        let mut st = conn.prepare(
+            "SELECT device_id, users FROM shared_devices
+             WHERE device_id IN (SELECT distinct_id FROM person_map WHERE person_id = ?)
+                OR list_has_any(users, (SELECT list(distinct_id) FROM person_map WHERE person_id = ?))
+             ORDER BY device_id",
+        )?;
+        let rows = st.query_map([&person_id, &person_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, duckdb::types::Value>(1)?))
+        })?;
+        for row in rows {
+            let (device, users) = row?;
+            let users = match users {
+                duckdb::types::Value::List(v) => v
+                    .into_iter()
+                    .filter_map(|u| match u {
+                        duckdb::types::Value::Text(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => String::new(),
+            };
+            warnings.push(format!(
+                "shared device: {device} carried events of several identified users ({users}); its anonymous events stay with one person"
+            ));
+        }
+    }
+    let explain = explain.then(|| explain_from(id, &merges));
+    Ok(PersonDetail {
+        person,
+        asked: id.to_string(),
+        ids,
+        properties,
+        merges,
+        warnings,
+        sessions: sessions(ws, Some(&person_id), session_limit)?,
+        explain,
+    })
+}
+
+fn source_of(m: &MergeEntry) -> String {
+    match (&m.source_file, m.source_line) {
+        (Some(f), Some(l)) => format!(" ({f}:{l})"),
+        _ => String::new(),
+    }
+}
+
+/// Breadth-first from `start` over applied links (either direction): the first link that
+/// reached each id. The chain for any id follows `via` back to `start`.
+pub fn explain_from(start: &str, merges: &[MergeEntry]) -> Vec<ExplainStep> {
+    let mut adj: HashMap<&str, Vec<(&str, &MergeEntry)>> = HashMap::new();
+    for m in merges {
+        adj.entry(m.from_id.as_str())
+            .or_default()
+            .push((m.into_id.as_str(), m));
+        adj.entry(m.into_id.as_str())
+            .or_default()
+            .push((m.from_id.as_str(), m));
+    }
+    let mut seen: HashSet<&str> = HashSet::from([start]);
+    let mut queue = VecDeque::from([start]);
+    let mut steps = Vec::new();
+    while let Some(id) = queue.pop_front() {
+        let mut next = adj.get(id).cloned().unwrap_or_default();
+        next.sort_by_key(|(_, m)| m.seq);
+        for (other, m) in next {
+            if seen.insert(other) {
+                steps.push(ExplainStep {
+                    id: other.to_string(),
+                    via: id.to_string(),
+                    link: m.clone(),
+                });
+                queue.push_back(other);
+            }
+        }
+    }
+    steps
+}
+
+/// The chain of links joining `a` to `b` (empty when they are the same id); None when no
+/// chain of applied links joins them.
+pub fn chain(ws: &Workspace, a: &str, b: &str) -> Result<Option<Vec<ExplainStep>>> {
+    let d = detail(ws, a, true, 0)?;
+    if a == b {
+        return Ok(Some(Vec::new()));
+    }
+    let steps = d.explain.unwrap_or_default();
+    let by_id: HashMap<&str, &ExplainStep> = steps.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut out = Vec::new();
+    let mut cur = b;
+    while cur != a {
+        match by_id.get(cur) {
+            Some(s) => {
+                out.push((*s).clone());
+                cur = s.via.as_str();
+            }
+            None => return Ok(None),
+        }
+    }
+    out.reverse();
+    Ok(Some(out))
+}

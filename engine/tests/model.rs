@@ -1,0 +1,581 @@
+//! The model layer against semantics.md's test vectors (TV-ID-*, TV-SES-*), each from tiny
+//! literal events imported through the real pipeline, plus mode differences and generated
+//! data with ground truth.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use stitchbook_engine::ingest::{import_paths, ImportOptions};
+use stitchbook_engine::model::{self, person, ModelSettings};
+use stitchbook_engine::{JobCtx, Workspace};
+
+const T0: i64 = 1_709_287_200; // 2024-03-01T10:00:00Z
+
+fn iso(secs: i64) -> String {
+    stitchbook_engine::generate::rfc3339_micros(secs * 1_000_000)
+}
+
+/// A PostHog event `secs` after T0.
+fn ph(n: usize, secs: i64, distinct: &str, event: &str, props: Value) -> Value {
+    json!({
+        "uuid": format!("00000000-0000-4000-8000-{n:012}"),
+        "event": event,
+        "distinct_id": distinct,
+        "timestamp": iso(T0 + secs),
+        "properties": props,
+    })
+}
+
+fn workspace(records: &[Value], settings: &[(&str, &str)]) -> Workspace {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("events.jsonl");
+    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&p, text).unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &p);
+    for (k, v) in settings {
+        ModelSettings::set(&ws, k, v).unwrap();
+    }
+    model::rebuild(&ws, &JobCtx::silent()).unwrap();
+    ws
+}
+
+fn import(ws: &Workspace, p: &Path) {
+    let r = import_paths(
+        ws,
+        &[p.to_path_buf()],
+        &ImportOptions::default(),
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(r.files[0].rows_quarantined, 0, "{:?}", r.files[0].message);
+}
+
+fn q(ws: &Workspace, sql: &str) -> i64 {
+    ws.conn().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn s(ws: &Workspace, sql: &str) -> String {
+    ws.conn().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// The persons as sorted id lists, e.g. [["U1", "anonA"], ["U2"]].
+fn clusters(ws: &Workspace) -> Vec<Vec<String>> {
+    let mut st = ws
+        .conn()
+        .prepare(
+            "SELECT string_agg(m.distinct_id, '\x1f' ORDER BY m.distinct_id) FROM person_map m
+             JOIN persons p USING (person_id) GROUP BY m.person_id ORDER BY 1",
+        )
+        .unwrap();
+    st.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|x| x.unwrap().split('\x1f').map(str::to_string).collect())
+        .collect()
+}
+
+fn ids(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn identify(n: usize, secs: i64, into: &str, anon: &str) -> Value {
+    ph(
+        n,
+        secs,
+        into,
+        "$identify",
+        json!({ "$anon_distinct_id": anon }),
+    )
+}
+
+#[test]
+fn tv_id_1_basic_retroactive_merge() {
+    let ws = workspace(
+        &[
+            ph(1, 0, "anonA", "$pageview", json!({})),
+            identify(2, 60, "U1", "anonA"),
+            ph(3, 120, "U1", "purchase", json!({})),
+        ],
+        &[],
+    );
+    assert_eq!(clusters(&ws), vec![ids(&["U1", "anonA"])]);
+    assert_eq!(
+        q(&ws, "SELECT count(*) FROM persons WHERE is_identified"),
+        1
+    );
+    assert_eq!(
+        s(
+            &ws,
+            "SELECT epoch(created_at)::BIGINT::VARCHAR FROM persons"
+        ),
+        T0.to_string()
+    );
+    // Unique users over all three events = 1.
+    assert_eq!(
+        q(&ws, "SELECT count(DISTINCT person_id) FROM event_persons"),
+        1
+    );
+}
+
+fn tv_id_2_base() -> Vec<Value> {
+    vec![
+        ph(1, 0, "anonA", "$pageview", json!({})),
+        identify(2, 10, "U1", "anonA"),
+        ph(3, 100, "U1", "$pageview", json!({})),
+    ]
+}
+
+#[test]
+fn tv_id_2a_shared_device_without_reset() {
+    let mut ev = tv_id_2_base();
+    ev.push(ph(4, 210, "U2", "purchase", json!({})));
+    let ws = workspace(&ev, &[]);
+    assert_eq!(clusters(&ws), vec![ids(&["U1", "anonA"]), ids(&["U2"])]);
+}
+
+#[test]
+fn tv_id_2a_warehouse_last_value_gives_the_cookie_to_the_last_user() {
+    // The same story as Segment calls under one cookie: U1 on e2/e3, U2 on e4.
+    let seg = |n: usize, secs: i64, ty: &str, user: Option<&str>| {
+        json!({"type": ty, "messageId": format!("m{n}"), "anonymousId": "cookie", "userId": user,
+               "event": "purchase", "timestamp": iso(T0 + secs)})
+    };
+    let ev = [
+        seg(1, 0, "page", None),
+        seg(2, 10, "identify", Some("U1")),
+        seg(3, 100, "page", Some("U1")),
+        seg(4, 210, "track", Some("U2")),
+    ];
+    let ws = workspace(&ev, &[("identity.mode", "warehouse_last_value")]);
+    // Every event of the cookie belongs to U2: one user, U1's own history included.
+    assert_eq!(
+        q(&ws, "SELECT count(DISTINCT person_id) FROM event_persons"),
+        1
+    );
+    assert_eq!(
+        q(&ws, "SELECT count(*) FROM persons WHERE person_id = (SELECT person_id FROM person_map WHERE distinct_id = 'U2')"),
+        1
+    );
+    // Under the PostHog default the same calls give U1 the cookie (first identification).
+    ModelSettings::set(&ws, "identity.mode", "posthog").unwrap();
+    model::rebuild(&ws, &JobCtx::silent()).unwrap();
+    assert_eq!(clusters(&ws), vec![ids(&["U1", "cookie"]), ids(&["U2"])]);
+}
+
+#[test]
+fn tv_id_2b_raw_identify_to_a_new_id_attaches_it() {
+    let mut ev = tv_id_2_base();
+    ev.push(identify(4, 200, "U2", "U1"));
+    let ws = workspace(&ev, &[]);
+    assert_eq!(clusters(&ws), vec![ids(&["U1", "U2", "anonA"])]);
+    assert_eq!(
+        q(
+            &ws,
+            "SELECT count(*) FROM merge_log WHERE outcome = 'refused'"
+        ),
+        0,
+        "no warning"
+    );
+    // The strict mode refuses it instead.
+    ModelSettings::set(&ws, "identity.mode", "posthog_strict").unwrap();
+    model::rebuild(&ws, &JobCtx::silent()).unwrap();
+    assert_eq!(clusters(&ws), vec![ids(&["U1", "anonA"]), ids(&["U2"])]);
+    assert!(s(
+        &ws,
+        "SELECT reason FROM merge_log WHERE outcome = 'refused'"
+    )
+    .starts_with("cannot_merge_already_identified"));
+}
+
+fn tv_id_2c() -> Vec<Value> {
+    let mut ev = tv_id_2_base();
+    // U2 already owns a person from another device.
+    ev.push(ph(4, 150, "U2", "$pageview", json!({})));
+    ev.push(identify(5, 200, "U2", "U1"));
+    ev
+}
+
+#[test]
+fn tv_id_2c_identify_between_two_existing_persons_is_refused() {
+    let ws = workspace(&tv_id_2c(), &[]);
+    assert_eq!(clusters(&ws), vec![ids(&["U1", "anonA"]), ids(&["U2"])]);
+    let (outcome, reason): (String, String) = ws
+        .conn()
+        .query_row(
+            "SELECT outcome, reason FROM merge_log WHERE from_id = 'U1' AND into_id = 'U2'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(outcome, "refused");
+    assert!(
+        reason.starts_with("cannot_merge_already_identified"),
+        "{reason}"
+    );
+    // The $identify event itself is attributed to U2's person.
+    assert_eq!(
+        s(&ws, "SELECT ep.person_id FROM event_persons ep JOIN events e USING (event_seq) WHERE e.event_name = '$identify' AND e.distinct_id = 'U2'"),
+        s(&ws, "SELECT person_id FROM person_map WHERE distinct_id = 'U2'")
+    );
+    // The refusal is a visible warning on the person.
+    let d = person::detail(&ws, "U1", false, 10).unwrap();
+    assert!(
+        d.warnings
+            .iter()
+            .any(|w| w.contains("cannot_merge_already_identified")),
+        "{:?}",
+        d.warnings
+    );
+}
+
+#[test]
+fn tv_id_3_multi_device_merge_is_allowed_and_into_wins() {
+    let ws = workspace(
+        &[
+            ph(
+                1,
+                0,
+                "anonA",
+                "$pageview",
+                json!({"$set": {"plan": "team"}}),
+            ),
+            identify(2, 10, "U1", "anonA"),
+            ph(3, 20, "anonB", "$pageview", json!({})),
+            identify(4, 30, "U1", "anonB"),
+        ],
+        &[],
+    );
+    assert_eq!(clusters(&ws), vec![ids(&["U1", "anonA", "anonB"])]);
+    assert_eq!(
+        q(&ws, "SELECT count(*) FROM persons WHERE is_identified"),
+        1
+    );
+    let d = person::detail(&ws, "anonB", true, 10).unwrap();
+    assert_eq!(d.merges.len(), 2);
+    // Explain: anonB reached U1 through the second $identify, U1 reached anonA through the
+    // first, each with its source line.
+    let chain = person::chain(&ws, "anonB", "anonA").unwrap().unwrap();
+    assert_eq!(
+        chain
+            .iter()
+            .map(|s| (s.via.as_str(), s.id.as_str(), s.link.source_line))
+            .collect::<Vec<_>>(),
+        vec![("anonB", "U1", Some(4)), ("U1", "anonA", Some(2))]
+    );
+}
+
+#[test]
+fn tv_id_4_merge_dangerously_overrides_the_guard_rail() {
+    let mut ev = tv_id_2c();
+    ev.push(ph(
+        6,
+        300,
+        "U2",
+        "$merge_dangerously",
+        json!({ "alias": "U1" }),
+    ));
+    let ws = workspace(&ev, &[]);
+    assert_eq!(clusters(&ws), vec![ids(&["U1", "U2", "anonA"])]);
+    assert_eq!(
+        s(
+            &ws,
+            "SELECT epoch(created_at)::BIGINT::VARCHAR FROM persons"
+        ),
+        T0.to_string()
+    );
+    // P1 went into P2: the person keeps U2's person id.
+    assert_eq!(
+        s(&ws, "SELECT person_id FROM persons"),
+        stitchbook_engine::model::identity::person_id_for("U2")
+    );
+}
+
+#[test]
+fn tv_id_5_illegal_ids_never_merge() {
+    let ws = workspace(
+        &[
+            ph(1, 0, "anonA", "$pageview", json!({})),
+            identify(2, 10, "null", "anonA"),
+            ph(3, 20, "U1", "$create_alias", json!({ "alias": "  " })),
+        ],
+        &[],
+    );
+    assert_eq!(
+        clusters(&ws),
+        vec![ids(&["U1"]), ids(&["anonA"]), ids(&["null"])]
+    );
+    assert_eq!(
+        q(&ws, "SELECT count(*) FROM merge_log WHERE outcome = 'refused' AND reason LIKE 'cannot_merge_with_illegal_distinct_id%'"),
+        1
+    );
+}
+
+#[test]
+fn user_ids_never_merge_in_mixpanel_and_amplitude_modes() {
+    // A second device's anonymous id identified as U1, then explicitly merged with U2.
+    let ev = [
+        ph(1, 0, "anonA", "$pageview", json!({})),
+        identify(2, 10, "U1", "anonA"),
+        ph(3, 20, "U2", "$pageview", json!({})),
+        identify(4, 30, "U2", "anonA"),
+    ];
+    for mode in ["mixpanel_simplified", "amplitude"] {
+        let ws = workspace(&ev, &[("identity.mode", mode)]);
+        assert_eq!(
+            clusters(&ws),
+            vec![ids(&["U1", "anonA"]), ids(&["U2"])],
+            "{mode}"
+        );
+        assert!(s(
+            &ws,
+            "SELECT reason FROM merge_log WHERE outcome = 'refused'"
+        )
+        .contains("two user ids never merge"));
+    }
+}
+
+/// Events of one device at these offsets (seconds from 10:00:00).
+fn device_events(offsets: &[i64]) -> Vec<Value> {
+    offsets
+        .iter()
+        .enumerate()
+        .map(|(i, &o)| {
+            ph(
+                i + 1,
+                o,
+                "dev",
+                "$pageview",
+                json!({"$current_url": format!("https://x.test/{i}")}),
+            )
+        })
+        .collect()
+}
+
+fn session_shape(ws: &Workspace) -> Vec<(i64, i64, i64)> {
+    let mut st = ws
+        .conn()
+        .prepare("SELECT events, duration_s, pageviews FROM sessions ORDER BY started_at")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn tv_ses_1_inactivity_boundary_is_strictly_greater() {
+    let ws = workspace(&device_events(&[0, 1200, 3000, 4801]), &[]);
+    assert_eq!(session_shape(&ws), vec![(3, 3000, 3), (1, 0, 1)]);
+    assert_eq!(
+        s(
+            &ws,
+            "SELECT entry_url || ' ' || exit_url FROM sessions ORDER BY started_at LIMIT 1"
+        ),
+        "https://x.test/0 https://x.test/2"
+    );
+}
+
+#[test]
+fn tv_ses_2_max_length_is_strictly_greater() {
+    // Every 10 minutes from day 1 00:00 to day 2 00:30 (T0 is 10:00; shift to midnight).
+    let start = -10 * 3600;
+    let offsets: Vec<i64> = (0..=(24 * 6 + 3)).map(|k| start + k * 600).collect();
+    let ws = workspace(&device_events(&offsets), &[]);
+    let shape = session_shape(&ws);
+    assert_eq!(shape.len(), 2);
+    assert_eq!((shape[0].0, shape[0].1), (24 * 6 + 1, 86_400));
+    assert_eq!((shape[1].0, shape[1].1), (3, 1200));
+}
+
+#[test]
+fn tv_ses_3_no_midnight_split_unless_asked() {
+    // 23:50 and 00:05 the next day.
+    let ev = device_events(&[13 * 3600 + 50 * 60, 14 * 3600 + 5 * 60]);
+    let ws = workspace(&ev, &[]);
+    assert_eq!(q(&ws, "SELECT count(*) FROM sessions"), 1);
+    let ws = workspace(&ev, &[("sessions.split_at_midnight", "true")]);
+    assert_eq!(q(&ws, "SELECT count(*) FROM sessions"), 2);
+    // Midnight is local: in New York both events fall on the same day (18:50, 19:05).
+    let ws = workspace(
+        &ev,
+        &[
+            ("sessions.split_at_midnight", "true"),
+            ("time_zone", "America/New_York"),
+        ],
+    );
+    assert_eq!(q(&ws, "SELECT count(*) FROM sessions"), 1);
+}
+
+#[test]
+fn tv_ses_4_bounce_pageview_mode() {
+    // Five devices, one session each: a (1 pv, 9 s), b (1 pv, 10 s), c (2 pv, 3 s),
+    // d (1 pv + autocapture, 2 s), e (custom events only, 40 s).
+    let mut ev = Vec::new();
+    let mut n = 0;
+    let mut add = |dev: &str, secs: i64, event: &str| {
+        n += 1;
+        ev.push(ph(n, secs, dev, event, json!({})));
+    };
+    add("a", 0, "$pageview");
+    add("a", 9, "clicked");
+    add("b", 0, "$pageview");
+    add("b", 10, "clicked");
+    add("c", 0, "$pageview");
+    add("c", 3, "$pageview");
+    add("d", 0, "$pageview");
+    add("d", 2, "$autocapture");
+    add("e", 0, "clicked");
+    add("e", 40, "clicked");
+    let ws = workspace(&ev, &[]);
+    assert_eq!(
+        s(&ws, "SELECT string_agg(device_id || '=' || coalesce(is_bounce::VARCHAR, 'null'), ' ' ORDER BY device_id) FROM sessions"),
+        "a=true b=false c=false d=false e=null"
+    );
+    assert_eq!(
+        s(
+            &ws,
+            "SELECT (avg(is_bounce::INT) * 100)::VARCHAR FROM sessions WHERE is_bounce IS NOT NULL"
+        ),
+        "25.0"
+    );
+}
+
+#[test]
+fn client_session_ids_are_used_as_they_are() {
+    let ev = [
+        ph(
+            1,
+            0,
+            "anonA",
+            "$pageview",
+            json!({"$session_id": "s1", "$device_id": "d1"}),
+        ),
+        // an hour later, still s1: the client's id wins over the timeout
+        ph(
+            2,
+            3600,
+            "anonA",
+            "$pageview",
+            json!({"$session_id": "s1", "$device_id": "d1"}),
+        ),
+        ph(
+            3,
+            3700,
+            "anonA",
+            "$pageview",
+            json!({"$session_id": "s2", "$device_id": "d1"}),
+        ),
+    ];
+    let ws = workspace(&ev, &[]);
+    assert_eq!(
+        s(
+            &ws,
+            "SELECT string_agg(session_id || ':' || events, ' ' ORDER BY session_id) FROM sessions"
+        ),
+        "posthog:s1:2 posthog:s2:1"
+    );
+    assert_eq!(
+        q(&ws, "SELECT count(*) FROM sessions WHERE source = 'client'"),
+        2
+    );
+}
+
+#[test]
+fn generated_data_resolves_to_the_intended_persons_and_flags_shared_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("gen.jsonl");
+    let truth = stitchbook_engine::generate::write_posthog_jsonl(
+        &p,
+        &stitchbook_engine::generate::GenerateOptions {
+            events: 6000,
+            seed: 5,
+            malformed_rate: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &p);
+    let r = model::rebuild(&ws, &JobCtx::silent()).unwrap();
+    assert_eq!(r.persons as usize, truth.resolved_persons);
+    assert_eq!(
+        q(
+            &ws,
+            "SELECT count(*) FROM merge_log WHERE outcome = 'applied' AND link_kind = 'identify'"
+        ) as usize,
+        truth.merges.len()
+    );
+    assert_eq!(r.merges_refused, 0);
+    assert_eq!(r.sessions as usize, truth.sessions);
+    // Every shared device the generator made (and used by both people) is flagged.
+    let flagged: Vec<String> = {
+        let mut st = ws
+            .conn()
+            .prepare("SELECT device_id FROM shared_devices")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(!flagged.is_empty());
+    for d in &flagged {
+        assert!(
+            truth.shared_devices.contains(d),
+            "{d} is not a shared device"
+        );
+    }
+    assert!(q(&ws, "SELECT count(*) FROM persons WHERE shared_device") >= flagged.len() as i64);
+    // Identified persons carry the email their $identify set.
+    assert!(
+        q(
+            &ws,
+            "SELECT count(*) FROM persons WHERE email LIKE '%@example.com'"
+        ) > 0
+    );
+}
+
+#[test]
+fn the_shared_posthog_sample_resolves_its_identify_into_one_person() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples/posthog/events.jsonl");
+    let ws = Workspace::in_memory().unwrap();
+    import_paths(&ws, &[p], &ImportOptions::default(), &JobCtx::silent()).unwrap();
+    model::rebuild(&ws, &JobCtx::silent()).unwrap();
+    let (anon, into): (String, String) = ws
+        .conn()
+        .query_row(
+            "SELECT from_id, into_id FROM merge_log WHERE link_kind = 'identify'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        person::person_of(&ws, &anon).unwrap(),
+        person::person_of(&ws, &into).unwrap()
+    );
+    assert_eq!(
+        q(
+            &ws,
+            "SELECT count(*) FROM merge_log WHERE link_kind = 'identify' AND outcome = 'applied'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_cancelled_rebuild_leaves_the_previous_model() {
+    let ws = workspace(&tv_id_2c(), &[]);
+    let before = clusters(&ws);
+    ModelSettings::set(&ws, "identity.mode", "posthog_strict").unwrap();
+    let token = stitchbook_engine::CancelToken::new();
+    token.cancel();
+    let ctx = JobCtx::new(|_| {}, token);
+    assert!(matches!(
+        model::rebuild(&ws, &ctx),
+        Err(stitchbook_engine::EngineError::Cancelled)
+    ));
+    assert_eq!(clusters(&ws), before);
+    assert!(model::is_stale(&ws).unwrap(), "settings changed: stale");
+}
