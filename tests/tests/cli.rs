@@ -201,3 +201,84 @@ fn newer_workspace_is_refused() {
     assert_eq!(code, 2);
     assert!(err.contains("newer Stitchbook"), "{err}");
 }
+
+/// The model commands on the two-vendor story: an Amplitude zip and a PostHog export of the
+/// same product, where user ids carry across the migration.
+#[test]
+fn persons_person_explain_sessions_and_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("m.duckdb");
+    let ws_s = ws.to_string_lossy().to_string();
+    let amp = repo().join("sample-data/amplitude/demo_2023-11.zip");
+    let ph = repo().join("sample-data/posthog/demo_events.jsonl.gz");
+    let (code, out, err) = run(&[
+        "import",
+        &ws_s,
+        &amp.to_string_lossy(),
+        &ph.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("model (posthog mode):"), "{out}");
+
+    // A person seen in both vendors: search by user id.
+    let (code, out, err) = run(&["persons", &ws_s, "--search", "user_000034", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let persons: Value = serde_json::from_str(&out).unwrap();
+    let p = &persons.as_array().unwrap()[0];
+    let pid = p["personId"].as_str().unwrap().to_string();
+    assert!(p["isIdentified"].as_bool().unwrap());
+
+    let (code, out, err) = run(&["person", &ws_s, "user_000034", "--explain", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["person"]["personId"], pid.as_str());
+    let steps = d["explain"].as_array().unwrap();
+    assert_eq!(steps.len() + 1, d["ids"].as_array().unwrap().len());
+    // Each id joined through a link with its source event: file and line.
+    let vendors: std::collections::BTreeSet<&str> = steps
+        .iter()
+        .map(|s| s["link"]["sourceVendor"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        vendors.into_iter().collect::<Vec<_>>(),
+        ["amplitude", "posthog"]
+    );
+    assert!(steps
+        .iter()
+        .all(|s| s["link"]["sourceLine"].as_i64().unwrap() > 0));
+    let other = steps.last().unwrap()["id"].as_str().unwrap().to_string();
+
+    // The chain between two of the ids, as text.
+    let (code, out, _) = run(&["person", &ws_s, &other, "--explain", "--to", "user_000034"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("via "), "{out}");
+
+    let (code, out, _) = run(&["sessions", &ws_s, "--person", "user_000034", "--json"]);
+    assert_eq!(code, 0);
+    let sessions: Value = serde_json::from_str(&out).unwrap();
+    let sessions = sessions.as_array().unwrap();
+    assert_eq!(sessions.len() as i64, p["sessions"].as_i64().unwrap());
+    assert!(sessions.iter().all(|s| s["personId"] == pid.as_str()));
+
+    // A settings change rebuilds: the warehouse stitch, then back.
+    let (code, out, err) = run(&[
+        "settings",
+        &ws_s,
+        "--set",
+        "identity.mode=warehouse_last_value",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("model (warehouse_last_value mode)"), "{out}");
+    let (code, _, err) = run(&["settings", &ws_s, "--set", "identity.mode=nonsense"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown identity mode"), "{err}");
+    let (code, out, _) = run(&["rebuild", &ws_s, "--json"]);
+    assert_eq!(code, 0);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["settings"]["identityMode"], "warehouse_last_value");
+    assert!(r["sessions"].as_i64().unwrap() > 0);
+
+    let (code, _, err) = run(&["person", &ws_s, "no-such-id"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no person has the id"), "{err}");
+}

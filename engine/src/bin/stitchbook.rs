@@ -10,6 +10,7 @@ use stitchbook_engine::info::workspace_info;
 use stitchbook_engine::ingest::{
     import_paths, ColumnMapping, FormatOverride, ImportOptions, ImportStatus,
 };
+use stitchbook_engine::model::{self, person, ModelSettings};
 use stitchbook_engine::{CancelToken, EngineError, JobCtx, JobEvent, Workspace};
 
 #[derive(Parser)]
@@ -53,6 +54,61 @@ enum Command {
         /// How many event names to list.
         #[arg(long, default_value_t = 10)]
         top: usize,
+    },
+    /// Search persons by id, email or name.
+    Persons {
+        workspace: PathBuf,
+        /// Text to look for in ids, emails and names.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One person, by any of their ids: ids, properties, merges, warnings and sessions.
+    Person {
+        workspace: PathBuf,
+        /// Any distinct id, device id, user id or person id.
+        id: String,
+        /// Show how each id joined this person: the chain of links with their source events.
+        #[arg(long)]
+        explain: bool,
+        /// With --explain: only the chain from ID to this id.
+        #[arg(long)]
+        to: Option<String>,
+        /// How many sessions to list.
+        #[arg(long, default_value_t = 20)]
+        sessions: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stitched sessions, newest first.
+    Sessions {
+        workspace: PathBuf,
+        /// Only this person (any of their ids).
+        #[arg(long)]
+        person: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute identity, sessions and persons from the imported events.
+    Rebuild {
+        workspace: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or change the model settings (identity mode, session rules, time zone, week start);
+    /// a change rebuilds the model.
+    Settings {
+        workspace: PathBuf,
+        /// key=value, e.g. identity.mode=warehouse_last_value or sessions.timeout_seconds=900.
+        #[arg(long = "set")]
+        set: Vec<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Show quarantined records with their reasons.
     Quarantine {
@@ -162,6 +218,15 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 .files
                 .iter()
                 .any(|f| f.status == ImportStatus::Failed);
+            if !report.cancelled && model::is_stale(&ws)? {
+                let r = model::rebuild(&ws, &ctx)?;
+                if tty {
+                    eprint!("\r\x1b[2K");
+                }
+                if !json {
+                    print_rebuild_line(&r);
+                }
+            }
             Ok(if report.cancelled {
                 ExitCode::from(130)
             } else if failed {
@@ -184,6 +249,141 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 println!("{}", to_json(&info)?);
             } else {
                 print_info(&info);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Persons {
+            workspace,
+            search,
+            limit,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            model::ensure_built(&ws, &JobCtx::silent())?;
+            let rows = person::search(&ws, search.as_deref(), limit)?;
+            if json {
+                println!("{}", to_json(&rows)?);
+            } else {
+                print_persons(&rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Person {
+            workspace,
+            id,
+            explain,
+            to,
+            sessions,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            model::ensure_built(&ws, &JobCtx::silent())?;
+            if let Some(to) = to {
+                let chain = person::chain(&ws, &id, &to)?;
+                if json {
+                    println!("{}", to_json(&chain)?);
+                } else {
+                    match chain {
+                        Some(steps) => print_chain(&id, &steps),
+                        None => println!("{id} and {to} are not joined by any applied link"),
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let d = person::detail(&ws, &id, explain, sessions)?;
+            if json {
+                println!("{}", to_json(&d)?);
+            } else {
+                print_person(&d);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sessions {
+            workspace,
+            person: who,
+            limit,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            model::ensure_built(&ws, &JobCtx::silent())?;
+            let pid = match &who {
+                Some(id) => Some(person::person_of(&ws, id)?.ok_or_else(|| {
+                    EngineError::InvalidArgument(format!("no person has the id \"{id}\""))
+                })?),
+                None => None,
+            };
+            let rows = person::sessions(&ws, pid.as_deref(), limit)?;
+            if json {
+                println!("{}", to_json(&rows)?);
+            } else {
+                print_sessions(&rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rebuild { workspace, json } => {
+            let ws = open_existing(&workspace)?;
+            let tty = std::io::stderr().is_terminal();
+            let ctx = JobCtx::new(move |ev| progress(ev, tty), CancelToken::new());
+            let r = model::rebuild(&ws, &ctx)?;
+            if tty {
+                eprint!("\r\x1b[2K");
+            }
+            if json {
+                println!("{}", to_json(&r)?);
+            } else {
+                print_rebuild_line(&r);
+                for s in &r.stages {
+                    println!("  {:<20} {:>7.2} s", s.stage, s.secs);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Settings {
+            workspace,
+            set,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            for kv in &set {
+                let (k, v) = kv.split_once('=').ok_or_else(|| {
+                    EngineError::InvalidArgument(format!("--set takes key=value, not \"{kv}\""))
+                })?;
+                ModelSettings::set(&ws, k.trim(), v)?;
+            }
+            let rebuilt = if set.is_empty() {
+                None
+            } else {
+                model::ensure_built(&ws, &JobCtx::silent())?
+            };
+            let settings = ModelSettings::load(&ws)?;
+            if json {
+                println!("{}", to_json(&settings)?);
+            } else {
+                println!(
+                    "identity.mode                {}",
+                    settings.identity_mode.as_str()
+                );
+                println!(
+                    "sessions.timeout_seconds     {}",
+                    settings.session_timeout_seconds
+                );
+                println!(
+                    "sessions.max_length_seconds  {}",
+                    settings.session_max_length_seconds
+                );
+                println!(
+                    "sessions.split_at_midnight   {}",
+                    settings.split_at_midnight
+                );
+                println!(
+                    "sessions.split_on_campaign   {}",
+                    settings.split_on_campaign
+                );
+                println!("time_zone                    {}", settings.time_zone);
+                println!("week_start                   {}", settings.week_start);
+                if let Some(r) = rebuilt {
+                    print_rebuild_line(&r);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -315,6 +515,191 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn open_existing(path: &std::path::Path) -> Result<Workspace, EngineError> {
+    if !path.exists() {
+        return Err(EngineError::unreadable(path, "no such workspace"));
+    }
+    Workspace::open(path)
+}
+
+fn print_rebuild_line(r: &model::RebuildReport) {
+    let secs: f64 = r.stages.iter().map(|s| s.secs).sum();
+    println!(
+        "model ({} mode): {} persons ({} identified), {} merges applied, {} refused, {} shared devices, {} sessions; rebuilt in {:.2} s",
+        r.settings.identity_mode.as_str(),
+        r.persons,
+        r.identified_persons,
+        r.merges_applied,
+        r.merges_refused,
+        r.shared_devices,
+        r.sessions,
+        secs
+    );
+}
+
+fn day_time(ts: &Option<String>) -> String {
+    ts.as_deref()
+        .map(|t| t.get(..19).unwrap_or(t).replace('T', " "))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn print_persons(rows: &[person::PersonSummary]) {
+    println!(
+        "{:<36}  {:<28}  {:<30}  {:>4}  {:>7}  {:>8}  LAST SEEN",
+        "PERSON", "NAME", "EMAIL", "IDS", "EVENTS", "SESSIONS"
+    );
+    for p in rows {
+        println!(
+            "{:<36}  {:<28}  {:<30}  {:>4}  {:>7}  {:>8}  {}{}",
+            p.person_id,
+            truncate(p.display_name.as_deref().unwrap_or("-"), 28),
+            truncate(p.email.as_deref().unwrap_or("-"), 30),
+            p.distinct_ids,
+            p.events,
+            p.sessions,
+            day_time(&p.last_seen),
+            if p.shared_device {
+                "  shared device"
+            } else {
+                ""
+            }
+        );
+    }
+    if rows.is_empty() {
+        println!("(no persons match)");
+    }
+}
+
+fn print_chain(start: &str, steps: &[person::ExplainStep]) {
+    if steps.is_empty() {
+        println!("{start}: the same id");
+    }
+    for s in steps {
+        let l = &s.link;
+        println!(
+            "{} → {}  via {} {} → {} at {}{}",
+            s.via,
+            s.id,
+            l.kind,
+            l.from_id,
+            l.into_id,
+            day_time(&l.ts_utc),
+            match (&l.source_file, l.source_line) {
+                (Some(f), Some(n)) => format!("  ({f}:{n})"),
+                _ => String::new(),
+            }
+        );
+    }
+}
+
+fn print_person(d: &person::PersonDetail) {
+    let p = &d.person;
+    println!("person     {}", p.person_id);
+    println!("name       {}", p.display_name.as_deref().unwrap_or("-"));
+    println!("email      {}", p.email.as_deref().unwrap_or("-"));
+    println!(
+        "status     {}{}",
+        if p.is_identified {
+            "identified"
+        } else {
+            "anonymous"
+        },
+        if p.shared_device {
+            ", uses a shared device"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "seen       {} → {}  ({} events, {} sessions)",
+        day_time(&p.created_at),
+        day_time(&p.last_seen),
+        p.events,
+        p.sessions
+    );
+    println!("ids ({})   {}", d.ids.len(), d.ids.join(", "));
+    if let Some(props) = d.properties.as_ref().and_then(|v| v.as_object()) {
+        println!("properties");
+        for (k, v) in props {
+            println!("  {k:<24} {}", truncate(&v.to_string(), 80));
+        }
+    }
+    if !d.merges.is_empty() {
+        println!("merges");
+        for m in &d.merges {
+            println!(
+                "  {}  {:<16} {} → {}{}",
+                day_time(&m.ts_utc),
+                m.kind,
+                m.from_id,
+                m.into_id,
+                match (&m.source_file, m.source_line) {
+                    (Some(f), Some(n)) => format!("  ({f}:{n})"),
+                    _ => String::new(),
+                }
+            );
+        }
+    }
+    if let Some(steps) = &d.explain {
+        println!("how each id joined, from {}", d.asked);
+        for s in steps {
+            println!(
+                "  {} joined {} through {} {} → {} at {}{}",
+                s.id,
+                s.via,
+                s.link.kind,
+                s.link.from_id,
+                s.link.into_id,
+                day_time(&s.link.ts_utc),
+                match (&s.link.source_file, s.link.source_line) {
+                    (Some(f), Some(n)) => format!("  ({f}:{n})"),
+                    _ => String::new(),
+                }
+            );
+        }
+        if steps.is_empty() {
+            println!("  {} is this person's only linked id", d.asked);
+        }
+    }
+    if !d.warnings.is_empty() {
+        println!("warnings");
+        for w in &d.warnings {
+            println!("  ! {w}");
+        }
+    }
+    if !d.sessions.is_empty() {
+        println!("sessions (newest first)");
+        print_sessions(&d.sessions);
+    }
+}
+
+fn print_sessions(rows: &[person::SessionRow]) {
+    println!(
+        "  {:<19}  {:>8}  {:>6}  {:>5}  {:<6}  {:<9}  ENTRY → EXIT",
+        "STARTED", "DURATION", "EVENTS", "PAGES", "BOUNCE", "SOURCE"
+    );
+    for s in rows {
+        println!(
+            "  {:<19}  {:>7}s  {:>6}  {:>5}  {:<6}  {:<9}  {} → {}",
+            day_time(&Some(s.started_at.clone())),
+            s.duration_s,
+            s.events,
+            s.pageviews,
+            match s.is_bounce {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            },
+            s.source,
+            truncate(s.entry_url.as_deref().unwrap_or("-"), 40),
+            truncate(s.exit_url.as_deref().unwrap_or("-"), 40)
+        );
+    }
+    if rows.is_empty() {
+        println!("  (no sessions)");
     }
 }
 

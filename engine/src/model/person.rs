@@ -69,7 +69,7 @@ pub struct SessionRow {
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct PersonDetail {
     pub person: PersonSummary,
-    /// The id asked about.
+    /// The id asked about (for a person id: the id most links joined into).
     pub asked: String,
     pub ids: Vec<String>,
     #[ts(type = "Record<string, unknown> | null")]
@@ -295,10 +295,25 @@ pub fn detail(
             ));
         }
     }
-    let explain = explain.then(|| explain_from(id, &merges));
+    // Asked by person id: explain from the id most links point into (the user id, usually).
+    let start = if idset.contains(id) {
+        id.to_string()
+    } else {
+        let mut into_count: HashMap<&str, usize> = HashMap::new();
+        for m in &merges {
+            *into_count.entry(m.into_id.as_str()).or_default() += 1;
+        }
+        into_count
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
+            .map(|(k, _)| k.to_string())
+            .or_else(|| ids.first().cloned())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let explain = explain.then(|| explain_from(&start, &merges));
     Ok(PersonDetail {
         person,
-        asked: id.to_string(),
+        asked: start,
         ids,
         properties,
         merges,

@@ -6,7 +6,7 @@ import type { SessionRow } from "./SessionRow";
 
 export type PersonDetail = { person: PersonSummary, 
 /**
- * The id asked about.
+ * The id asked about (for a person id: the id most links joined into).
  */
 asked: string, ids: Array<string>, properties: Record<string, unknown> | null, 
 /**
