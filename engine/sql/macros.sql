@@ -99,12 +99,12 @@ CREATE OR REPLACE TEMP MACRO sb_any_ts(s) AS coalesce(
 
 -- The page URL of an event, whichever vendor's key carries it (PostHog/Mixpanel
 -- $current_url, Segment page url, Amplitude's page URL property, GA4 page_location, Snowplow
--- page_url).
-CREATE OR REPLACE TEMP MACRO sb_url(p) AS coalesce(
-    p ->> '$."$current_url"', p ->> '$.url', p ->> '$."[Amplitude] Page URL"',
-    p ->> '$.page_location', p ->> '$.page_url', p ->> '$."$context".page.url');
+-- page_url). One parse of the properties for all the paths.
+CREATE OR REPLACE TEMP MACRO sb_url(p) AS list_filter(json_extract_string(p, [
+    '$."$current_url"', '$.url', '$."[Amplitude] Page URL"', '$.page_location', '$.page_url',
+    '$."$context".page.url']), lambda x: x IS NOT NULL)[1];
 
 -- The referrer of an event, by the same vendor keys.
-CREATE OR REPLACE TEMP MACRO sb_referrer(p) AS coalesce(
-    p ->> '$."$referrer"', p ->> '$.referrer', p ->> '$.page_referrer', p ->> '$.refr_urlhost',
-    p ->> '$."$context".page.referrer');
+CREATE OR REPLACE TEMP MACRO sb_referrer(p) AS list_filter(json_extract_string(p, [
+    '$."$referrer"', '$.referrer', '$.page_referrer', '$.refr_urlhost', '$."$context".page.referrer']),
+    lambda x: x IS NOT NULL)[1];

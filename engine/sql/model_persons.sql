@@ -3,12 +3,17 @@
 -- traits or Amplitude user_properties), else the earliest $set_once value; display name and
 -- email from the usual keys. Expects temp table model_identified(person_id, is_identified).
 INSERT INTO persons
-WITH ev AS (
-    SELECT pm.person_id, e.ts_utc, e.event_seq,
-        CASE WHEN json_type(e.properties, '$."$set"') = 'OBJECT' THEN e.properties -> '$."$set"' END AS set_props,
-        CASE WHEN json_type(e.properties, '$."$set_once"') = 'OBJECT' THEN e.properties -> '$."$set_once"' END AS once_props,
-        CASE WHEN json_type(e.person_properties) = 'OBJECT' AND e.person_properties::VARCHAR <> '{}' THEN e.person_properties END AS person_properties
+WITH ev0 AS (
+    -- only events whose text mentions $set are parsed for it
+    SELECT pm.person_id, e.ts_utc, e.event_seq, e.person_properties,
+        CASE WHEN contains(e.properties::VARCHAR, '"$set') THEN json_extract(e.properties, ['$."$set"', '$."$set_once"']) END AS so
     FROM events e JOIN person_map pm ON pm.distinct_id = {PERSON_KEY}
+), ev AS (
+    SELECT person_id, ts_utc, event_seq,
+        CASE WHEN json_type(so[1]) = 'OBJECT' THEN so[1] END AS set_props,
+        CASE WHEN json_type(so[2]) = 'OBJECT' THEN so[2] END AS once_props,
+        CASE WHEN json_type(person_properties) = 'OBJECT' AND person_properties::VARCHAR <> '{}' THEN person_properties END AS person_properties
+    FROM ev0
 ), span AS (
     SELECT person_id, min(ts_utc) AS created_at, max(ts_utc) AS last_seen FROM ev GROUP BY person_id
 ), kv AS (

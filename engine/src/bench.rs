@@ -204,3 +204,64 @@ pub fn bench_import(
         steps,
     })
 }
+
+/// `stitchbook bench rebuild`: the model rebuild over generated PostHog data.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RebuildBench {
+    pub events: u64,
+    pub files: usize,
+    pub import_secs: f64,
+    pub rebuild_secs: f64,
+    pub peak_rss_rebuild_mb: f64,
+    pub report: crate::model::RebuildReport,
+}
+
+/// Generate `events` PostHog events as `files` exports (seeds 1..=files: the same user ids
+/// recur across files, devices do not), import them one by one, then time a full rebuild.
+pub fn bench_rebuild(dir: &Path, events: usize, files: usize) -> Result<RebuildBench> {
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    let ws_path = dir.join("bench-model.duckdb");
+    let _ = std::fs::remove_file(&ws_path);
+    let mut wal = ws_path.as_os_str().to_owned();
+    wal.push(".wal");
+    let _ = std::fs::remove_file(wal);
+    let ws = Workspace::open(&ws_path)?;
+    let files = files.max(1);
+    let mut import_secs = 0.0;
+    for k in 0..files {
+        let n = events / files + usize::from(k < events % files);
+        let file = dir.join(format!("bench-model-{k}.jsonl"));
+        let opts = GenerateOptions {
+            events: n,
+            seed: 1000 + k as u64,
+            duplicate_rate: 0.0,
+            malformed_rate: 0.0,
+            ..Default::default()
+        };
+        write_generated(GenFormat::PostHog, &file, &opts)?;
+        let t = Instant::now();
+        import_paths(
+            &ws,
+            std::slice::from_ref(&file),
+            &ImportOptions::default(),
+            &JobCtx::silent(),
+        )?;
+        import_secs += t.elapsed().as_secs_f64();
+        let _ = std::fs::remove_file(&file);
+        let _ = std::fs::remove_file(crate::generate::truth_path(&file));
+    }
+    reset_peak_rss();
+    let t = Instant::now();
+    let report = crate::model::rebuild(&ws, &JobCtx::silent())?;
+    let rebuild_secs = t.elapsed().as_secs_f64();
+    let peak_rss_rebuild_mb = peak_rss_mb();
+    Ok(RebuildBench {
+        events: events as u64,
+        files,
+        import_secs,
+        rebuild_secs,
+        peak_rss_rebuild_mb,
+        report,
+    })
+}

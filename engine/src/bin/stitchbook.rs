@@ -170,6 +170,18 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Import N generated events (as --files exports), then time a full model rebuild:
+    /// identity, shared devices, sessions, persons. Prints each stage and peak memory.
+    Rebuild {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1)]
+        files: usize,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -451,6 +463,38 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     truth.malformed_injected,
                     truth.resolved_persons
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Rebuild {
+                    events,
+                    files,
+                    dir,
+                    json,
+                },
+        } => {
+            let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("stitchbook-bench"));
+            eprintln!(
+                "generating and importing {events} events as {files} file(s) in {} ...",
+                dir.display()
+            );
+            let r = stitchbook_engine::bench::bench_rebuild(&dir, events, files)?;
+            if json {
+                println!("{}", to_json(&r)?);
+            } else {
+                println!("events                 {}", r.events);
+                println!(
+                    "import                 {:.1} s ({} files)",
+                    r.import_secs, r.files
+                );
+                print_rebuild_line(&r.report);
+                println!("rebuild                {:.2} s", r.rebuild_secs);
+                for s in &r.report.stages {
+                    println!("  {:<20} {:>7.2} s", s.stage, s.secs);
+                }
+                println!("peak RSS, rebuild      {:.0} MB", r.peak_rss_rebuild_mb);
             }
             Ok(ExitCode::SUCCESS)
         }

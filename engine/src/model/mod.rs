@@ -273,8 +273,11 @@ pub fn rebuild(ws: &Workspace, ctx: &JobCtx) -> Result<RebuildReport> {
     let settings = ModelSettings::load(ws)?;
     let conn = ws.conn();
     ctx.cancel.attach(conn.interrupt_handle());
+    // Bounded memory: DuckDB spills to the workspace's temp folder beyond this.
+    conn.execute_batch("SET memory_limit = '1536MB'")?;
     conn.execute_batch("BEGIN TRANSACTION")?;
     let r = rebuild_in_transaction(ws, &settings, ctx);
+    let _ = conn.execute_batch("RESET memory_limit");
     match r {
         Ok(report) => {
             conn.execute_batch("COMMIT")?;
@@ -283,7 +286,7 @@ pub fn rebuild(ws: &Workspace, ctx: &JobCtx) -> Result<RebuildReport> {
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             let _ = conn.execute_batch(
-                "DROP TABLE IF EXISTS temp.model_identified; DROP TABLE IF EXISTS temp.sess_assign",
+                "DROP TABLE IF EXISTS temp.model_identified; DROP TABLE IF EXISTS temp.sess_base",
             );
             Err(e.cancelled_if(ctx.cancel.is_cancelled()))
         }
@@ -353,16 +356,17 @@ fn rebuild_in_transaction(
     ctx.cancel.check()?;
 
     phase("sessions");
-    sessions::assign(conn, settings, ctx)?;
+    let key = settings.identity_mode.person_key();
+    sessions::assign(conn, settings, key, ctx)?;
     lap("session assignment", &mut t);
     ctx.cancel.check()?;
-    let key = settings.identity_mode.person_key();
     // Every event's person, for queries (a view: nothing is copied).
     conn.execute_batch(&format!(
         "CREATE OR REPLACE VIEW event_persons AS
          SELECT e.event_seq, pm.person_id FROM events e LEFT JOIN person_map pm ON pm.distinct_id = {key}"
     ))?;
-    conn.execute_batch(&include_str!("../../sql/model_sessions.sql").replace("{PERSON_KEY}", key))?;
+    conn.execute_batch(include_str!("../../sql/model_sessions.sql"))?;
+    conn.execute_batch("DROP TABLE temp.sess_base")?;
     lap("session rows", &mut t);
     ctx.cancel.check()?;
 

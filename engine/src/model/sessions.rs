@@ -94,24 +94,83 @@ impl Splitter {
     }
 }
 
-/// Fill `event_sessions` for every event.
-pub fn assign(conn: &Connection, settings: &ModelSettings, ctx: &JobCtx) -> Result<()> {
-    conn.execute_batch(
-        "INSERT INTO event_sessions
-         SELECT event_seq, source_vendor || ':' || CASE WHEN source_vendor IN ('amplitude', 'rudderstack')
-                THEN coalesce(anon_id, distinct_id, '') || '#' || session_id ELSE session_id END
-         FROM events WHERE session_id IS NOT NULL",
-    )?;
+/// Per-session aggregates the splitter accumulates (the same columns the client-session
+/// SQL computes), appended to `sess_base`.
+struct Acc {
+    id: String,
+    person_key: Option<String>,
+    device: String,
+    started: i64,
+    ended: i64,
+    events: i64,
+    pageviews: i64,
+    autocaptures: i64,
+    entry_seq: Option<i64>,
+    exit_seq: Option<i64>,
+    first_seq: i64,
+}
+
+fn flush(app: &mut duckdb::Appender<'_>, a: &Acc) -> Result<()> {
+    let ts = |us: i64| duckdb::types::Value::Timestamp(duckdb::types::TimeUnit::Microsecond, us);
+    app.append_row(duckdb::params![
+        a.id,
+        a.person_key,
+        a.device,
+        "inferred",
+        ts(a.started),
+        ts(a.ended),
+        a.events,
+        a.pageviews,
+        a.autocaptures,
+        a.entry_seq,
+        a.exit_seq,
+        a.first_seq
+    ])?;
+    Ok(())
+}
+
+/// Fill `event_sessions` for every event and `temp.sess_base` with one row per session:
+/// client sessions aggregated in SQL, inferred ones while they are split.
+pub fn assign(
+    conn: &Connection,
+    settings: &ModelSettings,
+    person_key: &str,
+    ctx: &JobCtx,
+) -> Result<()> {
+    let has_url = "(contains(e.properties::VARCHAR, '\"$current_url\"') OR contains(e.properties::VARCHAR, '\"url\"')
+            OR contains(e.properties::VARCHAR, 'Page URL\"') OR contains(e.properties::VARCHAR, '\"page_location\"')
+            OR contains(e.properties::VARCHAR, '\"page_url\"'))";
+    let client_key = "e.source_vendor || ':' || CASE WHEN e.source_vendor IN ('amplitude', 'rudderstack')
+                THEN coalesce(e.anon_id, e.distinct_id, '') || '#' || e.session_id ELSE e.session_id END";
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE sess_base (session_id VARCHAR, person_key VARCHAR, device_id VARCHAR,
+             source VARCHAR, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, events BIGINT, pageviews BIGINT,
+             autocaptures BIGINT, entry_seq BIGINT, exit_seq BIGINT, first_seq BIGINT);
+         INSERT INTO event_sessions SELECT e.event_seq, {client_key} FROM events e WHERE e.session_id IS NOT NULL;
+         INSERT INTO sess_base
+         SELECT {client_key} AS k,
+             arg_max({person_key}, (e.ts_utc, e.event_seq)),
+             arg_min(coalesce(e.anon_id, e.distinct_id), (e.ts_utc, e.event_seq)),
+             'client', min(e.ts_utc), max(e.ts_utc), count(*),
+             count(*) FILTER (WHERE e.event_kind = 'page'),
+             count(*) FILTER (WHERE e.event_name = '$autocapture'),
+             arg_min(e.event_seq, (e.ts_utc, e.event_seq)) FILTER (WHERE {has_url}),
+             arg_max(e.event_seq, (e.ts_utc, e.event_seq)) FILTER (WHERE {has_url}),
+             arg_min(e.event_seq, (e.ts_utc, e.event_seq))
+         FROM events e WHERE e.session_id IS NOT NULL GROUP BY k;"
+    ))?;
+    ctx.cancel.check()?;
     let rules = SplitRules::from_settings(settings);
-    let mut st = conn.prepare(
-        "SELECT event_seq, coalesce(anon_id, distinct_id) AS device, epoch_us(ts_utc),
-            CASE WHEN ? THEN CAST(timezone(?, ts_utc) AS DATE) - DATE '1970-01-01' ELSE 0 END,
-            CASE WHEN ? THEN nullif(concat_ws('|', properties ->> '$.utm_source', properties ->> '$.utm_medium',
-                properties ->> '$.utm_campaign', properties ->> '$.gclid'), '') END
-         FROM events
-         WHERE session_id IS NULL AND coalesce(anon_id, distinct_id) IS NOT NULL
-         ORDER BY device, ts_utc, event_seq",
-    )?;
+    let mut st = conn.prepare(&format!(
+        "SELECT e.event_seq, coalesce(e.anon_id, e.distinct_id) AS device, epoch_us(e.ts_utc),
+            CASE WHEN ? THEN CAST(timezone(?, e.ts_utc) AS DATE) - DATE '1970-01-01' ELSE 0 END,
+            CASE WHEN ? THEN nullif(concat_ws('|', e.properties ->> '$.utm_source', e.properties ->> '$.utm_medium',
+                e.properties ->> '$.utm_campaign', e.properties ->> '$.gclid'), '') END,
+            {person_key}, e.event_kind = 'page', e.event_name = '$autocapture', {has_url}
+         FROM events e
+         WHERE e.session_id IS NULL AND coalesce(e.anon_id, e.distinct_id) IS NOT NULL
+         ORDER BY device, e.ts_utc, e.event_seq"
+    ))?;
     let rows = st.query_map(
         duckdb::params![
             settings.split_at_midnight,
@@ -119,25 +178,70 @@ pub fn assign(conn: &Connection, settings: &ModelSettings, ctx: &JobCtx) -> Resu
             settings.split_on_campaign
         ],
         |r| {
-            Ok(SplitEvent {
-                event_seq: r.get(0)?,
-                device: r.get(1)?,
-                ts_us: r.get(2)?,
-                day: r.get(3)?,
-                campaign: r.get(4)?,
-            })
+            Ok((
+                SplitEvent {
+                    event_seq: r.get(0)?,
+                    device: r.get(1)?,
+                    ts_us: r.get(2)?,
+                    day: r.get(3)?,
+                    campaign: r.get(4)?,
+                },
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, bool>(6)?,
+                r.get::<_, bool>(7)?,
+                r.get::<_, bool>(8)?,
+            ))
         },
     )?;
     let mut app = conn.appender("event_sessions")?;
+    let mut base = conn.appender_to_catalog_and_db("sess_base", "temp", "main")?;
     let mut split = Splitter::new(rules);
-    for (n, e) in rows.enumerate() {
-        let e = e?;
+    let mut acc: Option<Acc> = None;
+    for (n, row) in rows.enumerate() {
+        let (e, key, page, autocapture, url) = row?;
         let id = split.next(&e);
         app.append_row(duckdb::params![e.event_seq, id])?;
+        match &mut acc {
+            Some(a) if a.id == id => {
+                a.ended = e.ts_us;
+                a.events += 1;
+                a.pageviews += i64::from(page);
+                a.autocaptures += i64::from(autocapture);
+                if key.is_some() {
+                    a.person_key = key;
+                }
+                if url {
+                    a.entry_seq = a.entry_seq.or(Some(e.event_seq));
+                    a.exit_seq = Some(e.event_seq);
+                }
+            }
+            _ => {
+                if let Some(a) = acc.take() {
+                    flush(&mut base, &a)?;
+                }
+                acc = Some(Acc {
+                    id,
+                    person_key: key,
+                    device: e.device.clone(),
+                    started: e.ts_us,
+                    ended: e.ts_us,
+                    events: 1,
+                    pageviews: i64::from(page),
+                    autocaptures: i64::from(autocapture),
+                    entry_seq: url.then_some(e.event_seq),
+                    exit_seq: url.then_some(e.event_seq),
+                    first_seq: e.event_seq,
+                });
+            }
+        }
         if n % 65_536 == 0 {
             ctx.cancel.check()?;
         }
     }
+    if let Some(a) = acc.take() {
+        flush(&mut base, &a)?;
+    }
     app.flush()?;
+    base.flush()?;
     Ok(())
 }
