@@ -108,3 +108,11 @@ CREATE OR REPLACE TEMP MACRO sb_url(p) AS list_filter(json_extract_string(p, [
 CREATE OR REPLACE TEMP MACRO sb_referrer(p) AS list_filter(json_extract_string(p, [
     '$."$referrer"', '$.referrer', '$.page_referrer', '$.refr_urlhost', '$."$context".page.referrer']),
     lambda x: x IS NOT NULL)[1];
+
+-- Whether an id is a placeholder that must not identify anyone (PostHog's illegal distinct
+-- ids, semantics.md §1.1; the same list as the engine's identity module).
+CREATE OR REPLACE TEMP MACRO sb_placeholder_id(s) AS s IS NULL OR trim(s) = '' OR (
+    SELECT lower(u) IN ('anonymous', 'guest', 'distinctid', 'distinct_id', 'id', 'not_authenticated', 'email', 'undefined', 'true', 'false')
+        OR u IN ('[object Object]', 'NaN', 'None', 'none', 'null', '0', 'undefined')
+    FROM (SELECT CASE WHEN length(trim(s)) >= 2 AND ((starts_with(trim(s), '"') AND ends_with(trim(s), '"')) OR (starts_with(trim(s), '''') AND ends_with(trim(s), '''')))
+                      THEN substr(trim(s), 2, length(trim(s)) - 2) ELSE trim(s) END AS u));

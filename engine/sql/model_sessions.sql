@@ -1,14 +1,25 @@
 -- Session rows from the per-session aggregates in sess_base (semantics.md §2.1, §2.6): start/end = min/max time,
 -- duration = whole seconds between them, entry/exit URL = first/last non-null URL by time
 -- (ties by ingestion order), bounce = PostHog's default formula (NULL without a pageview),
--- the person = the person of the session's latest event; referrer, UTM, browser, OS and
+-- the person = the person of the latest event with a user id, else of the first event; referrer, UTM, browser, OS and
 -- device type from the session's first event (only those events' properties are read again).
 INSERT INTO sessions
 WITH s0 AS (
     SELECT * FROM sess_base
+), x AS (
+    -- one scan of the events' properties, for the entry, exit and first events only
+    SELECT event_seq, json_extract_string(properties, [
+            '$.utm_source', '$.utm_medium', '$.utm_campaign',
+            '$."$browser"', '$."$context".os_name', '$.br_name',
+            '$."$os"', '$."$context".os.name', '$.os_name',
+            '$."$device_type"', '$."$context".device_type', '$.dvce_type',
+            '$."$referrer"', '$.referrer', '$.page_referrer', '$.refr_urlhost', '$."$context".page.referrer',
+            '$."$current_url"', '$.url', '$."[Amplitude] Page URL"', '$.page_location', '$.page_url',
+            '$."$context".page.url']) AS p
+    FROM events
+    WHERE event_seq IN (SELECT entry_seq FROM s0 UNION ALL SELECT exit_seq FROM s0 UNION ALL SELECT first_seq FROM s0)
 ), u AS (
-    SELECT event_seq, sb_url(properties) AS url FROM events
-    WHERE event_seq IN (SELECT entry_seq FROM s0 UNION ALL SELECT exit_seq FROM s0)
+    SELECT event_seq, list_filter(p[18:23], lambda v: v IS NOT NULL)[1] AS url FROM x
 ), s AS (
     SELECT s0.* EXCLUDE (person_key), pm.person_id, en.url AS entry_url, ex.url AS exit_url
     FROM s0
@@ -16,14 +27,7 @@ WITH s0 AS (
     LEFT JOIN u en ON en.event_seq = s0.entry_seq
     LEFT JOIN u ex ON ex.event_seq = s0.exit_seq
 ), f AS (
-    SELECT s.session_id, x.p
-    FROM s JOIN (SELECT event_seq, json_extract_string(properties, [
-            '$.utm_source', '$.utm_medium', '$.utm_campaign',
-            '$."$browser"', '$."$context".os_name', '$.br_name',
-            '$."$os"', '$."$context".os.name', '$.os_name',
-            '$."$device_type"', '$."$context".device_type', '$.dvce_type',
-            '$."$referrer"', '$.referrer', '$.page_referrer', '$.refr_urlhost', '$."$context".page.referrer']) AS p
-        FROM events) x ON x.event_seq = s.first_seq
+    SELECT s.session_id, x.p FROM s JOIN x ON x.event_seq = s.first_seq
 )
 SELECT s.session_id, s.person_id, s.device_id, s.source, s.started_at, s.ended_at,
     date_diff('second', s.started_at, s.ended_at) AS duration_s,

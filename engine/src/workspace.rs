@@ -11,10 +11,15 @@ use crate::{EngineError, Result};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "model", include_str!("../migrations/0002_model.sql")),
+    (
+        3,
+        "profiles",
+        include_str!("../migrations/0003_profiles.sql"),
+    ),
 ];
 
 /// The newest schema version this build understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// SQL helpers every connection gets. Timestamps are parsed with explicit formats only.
 const MACROS: &str = include_str!("../sql/macros.sql");
@@ -193,7 +198,7 @@ mod tests {
             .unwrap();
         }
         let ws = Workspace::open(&p).unwrap();
-        assert_eq!(ws.schema_version().unwrap(), 2);
+        assert_eq!(ws.schema_version().unwrap(), SCHEMA_VERSION);
         let (n, distinct, min): (i64, i64, i64) = ws
             .conn()
             .query_row(

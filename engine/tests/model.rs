@@ -579,3 +579,171 @@ fn a_cancelled_rebuild_leaves_the_previous_model() {
     assert_eq!(clusters(&ws), before);
     assert!(model::is_stale(&ws).unwrap(), "settings changed: stale");
 }
+
+#[test]
+fn profiles_and_accounts_roll_up_people_and_companies() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("gen.jsonl");
+    stitchbook_engine::generate::write_posthog_jsonl(
+        &p,
+        &stitchbook_engine::generate::GenerateOptions {
+            events: 3000,
+            seed: 9,
+            malformed_rate: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &p);
+    model::rebuild(&ws, &JobCtx::silent()).unwrap();
+    // One profile per person; every event and session with a person is counted once.
+    assert_eq!(
+        q(&ws, "SELECT count(*) FROM profiles"),
+        q(&ws, "SELECT count(*) FROM persons")
+    );
+    assert_eq!(
+        q(&ws, "SELECT sum(events)::BIGINT FROM profiles"),
+        q(
+            &ws,
+            "SELECT count(*) FROM event_persons WHERE person_id IS NOT NULL"
+        )
+    );
+    assert_eq!(
+        q(&ws, "SELECT sum(sessions)::BIGINT FROM profiles"),
+        q(
+            &ws,
+            "SELECT count(*) FROM sessions WHERE person_id IS NOT NULL"
+        )
+    );
+    assert_eq!(
+        q(&ws, "SELECT count(*) FROM profiles WHERE json_array_length(top_events) > 5 OR active_days < 1"),
+        0
+    );
+    // Accounts: one per company seen in events' groups, with its members and snapshot name.
+    assert_eq!(
+        q(&ws, "SELECT count(*) FROM accounts"),
+        q(
+            &ws,
+            "SELECT count(DISTINCT groups->>'$.company[0]') FROM events WHERE groups IS NOT NULL"
+        )
+    );
+    let (key, members): (String, i64) = ws
+        .conn()
+        .query_row(
+            "SELECT group_key, members FROM accounts ORDER BY members DESC, group_key LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let expected: i64 = ws
+        .conn()
+        .query_row(
+            "SELECT count(DISTINCT ep.person_id) FROM events e JOIN event_persons ep USING (event_seq)
+             WHERE e.groups->>'$.company[0]' = ?",
+            [&key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(members, expected);
+    assert!(
+        q(
+            &ws,
+            "SELECT count(*) FROM accounts WHERE name LIKE 'Company %'"
+        ) > 0
+    );
+    assert_eq!(
+        q(&ws, "SELECT sum(events)::BIGINT FROM account_activity"),
+        q(&ws, "SELECT sum(events)::BIGINT FROM accounts")
+    );
+    assert_eq!(
+        q(
+            &ws,
+            "SELECT count(*) FROM account_activity WHERE dayofweek(week_start) <> 1"
+        ),
+        0,
+        "weeks start on Monday by default"
+    );
+    ModelSettings::set(&ws, "week_start", "sunday").unwrap();
+    model::rebuild(&ws, &JobCtx::silent()).unwrap();
+    assert_eq!(
+        q(
+            &ws,
+            "SELECT count(*) FROM account_activity WHERE dayofweek(week_start) <> 0"
+        ),
+        0
+    );
+}
+
+/// A small realistic story, rendered as text: one line per person, then their sessions.
+#[test]
+fn identity_clusters_and_sessions_snapshot() {
+    let url = |path: &str| json!({"$current_url": format!("https://app.test{path}")});
+    let with = |mut v: Value, k: &str, x: Value| {
+        v[k] = x;
+        v
+    };
+    let ev = vec![
+        // Ada browses anonymously on her laptop, signs up, logs in.
+        ph(
+            1,
+            0,
+            "laptop",
+            "$pageview",
+            with(url("/"), "$session_id", json!("s-laptop-1")),
+        ),
+        ph(
+            2,
+            40,
+            "laptop",
+            "$pageview",
+            with(url("/pricing"), "$session_id", json!("s-laptop-1")),
+        ),
+        ph(
+            3,
+            90,
+            "ada",
+            "$identify",
+            json!({"$anon_distinct_id": "laptop", "$session_id": "s-laptop-1", "$set": {"email": "ada@example.com", "name": "Ada"}}),
+        ),
+        // Later on her phone, which she identifies too.
+        ph(
+            4,
+            7200,
+            "phone",
+            "$pageview",
+            with(url("/docs"), "$session_id", json!("s-phone-1")),
+        ),
+        ph(
+            5,
+            7230,
+            "ada",
+            "$identify",
+            json!({"$anon_distinct_id": "phone", "$session_id": "s-phone-1"}),
+        ),
+        // Grace uses Ada's laptop without logging Ada out, then logs in as herself: no
+        // $identify is sent (the browser is already identified) and her events carry her id.
+        ph(
+            6,
+            9000,
+            "ada",
+            "$pageview",
+            json!({"$current_url": "https://app.test/", "$session_id": "s-laptop-2", "$device_id": "laptop", "$user_id": "ada"}),
+        ),
+        ph(
+            7,
+            9060,
+            "grace",
+            "purchase",
+            json!({"$session_id": "s-laptop-2", "$device_id": "laptop", "$user_id": "grace"}),
+        ),
+        // A server-side event for Grace without a session id, then one an hour later.
+        ph(8, 9100, "grace", "invoice_paid", json!({})),
+        ph(9, 12_800, "grace", "invoice_paid", json!({})),
+        // A visitor who never logs in; and one refused merge with a placeholder id.
+        ph(10, 500, "visitor", "$pageview", url("/blog")),
+        identify(11, 600, "undefined", "visitor"),
+    ];
+    let ws = workspace(&ev, &[]);
+    insta::assert_snapshot!(person::render(&ws).unwrap());
+}

@@ -279,12 +279,17 @@ impl Graph {
         out
     }
 
-    /// Person id → identified, for every person.
+    /// Person id → identified (the target of an identify, alias or merge, or holding a user
+    /// id), for every person.
     pub fn identified_persons(&mut self) -> HashMap<String, bool> {
         let mut out = HashMap::new();
         for i in 0..self.ids.len() as u32 {
             if self.exists[i as usize] && self.root(i) == i {
-                out.insert(self.person[i as usize].clone(), self.identified[i as usize]);
+                let r = i as usize;
+                out.insert(
+                    self.person[r].clone(),
+                    self.identified[r] || self.has_user[r],
+                );
             }
         }
         out
@@ -307,8 +312,9 @@ pub fn resolve(
     }
     let users: HashSet<String> = {
         let mut st = conn.prepare(
-            "SELECT DISTINCT user_id FROM events WHERE user_id IS NOT NULL
-             UNION SELECT DISTINCT to_id FROM identity_links WHERE link_kind IN ('identify', 'alias', 'device_user_pair')",
+            "SELECT DISTINCT user_id FROM events WHERE NOT sb_placeholder_id(user_id)
+             UNION SELECT DISTINCT to_id FROM identity_links
+             WHERE link_kind IN ('identify', 'alias', 'device_user_pair') AND NOT sb_placeholder_id(to_id)",
         )?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         rows.collect::<duckdb::Result<_>>()?

@@ -17,7 +17,7 @@ use crate::workspace::Workspace;
 use crate::{EngineError, Result};
 
 /// Bumped whenever the derivation changes: tables built by an older version are rebuilt.
-pub const DERIVATION_VERSION: i32 = 1;
+pub const DERIVATION_VERSION: i32 = 2;
 
 /// How distinct ids are merged into persons (semantics.md §1.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -229,6 +229,7 @@ pub struct RebuildReport {
     pub shared_devices: i64,
     pub sessions: i64,
     pub events_in_sessions: i64,
+    pub accounts: i64,
     pub stages: Vec<StageTiming>,
 }
 
@@ -237,6 +238,9 @@ fn count(ws: &Workspace, sql: &str) -> Result<i64> {
 }
 
 const DERIVED: &[&str] = &[
+    "profiles",
+    "accounts",
+    "account_activity",
     "person_map",
     "persons",
     "merge_log",
@@ -286,7 +290,8 @@ pub fn rebuild(ws: &Workspace, ctx: &JobCtx) -> Result<RebuildReport> {
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             let _ = conn.execute_batch(
-                "DROP TABLE IF EXISTS temp.model_identified; DROP TABLE IF EXISTS temp.sess_base",
+                "DROP TABLE IF EXISTS temp.model_identified; DROP TABLE IF EXISTS temp.sess_base;
+                 DROP TABLE IF EXISTS temp.model_params; DROP TABLE IF EXISTS temp.prof_ev; DROP TABLE IF EXISTS temp.acct_ev",
             );
             Err(e.cancelled_if(ctx.cancel.is_cancelled()))
         }
@@ -374,6 +379,19 @@ fn rebuild_in_transaction(
     conn.execute_batch(&include_str!("../../sql/model_persons.sql").replace("{PERSON_KEY}", key))?;
     conn.execute_batch("DROP TABLE temp.model_identified")?;
     lap("persons", &mut t);
+    ctx.cancel.check()?;
+
+    phase("profiles and accounts");
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE model_params (time_zone VARCHAR, week_start VARCHAR)",
+    )?;
+    conn.execute(
+        "INSERT INTO model_params VALUES (?, ?)",
+        duckdb::params![settings.time_zone, settings.week_start],
+    )?;
+    conn.execute_batch(include_str!("../../sql/model_profiles.sql"))?;
+    conn.execute_batch("DROP TABLE temp.model_params")?;
+    lap("profiles and accounts", &mut t);
 
     let settings_json =
         serde_json::to_string(settings).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
@@ -398,6 +416,7 @@ fn rebuild_in_transaction(
         shared_devices: count(ws, "SELECT count(*) FROM shared_devices")?,
         sessions: count(ws, "SELECT count(*) FROM sessions")?,
         events_in_sessions: count(ws, "SELECT count(*) FROM event_sessions")?,
+        accounts: count(ws, "SELECT count(*) FROM accounts")?,
         stages,
     })
 }

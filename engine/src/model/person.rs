@@ -385,3 +385,56 @@ pub fn chain(ws: &Workspace, a: &str, b: &str) -> Result<Option<Vec<ExplainStep>
     out.reverse();
     Ok(Some(out))
 }
+
+/// A plain-text picture of every person and their sessions, for reviews and snapshot tests:
+/// one line per person (their ids, identified or not, shared-device flag), then one line per
+/// session, in time order.
+pub fn render(ws: &Workspace) -> Result<String> {
+    let conn = ws.conn();
+    let mut st = conn.prepare(
+        "SELECT p.person_id, p.is_identified, p.shared_device,
+            (SELECT string_agg(distinct_id, ', ' ORDER BY distinct_id) FROM person_map m WHERE m.person_id = p.person_id),
+            strftime(p.created_at, '%Y-%m-%d %H:%M:%S')
+         FROM persons p ORDER BY p.created_at, 4",
+    )?;
+    let persons: Vec<(String, bool, bool, String, String)> = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<duckdb::Result<_>>()?;
+    let mut sst = conn.prepare(
+        "SELECT strftime(started_at, '%m-%d %H:%M:%S'), strftime(ended_at, '%H:%M:%S'), duration_s, events,
+            pageviews, coalesce(is_bounce::VARCHAR, '-'), source, coalesce(entry_url, '-'), coalesce(exit_url, '-')
+         FROM sessions WHERE person_id = ? ORDER BY started_at, session_id",
+    )?;
+    let mut out = String::new();
+    for (pid, identified, shared, ids, created) in persons {
+        out.push_str(&format!(
+            "person {{{ids}}} {}{} since {created}\n",
+            if identified {
+                "identified"
+            } else {
+                "anonymous"
+            },
+            if shared { ", shared device" } else { "" }
+        ));
+        let rows = sst.query_map([&pid], |r| {
+            Ok(format!(
+                "  {} → {} {:>5}s {:>2} events {:>2} pageviews bounce={} {} {} → {}\n",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?
+            ))
+        })?;
+        for line in rows {
+            out.push_str(&line?);
+        }
+    }
+    Ok(out)
+}

@@ -149,7 +149,8 @@ pub fn assign(
          INSERT INTO event_sessions SELECT e.event_seq, {client_key} FROM events e WHERE e.session_id IS NOT NULL;
          INSERT INTO sess_base
          SELECT {client_key} AS k,
-             arg_max({person_key}, (e.ts_utc, e.event_seq)),
+             coalesce(arg_max({person_key}, (e.ts_utc, e.event_seq)) FILTER (WHERE NOT sb_placeholder_id(e.user_id)),
+                      arg_min({person_key}, (e.ts_utc, e.event_seq))),
              arg_min(coalesce(e.anon_id, e.distinct_id), (e.ts_utc, e.event_seq)),
              'client', min(e.ts_utc), max(e.ts_utc), count(*),
              count(*) FILTER (WHERE e.event_kind = 'page'),
@@ -166,7 +167,8 @@ pub fn assign(
             CASE WHEN ? THEN CAST(timezone(?, e.ts_utc) AS DATE) - DATE '1970-01-01' ELSE 0 END,
             CASE WHEN ? THEN nullif(concat_ws('|', e.properties ->> '$.utm_source', e.properties ->> '$.utm_medium',
                 e.properties ->> '$.utm_campaign', e.properties ->> '$.gclid'), '') END,
-            {person_key}, e.event_kind = 'page', e.event_name = '$autocapture', {has_url}
+            {person_key}, e.event_kind = 'page', e.event_name = '$autocapture', {has_url},
+            NOT sb_placeholder_id(e.user_id)
          FROM events e
          WHERE e.session_id IS NULL AND coalesce(e.anon_id, e.distinct_id) IS NOT NULL
          ORDER BY device, e.ts_utc, e.event_seq"
@@ -190,6 +192,7 @@ pub fn assign(
                 r.get::<_, bool>(6)?,
                 r.get::<_, bool>(7)?,
                 r.get::<_, bool>(8)?,
+                r.get::<_, bool>(9)?,
             ))
         },
     )?;
@@ -198,7 +201,7 @@ pub fn assign(
     let mut split = Splitter::new(rules);
     let mut acc: Option<Acc> = None;
     for (n, row) in rows.enumerate() {
-        let (e, key, page, autocapture, url) = row?;
+        let (e, key, page, autocapture, url, user) = row?;
         let id = split.next(&e);
         app.append_row(duckdb::params![e.event_seq, id])?;
         match &mut acc {
@@ -207,7 +210,9 @@ pub fn assign(
                 a.events += 1;
                 a.pageviews += i64::from(page);
                 a.autocaptures += i64::from(autocapture);
-                if key.is_some() {
+                // The session belongs to the latest identified user on it, else to whoever
+                // began it.
+                if user && key.is_some() {
                     a.person_key = key;
                 }
                 if url {

@@ -1,0 +1,77 @@
+-- Profiles and accounts. Expects the persons, sessions and event_persons of this rebuild, and
+-- temp table model_params(time_zone, week_start) holding the settings.
+CREATE OR REPLACE TEMP TABLE prof_ev AS
+SELECT ep.person_id, e.ts_utc, e.event_name, e.groups,
+    CAST(timezone((SELECT time_zone FROM model_params), e.ts_utc) AS DATE) AS day
+FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq
+WHERE ep.person_id IS NOT NULL;
+
+INSERT INTO profiles
+WITH base AS (
+    SELECT person_id, min(ts_utc) AS first_seen, max(ts_utc) AS last_seen, count(*) AS events,
+        count(DISTINCT day) AS active_days
+    FROM prof_ev GROUP BY person_id
+), names AS (
+    SELECT person_id, event_name, count(*) AS n FROM prof_ev GROUP BY ALL
+), top AS (
+    SELECT person_id, to_json(list({'event': event_name, 'count': n} ORDER BY n DESC, event_name)[1:5]) AS top_events
+    FROM names GROUP BY person_id
+), g AS (
+    SELECT person_id, kv.key AS group_type, unnest(kv.value) AS group_key FROM (
+        SELECT DISTINCT person_id, unnest(map_entries(json_transform(groups, '"MAP(VARCHAR, VARCHAR[])"'))) AS kv
+        FROM prof_ev WHERE groups IS NOT NULL)
+), groups AS (
+    SELECT person_id, to_json(map_from_entries(list({'k': group_type, 'v': keys} ORDER BY group_type))) AS groups FROM (
+        SELECT person_id, group_type, list(DISTINCT group_key ORDER BY group_key) AS keys FROM g
+        WHERE group_key IS NOT NULL GROUP BY ALL)
+    GROUP BY person_id
+), s AS (
+    SELECT person_id, count(*) AS n FROM sessions WHERE person_id IS NOT NULL GROUP BY person_id
+)
+SELECT b.person_id, b.first_seen, b.last_seen, b.events, coalesce(s.n, 0), b.active_days,
+    top.top_events, p.properties, groups.groups
+FROM base b
+LEFT JOIN top USING (person_id)
+LEFT JOIN groups USING (person_id)
+LEFT JOIN s USING (person_id)
+LEFT JOIN persons p USING (person_id);
+
+CREATE OR REPLACE TEMP TABLE acct_ev AS
+SELECT kv.key AS group_type, unnest(kv.value) AS group_key, person_id, ts_utc, event_name, day FROM (
+    SELECT person_id, ts_utc, event_name, day,
+        unnest(map_entries(json_transform(groups, '"MAP(VARCHAR, VARCHAR[])"'))) AS kv
+    FROM prof_ev WHERE groups IS NOT NULL);
+
+INSERT INTO accounts
+WITH a AS (
+    SELECT group_type, group_key, count(DISTINCT person_id) AS members, count(*) AS events,
+        min(ts_utc) AS first_seen, max(ts_utc) AS last_seen, count(DISTINCT day) AS active_days,
+        count(DISTINCT event_name) FILTER (WHERE NOT starts_with(event_name, '$')) AS features_used,
+        count(*) FILTER (WHERE regexp_matches(lower(event_name), 'error|exception|fail')) AS error_events
+    FROM acct_ev WHERE group_key IS NOT NULL GROUP BY ALL
+), dau AS (
+    SELECT group_type, group_key, avg(n) AS avg_dau FROM (
+        SELECT group_type, group_key, day, count(DISTINCT person_id) AS n FROM acct_ev
+        WHERE group_key IS NOT NULL GROUP BY ALL)
+    GROUP BY ALL
+), snap AS (
+    SELECT group_type, group_key, arg_max(properties, (as_of, import_id, source_line)) AS properties
+    FROM group_snapshots GROUP BY ALL
+)
+SELECT a.group_type, a.group_key,
+    coalesce(snap.properties ->> '$.name', snap.properties ->> '$.company_name', snap.properties ->> '$.title'),
+    snap.properties, a.members, a.events, a.first_seen, a.last_seen, a.active_days, dau.avg_dau,
+    a.features_used, a.error_events
+FROM a
+LEFT JOIN dau USING (group_type, group_key)
+LEFT JOIN snap USING (group_type, group_key);
+
+INSERT INTO account_activity
+SELECT group_type, group_key,
+    CASE WHEN (SELECT week_start FROM model_params) = 'sunday' THEN CAST(date_trunc('week', day + 1) AS DATE) - 1 ELSE CAST(date_trunc('week', day) AS DATE) END AS week_start,
+    count(DISTINCT person_id), count(*)
+FROM acct_ev WHERE group_key IS NOT NULL
+GROUP BY ALL;
+
+DROP TABLE prof_ev;
+DROP TABLE acct_ev;
