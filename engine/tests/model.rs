@@ -242,12 +242,22 @@ fn tv_id_3_multi_device_merge_is_allowed_and_into_wins() {
                 json!({"$set": {"plan": "team"}}),
             ),
             identify(2, 10, "U1", "anonA"),
-            ph(3, 20, "anonB", "$pageview", json!({})),
+            // the second device's person sets a conflicting value, later
+            ph(
+                3,
+                20,
+                "anonB",
+                "$pageview",
+                json!({"$set": {"plan": "free", "os": "iOS"}}),
+            ),
             identify(4, 30, "U1", "anonB"),
         ],
         &[],
     );
     assert_eq!(clusters(&ws), vec![ids(&["U1", "anonA", "anonB"])]);
+    // Property conflict: P1's value wins; P2's other keys are kept.
+    assert_eq!(s(&ws, "SELECT properties->>'$.plan' FROM persons"), "team");
+    assert_eq!(s(&ws, "SELECT properties->>'$.os' FROM persons"), "iOS");
     assert_eq!(
         q(&ws, "SELECT count(*) FROM persons WHERE is_identified"),
         1
@@ -269,6 +279,9 @@ fn tv_id_3_multi_device_merge_is_allowed_and_into_wins() {
 #[test]
 fn tv_id_4_merge_dangerously_overrides_the_guard_rail() {
     let mut ev = tv_id_2c();
+    // P2 (U2) set its plan at t+150; P1 (U1) sets a different one later, at t+250.
+    ev[3]["properties"] = json!({"$set": {"plan": "p2"}});
+    ev.push(ph(7, 250, "U1", "$set", json!({"$set": {"plan": "p1"}})));
     ev.push(ph(
         6,
         300,
@@ -278,6 +291,8 @@ fn tv_id_4_merge_dangerously_overrides_the_guard_rail() {
     ));
     let ws = workspace(&ev, &[]);
     assert_eq!(clusters(&ws), vec![ids(&["U1", "U2", "anonA"])]);
+    // Conflicting properties take P2's (the "into" person's) values.
+    assert_eq!(s(&ws, "SELECT properties->>'$.plan' FROM persons"), "p2");
     assert_eq!(
         s(
             &ws,

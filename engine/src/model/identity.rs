@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use duckdb::Connection;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::IdentityMode;
@@ -127,6 +128,8 @@ pub struct Graph {
     person: Vec<String>,
     identified: Vec<bool>,
     has_user: Vec<bool>,
+    /// Per root: person properties so far.
+    props: Vec<Option<Box<Map<String, Value>>>>,
     users: HashSet<String>,
 }
 
@@ -150,6 +153,7 @@ impl Graph {
         self.person.push(String::new());
         self.identified.push(false);
         self.has_user.push(self.users.contains(id));
+        self.props.push(None);
         i
     }
 
@@ -179,6 +183,55 @@ impl Graph {
         let (r, o) = (into_root as usize, o as usize);
         self.identified[r] = self.identified[r] || self.identified[o] || identify;
         self.has_user[r] = self.has_user[r] || self.has_user[o];
+        // {...other, ...into}: the "into" person wins on conflict (semantics.md §1.1 step 7).
+        if let Some(mut merged) = self.props[o].take() {
+            if let Some(into) = self.props[r].take() {
+                merged.extend(*into);
+            }
+            self.props[r] = Some(merged);
+        }
+    }
+
+    /// Apply an event's person properties to the person of `id`: `set` overwrites, `once`
+    /// only fills keys not yet set.
+    pub fn set_props(
+        &mut self,
+        id: &str,
+        set: Option<Map<String, Value>>,
+        once: Option<Map<String, Value>>,
+    ) {
+        self.see(id);
+        let i = self.idx(id);
+        let r = self.root(i) as usize;
+        let props = self.props[r].get_or_insert_with(Default::default);
+        for (k, v) in set.into_iter().flatten() {
+            if !v.is_null() && v != Value::String("EMPTY".into()) {
+                props.insert(k, v);
+            }
+        }
+        for (k, v) in once.into_iter().flatten() {
+            if !v.is_null() {
+                props.entry(k).or_insert(v);
+            }
+        }
+    }
+
+    /// Person id → properties, for persons that have any.
+    pub fn properties(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for i in 0..self.ids.len() {
+            if self.exists[i] && self.parent[i] as usize == i {
+                if let Some(p) = &self.props[i] {
+                    if !p.is_empty() {
+                        out.push((
+                            self.person[i].clone(),
+                            Value::Object((**p).clone()).to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Replay one link under `mode` (semantics.md §1.1 `mergeDistinctIds`, §1.5).
@@ -307,8 +360,14 @@ pub fn resolve(
     mode: IdentityMode,
     ctx: &JobCtx,
 ) -> Result<HashMap<String, bool>> {
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE model_props (person_id VARCHAR, properties JSON)",
+    )?;
     if mode == IdentityMode::WarehouseLastValue {
-        return warehouse_last_value(conn);
+        let identified = warehouse_last_value(conn)?;
+        // No merges to replay: each key's latest value wins.
+        conn.execute_batch(include_str!("../../sql/model_props_latest.sql"))?;
+        return Ok(identified);
     }
     let users: HashSet<String> = {
         let mut st = conn.prepare(
@@ -368,19 +427,75 @@ pub fn resolve(
     seen.sort();
     ctx.cancel.check()?;
 
+    let props: Vec<(Key, String, Option<String>, Option<String>, Option<String>)> = {
+        let mut st = conn.prepare(
+            "SELECT coalesce(distinct_id, anon_id), epoch_us(ts_utc), event_seq >> 32, event_seq & 4294967295,
+                CASE WHEN contains(properties::VARCHAR, '\"$set\"') THEN json_extract(properties, '$.\"$set\"')::VARCHAR END,
+                CASE WHEN contains(properties::VARCHAR, '\"$set_once\"') THEN json_extract(properties, '$.\"$set_once\"')::VARCHAR END,
+                CASE WHEN json_type(person_properties) = 'OBJECT' AND person_properties::VARCHAR <> '{}' THEN person_properties::VARCHAR END
+             FROM events
+             WHERE coalesce(distinct_id, anon_id) IS NOT NULL
+               AND (contains(properties::VARCHAR, '\"$set') OR (person_properties IS NOT NULL AND person_properties::VARCHAR <> '{}'))",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                (
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    2u8,
+                ),
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })?;
+        rows.collect::<duckdb::Result<_>>()?
+    };
+    ctx.cancel.check()?;
+    // One ordered stream: at the same instant and record, the link first, then the id's first
+    // appearance, then the event's properties (PostHog merges, then applies $set).
+    enum Item {
+        Link(usize),
+        Seen(usize),
+        Props(usize),
+    }
+    let mut items: Vec<(Key, Item)> = Vec::with_capacity(links.len() + seen.len() + props.len());
+    items.extend(links.iter().enumerate().map(|(i, l)| (l.0, Item::Link(i))));
+    items.extend(seen.iter().enumerate().map(|(i, x)| (x.0, Item::Seen(i))));
+    items.extend(props.iter().enumerate().map(|(i, x)| (x.0, Item::Props(i))));
+    items.sort_by_key(|x| x.0);
+    let obj = |t: &Option<String>| -> Option<Map<String, Value>> {
+        t.as_deref()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .and_then(|v| match v {
+                Value::Object(m) => Some(m),
+                _ => None,
+            })
+    };
+
     let mut g = Graph::new(users);
     let mut log = conn.appender("merge_log")?;
-    let (mut li, mut si) = (0usize, 0usize);
     let mut seq: i64 = 0;
-    while li < links.len() || si < seen.len() {
-        let take_link = si >= seen.len() || (li < links.len() && links[li].0 <= seen[si].0);
-        if !take_link {
-            g.see(&seen[si].1);
-            si += 1;
-            continue;
-        }
-        let l = &links[li].1;
-        li += 1;
+    for (_, item) in &items {
+        let l = match item {
+            Item::Seen(i) => {
+                g.see(&seen[*i].1);
+                continue;
+            }
+            Item::Props(i) => {
+                let (_, id, set, once, vendor_props) = &props[*i];
+                // vendor person properties are the state as of the event; $set applies on top
+                let mut set_all = obj(vendor_props);
+                if let Some(s) = obj(set) {
+                    set_all.get_or_insert_with(Map::new).extend(s);
+                }
+                g.set_props(id, set_all, obj(once));
+                continue;
+            }
+            Item::Link(i) => &links[*i].1,
+        };
         seq += 1;
         let d = g.link(mode, &l.from, &l.into, &l.kind);
         log.append_row(duckdb::params![
@@ -409,6 +524,12 @@ pub fn resolve(
         pm.append_row(duckdb::params![id, person])?;
     }
     pm.flush()?;
+    drop(pm);
+    let mut mp = conn.appender_to_catalog_and_db("model_props", "temp", "main")?;
+    for (person, props) in g.properties() {
+        mp.append_row(duckdb::params![person, props])?;
+    }
+    mp.flush()?;
     Ok(g.identified_persons())
 }
 

@@ -290,7 +290,7 @@ pub fn rebuild(ws: &Workspace, ctx: &JobCtx) -> Result<RebuildReport> {
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             let _ = conn.execute_batch(
-                "DROP TABLE IF EXISTS temp.model_identified; DROP TABLE IF EXISTS temp.sess_base;
+                "DROP TABLE IF EXISTS temp.model_identified; DROP TABLE IF EXISTS temp.sess_base; DROP TABLE IF EXISTS temp.model_props;
                  DROP TABLE IF EXISTS temp.model_params; DROP TABLE IF EXISTS temp.prof_ev; DROP TABLE IF EXISTS temp.acct_ev",
             );
             Err(e.cancelled_if(ctx.cancel.is_cancelled()))
@@ -377,7 +377,7 @@ fn rebuild_in_transaction(
 
     phase("persons");
     conn.execute_batch(&include_str!("../../sql/model_persons.sql").replace("{PERSON_KEY}", key))?;
-    conn.execute_batch("DROP TABLE temp.model_identified")?;
+    conn.execute_batch("DROP TABLE temp.model_identified; DROP TABLE temp.model_props")?;
     lap("persons", &mut t);
     ctx.cancel.check()?;
 
