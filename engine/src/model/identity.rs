@@ -353,6 +353,10 @@ impl Graph {
 /// record (the merge happens while the event is processed).
 type Key = (i64, i64, i64, u8);
 
+/// An event that sets person properties: key, the id, `$set`, `$set_once` and the vendor's
+/// person properties, as JSON text.
+type PropsRow = (Key, String, Option<String>, Option<String>, Option<String>);
+
 /// Replay the workspace's links and first appearances; write person_map and merge_log.
 /// Returns person id → identified.
 pub fn resolve(
@@ -427,7 +431,7 @@ pub fn resolve(
     seen.sort();
     ctx.cancel.check()?;
 
-    let props: Vec<(Key, String, Option<String>, Option<String>, Option<String>)> = {
+    let props: Vec<PropsRow> = {
         let mut st = conn.prepare(
             "SELECT coalesce(distinct_id, anon_id), epoch_us(ts_utc), event_seq >> 32, event_seq & 4294967295,
                 CASE WHEN contains(properties::VARCHAR, '\"$set\"') THEN json_extract(properties, '$.\"$set\"')::VARCHAR END,
