@@ -19,6 +19,7 @@ pub enum ErrorCode {
     WorkspaceTooNew,
     InvalidMapping,
     InvalidArgument,
+    InvalidQuery,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,9 @@ pub enum EngineError {
     InvalidMapping { path: PathBuf, reason: String },
     #[error("{0}")]
     InvalidArgument(String),
+    /// An insight query that cannot run; `code` is stable (e.g. `funnel_needs_two_steps`).
+    #[error("{code}: {message}")]
+    InvalidQuery { code: &'static str, message: String },
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -91,6 +95,7 @@ impl EngineError {
             EngineError::WorkspaceTooNew { .. } => ErrorCode::WorkspaceTooNew,
             EngineError::InvalidMapping { .. } => ErrorCode::InvalidMapping,
             EngineError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            EngineError::InvalidQuery { .. } => ErrorCode::InvalidQuery,
         }
     }
 

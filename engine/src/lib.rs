@@ -7,6 +7,7 @@ pub mod error;
 pub mod generate;
 pub mod info;
 pub mod ingest;
+pub mod insights;
 pub mod jobs;
 pub mod model;
 pub mod sql;

@@ -39,6 +39,11 @@ impl Param for i64 {
         Value::BigInt(self)
     }
 }
+impl Param for f64 {
+    fn into_value(self) -> Value {
+        Value::Double(self)
+    }
+}
 impl Param for bool {
     fn into_value(self) -> Value {
         Value::Boolean(self)

@@ -438,3 +438,18 @@ pub fn render(ws: &Workspace) -> Result<String> {
     }
     Ok(out)
 }
+
+/// Summaries of the given persons, in the given order.
+pub fn summaries(ws: &Workspace, ids: &[String]) -> Result<Vec<PersonSummary>> {
+    let mut st = ws
+        .conn()
+        .prepare(&format!("{SUMMARY_SELECT} WHERE p.person_id = ?"))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut rows = st.query_map([id], summary)?;
+        if let Some(r) = rows.next() {
+            out.push(r?);
+        }
+    }
+    Ok(out)
+}

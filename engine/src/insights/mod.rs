@@ -1,0 +1,59 @@
+//! Insights over the model: each is a plain function from one serializable query value (the
+//! same value the UI sends, the CLI reads and a saved insight stores) to a result that
+//! carries the SQL that produced it and its timing. Analytics code never reads the clock:
+//! `now` comes in as a parameter; the time zone from the workspace settings.
+
+pub mod funnel;
+pub mod funnel_steps;
+pub mod query;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::model::person::{self, PersonSummary};
+use crate::workspace::Workspace;
+use crate::Result;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum Query {
+    Funnel(funnel::FunnelQuery),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum InsightResult {
+    Funnel(funnel::FunnelResult),
+}
+
+/// Run an insight (the model must be built).
+pub fn run(ws: &Workspace, q: &Query, now_us: i64) -> Result<InsightResult> {
+    match q {
+        Query::Funnel(f) => Ok(InsightResult::Funnel(funnel::run(ws, f, now_us)?.0)),
+    }
+}
+
+/// The persons behind one number. Funnels: `cell` is a step (`2` reached step 2, `-2`
+/// dropped off before step 2), optionally `step@breakdown value`.
+pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<PersonSummary>> {
+    match q {
+        Query::Funnel(f) => {
+            let (step, value) = match cell.split_once('@') {
+                Some((s, v)) => (s, Some(v)),
+                None => (cell, None),
+            };
+            let step: i64 = step
+                .trim()
+                .parse()
+                .map_err(|_| crate::EngineError::InvalidQuery {
+                    code: "drill_cell",
+                    message: format!("\"{cell}\" is not a funnel step such as 2, -2 or 2@Chrome"),
+                })?;
+            let (_, outcomes) = funnel::run(ws, f, now_us)?;
+            let ids = funnel::persons_at(&outcomes, step, value)?;
+            person::summaries(ws, &ids)
+        }
+    }
+}

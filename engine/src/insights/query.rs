@@ -1,0 +1,250 @@
+//! The serializable insight query: what the UI sends, the CLI reads as JSON and a saved
+//! insight stores. Values from it reach SQL only as bound parameters.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::sql::Sql;
+use crate::workspace::Workspace;
+use crate::{EngineError, Result};
+
+/// A date range: `YYYY-MM-DD` dates (whole days in the workspace time zone), or relative
+/// offsets from `now` such as `-30d`, `-4w`, `-3m` (from the start of that day). `to`
+/// defaults to `now`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct DateRange {
+    pub from: String,
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// A date range resolved to µs since the epoch, both ends inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct Resolved {
+    #[ts(type = "number")]
+    pub from_us: i64,
+    #[ts(type = "number")]
+    pub to_us: i64,
+}
+
+impl DateRange {
+    /// Resolve with an injected `now` (µs) in time zone `tz`.
+    pub fn resolve(&self, ws: &Workspace, now_us: i64, tz: &str) -> Result<Resolved> {
+        let from = resolve_end(ws, &self.from, now_us, tz, false)?;
+        let to = match &self.to {
+            Some(t) => resolve_end(ws, t, now_us, tz, true)?,
+            None => now_us,
+        };
+        if to < from {
+            return Err(EngineError::InvalidArgument(format!(
+                "empty date range: \"{}\" is after \"{}\"",
+                self.from,
+                self.to.as_deref().unwrap_or("now")
+            )));
+        }
+        Ok(Resolved {
+            from_us: from,
+            to_us: to,
+        })
+    }
+}
+
+fn resolve_end(ws: &Workspace, s: &str, now_us: i64, tz: &str, end: bool) -> Result<i64> {
+    let s = s.trim();
+    let bad = || {
+        EngineError::InvalidArgument(format!(
+            "\"{s}\" is not a date (YYYY-MM-DD) or a relative offset (-7d, -4w, -3m, now)"
+        ))
+    };
+    if s == "now" {
+        return Ok(now_us);
+    }
+    // The local day (start, or end when `end`) of a date, or of now minus an offset.
+    let sql = if let Some(rel) = s.strip_prefix('-') {
+        let (n, unit) = rel.split_at(rel.len().saturating_sub(1));
+        let n: i64 = n.parse().map_err(|_| bad())?;
+        let unit = match unit {
+            "d" => "day",
+            "w" => "week",
+            "m" => "month",
+            "y" => "year",
+            _ => return Err(bad()),
+        };
+        let mut q = Sql::new("SELECT epoch_us(timezone(");
+        q.bind(tz.to_string())
+            .push(", CAST(CAST(timezone(")
+            .bind(tz.to_string())
+            .push(", make_timestamptz(")
+            .bind(now_us)
+            .push(")) AS DATE) - (")
+            .bind(n)
+            .push(" * INTERVAL '1 ")
+            .push(unit)
+            .push("') AS TIMESTAMP)))");
+        q
+    } else {
+        if s.len() != 10 || s.as_bytes()[4] != b'-' || s.as_bytes()[7] != b'-' {
+            return Err(bad());
+        }
+        let mut q = Sql::new("SELECT epoch_us(timezone(");
+        q.bind(tz.to_string())
+            .push(", CAST(TRY_CAST(")
+            .bind(s.to_string())
+            .push(" AS DATE) AS TIMESTAMP)))");
+        q
+    };
+    let v: Option<i64> = ws
+        .conn()
+        .prepare(&sql.text)?
+        .query_row(duckdb::params_from_iter(sql.params.iter()), |r| r.get(0))?;
+    let start = v.ok_or_else(bad)?;
+    Ok(if end && s.len() == 10 && !s.starts_with('-') {
+        start + 86_400_000_000 - 1
+    } else {
+        start
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum PropertySource {
+    Event,
+    Person,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum FilterOp {
+    Equals,
+    NotEquals,
+    Contains,
+    Regex,
+    GreaterThan,
+    LessThan,
+    IsSet,
+    IsNotSet,
+}
+
+/// A filter on an event property or a person property.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct PropertyFilter {
+    pub key: String,
+    #[serde(default = "event_source")]
+    pub source: PropertySource,
+    pub op: FilterOp,
+    #[serde(default)]
+    #[ts(type = "string | number | boolean | null")]
+    pub value: Option<serde_json::Value>,
+}
+
+fn event_source() -> PropertySource {
+    PropertySource::Event
+}
+
+/// A JSON path for a property key, quoted so any key is safe: `$."key"`.
+pub fn json_path(key: &str) -> String {
+    format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Push `(the property as text)` for `source`: events as `e`, persons as `p`.
+pub fn push_property(s: &mut Sql, source: PropertySource, key: &str) {
+    s.push(match source {
+        PropertySource::Event => "(e.properties ->> ",
+        PropertySource::Person => "(p.properties ->> ",
+    });
+    s.bind(json_path(key)).push(")");
+}
+
+fn value_text(v: &Option<serde_json::Value>, f: &PropertyFilter) -> Result<String> {
+    match v {
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(serde_json::Value::Null) | None => Err(EngineError::InvalidArgument(format!(
+            "the filter on \"{}\" needs a value",
+            f.key
+        ))),
+        Some(other) => Ok(other.to_string()),
+    }
+}
+
+/// Push the SQL condition of one filter.
+pub fn push_filter(s: &mut Sql, f: &PropertyFilter) -> Result<()> {
+    let prop = |s: &mut Sql| push_property(s, f.source, &f.key);
+    match f.op {
+        FilterOp::IsSet => {
+            prop(s);
+            s.push(" IS NOT NULL");
+        }
+        FilterOp::IsNotSet => {
+            prop(s);
+            s.push(" IS NULL");
+        }
+        FilterOp::Equals => {
+            prop(s);
+            s.push(" = ").bind(value_text(&f.value, f)?);
+        }
+        FilterOp::NotEquals => {
+            prop(s);
+            s.push(" IS DISTINCT FROM ").bind(value_text(&f.value, f)?);
+        }
+        FilterOp::Contains => {
+            s.push("contains(lower(");
+            prop(s);
+            s.push("), lower(")
+                .bind(value_text(&f.value, f)?)
+                .push("))");
+        }
+        FilterOp::Regex => {
+            s.push("regexp_matches(");
+            prop(s);
+            s.push(", ").bind(value_text(&f.value, f)?).push(")");
+        }
+        FilterOp::GreaterThan | FilterOp::LessThan => {
+            let n = f
+                .value
+                .as_ref()
+                .and_then(|v| {
+                    v.as_f64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                })
+                .ok_or_else(|| {
+                    EngineError::InvalidArgument(format!(
+                        "the filter on \"{}\" compares numbers: give a number",
+                        f.key
+                    ))
+                })?;
+            s.push("TRY_CAST(");
+            prop(s);
+            s.push(" AS DOUBLE)")
+                .push(if f.op == FilterOp::GreaterThan {
+                    " > "
+                } else {
+                    " < "
+                })
+                .bind(n);
+        }
+    }
+    Ok(())
+}
+
+/// Push `f1 AND f2 ...` (or TRUE).
+pub fn push_filters(s: &mut Sql, filters: &[PropertyFilter]) -> Result<()> {
+    if filters.is_empty() {
+        s.push("TRUE");
+        return Ok(());
+    }
+    for (i, f) in filters.iter().enumerate() {
+        if i > 0 {
+            s.push(" AND ");
+        }
+        s.push("(");
+        push_filter(s, f)?;
+        s.push(")");
+    }
+    Ok(())
+}

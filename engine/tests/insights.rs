@@ -1,0 +1,328 @@
+//! Insights through the whole stack (import → model → query) against semantics.md's vectors,
+//! from tiny literal PostHog events.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use serde_json::{json, Value};
+use stitchbook_engine::ingest::{import_paths, ImportOptions};
+use stitchbook_engine::insights::funnel::{self, FunnelQuery};
+use stitchbook_engine::insights::{self, Query};
+use stitchbook_engine::model;
+use stitchbook_engine::{EngineError, JobCtx, Workspace};
+
+/// 2024-01-01T00:00:00Z
+const DAY0: i64 = 1_704_067_200;
+
+fn ev(n: usize, at: i64, distinct: &str, event: &str, props: Value) -> Value {
+    json!({
+        "uuid": format!("00000000-0000-4000-8000-{n:012}"),
+        "event": event,
+        "distinct_id": distinct,
+        "timestamp": stitchbook_engine::generate::rfc3339_micros(at * 1_000_000),
+        "properties": props,
+    })
+}
+
+/// Events as (seconds after 2024-01-01, person, event).
+fn ws_of(events: &[(i64, &str, &str)]) -> Workspace {
+    let records: Vec<Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, (t, p, e))| ev(i + 1, DAY0 + t, p, e, json!({})))
+        .collect();
+    ws_from(&records)
+}
+
+fn ws_from(records: &[Value]) -> Workspace {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("e.jsonl");
+    std::fs::write(
+        &p,
+        records.iter().map(|r| format!("{r}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let r = import_paths(&ws, &[p], &ImportOptions::default(), &JobCtx::silent()).unwrap();
+    assert_eq!(r.files[0].rows_quarantined, 0);
+    model::rebuild(&ws, &JobCtx::silent()).unwrap();
+    ws
+}
+
+fn query(v: Value) -> FunnelQuery {
+    let mut v = v;
+    if v.get("date_range").is_none() {
+        v["date_range"] = json!({"from": "2024-01-01", "to": "2024-12-31"});
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+const NOW: i64 = 1_735_689_600_000_000; // 2025-01-01
+
+fn counts(r: &funnel::FunnelResult) -> Vec<u64> {
+    r.steps.iter().map(|s| s.count).collect()
+}
+
+#[test]
+fn tv_fun_1_window_is_inclusive() {
+    let ws = ws_of(&[
+        (0, "A", "signup"),
+        (300, "A", "pageview"),
+        (0, "B", "signup"),
+        (301, "B", "pageview"),
+    ]);
+    let q = query(
+        json!({"steps": [{"event": "signup"}, {"event": "pageview"}], "window": 5, "window_unit": "minute"}),
+    );
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    assert_eq!(counts(&r), vec![2, 1]);
+    assert_eq!(r.steps[1].average_time_s, Some(300.0));
+}
+
+#[test]
+fn tv_fun_2_step_conversion_times() {
+    let h = 3600;
+    let ws = ws_of(&[
+        (12 * h, "p1", "sign up"),
+        (13 * h, "p1", "play movie"),
+        (15 * h, "p1", "buy"),
+        (86_400 + 14 * h, "p2", "sign up"),
+        (86_400 + 16 * h, "p2", "play movie"),
+        (86_400 + 14 * h, "p3", "sign up"),
+        (86_400 + 16 * h, "p3", "play movie"),
+        (86_400 + 17 * h, "p3", "buy"),
+    ]);
+    let q = query(
+        json!({"steps": [{"event": "sign up"}, {"event": "play movie"}, {"event": "buy"}], "window": 7}),
+    );
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    assert_eq!(counts(&r), vec![3, 3, 2]);
+    assert_eq!(
+        (r.steps[1].average_time_s, r.steps[1].median_time_s),
+        (Some(6000.0), Some(7200.0))
+    );
+    assert_eq!(
+        (r.steps[2].average_time_s, r.steps[2].median_time_s),
+        (Some(5400.0), Some(5400.0))
+    );
+    assert_eq!(r.steps[0].average_time_s, None);
+    assert_eq!(r.steps[2].conversion_overall, Some(2.0 / 3.0));
+}
+
+#[test]
+fn tv_fun_3_first_complete_attempt_wins() {
+    let h = 3600;
+    let d = 86_400;
+    let ws = ws_of(&[
+        (4 * d + h, "p", "user signed up"),
+        (4 * d + 2 * h, "p", "$pageview"),
+        (4 * d + 3 * h, "p", "something else"),
+        (6 * d + 4 * h, "p", "user signed up"),
+        (6 * d + 5 * h, "p", "$pageview"),
+        (7 * d + 7 * h, "p", "user signed up"),
+        (7 * d + 10 * h, "p", "$pageview"),
+    ]);
+    let q = query(
+        json!({"steps": [{"event": "user signed up"}, {"event": "$pageview"}, {"event": "something else"}], "window": 1}),
+    );
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    assert_eq!(counts(&r), vec![1, 1, 1]);
+    assert_eq!(r.steps[1].average_time_s, Some(3600.0));
+    assert_eq!(r.steps[2].average_time_s, Some(3600.0));
+}
+
+#[test]
+fn tv_fun_4_exclusion_drops_the_person_from_every_step_unless_mixpanel_mode() {
+    let ws = ws_of(&[(100, "p", "A"), (200, "p", "X"), (300, "p", "B")]);
+    let base = json!({"steps": [{"event": "A"}, {"event": "B"}],
+                      "exclusions": [{"event": "X", "from_step": 0, "to_step": 1}]});
+    let (r, _) = funnel::run(&ws, &query(base.clone()), NOW).unwrap();
+    assert_eq!(counts(&r), vec![0, 0]);
+    let mut mp = base;
+    mp["exclusion_behaviour"] = json!("end_attempt");
+    let (r, _) = funnel::run(&ws, &query(mp), NOW).unwrap();
+    assert_eq!(counts(&r), vec![1, 0]);
+}
+
+#[test]
+fn tv_fun_10_breakdown_attribution() {
+    let ws = ws_from(&[
+        ev(1, DAY0, "p", "$pageview", json!({"browser": "Chrome"})),
+        ev(2, DAY0 + 10, "p", "signup", json!({"browser": "Firefox"})),
+    ]);
+    let run = |attribution: Value| {
+        let q = query(
+            json!({"steps": [{"event": "$pageview"}, {"event": "signup"}],
+            "breakdown": {"property": "browser", "attribution": attribution}}),
+        );
+        let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+        r.breakdown
+            .iter()
+            .map(|b| {
+                (
+                    b.value.clone(),
+                    b.steps.iter().map(|s| s.count).collect::<Vec<_>>(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let one = |v: &str, c: Vec<u64>| vec![(v.to_string(), c)];
+    assert_eq!(
+        run(json!({"type": "first_touch"})),
+        one("Chrome", vec![1, 1])
+    );
+    assert_eq!(
+        run(json!({"type": "last_touch"})),
+        one("Firefox", vec![1, 1])
+    );
+    assert_eq!(
+        run(json!({"type": "step", "step": 0})),
+        one("Chrome", vec![1, 1])
+    );
+    assert_eq!(
+        run(json!({"type": "step", "step": 1})),
+        one("Firefox", vec![1, 1])
+    );
+    assert_eq!(
+        run(json!({"type": "all_events"})),
+        one("Chrome", vec![1, 0])
+    );
+}
+
+#[test]
+fn tv_fun_11_time_to_convert_bins() {
+    let h = funnel::histogram(&[60.0, 120.0, 3600.0]);
+    assert_eq!(h.bins, vec![(60.0, 2), (1830.0, 0), (3600.0, 1)]);
+    assert_eq!(h.average_s, Some(1260.0));
+}
+
+#[test]
+fn tv_fun_12_dropped_off_lists() {
+    let ws = ws_of(&[
+        (0, "p1", "a"),
+        (1, "p1", "b"),
+        (2, "p1", "c"),
+        (0, "p2", "a"),
+        (1, "p2", "b"),
+        (0, "p3", "a"),
+    ]);
+    let q = Query::Funnel(query(
+        json!({"steps": [{"event": "a"}, {"event": "b"}, {"event": "c"}]}),
+    ));
+    let ids = |cell: &str| {
+        let mut v: Vec<String> = insights::drill(&ws, &q, NOW, cell)
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                stitchbook_engine::model::person::detail(&ws, &p.person_id, false, 0)
+                    .unwrap()
+                    .ids
+                    .join(",")
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids("2"), vec!["p1", "p2"]);
+    assert_eq!(ids("-2"), vec!["p3"]);
+    assert_eq!(ids("-3"), vec!["p2"]);
+}
+
+#[test]
+fn a_funnel_across_an_identify_counts_one_person() {
+    // TV-ID-1: the anonymous pageview and the identified purchase are one person.
+    let ws = ws_from(&[
+        ev(1, DAY0, "anonA", "$pageview", json!({})),
+        ev(
+            2,
+            DAY0 + 60,
+            "U1",
+            "$identify",
+            json!({"$anon_distinct_id": "anonA"}),
+        ),
+        ev(3, DAY0 + 120, "U1", "purchase", json!({})),
+    ]);
+    let q = query(json!({"steps": [{"event": "$pageview"}, {"event": "purchase"}]}));
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    assert_eq!(counts(&r), vec![1, 1]);
+}
+
+#[test]
+fn the_entry_must_be_in_range_and_later_steps_may_follow_within_the_window() {
+    // Entered on Jan 31, converted on Feb 1.
+    let ws = ws_of(&[
+        (30 * 86_400 + 80_000, "p", "a"),
+        (31 * 86_400 + 100, "p", "b"),
+    ]);
+    let jan = json!({"steps": [{"event": "a"}, {"event": "b"}], "date_range": {"from": "2024-01-01", "to": "2024-01-31"}});
+    let (r, _) = funnel::run(&ws, &query(jan.clone()), NOW).unwrap();
+    assert_eq!(counts(&r), vec![1, 1]);
+    let mut strict_range = jan;
+    strict_range["bound_all_steps"] = json!(true);
+    let (r, _) = funnel::run(&ws, &query(strict_range), NOW).unwrap();
+    assert_eq!(
+        counts(&r),
+        vec![1, 0],
+        "PostHog's rule: the conversion is outside the range"
+    );
+}
+
+#[test]
+fn validation_errors_have_stable_codes() {
+    let ws = ws_of(&[(0, "p", "a")]);
+    let code = |v: Value| match funnel::run(&ws, &query(v), NOW) {
+        Err(EngineError::InvalidQuery { code, .. }) => code,
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+    assert_eq!(
+        code(json!({"steps": [{"event": "a"}]})),
+        "funnel_needs_two_steps"
+    );
+    assert_eq!(
+        code(
+            json!({"steps": [{"event": "a"}, {"event": "b"}], "exclusions": [{"event": "x", "from_step": 1, "to_step": 1}]})
+        ),
+        "funnel_exclusion_range"
+    );
+    match funnel::run(
+        &ws,
+        &query(
+            json!({"steps": [{"event": "a"}, {"event": "b"}], "date_range": {"from": "2024-02-01", "to": "2024-01-01"}}),
+        ),
+        NOW,
+    ) {
+        Err(EngineError::InvalidArgument(m)) => assert!(m.starts_with("empty date range"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn property_filters_are_bound_and_strict_funnels_see_every_event() {
+    let ws = ws_from(&[
+        ev(1, DAY0, "p", "a", json!({"plan": "pro", "n": 5})),
+        ev(2, DAY0 + 5, "p", "noise", json!({})),
+        ev(3, DAY0 + 10, "p", "b", json!({"it's \"odd\"": "x"})),
+        ev(4, DAY0, "q", "a", json!({"plan": "free", "n": 1})),
+        ev(5, DAY0 + 10, "q", "b", json!({})),
+    ]);
+    let (r, _) = funnel::run(
+        &ws,
+        &query(json!({"steps": [
+            {"event": "a", "filters": [{"key": "n", "op": "greater_than", "value": 2}]},
+            {"event": "b", "filters": [{"key": "it's \"odd\"", "op": "equals", "value": "x"}]}]})),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(counts(&r), vec![1, 1]);
+    let (r, _) = funnel::run(
+        &ws,
+        &query(json!({"steps": [{"event": "a"}, {"event": "b"}], "order": "strict"})),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(
+        counts(&r),
+        vec![2, 1],
+        "p's noise event breaks its strict chain"
+    );
+    assert!(r.sql.contains("list_filter"), "the result carries its SQL");
+}
