@@ -282,3 +282,45 @@ fn persons_person_explain_sessions_and_settings() {
     assert_eq!(code, 2);
     assert!(err.contains("no person has the id"), "{err}");
 }
+
+#[test]
+fn run_and_drill_the_example_funnel() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("f.duckdb");
+    let ws_s = ws.to_string_lossy().to_string();
+    let ph = repo().join("sample-data/posthog/demo_events.jsonl.gz");
+    let (code, _, err) = run(&["import", &ws_s, &ph.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let q = repo().join("sample-data/queries/funnel_signup_to_upgrade.json");
+    let q_s = q.to_string_lossy().to_string();
+    let (code, out, err) = run(&["run", &ws_s, "--query", &q_s, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["kind"], "funnel");
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4);
+    let counts: Vec<i64> = steps.iter().map(|s| s["count"].as_i64().unwrap()).collect();
+    assert!(
+        counts[0] > 0 && counts.windows(2).all(|w| w[0] >= w[1]),
+        "{counts:?}"
+    );
+    // The breakdown rows add up to the whole (first touch: one value per person).
+    let sum: i64 = r["breakdown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["steps"][0]["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(sum, counts[0]);
+    // Dropped off before step 2 = entered minus reached step 2.
+    let (code, out, _) = run(&["drill", &ws_s, "--query", &q_s, "--cell", "-2", "--json"]);
+    assert_eq!(code, 0);
+    let persons: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        persons.as_array().unwrap().len() as i64,
+        counts[0] - counts[1]
+    );
+    let (code, out, _) = run(&["run", &ws_s, "--query", &q_s, "--explain"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("signed_up") && out.contains("SELECT"), "{out}");
+}

@@ -10,6 +10,7 @@ use stitchbook_engine::info::workspace_info;
 use stitchbook_engine::ingest::{
     import_paths, ColumnMapping, FormatOverride, ImportOptions, ImportStatus,
 };
+use stitchbook_engine::insights;
 use stitchbook_engine::model::{self, person, ModelSettings};
 use stitchbook_engine::{CancelToken, EngineError, JobCtx, JobEvent, Workspace};
 
@@ -107,6 +108,32 @@ enum Command {
         /// key=value, e.g. identity.mode=warehouse_last_value or sessions.timeout_seconds=900.
         #[arg(long = "set")]
         set: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run an insight query (JSON file; see sample-data/queries/).
+    Run {
+        workspace: PathBuf,
+        #[arg(long)]
+        query: PathBuf,
+        /// Resolve relative dates against this instant (RFC 3339; default: now).
+        #[arg(long)]
+        now: Option<String>,
+        /// Also print the SQL and the timing.
+        #[arg(long)]
+        explain: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The persons behind one number of an insight (funnels: --cell 2, -2 or 2@value).
+    Drill {
+        workspace: PathBuf,
+        #[arg(long)]
+        query: PathBuf,
+        #[arg(long, allow_hyphen_values = true)]
+        cell: String,
+        #[arg(long)]
+        now: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -399,6 +426,44 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run {
+            workspace,
+            query,
+            now,
+            explain,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            model::ensure_built(&ws, &JobCtx::silent())?;
+            let q = read_query(&query)?;
+            let r = insights::run(&ws, &q, now_micros(&ws, now.as_deref())?)?;
+            if json {
+                println!("{}", to_json(&r)?);
+            } else {
+                match &r {
+                    insights::InsightResult::Funnel(f) => print_funnel(f, explain),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Drill {
+            workspace,
+            query,
+            cell,
+            now,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            model::ensure_built(&ws, &JobCtx::silent())?;
+            let q = read_query(&query)?;
+            let rows = insights::drill(&ws, &q, now_micros(&ws, now.as_deref())?, &cell)?;
+            if json {
+                println!("{}", to_json(&rows)?);
+            } else {
+                print_persons(&rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Quarantine {
             workspace,
             import,
@@ -559,6 +624,91 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn read_query(path: &std::path::Path) -> Result<insights::Query, EngineError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| EngineError::InvalidQuery {
+        code: "query_json",
+        message: format!("{}: {e}", path.display()),
+    })
+}
+
+/// The CLI is where the clock is read; analytics code only receives `now`.
+fn now_micros(ws: &Workspace, now: Option<&str>) -> Result<i64, EngineError> {
+    let text = match now {
+        Some(t) => t.to_string(),
+        None => {
+            let d = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+            return Ok(d.as_micros() as i64);
+        }
+    };
+    let v: Option<i64> = ws.conn().query_row(
+        "SELECT epoch_us(TRY_CAST(? AS TIMESTAMPTZ))",
+        [&text],
+        |r| r.get(0),
+    )?;
+    v.ok_or_else(|| EngineError::InvalidArgument(format!("--now \"{text}\" is not a date-time")))
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.1}%", x * 100.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.0}s")).unwrap_or_else(|| "-".into())
+}
+
+fn print_funnel(f: &insights::funnel::FunnelResult, explain: bool) {
+    let table = |steps: &[insights::funnel::StepResult]| {
+        println!(
+            "  {:<4} {:<28} {:>8} {:>9} {:>9} {:>10} {:>10}",
+            "STEP", "EVENT", "PERSONS", "OVERALL", "FROM PREV", "AVG TIME", "MEDIAN"
+        );
+        for s in steps {
+            println!(
+                "  {:<4} {:<28} {:>8} {:>9} {:>9} {:>10} {:>10}",
+                s.index + 1,
+                truncate(&s.name, 28),
+                s.count,
+                pct(s.conversion_overall),
+                pct(s.conversion_from_previous),
+                secs(s.average_time_s),
+                secs(s.median_time_s)
+            );
+        }
+    };
+    println!("funnel");
+    table(&f.steps);
+    for b in &f.breakdown {
+        println!(
+            "breakdown: {}",
+            if b.value.is_empty() {
+                "(none)"
+            } else {
+                &b.value
+            }
+        );
+        table(&b.steps);
+    }
+    if !f.time_to_convert.bins.is_empty() {
+        println!(
+            "time to convert (average {}):",
+            secs(f.time_to_convert.average_s)
+        );
+        for (start, n) in &f.time_to_convert.bins {
+            println!("  from {start:>9.0}s  {n}");
+        }
+    }
+    for n in &f.notes {
+        println!("note: {n}");
+    }
+    if explain {
+        println!("-- {:.1} ms\n{}", f.millis, f.sql);
     }
 }
 
