@@ -326,3 +326,129 @@ fn property_filters_are_bound_and_strict_funnels_see_every_event() {
     );
     assert!(r.sql.contains("list_filter"), "the result carries its SQL");
 }
+
+// ---- retention (semantics.md §4.4): daily, D0…D2 = 2024-01-01…03, 3 intervals ----
+
+use stitchbook_engine::insights::retention::{self, RetentionQuery};
+
+fn retention_ws() -> Workspace {
+    let d = 86_400;
+    ws_of(&[
+        (10, "u1", "$pageview"),
+        (d + 10, "u1", "$pageview"),
+        (2 * d + 10, "u1", "$pageview"),
+        (20, "u2", "$pageview"),
+        (2 * d + 20, "u2", "$pageview"),
+        (d + 30, "u3", "$pageview"),
+        (d + 40, "u4", "$pageview"),
+        (2 * d + 40, "u4", "$pageview"),
+    ])
+}
+
+fn rq(extra: Value) -> RetentionQuery {
+    let mut v = json!({"start": {"event": "$pageview"}, "returning": {"event": "$pageview"},
+        "date_range": {"from": "2024-01-01", "to": "2024-01-03"}, "intervals": 3});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+fn table(r: &retention::RetentionResult) -> Vec<Vec<Option<u64>>> {
+    r.cohorts.iter().map(|c| c.values.clone()).collect()
+}
+
+#[test]
+fn tv_ret_1_recurring_calendar() {
+    let (r, _) = retention::run(&retention_ws(), &rq(json!({})), NOW).unwrap();
+    assert_eq!(
+        table(&r),
+        vec![
+            vec![Some(2), Some(1), Some(2)],
+            vec![Some(3), Some(2), None],
+            vec![Some(3), None, None]
+        ]
+    );
+    assert_eq!(r.cohorts[0].label, "2024-01-01");
+}
+
+#[test]
+fn tv_ret_2_first_time() {
+    let (r, _) = retention::run(
+        &retention_ws(),
+        &rq(json!({"retention_type": "first_time"})),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(
+        table(&r),
+        vec![
+            vec![Some(2), Some(1), Some(2)],
+            vec![Some(2), Some(1), None],
+            vec![Some(0), None, None]
+        ]
+    );
+}
+
+#[test]
+fn tv_ret_3_cumulative_on_or_after() {
+    let (r, _) = retention::run(&retention_ws(), &rq(json!({"cumulative": true})), NOW).unwrap();
+    assert_eq!(
+        table(&r),
+        vec![
+            vec![Some(2), Some(2), Some(2)],
+            vec![Some(3), Some(2), None],
+            vec![Some(3), None, None]
+        ]
+    );
+}
+
+#[test]
+fn tv_ret_4_mean_curve_over_complete_cells() {
+    let (r, _) = retention::run(&retention_ws(), &rq(json!({})), NOW).unwrap();
+    let simple = r.mean_simple[1].unwrap();
+    assert!((simple - 0.583_333).abs() < 1e-4, "{simple}");
+    assert_eq!(r.mean_weighted[1], Some(0.6));
+    assert_eq!(r.mean_simple[2], Some(1.0));
+    assert_eq!(r.mean_weighted[2], Some(1.0));
+}
+
+#[test]
+fn tv_ret_5_a_return_in_the_same_period_is_not_a_return() {
+    let ws = ws_of(&[(10 * 3600, "u", "signup"), (11 * 3600, "u", "purchase")]);
+    let q = rq(json!({"start": {"event": "signup"}, "returning": {"event": "purchase"}}));
+    let (r, _) = retention::run(&ws, &q, NOW).unwrap();
+    assert_eq!(r.cohorts[0].values, vec![Some(1), Some(0), Some(0)]);
+}
+
+#[test]
+fn tv_ret_6_rolling_24_hours_vs_calendar() {
+    let ws = ws_of(&[(23 * 3600, "u", "$pageview"), (25 * 3600, "u", "$pageview")]);
+    let (r, _) = retention::run(&ws, &rq(json!({})), NOW).unwrap();
+    assert_eq!(
+        r.cohorts[0].values[1],
+        Some(1),
+        "calendar: retained on day 1"
+    );
+    let (r, _) = retention::run(&ws, &rq(json!({"time_window": "rolling24h"})), NOW).unwrap();
+    assert_eq!(r.cohorts[0].values[1], Some(0), "24 h windows: day 0 only");
+}
+
+#[test]
+fn retention_cells_lead_to_their_persons() {
+    let ws = retention_ws();
+    let q = Query::Retention(rq(json!({})));
+    let ids: Vec<String> = insights::drill(&ws, &q, NOW, "1:1")
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            stitchbook_engine::model::person::detail(&ws, &p.person_id, false, 0)
+                .unwrap()
+                .ids
+                .join(",")
+        })
+        .collect();
+    let mut ids = ids;
+    ids.sort();
+    assert_eq!(ids, vec!["u1", "u4"]);
+}

@@ -323,4 +323,25 @@ fn run_and_drill_the_example_funnel() {
     let (code, out, _) = run(&["run", &ws_s, "--query", &q_s, "--explain"]);
     assert_eq!(code, 0);
     assert!(out.contains("signed_up") && out.contains("SELECT"), "{out}");
+    // Every example query answers, as a table and as JSON.
+    let mut n = 0;
+    for f in std::fs::read_dir(repo().join("sample-data/queries")).unwrap() {
+        let f = f.unwrap().path().to_string_lossy().to_string();
+        for extra in [None, Some("--json")] {
+            let mut args = vec![
+                "run",
+                ws_s.as_str(),
+                "--query",
+                f.as_str(),
+                "--now",
+                "2024-03-01T00:00:00Z",
+            ];
+            args.extend(extra);
+            let (code, out, err) = run(&args);
+            assert_eq!(code, 0, "{f}: {err}");
+            assert!(!out.trim().is_empty(), "{f}");
+        }
+        n += 1;
+    }
+    assert!(n >= 2);
 }

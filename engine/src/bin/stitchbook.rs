@@ -442,6 +442,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             } else {
                 match &r {
                     insights::InsightResult::Funnel(f) => print_funnel(f, explain),
+                    insights::InsightResult::Retention(t) => print_retention(t, explain),
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -661,6 +662,39 @@ fn pct(v: Option<f64>) -> String {
 
 fn secs(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.0}s")).unwrap_or_else(|| "-".into())
+}
+
+fn print_retention(r: &insights::retention::RetentionResult, explain: bool) {
+    let n = r.mean_simple.len();
+    print!("  {:<10} {:>6}", "COHORT", "SIZE");
+    for k in 0..n {
+        print!(" {:>7}", format!("P{k}"));
+    }
+    println!();
+    for c in &r.cohorts {
+        print!("  {:<10} {:>6}", c.label, c.size);
+        for v in &c.values {
+            match v {
+                Some(v) if c.size > 0 => print!(" {:>6.1}%", *v as f64 * 100.0 / c.size as f64),
+                Some(_) => print!(" {:>7}", "0"),
+                None => print!(" {:>7}", "·"),
+            }
+        }
+        println!();
+    }
+    print!("  {:<10} {:>6}", "mean", "");
+    for m in &r.mean_simple {
+        print!(" {:>7}", pct(*m));
+    }
+    println!();
+    print!("  {:<10} {:>6}", "weighted", "");
+    for m in &r.mean_weighted {
+        print!(" {:>7}", pct(*m));
+    }
+    println!("\n  (· = period not complete yet)");
+    if explain {
+        println!("-- {:.1} ms\n{}", r.millis, r.sql);
+    }
 }
 
 fn print_funnel(f: &insights::funnel::FunnelResult, explain: bool) {

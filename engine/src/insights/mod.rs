@@ -6,6 +6,7 @@
 pub mod funnel;
 pub mod funnel_steps;
 pub mod query;
+pub mod retention;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -19,6 +20,7 @@ use crate::Result;
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub enum Query {
     Funnel(funnel::FunnelQuery),
+    Retention(retention::RetentionQuery),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -26,17 +28,20 @@ pub enum Query {
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub enum InsightResult {
     Funnel(funnel::FunnelResult),
+    Retention(retention::RetentionResult),
 }
 
 /// Run an insight (the model must be built).
 pub fn run(ws: &Workspace, q: &Query, now_us: i64) -> Result<InsightResult> {
     match q {
         Query::Funnel(f) => Ok(InsightResult::Funnel(funnel::run(ws, f, now_us)?.0)),
+        Query::Retention(r) => Ok(InsightResult::Retention(retention::run(ws, r, now_us)?.0)),
     }
 }
 
 /// The persons behind one number. Funnels: `cell` is a step (`2` reached step 2, `-2`
-/// dropped off before step 2), optionally `step@breakdown value`.
+/// dropped off before step 2), optionally `step@breakdown value`. Retention: `cohort:period`
+/// (0-based), e.g. `0:1`.
 pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<PersonSummary>> {
     match q {
         Query::Funnel(f) => {
@@ -53,6 +58,19 @@ pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<P
                 })?;
             let (_, outcomes) = funnel::run(ws, f, now_us)?;
             let ids = funnel::persons_at(&outcomes, step, value)?;
+            person::summaries(ws, &ids)
+        }
+        Query::Retention(r) => {
+            let bad = || crate::EngineError::InvalidQuery {
+                code: "drill_cell",
+                message: format!("\"{cell}\" is not a retention cell such as 0:1 (cohort:period)"),
+            };
+            let (c, k) = cell.split_once(':').ok_or_else(bad)?;
+            let c: usize = c.trim().parse().map_err(|_| bad())?;
+            let k: usize = k.trim().parse().map_err(|_| bad())?;
+            let (_, cells) = retention::run(ws, r, now_us)?;
+            let mut ids = cells.get(&(c, k)).cloned().unwrap_or_default();
+            ids.sort();
             person::summaries(ws, &ids)
         }
     }

@@ -1,0 +1,372 @@
+//! Retention (semantics.md §4): cohorts by the period of a start event, returns by the period
+//! of a return event. Calendar periods in the workspace time zone by default (PostHog), or
+//! rolling 24-hour windows from each person's first start event (Amplitude, PostHog's
+//! `24_hour_windows`). A return in the cohort's own period is not a return; period 0 is the
+//! cohort. Cells not yet complete are `None`, never 0.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use super::query::{push_filters, DateRange, PropertyFilter};
+use crate::model::ModelSettings;
+use crate::sql::Sql;
+use crate::workspace::Workspace;
+use crate::{EngineError, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct EventSpec {
+    pub event: String,
+    #[serde(default)]
+    pub filters: Vec<PropertyFilter>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum Period {
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum RetentionType {
+    /// A person is in the cohort of every period with a start event (PostHog default).
+    Recurring,
+    /// A person is in the cohort of their first-ever start event, if it is in range.
+    FirstTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum TimeWindow {
+    Calendar,
+    Rolling24h,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct RetentionQuery {
+    pub start: EventSpec,
+    pub returning: EventSpec,
+    pub date_range: DateRange,
+    #[serde(default = "day")]
+    pub period: Period,
+    /// Number of cohorts and of periods per cohort (default 8).
+    #[serde(default = "eight")]
+    pub intervals: usize,
+    #[serde(default = "recurring")]
+    pub retention_type: RetentionType,
+    /// "On or after": a person who returned in period k counts in every period up to k.
+    #[serde(default)]
+    pub cumulative: bool,
+    #[serde(default = "calendar")]
+    pub time_window: TimeWindow,
+}
+
+fn day() -> Period {
+    Period::Day
+}
+fn eight() -> usize {
+    8
+}
+fn recurring() -> RetentionType {
+    RetentionType::Recurring
+}
+fn calendar() -> TimeWindow {
+    TimeWindow::Calendar
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct CohortRow {
+    /// The cohort's first day (local date).
+    pub label: String,
+    pub size: u64,
+    /// Persons per period; None where the period is not complete yet.
+    pub values: Vec<Option<u64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct RetentionResult {
+    pub cohorts: Vec<CohortRow>,
+    /// Mean of the cohorts' percentages per period (complete cells of non-empty cohorts).
+    pub mean_simple: Vec<Option<f64>>,
+    /// Σ count / Σ size per period over the same cells.
+    pub mean_weighted: Vec<Option<f64>>,
+    pub sql: String,
+    pub millis: f64,
+}
+
+impl RetentionQuery {
+    fn validate(&self) -> Result<()> {
+        if self.intervals == 0 || self.intervals > 400 {
+            return Err(EngineError::InvalidQuery {
+                code: "retention_intervals",
+                message: format!("intervals must be 1 to 400, not {}", self.intervals),
+            });
+        }
+        if self.cumulative && self.time_window == TimeWindow::Rolling24h {
+            return Err(EngineError::InvalidQuery {
+                code: "retention_cumulative_rolling",
+                message: "cumulative retention works on calendar periods only".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn unit(&self) -> &'static str {
+        match self.period {
+            Period::Day => "day",
+            Period::Week => "week",
+            Period::Month => "month",
+        }
+    }
+
+    fn rolling_us(&self) -> i64 {
+        86_400_000_000
+            * match self.period {
+                Period::Day => 1,
+                Period::Week => 7,
+                Period::Month => 30,
+            }
+    }
+}
+
+/// Per person: (person, start period indexes or times, return period indexes or times).
+type Streams = Vec<(String, Vec<i64>, Vec<i64>)>;
+
+pub fn run(
+    ws: &Workspace,
+    q: &RetentionQuery,
+    now_us: i64,
+) -> Result<(RetentionResult, HashMap<(usize, usize), Vec<String>>)> {
+    q.validate()?;
+    let started = Instant::now();
+    let settings = ModelSettings::load(ws)?;
+    let range = q.date_range.resolve(ws, now_us, &settings.time_zone)?;
+    let sunday = settings.week_start == "sunday";
+    // Calendar: a period index relative to the period holding date_from, in local time.
+    let bucket = |s: &mut Sql, ts: &str| {
+        s.push("date_diff('")
+            .push(q.unit())
+            .push("', date_trunc('")
+            .push(q.unit())
+            .push("', CAST(timezone(")
+            .bind(settings.time_zone.clone())
+            .push(", make_timestamptz(")
+            .bind(range.from_us)
+            .push(")) AS TIMESTAMP) + ");
+        s.push(if sunday && q.period == Period::Week {
+            "INTERVAL 1 DAY"
+        } else {
+            "INTERVAL 0 DAY"
+        });
+        s.push("), date_trunc('")
+            .push(q.unit())
+            .push("', CAST(timezone(")
+            .bind(settings.time_zone.clone())
+            .push(", ")
+            .push(ts)
+            .push(") AS TIMESTAMP) + ");
+        s.push(if sunday && q.period == Period::Week {
+            "INTERVAL 1 DAY"
+        } else {
+            "INTERVAL 0 DAY"
+        });
+        s.push("))");
+    };
+    let calendar = q.time_window == TimeWindow::Calendar;
+    let mut s = Sql::new("SELECT ep.person_id, list(");
+    if calendar {
+        bucket(&mut s, "e.ts_utc");
+    } else {
+        s.push("epoch_us(e.ts_utc)");
+    }
+    s.push(") FILTER (WHERE e.event_name = ")
+        .bind(q.start.event.clone())
+        .push(" AND ");
+    push_filters(&mut s, &q.start.filters)?;
+    if q.retention_type == RetentionType::Recurring {
+        s.push(" AND e.ts_utc >= make_timestamptz(")
+            .bind(range.from_us)
+            .push(")");
+    }
+    s.push(" AND e.ts_utc <= make_timestamptz(")
+        .bind(range.to_us)
+        .push(")), list(");
+    if calendar {
+        bucket(&mut s, "e.ts_utc");
+    } else {
+        s.push("epoch_us(e.ts_utc)");
+    }
+    s.push(") FILTER (WHERE e.event_name = ")
+        .bind(q.returning.event.clone())
+        .push(" AND ");
+    push_filters(&mut s, &q.returning.filters)?;
+    s.push(" AND e.ts_utc >= make_timestamptz(")
+        .bind(range.from_us)
+        .push(")) FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq WHERE ep.person_id IS NOT NULL AND e.event_name IN (")
+        .bind(q.start.event.clone())
+        .push(", ")
+        .bind(q.returning.event.clone())
+        .push(") AND e.ts_utc <= make_timestamptz(")
+        .bind(range.to_us.max(range.from_us))
+        .push(") GROUP BY ep.person_id ORDER BY ep.person_id");
+    let mut st = ws.conn().prepare(&s.text)?;
+    let list = |v: duckdb::types::Value| -> Vec<i64> {
+        match v {
+            duckdb::types::Value::List(x) => x
+                .into_iter()
+                .filter_map(|i| match i {
+                    duckdb::types::Value::BigInt(n) => Some(n),
+                    duckdb::types::Value::Int(n) => Some(n as i64),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let streams: Streams = st
+        .query_map(duckdb::params_from_iter(s.params.iter()), |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .map(|r| r.map(|(p, a, b)| (p, list(a), list(b))))
+        .collect::<duckdb::Result<_>>()?;
+    // The last complete period: the one holding date_to (or now, if earlier) is complete
+    // only when date_to is before now; calendar periods after it are incomplete.
+    let last_us = range.to_us.min(now_us);
+    let last_period: i64 = if calendar {
+        let mut lq = Sql::new("SELECT ");
+        bucket(&mut lq, "make_timestamptz(?)");
+        lq.params.push(duckdb::types::Value::BigInt(last_us));
+        ws.conn()
+            .prepare(&lq.text)?
+            .query_row(duckdb::params_from_iter(lq.params.iter()), |r| r.get(0))?
+    } else {
+        (last_us - range.from_us).div_euclid(q.rolling_us())
+    };
+    let n = q.intervals;
+    let mut cells: HashMap<(usize, usize), Vec<String>> = HashMap::new();
+    for (person, starts, returns) in &streams {
+        let (cohorts, returned): (BTreeSet<i64>, BTreeSet<i64>) = if calendar {
+            let cohorts: BTreeSet<i64> = match q.retention_type {
+                RetentionType::Recurring => starts.iter().copied().collect(),
+                RetentionType::FirstTime => starts.iter().min().copied().into_iter().collect(),
+            };
+            (cohorts, returns.iter().copied().collect())
+        } else {
+            // One cohort per person, from their first start event; returns by elapsed windows.
+            let Some(t0) = starts.iter().min().copied() else {
+                continue;
+            };
+            if t0 < range.from_us {
+                continue;
+            }
+            let c = (t0 - range.from_us).div_euclid(q.rolling_us());
+            let r: BTreeSet<i64> = returns
+                .iter()
+                .filter(|t| **t >= t0)
+                .map(|t| c + (t - t0).div_euclid(q.rolling_us()))
+                .collect();
+            (BTreeSet::from([c]), r)
+        };
+        for &c in &cohorts {
+            if c < 0 || c as usize >= n {
+                continue;
+            }
+            let mut reached: Vec<usize> = vec![0];
+            for k in 1..n {
+                if returned.contains(&(c + k as i64)) {
+                    reached.push(k);
+                }
+            }
+            if q.cumulative {
+                let max = *reached.last().unwrap_or(&0);
+                reached = (0..=max).collect();
+            }
+            for k in reached {
+                cells
+                    .entry((c as usize, k))
+                    .or_default()
+                    .push(person.clone());
+            }
+        }
+    }
+    let labels: Vec<String> = {
+        let mut lq = Sql::new("SELECT strftime(date_trunc('");
+        lq.push(q.unit())
+            .push("', CAST(timezone(")
+            .bind(settings.time_zone.clone());
+        lq.push(", make_timestamptz(")
+            .bind(range.from_us)
+            .push(")) AS TIMESTAMP)) + to_");
+        lq.push(match q.period {
+            Period::Day => "days",
+            Period::Week => "weeks",
+            Period::Month => "months",
+        });
+        lq.push("(CAST(i AS INTEGER)), '%Y-%m-%d') FROM range(0, ")
+            .bind(n as i64)
+            .push(") t(i) ORDER BY i");
+        let mut st = ws.conn().prepare(&lq.text)?;
+        let rows = st.query_map(duckdb::params_from_iter(lq.params.iter()), |r| r.get(0))?;
+        rows.collect::<duckdb::Result<_>>()?
+    };
+    let mut cohorts = Vec::with_capacity(n);
+    for (c, label) in labels.into_iter().enumerate() {
+        let size = cells.get(&(c, 0)).map_or(0, |v| v.len()) as u64;
+        let values = (0..n)
+            .map(|k| {
+                ((c + k) as i64 <= last_period)
+                    .then(|| cells.get(&(c, k)).map_or(0, |v| v.len()) as u64)
+            })
+            .collect();
+        cohorts.push(CohortRow {
+            label,
+            size,
+            values,
+        });
+    }
+    let mut mean_simple = Vec::with_capacity(n);
+    let mut mean_weighted = Vec::with_capacity(n);
+    for k in 0..n {
+        let rows: Vec<(u64, u64)> = cohorts
+            .iter()
+            .filter(|r| r.size > 0)
+            .filter_map(|r| r.values[k].map(|v| (v, r.size)))
+            .collect();
+        if rows.is_empty() {
+            mean_simple.push(None);
+            mean_weighted.push(None);
+        } else {
+            mean_simple.push(Some(
+                rows.iter().map(|(v, s)| *v as f64 / *s as f64).sum::<f64>() / rows.len() as f64,
+            ));
+            let (a, b) = rows
+                .iter()
+                .fold((0u64, 0u64), |acc, (v, s)| (acc.0 + v, acc.1 + s));
+            mean_weighted.push(Some(a as f64 / b as f64));
+        }
+    }
+    Ok((
+        RetentionResult {
+            cohorts,
+            mean_simple,
+            mean_weighted,
+            sql: s.text.clone(),
+            millis: started.elapsed().as_secs_f64() * 1000.0,
+        },
+        cells,
+    ))
+}
