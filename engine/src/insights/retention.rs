@@ -143,14 +143,13 @@ impl RetentionQuery {
     }
 }
 
+/// The persons in each (cohort, period) cell.
+pub type Cells = HashMap<(usize, usize), Vec<String>>;
+
 /// Per person: (person, start period indexes or times, return period indexes or times).
 type Streams = Vec<(String, Vec<i64>, Vec<i64>)>;
 
-pub fn run(
-    ws: &Workspace,
-    q: &RetentionQuery,
-    now_us: i64,
-) -> Result<(RetentionResult, HashMap<(usize, usize), Vec<String>>)> {
+pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(RetentionResult, Cells)> {
     q.validate()?;
     let started = Instant::now();
     let settings = ModelSettings::load(ws)?;
@@ -257,7 +256,7 @@ pub fn run(
         (last_us - range.from_us).div_euclid(q.rolling_us())
     };
     let n = q.intervals;
-    let mut cells: HashMap<(usize, usize), Vec<String>> = HashMap::new();
+    let mut cells: Cells = HashMap::new();
     for (person, starts, returns) in &streams {
         let (cohorts, returned): (BTreeSet<i64>, BTreeSet<i64>) = if calendar {
             let cohorts: BTreeSet<i64> = match q.retention_type {
