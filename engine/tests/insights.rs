@@ -452,3 +452,77 @@ fn retention_cells_lead_to_their_persons() {
     ids.sort();
     assert_eq!(ids, vec!["u1", "u4"]);
 }
+
+// ---- trends, stickiness, lifecycle (semantics.md §5) ----
+
+use stitchbook_engine::insights::activity;
+
+#[test]
+fn tv_dau_1_weekly_active_is_a_trailing_seven_days() {
+    // One person, one event on D1 12:00 (D1 = 2024-01-02); the range is D1…D8.
+    let ws = ws_of(&[(86_400 + 12 * 3600, "p", "e")]);
+    let q: activity::TrendsQuery = serde_json::from_value(json!({
+        "series": [{"event": "e", "math": "unique_persons"}, {"event": "e", "math": "weekly_active"},
+                   {"math": "total"}],
+        "date_range": {"from": "2024-01-02", "to": "2024-01-09"}})).unwrap();
+    let r = activity::trends(&ws, &q, NOW).unwrap();
+    assert_eq!(r.dates.first().map(String::as_str), Some("2024-01-02"));
+    assert_eq!(r.series[0].values, vec![1, 0, 0, 0, 0, 0, 0, 0], "DAU");
+    assert_eq!(r.series[1].values, vec![1, 1, 1, 1, 1, 1, 1, 0], "WAU");
+    assert_eq!(r.series[2].values, vec![1, 0, 0, 0, 0, 0, 0, 0], "events");
+}
+
+#[test]
+fn tv_stk_1_stickiness() {
+    let d = 86_400;
+    let mut ev = vec![
+        (0, "X", "e"),
+        (d, "X", "e"),
+        (4 * d, "X", "e"),
+        (2 * d, "Y", "e"),
+    ];
+    for k in 0..7 {
+        ev.push((k * d + 60, "Z", "e"));
+    }
+    let ws = ws_of(&ev);
+    let mut q: activity::StickinessQuery = serde_json::from_value(json!({
+        "event": "e", "date_range": {"from": "2024-01-01", "to": "2024-01-07"}}))
+    .unwrap();
+    assert_eq!(
+        activity::stickiness(&ws, &q, NOW).unwrap().persons,
+        vec![1, 0, 1, 0, 0, 0, 1]
+    );
+    q.cumulative = true;
+    assert_eq!(
+        activity::stickiness(&ws, &q, NOW).unwrap().persons,
+        vec![3, 2, 2, 1, 1, 1, 1]
+    );
+}
+
+#[test]
+fn tv_lif_1_lifecycle() {
+    // D0 = 2024-01-01. R's first event (of any type) is on D0: it is created then.
+    let d = 86_400;
+    let ws = ws_of(&[
+        (10, "P", "e"),
+        (d + 10, "P", "e"),
+        (3 * d + 10, "P", "e"),
+        (2 * d + 20, "Q", "e"),
+        (3 * d + 20, "Q", "e"),
+        (30, "R", "other"),
+        (2 * d + 30, "R", "e"),
+    ]);
+    let q: activity::LifecycleQuery = serde_json::from_value(json!({
+        "event": "e", "date_range": {"from": "2024-01-02", "to": "2024-01-05"}}))
+    .unwrap();
+    let r = activity::lifecycle(&ws, &q, NOW).unwrap();
+    let rows: Vec<(u64, u64, u64, i64)> = r
+        .periods
+        .iter()
+        .map(|p| (p.new, p.returning, p.resurrecting, p.dormant))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(0, 1, 0, 0), (1, 0, 1, -1), (0, 1, 1, -1), (0, 0, 0, -2)]
+    );
+}

@@ -443,6 +443,47 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 match &r {
                     insights::InsightResult::Funnel(f) => print_funnel(f, explain),
                     insights::InsightResult::Retention(t) => print_retention(t, explain),
+                    insights::InsightResult::Trends(t) => {
+                        print!("  {:<10}", "PERIOD");
+                        for s in &t.series {
+                            print!("  {:>24}", truncate(&s.label, 24));
+                        }
+                        println!();
+                        for (i, d) in t.dates.iter().enumerate() {
+                            print!("  {d:<10}");
+                            for s in &t.series {
+                                print!("  {:>24}", s.values[i]);
+                            }
+                            println!();
+                        }
+                        if explain {
+                            println!("-- {:.1} ms\n{}", t.millis, t.sql.join("\n"));
+                        }
+                    }
+                    insights::InsightResult::Stickiness(t) => {
+                        println!("  {:>8}  PERSONS", "PERIODS");
+                        for (i, n) in t.persons.iter().enumerate() {
+                            println!("  {:>8}  {n}", i + 1);
+                        }
+                        if explain {
+                            println!("-- {:.1} ms\n{}", t.millis, t.sql);
+                        }
+                    }
+                    insights::InsightResult::Lifecycle(t) => {
+                        println!(
+                            "  {:<10}  {:>6}  {:>9}  {:>12}  {:>7}",
+                            "PERIOD", "NEW", "RETURNING", "RESURRECTING", "DORMANT"
+                        );
+                        for p in &t.periods {
+                            println!(
+                                "  {:<10}  {:>6}  {:>9}  {:>12}  {:>7}",
+                                p.date, p.new, p.returning, p.resurrecting, p.dormant
+                            );
+                        }
+                        if explain {
+                            println!("-- {:.1} ms\n{}", t.millis, t.sql);
+                        }
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -3,6 +3,7 @@
 //! carries the SQL that produced it and its timing. Analytics code never reads the clock:
 //! `now` comes in as a parameter; the time zone from the workspace settings.
 
+pub mod activity;
 pub mod funnel;
 pub mod funnel_steps;
 pub mod query;
@@ -21,6 +22,9 @@ use crate::Result;
 pub enum Query {
     Funnel(funnel::FunnelQuery),
     Retention(retention::RetentionQuery),
+    Trends(activity::TrendsQuery),
+    Stickiness(activity::StickinessQuery),
+    Lifecycle(activity::LifecycleQuery),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -29,6 +33,9 @@ pub enum Query {
 pub enum InsightResult {
     Funnel(funnel::FunnelResult),
     Retention(retention::RetentionResult),
+    Trends(activity::TrendsResult),
+    Stickiness(activity::StickinessResult),
+    Lifecycle(activity::LifecycleResult),
 }
 
 /// Run an insight (the model must be built).
@@ -36,6 +43,13 @@ pub fn run(ws: &Workspace, q: &Query, now_us: i64) -> Result<InsightResult> {
     match q {
         Query::Funnel(f) => Ok(InsightResult::Funnel(funnel::run(ws, f, now_us)?.0)),
         Query::Retention(r) => Ok(InsightResult::Retention(retention::run(ws, r, now_us)?.0)),
+        Query::Trends(t) => Ok(InsightResult::Trends(activity::trends(ws, t, now_us)?)),
+        Query::Stickiness(t) => Ok(InsightResult::Stickiness(activity::stickiness(
+            ws, t, now_us,
+        )?)),
+        Query::Lifecycle(t) => Ok(InsightResult::Lifecycle(activity::lifecycle(
+            ws, t, now_us,
+        )?)),
     }
 }
 
@@ -72,6 +86,12 @@ pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<P
             let mut ids = cells.get(&(c, k)).cloned().unwrap_or_default();
             ids.sort();
             person::summaries(ws, &ids)
+        }
+        Query::Trends(_) | Query::Stickiness(_) | Query::Lifecycle(_) => {
+            Err(crate::EngineError::InvalidQuery {
+                code: "drill_unsupported",
+                message: "drill-down is available for funnels and retention in this version".into(),
+            })
         }
     }
 }

@@ -248,3 +248,81 @@ pub fn push_filters(s: &mut Sql, filters: &[PropertyFilter]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Push the index of the calendar period (`day`, `week` or `month`, in time zone `tz`) that
+/// holds `ts_expr`, counted from the period holding `from_us` (0). Weeks start on Monday, or
+/// on Sunday when `sunday`.
+pub fn push_period_index(
+    s: &mut Sql,
+    unit: &'static str,
+    tz: &str,
+    from_us: i64,
+    sunday: bool,
+    ts_expr: &str,
+) {
+    let shift = if sunday && unit == "week" {
+        "INTERVAL 1 DAY"
+    } else {
+        "INTERVAL 0 DAY"
+    };
+    s.push("date_diff('")
+        .push(unit)
+        .push("', date_trunc('")
+        .push(unit)
+        .push("', CAST(timezone(")
+        .bind(tz.to_string())
+        .push(", make_timestamptz(")
+        .bind(from_us)
+        .push(")) AS TIMESTAMP) + ")
+        .push(shift)
+        .push("), date_trunc('")
+        .push(unit)
+        .push("', CAST(timezone(")
+        .bind(tz.to_string())
+        .push(", ")
+        .push(ts_expr)
+        .push(") AS TIMESTAMP) + ")
+        .push(shift)
+        .push("))");
+}
+
+/// The local start dates (`YYYY-MM-DD`) of periods 0..n from the period holding `from_us`.
+pub fn period_labels(
+    ws: &Workspace,
+    unit: &'static str,
+    tz: &str,
+    from_us: i64,
+    sunday: bool,
+    n: usize,
+) -> Result<Vec<String>> {
+    let mut q = Sql::new("SELECT strftime(date_trunc('");
+    q.push(unit)
+        .push("', CAST(timezone(")
+        .bind(tz.to_string())
+        .push(", make_timestamptz(")
+        .bind(from_us)
+        .push(")) AS TIMESTAMP) + ")
+        .push(if sunday && unit == "week" {
+            "INTERVAL 1 DAY"
+        } else {
+            "INTERVAL 0 DAY"
+        })
+        .push(") - ")
+        .push(if sunday && unit == "week" {
+            "INTERVAL 1 DAY"
+        } else {
+            "INTERVAL 0 DAY"
+        })
+        .push(" + to_")
+        .push(match unit {
+            "week" => "weeks",
+            "month" => "months",
+            _ => "days",
+        })
+        .push("(CAST(i AS INTEGER)), '%Y-%m-%d') FROM range(0, ")
+        .bind(n as i64)
+        .push(") t(i) ORDER BY i");
+    let mut st = ws.conn().prepare(&q.text)?;
+    let rows = st.query_map(duckdb::params_from_iter(q.params.iter()), |r| r.get(0))?;
+    Ok(rows.collect::<duckdb::Result<_>>()?)
+}
