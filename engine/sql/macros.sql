@@ -97,12 +97,14 @@ CREATE OR REPLACE TEMP MACRO sb_any_ts(s) AS coalesce(
     END
 );
 
--- The page URL of an event, whichever vendor's key carries it (PostHog/Mixpanel
--- $current_url, Segment page url, Amplitude's page URL property, GA4 page_location, Snowplow
--- page_url). One parse of the properties for all the paths.
-CREATE OR REPLACE TEMP MACRO sb_url(p) AS list_filter(json_extract_string(p, [
+-- Where vendors put an event's page URL (PostHog/Mixpanel $current_url, Segment page url,
+-- Amplitude's page URL property, GA4 page_location, Snowplow page_url).
+CREATE OR REPLACE TEMP MACRO sb_url_paths() AS [
     '$."$current_url"', '$.url', '$."[Amplitude] Page URL"', '$.page_location', '$.page_url',
-    '$."$context".page.url']), lambda x: x IS NOT NULL)[1];
+    '$."$context".page.url'];
+
+-- The page URL of an event: the first of those present, with one parse of the properties.
+CREATE OR REPLACE TEMP MACRO sb_url(p) AS list_filter(json_extract_string(p, sb_url_paths()), lambda x: x IS NOT NULL)[1];
 
 -- The referrer of an event, by the same vendor keys.
 CREATE OR REPLACE TEMP MACRO sb_referrer(p) AS list_filter(json_extract_string(p, [

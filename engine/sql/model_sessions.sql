@@ -13,9 +13,8 @@ WITH s0 AS (
             '$."$browser"', '$."$context".os_name', '$.br_name',
             '$."$os"', '$."$context".os.name', '$.os_name',
             '$."$device_type"', '$."$context".device_type', '$.dvce_type',
-            '$."$referrer"', '$.referrer', '$.page_referrer', '$.refr_urlhost', '$."$context".page.referrer',
-            '$."$current_url"', '$.url', '$."[Amplitude] Page URL"', '$.page_location', '$.page_url',
-            '$."$context".page.url']) AS p
+            '$."$referrer"', '$.referrer', '$.page_referrer', '$.refr_urlhost', '$."$context".page.referrer']
+            || sb_url_paths()) AS p
     FROM events
     WHERE event_seq IN (SELECT entry_seq FROM s0 UNION ALL SELECT exit_seq FROM s0 UNION ALL SELECT first_seq FROM s0)
 ), u AS (

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::query::{
-    period_labels, push_filters, push_period_index, DateRange, PropertyFilter, Resolved,
+    int_list, period_index, period_labels, push_filters, push_period_index, DateRange, PeriodAt,
+    PropertyFilter, Resolved,
 };
 use crate::model::ModelSettings;
 use crate::sql::Sql;
@@ -104,20 +105,14 @@ fn frame(ws: &Workspace, range: &DateRange, interval: Interval, now_us: i64) -> 
     let settings = ModelSettings::load(ws)?;
     let range = range.resolve(ws, now_us, &settings.time_zone)?;
     let sunday = settings.week_start == "sunday";
-    let mut q = Sql::new("SELECT ");
-    push_period_index(
-        &mut q,
+    let last = period_index(
+        ws,
         interval.unit(),
         &settings.time_zone,
         range.from_us,
         sunday,
-        "make_timestamptz(?)",
-    );
-    q.params.push(duckdb::types::Value::BigInt(range.to_us));
-    let last: i64 = ws
-        .conn()
-        .prepare(&q.text)?
-        .query_row(duckdb::params_from_iter(q.params.iter()), |r| r.get(0))?;
+        range.to_us,
+    )?;
     if last >= 5000 {
         return Err(EngineError::InvalidQuery {
             code: "too_many_periods",
@@ -143,10 +138,24 @@ fn rows_sql(
     event: Option<&str>,
     filters: &[PropertyFilter],
     from_us: i64,
+    with_sessions: bool,
 ) -> Result<Sql> {
     let mut s = Sql::new("SELECT ");
-    push_period_index(&mut s, unit, &f.tz, f.range.from_us, f.sunday, "e.ts_utc");
-    s.push(" AS p, ep.person_id, es.session_id FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq LEFT JOIN event_sessions es ON es.event_seq = e.event_seq WHERE ep.person_id IS NOT NULL AND e.ts_utc >= make_timestamptz(")
+    push_period_index(
+        &mut s,
+        unit,
+        &f.tz,
+        f.range.from_us,
+        f.sunday,
+        PeriodAt::Column("e.ts_utc"),
+    );
+    // Sessions are joined only when counted.
+    s.push(if with_sessions {
+        " AS p, ep.person_id, es.session_id FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq LEFT JOIN event_sessions es ON es.event_seq = e.event_seq"
+    } else {
+        " AS p, ep.person_id, NULL AS session_id FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq"
+    })
+    .push(" WHERE ep.person_id IS NOT NULL AND e.ts_utc >= make_timestamptz(")
         .bind(from_us)
         .push(") AND e.ts_utc <= make_timestamptz(")
         .bind(f.range.to_us)
@@ -192,6 +201,7 @@ pub fn trends(ws: &Workspace, q: &TrendsQuery, now_us: i64) -> Result<TrendsResu
             s.event.as_deref(),
             &s.filters,
             f.range.from_us - lookback_us - 86_400_000_000,
+            s.math == Math::UniqueSessions,
         )?;
         sql.embed(&inner);
         sql.push(") SELECT d.i, ");
@@ -279,6 +289,7 @@ pub fn stickiness(ws: &Workspace, q: &StickinessQuery, now_us: i64) -> Result<St
         Some(&q.event),
         &q.filters,
         f.range.from_us,
+        false,
     )?);
     sql.push(") SELECT n, count(*) FROM (SELECT person_id, count(DISTINCT p) AS n FROM r WHERE p >= 0 GROUP BY person_id) GROUP BY n");
     let mut st = ws.conn().prepare(&sql.text)?;
@@ -350,6 +361,7 @@ pub fn lifecycle(ws: &Workspace, q: &LifecycleQuery, now_us: i64) -> Result<Life
         Some(&q.event),
         &q.filters,
         f.range.from_us - 70 * 86_400_000_000,
+        false,
     )?);
     sql.push("), a AS (SELECT person_id, list(DISTINCT p ORDER BY p) AS ps FROM r WHERE p >= -1 GROUP BY person_id) SELECT a.person_id, a.ps, ");
     push_period_index(
@@ -358,7 +370,7 @@ pub fn lifecycle(ws: &Workspace, q: &LifecycleQuery, now_us: i64) -> Result<Life
         &f.tz,
         f.range.from_us,
         f.sunday,
-        "p.created_at",
+        PeriodAt::Column("p.created_at"),
     );
     sql.push(" FROM a JOIN persons p USING (person_id)");
     let mut st = ws.conn().prepare(&sql.text)?;
@@ -372,16 +384,7 @@ pub fn lifecycle(ws: &Workspace, q: &LifecycleQuery, now_us: i64) -> Result<Life
     let mut counts: HashMap<i64, (u64, u64, u64, i64)> = HashMap::new();
     for row in rows {
         let (ps, created) = row?;
-        let active: BTreeSet<i64> = match ps {
-            duckdb::types::Value::List(v) => v
-                .into_iter()
-                .filter_map(|x| match x {
-                    duckdb::types::Value::BigInt(i) => Some(i),
-                    _ => None,
-                })
-                .collect(),
-            _ => BTreeSet::new(),
-        };
+        let active: BTreeSet<i64> = int_list(ps).into_iter().collect();
         let created = created.unwrap_or(i64::MIN);
         let mut previous = created;
         for (idx, &p) in active.iter().enumerate() {

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::funnel_steps::{self, ExclusionMode, FunnelEvent, Order};
-use super::query::{push_filters, push_property, DateRange, PropertyFilter, PropertySource};
+use super::query::{
+    int_list, push_filters, push_property, DateRange, PropertyFilter, PropertySource,
+};
 use crate::model::ModelSettings;
 use crate::sql::Sql;
 use crate::workspace::Workspace;
@@ -349,17 +351,10 @@ pub fn run(
         let person: String = r.get(0)?;
         let ts: i64 = r.get(1)?;
         let seq: i64 = r.get(2)?;
-        let steps = match r.get::<_, duckdb::types::Value>(3)? {
-            duckdb::types::Value::List(v) => v
-                .into_iter()
-                .filter_map(|x| match x {
-                    duckdb::types::Value::Int(i) => Some(i),
-                    duckdb::types::Value::BigInt(i) => Some(i as i32),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let steps: Vec<i32> = int_list(r.get(3)?)
+            .into_iter()
+            .filter_map(|i| i32::try_from(i).ok())
+            .collect();
         let bd: Option<String> = r.get(4)?;
         if current.as_deref() != Some(person.as_str()) {
             if let Some(p) = current.take() {

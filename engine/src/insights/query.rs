@@ -249,16 +249,23 @@ pub fn push_filters(s: &mut Sql, filters: &[PropertyFilter]) -> Result<()> {
     Ok(())
 }
 
+/// What a period index is taken of: a timestamp column, or an instant bound as a parameter.
+#[derive(Debug, Clone, Copy)]
+pub enum PeriodAt<'a> {
+    Column(&'a str),
+    Micros(i64),
+}
+
 /// Push the index of the calendar period (`day`, `week` or `month`, in time zone `tz`) that
-/// holds `ts_expr`, counted from the period holding `from_us` (0). Weeks start on Monday, or
-/// on Sunday when `sunday`.
+/// holds `at`, counted from the period holding `from_us` (0). Weeks start on Monday, or on
+/// Sunday when `sunday`.
 pub fn push_period_index(
     s: &mut Sql,
     unit: &'static str,
     tz: &str,
     from_us: i64,
     sunday: bool,
-    ts_expr: &str,
+    at: PeriodAt<'_>,
 ) {
     let shift = if sunday && unit == "week" {
         "INTERVAL 1 DAY"
@@ -279,11 +286,48 @@ pub fn push_period_index(
         .push(unit)
         .push("', CAST(timezone(")
         .bind(tz.to_string())
-        .push(", ")
-        .push(ts_expr)
-        .push(") AS TIMESTAMP) + ")
-        .push(shift)
-        .push("))");
+        .push(", ");
+    match at {
+        PeriodAt::Column(c) => {
+            s.push(c);
+        }
+        PeriodAt::Micros(us) => {
+            s.push("make_timestamptz(").bind(us).push(")");
+        }
+    }
+    s.push(") AS TIMESTAMP) + ").push(shift).push("))");
+}
+
+/// The period index of one instant (see [`push_period_index`]).
+pub fn period_index(
+    ws: &Workspace,
+    unit: &'static str,
+    tz: &str,
+    from_us: i64,
+    sunday: bool,
+    at_us: i64,
+) -> Result<i64> {
+    let mut q = Sql::new("SELECT ");
+    push_period_index(&mut q, unit, tz, from_us, sunday, PeriodAt::Micros(at_us));
+    Ok(ws
+        .conn()
+        .prepare(&q.text)?
+        .query_row(duckdb::params_from_iter(q.params.iter()), |r| r.get(0))?)
+}
+
+/// The integers of a DuckDB list value (other values: empty).
+pub fn int_list(v: duckdb::types::Value) -> Vec<i64> {
+    match v {
+        duckdb::types::Value::List(x) => x
+            .into_iter()
+            .filter_map(|i| match i {
+                duckdb::types::Value::BigInt(n) => Some(n),
+                duckdb::types::Value::Int(n) => Some(i64::from(n)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The local start dates (`YYYY-MM-DD`) of periods 0..n from the period holding `from_us`.

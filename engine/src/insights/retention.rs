@@ -10,7 +10,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::query::{push_filters, DateRange, PropertyFilter};
+use super::query::{
+    int_list, period_index, period_labels, push_filters, push_period_index, DateRange, PeriodAt,
+    PropertyFilter,
+};
 use crate::model::ModelSettings;
 use crate::sql::Sql;
 use crate::workspace::Workspace;
@@ -157,33 +160,14 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
     let sunday = settings.week_start == "sunday";
     // Calendar: a period index relative to the period holding date_from, in local time.
     let bucket = |s: &mut Sql, ts: &str| {
-        s.push("date_diff('")
-            .push(q.unit())
-            .push("', date_trunc('")
-            .push(q.unit())
-            .push("', CAST(timezone(")
-            .bind(settings.time_zone.clone())
-            .push(", make_timestamptz(")
-            .bind(range.from_us)
-            .push(")) AS TIMESTAMP) + ");
-        s.push(if sunday && q.period == Period::Week {
-            "INTERVAL 1 DAY"
-        } else {
-            "INTERVAL 0 DAY"
-        });
-        s.push("), date_trunc('")
-            .push(q.unit())
-            .push("', CAST(timezone(")
-            .bind(settings.time_zone.clone())
-            .push(", ")
-            .push(ts)
-            .push(") AS TIMESTAMP) + ");
-        s.push(if sunday && q.period == Period::Week {
-            "INTERVAL 1 DAY"
-        } else {
-            "INTERVAL 0 DAY"
-        });
-        s.push("))");
+        push_period_index(
+            s,
+            q.unit(),
+            &settings.time_zone,
+            range.from_us,
+            sunday,
+            PeriodAt::Column(ts),
+        )
     };
     let calendar = q.time_window == TimeWindow::Calendar;
     let mut s = Sql::new("SELECT ep.person_id, list(");
@@ -223,35 +207,24 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
         .bind(range.to_us.max(range.from_us))
         .push(") GROUP BY ep.person_id ORDER BY ep.person_id");
     let mut st = ws.conn().prepare(&s.text)?;
-    let list = |v: duckdb::types::Value| -> Vec<i64> {
-        match v {
-            duckdb::types::Value::List(x) => x
-                .into_iter()
-                .filter_map(|i| match i {
-                    duckdb::types::Value::BigInt(n) => Some(n),
-                    duckdb::types::Value::Int(n) => Some(n as i64),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
     let streams: Streams = st
         .query_map(duckdb::params_from_iter(s.params.iter()), |r| {
             Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
         })?
-        .map(|r| r.map(|(p, a, b)| (p, list(a), list(b))))
+        .map(|r| r.map(|(p, a, b)| (p, int_list(a), int_list(b))))
         .collect::<duckdb::Result<_>>()?;
     // The last complete period: the one holding date_to (or now, if earlier) is complete
     // only when date_to is before now; calendar periods after it are incomplete.
     let last_us = range.to_us.min(now_us);
     let last_period: i64 = if calendar {
-        let mut lq = Sql::new("SELECT ");
-        bucket(&mut lq, "make_timestamptz(?)");
-        lq.params.push(duckdb::types::Value::BigInt(last_us));
-        ws.conn()
-            .prepare(&lq.text)?
-            .query_row(duckdb::params_from_iter(lq.params.iter()), |r| r.get(0))?
+        period_index(
+            ws,
+            q.unit(),
+            &settings.time_zone,
+            range.from_us,
+            sunday,
+            last_us,
+        )?
     } else {
         (last_us - range.from_us).div_euclid(q.rolling_us())
     };
@@ -302,26 +275,7 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
             }
         }
     }
-    let labels: Vec<String> = {
-        let mut lq = Sql::new("SELECT strftime(date_trunc('");
-        lq.push(q.unit())
-            .push("', CAST(timezone(")
-            .bind(settings.time_zone.clone());
-        lq.push(", make_timestamptz(")
-            .bind(range.from_us)
-            .push(")) AS TIMESTAMP)) + to_");
-        lq.push(match q.period {
-            Period::Day => "days",
-            Period::Week => "weeks",
-            Period::Month => "months",
-        });
-        lq.push("(CAST(i AS INTEGER)), '%Y-%m-%d') FROM range(0, ")
-            .bind(n as i64)
-            .push(") t(i) ORDER BY i");
-        let mut st = ws.conn().prepare(&lq.text)?;
-        let rows = st.query_map(duckdb::params_from_iter(lq.params.iter()), |r| r.get(0))?;
-        rows.collect::<duckdb::Result<_>>()?
-    };
+    let labels = period_labels(ws, q.unit(), &settings.time_zone, range.from_us, sunday, n)?;
     let mut cohorts = Vec::with_capacity(n);
     for (c, label) in labels.into_iter().enumerate() {
         let size = cells.get(&(c, 0)).map_or(0, |v| v.len()) as u64;

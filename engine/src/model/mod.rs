@@ -327,7 +327,7 @@ fn rebuild_in_transaction(
         )
     };
     for table in DERIVED {
-        conn.execute_batch(&format!("DELETE FROM {table}"))?;
+        conn.execute_batch(&format!("DELETE FROM {}", crate::sql::ident(table)))?;
     }
     let events = count(ws, "SELECT count(*) FROM events")?;
     let links = count(ws, "SELECT count(*) FROM identity_links")?;

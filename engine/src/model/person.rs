@@ -96,10 +96,8 @@ pub struct ExplainStep {
 const SUMMARY_SELECT: &str = "
     SELECT p.person_id, p.display_name, p.email, p.is_identified, p.distinct_ids,
         strftime(p.created_at, '%Y-%m-%dT%H:%M:%S.%fZ'), strftime(p.last_seen, '%Y-%m-%dT%H:%M:%S.%fZ'),
-        (SELECT count(*) FROM event_persons ep WHERE ep.person_id = p.person_id),
-        (SELECT count(*) FROM sessions s WHERE s.person_id = p.person_id),
-        p.shared_device
-    FROM persons p";
+        coalesce(pr.events, 0), coalesce(pr.sessions, 0), p.shared_device
+    FROM persons p LEFT JOIN profiles pr USING (person_id)";
 
 fn summary(r: &duckdb::Row<'_>) -> duckdb::Result<PersonSummary> {
     Ok(PersonSummary {
@@ -439,17 +437,25 @@ pub fn render(ws: &Workspace) -> Result<String> {
     Ok(out)
 }
 
-/// Summaries of the given persons, in the given order.
+/// Summaries of the given persons, in the given order (one query, however many).
 pub fn summaries(ws: &Workspace, ids: &[String]) -> Result<Vec<PersonSummary>> {
-    let mut st = ws
-        .conn()
-        .prepare(&format!("{SUMMARY_SELECT} WHERE p.person_id = ?"))?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let mut rows = st.query_map([id], summary)?;
-        if let Some(r) = rows.next() {
-            out.push(r?);
+    let conn = ws.conn();
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE wanted_persons (pos BIGINT, person_id VARCHAR)",
+    )?;
+    {
+        let mut app = conn.appender_to_catalog_and_db("wanted_persons", "temp", "main")?;
+        for (i, id) in ids.iter().enumerate() {
+            app.append_row(duckdb::params![i as i64, id])?;
         }
+        app.flush()?;
     }
+    let mut st = conn.prepare(&format!(
+        "{SUMMARY_SELECT} JOIN temp.wanted_persons w ON w.person_id = p.person_id ORDER BY w.pos"
+    ))?;
+    let out = st
+        .query_map([], summary)?
+        .collect::<duckdb::Result<Vec<_>>>()?;
+    conn.execute_batch("DROP TABLE temp.wanted_persons")?;
     Ok(out)
 }
