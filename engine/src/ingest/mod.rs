@@ -355,7 +355,14 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
             airbyte: false,
         });
     }
-    if container == Container::Jsonl {
+    // A zip is judged by its first data member's records, like a JSON-lines file.
+    let head = if container == Container::Zip {
+        archive::head(path)?
+    } else {
+        head
+    };
+    let lines = matches!(container, Container::Jsonl | Container::Zip);
+    if lines {
         ambiguity(path, &sniff::classify_jsonl_all(&head))?;
     }
     let classified = match container {
@@ -394,21 +401,14 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
                 _ => None,
             }
         }
-        // Members are classified by their first records.
-        Container::Zip => sniff::classify_jsonl(&archive::head(path)?),
+        Container::Zip => sniff::classify_jsonl(&head),
     };
     // Records wrapped as Airbyte messages are classified by what they wrap.
     let (classified, airbyte) = match classified {
-        None if container == Container::Jsonl || container == Container::Zip => {
-            match sniff::classify_airbyte(&if container == Container::Zip {
-                archive::head(path)?
-            } else {
-                head.clone()
-            }) {
-                Some(c) => (Some(c), true),
-                None => (None, false),
-            }
-        }
+        None if lines => match sniff::classify_airbyte(&head) {
+            Some(c) => (Some(c), true),
+            None => (None, false),
+        },
         c => (c, false),
     };
     match classified {
