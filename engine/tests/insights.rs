@@ -526,3 +526,45 @@ fn tv_lif_1_lifecycle() {
         vec![(0, 1, 0, 0), (1, 0, 1, -1), (0, 1, 1, -1), (0, 0, 0, -2)]
     );
 }
+
+// ---- paths (semantics.md §5.5) ----
+
+use stitchbook_engine::insights::paths;
+
+#[test]
+fn tv_path_1_thirty_minute_split_and_collapsed_repeats() {
+    let ws = ws_of(&[
+        (0, "P", "A"),
+        (60, "P", "A"),
+        (120, "P", "B"),
+        (40 * 60, "P", "C"),
+    ]);
+    let q: paths::PathsQuery = serde_json::from_value(json!({
+        "date_range": {"from": "2024-01-01", "to": "2024-01-01"}}))
+    .unwrap();
+    let (r, who) = paths::run(&ws, &q, NOW).unwrap();
+    let nodes: Vec<(&str, u64)> = r.nodes.iter().map(|n| (n.key.as_str(), n.paths)).collect();
+    assert_eq!(nodes, vec![("1_A", 1), ("1_C", 1), ("2_B", 1)]);
+    let edges: Vec<(&str, &str, u64)> = r
+        .edges
+        .iter()
+        .map(|e| (e.source.as_str(), e.target.as_str(), e.paths))
+        .collect();
+    assert_eq!(edges, vec![("1_A", "2_B", 1)]);
+    assert_eq!((r.total_paths, r.total_persons), (2, 1));
+    assert_eq!(r.edges[0].person_share, 1.0);
+    assert_eq!(who["1_A>2_B"].len(), 1);
+    // Across sessions, one path: A → B → C.
+    let q: paths::PathsQuery = serde_json::from_value(json!({
+        "date_range": {"from": "2024-01-01", "to": "2024-01-01"}, "split": "none"}))
+    .unwrap();
+    let (r, _) = paths::run(&ws, &q, NOW).unwrap();
+    assert_eq!(r.total_paths, 1);
+    assert!(r
+        .edges
+        .iter()
+        .any(|e| e.source == "2_B" && e.target == "3_C"));
+    // A drill on an edge lists the person.
+    let persons = insights::drill(&ws, &Query::Paths(q), NOW, "2_B>3_C").unwrap();
+    assert_eq!(persons.len(), 1);
+}

@@ -469,6 +469,29 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                             println!("-- {:.1} ms\n{}", t.millis, t.sql);
                         }
                     }
+                    insights::InsightResult::Paths(t) => {
+                        println!("  {} paths of {} persons", t.total_paths, t.total_persons);
+                        println!(
+                            "  {:<28}  {:<28}  {:>7}  {:>7}  {:>7}",
+                            "FROM", "TO", "PATHS", "PERSONS", "% PERS"
+                        );
+                        for e in &t.edges {
+                            println!(
+                                "  {:<28}  {:<28}  {:>7}  {:>7}  {:>6.1}%",
+                                truncate(&e.source, 28),
+                                truncate(&e.target, 28),
+                                e.paths,
+                                e.persons,
+                                e.person_share * 100.0
+                            );
+                        }
+                        for n in &t.notes {
+                            println!("  note: {n}");
+                        }
+                        if explain {
+                            println!("-- {:.1} ms\n{}", t.millis, t.sql);
+                        }
+                    }
                     insights::InsightResult::Lifecycle(t) => {
                         println!(
                             "  {:<10}  {:>6}  {:>9}  {:>12}  {:>7}",

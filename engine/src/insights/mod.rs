@@ -6,6 +6,7 @@
 pub mod activity;
 pub mod funnel;
 pub mod funnel_steps;
+pub mod paths;
 pub mod query;
 pub mod retention;
 
@@ -25,6 +26,7 @@ pub enum Query {
     Trends(activity::TrendsQuery),
     Stickiness(activity::StickinessQuery),
     Lifecycle(activity::LifecycleQuery),
+    Paths(paths::PathsQuery),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -36,6 +38,7 @@ pub enum InsightResult {
     Trends(activity::TrendsResult),
     Stickiness(activity::StickinessResult),
     Lifecycle(activity::LifecycleResult),
+    Paths(paths::PathsResult),
 }
 
 /// Run an insight (the model must be built).
@@ -50,6 +53,7 @@ pub fn run(ws: &Workspace, q: &Query, now_us: i64) -> Result<InsightResult> {
         Query::Lifecycle(t) => Ok(InsightResult::Lifecycle(activity::lifecycle(
             ws, t, now_us,
         )?)),
+        Query::Paths(p) => Ok(InsightResult::Paths(paths::run(ws, p, now_us)?.0)),
     }
 }
 
@@ -85,6 +89,21 @@ pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<P
             let (_, cells) = retention::run(ws, r, now_us)?;
             let mut ids = cells.get(&(c, k)).cloned().unwrap_or_default();
             ids.sort();
+            person::summaries(ws, &ids)
+        }
+        Query::Paths(p) => {
+            let (_, who) = paths::run(ws, p, now_us)?;
+            let ids: Vec<String> = who
+                .get(cell.trim())
+                .ok_or_else(|| crate::EngineError::InvalidQuery {
+                    code: "drill_cell",
+                    message: format!(
+                        "\"{cell}\" is not a node (2_signup) or an edge (1_home>2_signup) of these paths"
+                    ),
+                })?
+                .iter()
+                .cloned()
+                .collect();
             person::summaries(ws, &ids)
         }
         Query::Trends(_) | Query::Stickiness(_) | Query::Lifecycle(_) => {
