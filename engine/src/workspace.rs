@@ -16,10 +16,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "profiles",
         include_str!("../migrations/0003_profiles.sql"),
     ),
+    (4, "cohorts", include_str!("../migrations/0004_cohorts.sql")),
 ];
 
 /// The newest schema version this build understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// SQL helpers every connection gets. Timestamps are parsed with explicit formats only.
 const MACROS: &str = include_str!("../sql/macros.sql");

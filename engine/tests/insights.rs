@@ -48,6 +48,17 @@ fn ws_from(records: &[Value]) -> Workspace {
     ws
 }
 
+/// A person's smallest distinct id (how the fixtures name persons).
+fn distinct_of(ws: &Workspace, person_id: &str) -> String {
+    ws.conn()
+        .query_row(
+            "SELECT min(distinct_id) FROM person_map WHERE person_id = ?",
+            [person_id],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
 fn query(v: Value) -> FunnelQuery {
     let mut v = v;
     if v.get("date_range").is_none() {
@@ -467,9 +478,26 @@ fn tv_dau_1_weekly_active_is_a_trailing_seven_days() {
         "date_range": {"from": "2024-01-02", "to": "2024-01-09"}})).unwrap();
     let r = activity::trends(&ws, &q, NOW).unwrap();
     assert_eq!(r.dates.first().map(String::as_str), Some("2024-01-02"));
-    assert_eq!(r.series[0].values, vec![1, 0, 0, 0, 0, 0, 0, 0], "DAU");
-    assert_eq!(r.series[1].values, vec![1, 1, 1, 1, 1, 1, 1, 0], "WAU");
-    assert_eq!(r.series[2].values, vec![1, 0, 0, 0, 0, 0, 0, 0], "events");
+    assert_eq!(
+        r.series[0].values,
+        vec![1., 0., 0., 0., 0., 0., 0., 0.],
+        "DAU"
+    );
+    assert_eq!(
+        r.series[1].values,
+        vec![1., 1., 1., 1., 1., 1., 1., 0.],
+        "WAU"
+    );
+    assert_eq!(
+        r.series[2].values,
+        vec![1., 0., 0., 0., 0., 0., 0., 0.],
+        "events"
+    );
+    // Every WAU point leads to the person; the day after the window to nobody.
+    let q = Query::Trends(q);
+    assert_eq!(insights::drill(&ws, &q, NOW, "1:6").unwrap().len(), 1);
+    assert_eq!(insights::drill(&ws, &q, NOW, "1:7").unwrap().len(), 0);
+    assert_eq!(insights::drill(&ws, &q, NOW, "0:1").unwrap().len(), 0);
 }
 
 #[test]
@@ -512,18 +540,41 @@ fn tv_lif_1_lifecycle() {
         (30, "R", "other"),
         (2 * d + 30, "R", "e"),
     ]);
+    // PostHog's rule: "new" in the period the person was created.
     let q: activity::LifecycleQuery = serde_json::from_value(json!({
-        "event": "e", "date_range": {"from": "2024-01-02", "to": "2024-01-05"}}))
+        "event": "e", "date_range": {"from": "2024-01-02", "to": "2024-01-05"},
+        "new_by": "created_at"}))
     .unwrap();
-    let r = activity::lifecycle(&ws, &q, NOW).unwrap();
-    let rows: Vec<(u64, u64, u64, i64)> = r
-        .periods
-        .iter()
-        .map(|p| (p.new, p.returning, p.resurrecting, p.dormant))
-        .collect();
+    let bars = |q: &activity::LifecycleQuery| -> Vec<(u64, u64, u64, i64)> {
+        activity::lifecycle(&ws, q, NOW)
+            .unwrap()
+            .periods
+            .iter()
+            .map(|p| (p.new, p.returning, p.resurrecting, p.dormant))
+            .collect()
+    };
     assert_eq!(
-        rows,
+        bars(&q),
         vec![(0, 1, 0, 0), (1, 0, 1, -1), (0, 1, 1, -1), (0, 0, 0, -2)]
+    );
+    // Every bar leads to its persons: D2 (period 1) resurrecting is R, dormant is P.
+    let lq = Query::Lifecycle(q.clone());
+    let who = |cell: &str| -> Vec<String> {
+        insights::drill(&ws, &lq, NOW, cell)
+            .unwrap()
+            .into_iter()
+            .map(|p| distinct_of(&ws, &p.person_id))
+            .collect()
+    };
+    assert_eq!(who("1:resurrecting"), vec!["R"]);
+    assert_eq!(who("1:dormant"), vec!["P"]);
+    assert_eq!(who("3:dormant").len(), 2);
+    // The default: "new" at the first matching event, so R is new on D2, not resurrecting.
+    let mut q = q;
+    q.new_by = activity::NewBy::FirstMatchingEvent;
+    assert_eq!(
+        bars(&q),
+        vec![(0, 1, 0, 0), (2, 0, 0, -1), (0, 1, 1, -1), (0, 0, 0, -2)]
     );
 }
 
@@ -567,4 +618,207 @@ fn tv_path_1_thirty_minute_split_and_collapsed_repeats() {
     // A drill on an edge lists the person.
     let persons = insights::drill(&ws, &Query::Paths(q), NOW, "2_B>3_C").unwrap();
     assert_eq!(persons.len(), 1);
+}
+
+// ---- trends math, breakdowns, formulas; cohorts ----
+
+/// Three persons on 2024-01-01/02: a (Chrome, pro, company acme), b (Firefox), c (Safari).
+fn trends_ws() -> Workspace {
+    let d = 86_400;
+    let mut n = 0;
+    let mut e = |t: i64, who: &str, event: &str, props: Value| {
+        n += 1;
+        ev(n, DAY0 + t, who, event, props)
+    };
+    ws_from(&[
+        e(
+            10,
+            "a",
+            "buy",
+            json!({"$browser": "Chrome", "amount": 10, "$groups": {"company": "acme"}, "$set": {"plan": "pro", "email": "a@corp.example"}}),
+        ),
+        e(
+            20,
+            "a",
+            "buy",
+            json!({"$browser": "Chrome", "amount": 30, "$groups": {"company": "acme"}}),
+        ),
+        e(
+            30,
+            "b",
+            "buy",
+            json!({"$browser": "Firefox", "amount": 5, "$groups": {"company": "beta"}, "$set": {"plan": "free"}}),
+        ),
+        e(
+            d + 10,
+            "c",
+            "buy",
+            json!({"$browser": "Safari", "amount": "7", "$groups": {"company": "acme"}}),
+        ),
+        e(d + 20, "b", "view", json!({"$browser": "Firefox"})),
+    ])
+}
+
+fn trends_q(v: Value) -> activity::TrendsQuery {
+    let mut v = v;
+    v["date_range"] = json!({"from": "2024-01-01", "to": "2024-01-02"});
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn property_math_accounts_and_formulas() {
+    let ws = trends_ws();
+    let q = trends_q(json!({"series": [
+        {"event": "buy", "math": "sum", "property": "amount"},
+        {"event": "buy", "math": "avg", "property": "amount"},
+        {"event": "buy", "math": "median", "property": "amount"},
+        {"event": "buy", "math": "unique_accounts", "group_type": "company"},
+        {"event": "buy", "math": "unique_persons"}],
+        "formula": "A / E"}));
+    let r = activity::trends(&ws, &q, NOW).unwrap();
+    let v: Vec<Vec<f64>> = r.series.iter().map(|s| s.values.clone()).collect();
+    assert_eq!(v[0], vec![45.0, 7.0], "sum (a string number counts)");
+    assert_eq!(v[1], vec![15.0, 7.0], "avg");
+    assert_eq!(v[2], vec![10.0, 7.0], "median");
+    assert_eq!(v[3], vec![2.0, 1.0], "daily active accounts");
+    assert_eq!(v[4], vec![2.0, 1.0], "unique persons");
+    assert_eq!(v[5], vec![22.5, 7.0], "formula A / E");
+    assert_eq!(r.series[5].series, None);
+    // Property math without a property is refused with a stable code.
+    let bad = trends_q(json!({"series": [{"event": "buy", "math": "sum"}]}));
+    match activity::trends(&ws, &bad, NOW) {
+        Err(EngineError::InvalidQuery { code, .. }) => assert_eq!(code, "trends_math_property"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn breakdowns_merge_the_tail_into_other_and_say_so() {
+    let ws = trends_ws();
+    let q = trends_q(json!({"series": [{"event": "buy", "math": "total"}],
+        "breakdown": {"type": "property", "property": "$browser", "limit": 1}}));
+    let r = activity::trends(&ws, &q, NOW).unwrap();
+    let rows: Vec<(&str, Vec<f64>)> = r
+        .series
+        .iter()
+        .map(|s| (s.breakdown_value.as_deref().unwrap(), s.values.clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("Chrome", vec![2.0, 0.0]), ("Other", vec![1.0, 1.0])]
+    );
+    assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    assert!(r.notes[0].contains("2 of 3"), "{:?}", r.notes);
+    // The "Other" point of day 2 is Safari's person c.
+    let who = insights::drill(&ws, &Query::Trends(q), NOW, "0:1@Other").unwrap();
+    assert_eq!(who.len(), 1);
+    // No limit hit: no note, no Other.
+    let q = trends_q(
+        json!({"series": [{"event": "buy", "math": "unique_persons"}],
+        "breakdown": {"type": "property", "property": "plan", "source": "person"}}),
+    );
+    let r = activity::trends(&ws, &q, NOW).unwrap();
+    let values: Vec<&str> = r
+        .series
+        .iter()
+        .map(|s| s.breakdown_value.as_deref().unwrap())
+        .collect();
+    // Ties by value; c has no plan: "None".
+    assert_eq!(values, vec!["None", "free", "pro"]);
+    assert!(r.notes.is_empty());
+}
+
+use stitchbook_engine::insights::cohort::{self, CohortDef};
+
+#[test]
+fn cohorts_filter_exclude_and_break_down_every_insight() {
+    let ws = trends_ws();
+    let def = |v: Value| -> CohortDef { serde_json::from_value(v).unwrap() };
+    let now = (DAY0 + 3 * 86_400) * 1_000_000; // 2024-01-04
+                                               // Bought at least twice in the last 7 days: a.
+    cohort::save(
+        &ws,
+        "repeat buyers",
+        &def(json!({"criteria": [
+        {"type": "performed", "event": "buy", "at_least": 2, "within_days": 7}]})),
+        now,
+    )
+    .unwrap();
+    // Internal users by email, OR anyone first seen on Jan 2 (c).
+    cohort::save(&ws, "internal", &def(json!({"match": "any", "criteria": [
+        {"type": "property", "filter": {"key": "email", "op": "contains", "value": "@corp.example"}},
+        {"type": "first_seen", "date_range": {"from": "2024-01-02", "to": "2024-01-02"}}]})), now).unwrap();
+    // Did not view in the last 7 days: a and c.
+    cohort::save(
+        &ws,
+        "no views",
+        &def(json!({"criteria": [
+        {"type": "not_performed", "event": "view", "within_days": 7}]})),
+        now,
+    )
+    .unwrap();
+    let names = |name: &str| -> Vec<String> {
+        cohort::members(&ws, name, now)
+            .unwrap()
+            .into_iter()
+            .map(|p| distinct_of(&ws, &p.person_id))
+            .collect()
+    };
+    assert_eq!(names("repeat buyers"), vec!["a"]);
+    let mut internal = names("internal");
+    internal.sort();
+    assert_eq!(internal, vec!["a", "c"]);
+    let mut no_views = names("no views");
+    no_views.sort();
+    assert_eq!(no_views, vec!["a", "c"]);
+    assert_eq!(cohort::list(&ws).unwrap().len(), 3);
+    // CSV export: a header and one row per member.
+    let csv = cohort::members_csv(&cohort::members(&ws, "internal", now).unwrap()).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+    assert!(csv.starts_with("person_id,"));
+
+    // As a filter and an exclusion in trends.
+    let mut q = trends_q(json!({"series": [{"event": "buy", "math": "unique_persons"}]}));
+    q.scope.exclude_cohort = Some("internal".into());
+    assert_eq!(
+        activity::trends(&ws, &q, now).unwrap().series[0].values,
+        vec![1.0, 0.0]
+    );
+    q.scope = Default::default();
+    q.scope.cohort = Some("repeat buyers".into());
+    assert_eq!(
+        activity::trends(&ws, &q, now).unwrap().series[0].values,
+        vec![1.0, 0.0]
+    );
+    // As a breakdown: one row per cohort, in the order asked.
+    let q = trends_q(
+        json!({"series": [{"event": "buy", "math": "unique_persons"}],
+        "breakdown": {"type": "cohorts", "cohorts": ["no views", "repeat buyers"]}}),
+    );
+    let r = activity::trends(&ws, &q, now).unwrap();
+    let rows: Vec<(&str, Vec<f64>)> = r
+        .series
+        .iter()
+        .map(|s| (s.breakdown_value.as_deref().unwrap(), s.values.clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("no views", vec![1.0, 1.0]),
+            ("repeat buyers", vec![1.0, 0.0])
+        ]
+    );
+    // In a funnel and a retention query.
+    let mut f = query(json!({"steps": [{"event": "buy"}, {"event": "view"}]}));
+    assert_eq!(counts(&funnel::run(&ws, &f, now).unwrap().0), vec![3, 1]);
+    f.scope.exclude_cohort = Some("no views".into());
+    assert_eq!(counts(&funnel::run(&ws, &f, now).unwrap().0), vec![1, 1]);
+    // An unknown cohort is a stable error.
+    f.scope.exclude_cohort = Some("nope".into());
+    match funnel::run(&ws, &f, now) {
+        Err(EngineError::InvalidQuery { code, .. }) => assert_eq!(code, "unknown_cohort"),
+        other => panic!("{other:?}"),
+    }
+    assert!(cohort::delete(&ws, "internal").unwrap());
+    assert!(!cohort::delete(&ws, "internal").unwrap());
 }

@@ -452,9 +452,12 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                         for (i, d) in t.dates.iter().enumerate() {
                             print!("  {d:<10}");
                             for s in &t.series {
-                                print!("  {:>24}", s.values[i]);
+                                print!("  {:>24}", number(s.values[i]));
                             }
                             println!();
+                        }
+                        for n in &t.notes {
+                            println!("  note: {n}");
                         }
                         if explain {
                             println!("-- {:.1} ms\n{}", t.millis, t.sql.join("\n"));
@@ -1079,6 +1082,15 @@ fn print_import_table(r: &stitchbook_engine::ingest::ImportReport) {
     }
     if r.cancelled {
         println!("cancelled: files not listed were not imported");
+    }
+}
+
+/// A chart value: whole numbers as such, others with 2 decimals.
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.2}")
     }
 }
 

@@ -1,15 +1,17 @@
 //! Trends with active users (semantics.md §5.1–§5.2), stickiness (§5.3) and lifecycle (§5.4)
 //! over calendar periods in the workspace time zone.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use super::cohort::{self, Scope};
+use super::formula;
 use super::query::{
-    int_list, period_index, period_labels, push_filters, push_period_index, DateRange, PeriodAt,
-    PropertyFilter, Resolved,
+    int_list, json_path, period_index, period_labels, push_filters, push_period_index,
+    push_property, DateRange, PeriodAt, PropertyFilter, PropertySource, Resolved,
 };
 use crate::model::ModelSettings;
 use crate::sql::Sql;
@@ -53,6 +55,85 @@ pub enum Math {
     WeeklyActive,
     /// Distinct persons in the 30 days ending on each day (daily interval only).
     MonthlyActive,
+    /// Distinct accounts (groups of `group_type`) with an event: daily active accounts.
+    UniqueAccounts,
+    /// Property math over the numeric `property`; an empty period is 0 (PostHog).
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Median,
+    P75,
+    P90,
+    P95,
+    P99,
+}
+
+impl Math {
+    fn label(self) -> &'static str {
+        match self {
+            Math::Total => "events",
+            Math::UniquePersons => "unique persons",
+            Math::UniqueSessions => "sessions",
+            Math::WeeklyActive => "weekly active",
+            Math::MonthlyActive => "monthly active",
+            Math::UniqueAccounts => "active accounts",
+            Math::Sum => "sum",
+            Math::Avg => "average",
+            Math::Min => "min",
+            Math::Max => "max",
+            Math::Median => "median",
+            Math::P75 => "p75",
+            Math::P90 => "p90",
+            Math::P95 => "p95",
+            Math::P99 => "p99",
+        }
+    }
+
+    /// The aggregate over rows `r` (columns p, person_id, session_id, v, acct, bd).
+    fn aggregate(self) -> &'static str {
+        match self {
+            Math::Total => "count(*)",
+            Math::UniquePersons | Math::WeeklyActive | Math::MonthlyActive => {
+                "count(DISTINCT r.person_id)"
+            }
+            Math::UniqueSessions => "count(DISTINCT r.session_id)",
+            Math::UniqueAccounts => "count(DISTINCT r.acct)",
+            Math::Sum => "coalesce(sum(r.v), 0)",
+            Math::Avg => "coalesce(avg(r.v), 0)",
+            Math::Min => "coalesce(min(r.v), 0)",
+            Math::Max => "coalesce(max(r.v), 0)",
+            Math::Median => "coalesce(quantile_cont(r.v, 0.5), 0)",
+            Math::P75 => "coalesce(quantile_cont(r.v, 0.75), 0)",
+            Math::P90 => "coalesce(quantile_cont(r.v, 0.9), 0)",
+            Math::P95 => "coalesce(quantile_cont(r.v, 0.95), 0)",
+            Math::P99 => "coalesce(quantile_cont(r.v, 0.99), 0)",
+        }
+    }
+
+    fn needs_property(self) -> bool {
+        matches!(
+            self,
+            Math::Sum
+                | Math::Avg
+                | Math::Min
+                | Math::Max
+                | Math::Median
+                | Math::P75
+                | Math::P90
+                | Math::P95
+                | Math::P99
+        )
+    }
+
+    /// Days each point looks back over (1: the period itself).
+    fn window(self) -> i64 {
+        match self {
+            Math::WeeklyActive => 7,
+            Math::MonthlyActive => 30,
+            _ => 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -64,6 +145,39 @@ pub struct Series {
     #[serde(default)]
     pub filters: Vec<PropertyFilter>,
     pub math: Math,
+    /// The numeric event property of property math (sum, avg, min, max, median, pNN).
+    #[serde(default)]
+    pub property: Option<String>,
+    /// The group type counted by `unique_accounts` (e.g. `company`).
+    #[serde(default)]
+    pub group_type: Option<String>,
+    /// A label for output.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Split each series by an event or person property (top `limit` values by events, the rest
+/// as "Other"; a missing or empty value is "None"), or by saved cohorts (a person may be in
+/// several; no "Other").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum TrendsBreakdown {
+    Property {
+        property: String,
+        #[serde(default = "event_source")]
+        source: PropertySource,
+        /// Default 25.
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    Cohorts {
+        cohorts: Vec<String>,
+    },
+}
+
+fn event_source() -> PropertySource {
+    PropertySource::Event
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -73,6 +187,17 @@ pub struct TrendsQuery {
     pub date_range: DateRange,
     #[serde(default = "day")]
     pub interval: Interval,
+    /// Filters every series' events must pass.
+    #[serde(default)]
+    pub filters: Vec<PropertyFilter>,
+    #[serde(default)]
+    pub breakdown: Option<TrendsBreakdown>,
+    /// A formula over the series (`A / B`), shown as one more series.
+    #[serde(default)]
+    pub formula: Option<String>,
+    #[serde(flatten)]
+    #[ts(flatten)]
+    pub scope: Scope,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -80,7 +205,11 @@ pub struct TrendsQuery {
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct SeriesResult {
     pub label: String,
-    pub values: Vec<u64>,
+    /// The query's series (0-based); null for the formula.
+    pub series: Option<usize>,
+    /// The breakdown value, when broken down.
+    pub breakdown_value: Option<String>,
+    pub values: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -90,6 +219,8 @@ pub struct TrendsResult {
     /// Period start dates.
     pub dates: Vec<String>,
     pub series: Vec<SeriesResult>,
+    /// Said whenever breakdown values were merged into "Other".
+    pub notes: Vec<String>,
     pub sql: Vec<String>,
     pub millis: f64,
 }
@@ -130,15 +261,25 @@ fn frame(ws: &Workspace, range: &DateRange, interval: Interval, now_us: i64) -> 
     })
 }
 
-/// `(period index, person, session)` of matching events from `lookback` periods before the
-/// range to its end.
+/// What a row loader selects besides the period and the person.
+#[derive(Default)]
+struct Columns<'a> {
+    sessions: bool,
+    value: Option<&'a str>,
+    group_type: Option<&'a str>,
+    breakdown: Option<(PropertySource, &'a str)>,
+}
+
+/// `(p, person_id, session_id, v, acct, bd)` of matching events from `from_us` to the
+/// range's end, `p` the period index; `scope` is appended to the conditions.
 fn rows_sql(
     f: &Frame,
     unit: &'static str,
     event: Option<&str>,
-    filters: &[PropertyFilter],
+    filter_sets: &[&[PropertyFilter]],
     from_us: i64,
-    with_sessions: bool,
+    cols: &Columns<'_>,
+    scope: &Sql,
 ) -> Result<Sql> {
     let mut s = Sql::new("SELECT ");
     push_period_index(
@@ -149,13 +290,58 @@ fn rows_sql(
         f.sunday,
         PeriodAt::Column("e.ts_utc"),
     );
+    s.push(" AS p, ep.person_id, ");
     // Sessions are joined only when counted.
-    s.push(if with_sessions {
-        " AS p, ep.person_id, es.session_id FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq LEFT JOIN event_sessions es ON es.event_seq = e.event_seq"
+    s.push(if cols.sessions {
+        "es.session_id, "
     } else {
-        " AS p, ep.person_id, NULL AS session_id FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq"
-    })
-    .push(" WHERE ep.person_id IS NOT NULL AND e.ts_utc >= make_timestamptz(")
+        "NULL::VARCHAR AS session_id, "
+    });
+    match cols.value {
+        Some(k) => {
+            s.push("TRY_CAST(e.properties ->> ")
+                .bind(json_path(k))
+                .push(" AS DOUBLE) AS v, ");
+        }
+        None => {
+            s.push("NULL::DOUBLE AS v, ");
+        }
+    }
+    match cols.group_type {
+        Some(g) => {
+            s.push("unnest(coalesce(json_extract_string(e.groups, ")
+                .bind(format!("{}[*]", json_path(g)))
+                .push("), [])) AS acct, ");
+        }
+        None => {
+            s.push("NULL::VARCHAR AS acct, ");
+        }
+    }
+    match cols.breakdown {
+        Some((source, key)) => {
+            s.push("coalesce(nullif(");
+            push_property(&mut s, source, key);
+            s.push(", ''), 'None') AS bd");
+        }
+        None => {
+            s.push("NULL::VARCHAR AS bd");
+        }
+    }
+    s.push(" FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq");
+    if cols.sessions {
+        s.push(" LEFT JOIN event_sessions es ON es.event_seq = e.event_seq");
+    }
+    let person_props = cols
+        .breakdown
+        .is_some_and(|(src, _)| src == PropertySource::Person)
+        || filter_sets
+            .iter()
+            .flat_map(|fs| fs.iter())
+            .any(|x| x.source == PropertySource::Person);
+    if person_props {
+        s.push(" LEFT JOIN persons p ON p.person_id = ep.person_id");
+    }
+    s.push(" WHERE ep.person_id IS NOT NULL AND e.ts_utc >= make_timestamptz(")
         .bind(from_us)
         .push(") AND e.ts_utc <= make_timestamptz(")
         .bind(f.range.to_us)
@@ -163,82 +349,282 @@ fn rows_sql(
     if let Some(ev) = event {
         s.push(" AND e.event_name = ").bind(ev.to_string());
     }
-    s.push(" AND ");
-    push_filters(&mut s, filters)?;
+    for fs in filter_sets {
+        s.push(" AND ");
+        push_filters(&mut s, fs)?;
+    }
+    s.embed(scope);
     Ok(s)
+}
+
+/// `WITH r AS (rows with the final breakdown value in bd) ` for one series: property
+/// breakdowns keep the top `limit` values by events and call the rest "Other"; the CTE
+/// `nv` holds the number of distinct values.
+fn series_rows(
+    ws: &Workspace,
+    f: &Frame,
+    q: &TrendsQuery,
+    s: &Series,
+    scope: &Sql,
+    now_us: i64,
+    cohort: Option<&str>,
+) -> Result<Sql> {
+    let window = s.math.window();
+    let lookback_us = (window - 1) * 86_400_000_000;
+    let bd = match &q.breakdown {
+        Some(TrendsBreakdown::Property {
+            property, source, ..
+        }) => Some((*source, property.as_str())),
+        _ => None,
+    };
+    let cols = Columns {
+        sessions: s.math == Math::UniqueSessions,
+        value: if s.math.needs_property() {
+            s.property.as_deref()
+        } else {
+            None
+        },
+        group_type: if s.math == Math::UniqueAccounts {
+            s.group_type.as_deref()
+        } else {
+            None
+        },
+        breakdown: bd,
+    };
+    let mut scope = scope.clone();
+    if let Some(name) = cohort {
+        scope.embed(&cohort::scope_sql(
+            ws,
+            &Scope {
+                cohort: Some(name.to_string()),
+                exclude_cohort: None,
+            },
+            "ep.person_id",
+            now_us,
+        )?);
+    }
+    let rows = rows_sql(
+        f,
+        q.interval.unit(),
+        s.event.as_deref(),
+        &[&s.filters, &q.filters],
+        f.range.from_us - lookback_us - 86_400_000_000,
+        &cols,
+        &scope,
+    )?;
+    let mut sql = Sql::new("WITH r0 AS (");
+    sql.embed(&rows);
+    match &q.breakdown {
+        Some(TrendsBreakdown::Property { limit, .. }) => {
+            sql.push("), top AS (SELECT bd, row_number() OVER (ORDER BY count(*) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= ")
+                .bind(limit.unwrap_or(25).max(1) as i64)
+                .push(" THEN r0.bd ELSE 'Other' END AS bd FROM r0 LEFT JOIN top ON top.bd = r0.bd) ");
+        }
+        Some(TrendsBreakdown::Cohorts { .. }) => {
+            sql.push("), nv AS (SELECT 0 AS n), r AS (SELECT r0.* EXCLUDE (bd), ")
+                .bind(cohort.unwrap_or_default().to_string())
+                .push(" AS bd FROM r0) ");
+        }
+        None => {
+            sql.push("), nv AS (SELECT 0 AS n), r AS (SELECT * FROM r0) ");
+        }
+    }
+    Ok(sql)
+}
+
+impl TrendsQuery {
+    fn validate(&self) -> Result<()> {
+        if self.series.is_empty() {
+            return Err(EngineError::InvalidQuery {
+                code: "trends_no_series",
+                message: "a trend needs at least one series".into(),
+            });
+        }
+        if self.series.len() > 26 {
+            return Err(EngineError::InvalidQuery {
+                code: "trends_too_many_series",
+                message: "a trend takes at most 26 series (A to Z)".into(),
+            });
+        }
+        for s in &self.series {
+            if s.math.window() > 1 && self.interval != Interval::Day {
+                return Err(EngineError::InvalidQuery {
+                    code: "trends_active_users_interval",
+                    message:
+                        "weekly and monthly active users are computed per day: use the day interval"
+                            .into(),
+                });
+            }
+            if s.math.needs_property() && s.property.is_none() {
+                return Err(EngineError::InvalidQuery {
+                    code: "trends_math_property",
+                    message: format!("{} math needs a numeric \"property\"", s.math.label()),
+                });
+            }
+            if s.math == Math::UniqueAccounts && s.group_type.is_none() {
+                return Err(EngineError::InvalidQuery {
+                    code: "trends_math_group_type",
+                    message: "active accounts need a \"group_type\" (e.g. company)".into(),
+                });
+            }
+        }
+        if let Some(TrendsBreakdown::Cohorts { cohorts }) = &self.breakdown {
+            if cohorts.is_empty() {
+                return Err(EngineError::InvalidQuery {
+                    code: "trends_breakdown",
+                    message: "a cohort breakdown names at least one cohort".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The cohorts broken down by (one `None` when not by cohort).
+    fn cohort_runs(&self) -> Vec<Option<&str>> {
+        match &self.breakdown {
+            Some(TrendsBreakdown::Cohorts { cohorts }) => {
+                cohorts.iter().map(|c| Some(c.as_str())).collect()
+            }
+            _ => vec![None],
+        }
+    }
+}
+
+/// Push the tail that aggregates `r` per (period, breakdown value), with `nv.n`.
+fn push_aggregate(sql: &mut Sql, s: &Series, periods: usize) {
+    let window = s.math.window();
+    if window == 1 {
+        sql.push("SELECT r.p, r.bd, ")
+            .push(s.math.aggregate())
+            .push(", any_value(nv.n) FROM r, nv WHERE r.p >= 0 AND r.p < ")
+            .bind(periods as i64)
+            .push(" GROUP BY r.p, r.bd");
+    } else {
+        // Trailing windows: each person-day counts on the `window` days from it.
+        sql.push("SELECT d.i, r.bd, ")
+            .push(s.math.aggregate())
+            .push(", any_value(nv.n) FROM range(0, ")
+            .bind(periods as i64)
+            .push(") d(i) JOIN (SELECT DISTINCT p, person_id, bd FROM r) r ON r.p <= d.i AND r.p > d.i - ")
+            .bind(window)
+            .push(", nv GROUP BY d.i, r.bd");
+    }
+}
+
+fn series_label(s: &Series) -> String {
+    s.name.clone().unwrap_or_else(|| {
+        let what = match (&s.property, s.math.needs_property()) {
+            (Some(p), true) => format!("{} of {p}", s.math.label()),
+            _ => s.math.label().to_string(),
+        };
+        format!("{} ({what})", s.event.as_deref().unwrap_or("all events"))
+    })
 }
 
 pub fn trends(ws: &Workspace, q: &TrendsQuery, now_us: i64) -> Result<TrendsResult> {
     let started = Instant::now();
-    if q.series.is_empty() {
-        return Err(EngineError::InvalidQuery {
-            code: "trends_no_series",
-            message: "a trend needs at least one series".into(),
-        });
-    }
+    q.validate()?;
     let f = frame(ws, &q.date_range, q.interval, now_us)?;
-    let mut out = Vec::new();
+    let formula = q
+        .formula
+        .as_deref()
+        .map(|t| formula::parse(t, q.series.len()))
+        .transpose()?;
+    let scope = cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
+    let mut out: Vec<SeriesResult> = Vec::new();
     let mut sqls = Vec::new();
-    for s in &q.series {
-        let window: i64 = match s.math {
-            Math::WeeklyActive => 7,
-            Math::MonthlyActive => 30,
-            _ => 1,
-        };
-        if window > 1 && q.interval != Interval::Day {
-            return Err(EngineError::InvalidQuery {
-                code: "trends_active_users_interval",
-                message:
-                    "weekly and monthly active users are computed per day: use the day interval"
-                        .into(),
+    let mut notes = Vec::new();
+    for (k, s) in q.series.iter().enumerate() {
+        let mut by_value: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for c in q.cohort_runs() {
+            let mut sql = series_rows(ws, &f, q, s, &scope, now_us, c)?;
+            push_aggregate(&mut sql, s, f.periods);
+            let mut st = ws.conn().prepare(&sql.text)?;
+            let mut rows = st.query(duckdb::params_from_iter(sql.params.iter()))?;
+            let mut distinct = 0i64;
+            if let Some(c) = c {
+                by_value
+                    .entry(c.to_string())
+                    .or_insert(vec![0.0; f.periods]);
+            }
+            while let Some(r) = rows.next()? {
+                let p: i64 = r.get(0)?;
+                let bd: Option<String> = r.get(1)?;
+                let v: f64 = r.get(2)?;
+                distinct = r.get::<_, Option<i64>>(3)?.unwrap_or(0);
+                if let Some(slot) = by_value
+                    .entry(bd.unwrap_or_default())
+                    .or_insert(vec![0.0; f.periods])
+                    .get_mut(p as usize)
+                {
+                    *slot = v;
+                }
+            }
+            if let Some(TrendsBreakdown::Property { limit, .. }) = &q.breakdown {
+                let limit = limit.unwrap_or(25).max(1) as i64;
+                if distinct > limit {
+                    notes.push(format!(
+                        "series {}: {} of {distinct} breakdown values were merged into \"Other\" (limit {limit})",
+                        (b'A' + k as u8) as char,
+                        distinct - limit
+                    ));
+                }
+            }
+            sqls.push(sql.text);
+        }
+        if by_value.is_empty() {
+            by_value.insert(String::new(), vec![0.0; f.periods]);
+        }
+        let mut rows: Vec<(String, Vec<f64>)> = by_value.into_iter().collect();
+        if matches!(q.breakdown, Some(TrendsBreakdown::Property { .. })) {
+            // Biggest first, "Other" last.
+            rows.sort_by(|a, b| {
+                (a.0 == "Other")
+                    .cmp(&(b.0 == "Other"))
+                    .then(b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()))
+                    .then(a.0.cmp(&b.0))
+            });
+        } else if let Some(TrendsBreakdown::Cohorts { cohorts }) = &q.breakdown {
+            rows.sort_by_key(|r| cohorts.iter().position(|c| *c == r.0));
+        }
+        let label = series_label(s);
+        for (v, values) in rows {
+            out.push(SeriesResult {
+                label: if q.breakdown.is_some() {
+                    format!("{label} · {v}")
+                } else {
+                    label.clone()
+                },
+                series: Some(k),
+                breakdown_value: q.breakdown.is_some().then_some(v),
+                values,
             });
         }
-        let lookback_us = (window - 1) * 86_400_000_000;
-        let mut sql = Sql::new("WITH r AS (");
-        let inner = rows_sql(
-            &f,
-            q.interval.unit(),
-            s.event.as_deref(),
-            &s.filters,
-            f.range.from_us - lookback_us - 86_400_000_000,
-            s.math == Math::UniqueSessions,
-        )?;
-        sql.embed(&inner);
-        sql.push(") SELECT d.i, ");
-        sql.push(match s.math {
-            Math::Total => "count(r.p)",
-            Math::UniquePersons | Math::WeeklyActive | Math::MonthlyActive => {
-                "count(DISTINCT r.person_id)"
-            }
-            Math::UniqueSessions => "count(DISTINCT r.session_id)",
-        });
-        sql.push(" FROM range(0, ")
-            .bind(f.periods as i64)
-            .push(") d(i) LEFT JOIN r ON r.p <= d.i AND r.p > d.i - ")
-            .bind(window)
-            .push(" GROUP BY d.i ORDER BY d.i");
-        let mut st = ws.conn().prepare(&sql.text)?;
-        let values: Vec<u64> = st
-            .query_map(duckdb::params_from_iter(sql.params.iter()), |r| {
-                r.get::<_, i64>(1)
-            })?
-            .map(|v| v.map(|n| n as u64))
-            .collect::<duckdb::Result<_>>()?;
-        out.push(SeriesResult {
-            label: format!(
-                "{} ({})",
-                s.event.as_deref().unwrap_or("all events"),
-                match s.math {
-                    Math::Total => "events",
-                    Math::UniquePersons => "unique persons",
-                    Math::UniqueSessions => "sessions",
-                    Math::WeeklyActive => "weekly active",
-                    Math::MonthlyActive => "monthly active",
-                }
-            ),
-            values,
-        });
-        sqls.push(sql.text);
+    }
+    if let (Some(expr), Some(text)) = (&formula, &q.formula) {
+        let mut values: Vec<Option<String>> =
+            out.iter().map(|s| s.breakdown_value.clone()).collect();
+        values.dedup();
+        let mut seen = BTreeSet::new();
+        for v in values.into_iter().filter(|v| seen.insert(v.clone())) {
+            let of = |k: usize, i: usize| -> f64 {
+                out.iter()
+                    .find(|s| s.series == Some(k) && s.breakdown_value == v)
+                    .map_or(0.0, |s| s.values[i])
+            };
+            let vals: Vec<f64> = (0..f.periods)
+                .map(|i| formula::eval(expr, &|k| of(k, i)))
+                .collect();
+            out.push(SeriesResult {
+                label: match &v {
+                    Some(v) => format!("{text} · {v}"),
+                    None => text.clone(),
+                },
+                series: None,
+                breakdown_value: v,
+                values: vals,
+            });
+        }
     }
     Ok(TrendsResult {
         dates: period_labels(
@@ -250,9 +636,68 @@ pub fn trends(ws: &Workspace, q: &TrendsQuery, now_us: i64) -> Result<TrendsResu
             f.periods,
         )?,
         series: out,
+        notes,
         sql: sqls,
         millis: started.elapsed().as_secs_f64() * 1000.0,
     })
+}
+
+/// The persons behind one trend point: series `k`, period `i`, breakdown value (or cohort).
+pub fn trend_persons(
+    ws: &Workspace,
+    q: &TrendsQuery,
+    now_us: i64,
+    k: usize,
+    i: usize,
+    value: Option<&str>,
+) -> Result<Vec<String>> {
+    q.validate()?;
+    let f = frame(ws, &q.date_range, q.interval, now_us)?;
+    let s = q.series.get(k).ok_or_else(|| EngineError::InvalidQuery {
+        code: "drill_cell",
+        message: format!("this trend has {} series, not {}", q.series.len(), k + 1),
+    })?;
+    if i >= f.periods {
+        return Err(EngineError::InvalidQuery {
+            code: "drill_cell",
+            message: format!("this trend has {} periods, not {}", f.periods, i + 1),
+        });
+    }
+    let cohort = match &q.breakdown {
+        Some(TrendsBreakdown::Cohorts { cohorts }) => {
+            let v = value.ok_or_else(|| EngineError::InvalidQuery {
+                code: "drill_cell",
+                message: "name the cohort: series:period@cohort".into(),
+            })?;
+            Some(
+                cohorts
+                    .iter()
+                    .find(|c| c.as_str() == v)
+                    .ok_or_else(|| EngineError::InvalidQuery {
+                        code: "drill_cell",
+                        message: format!("\"{v}\" is not a cohort of this breakdown"),
+                    })?
+                    .as_str(),
+            )
+        }
+        _ => None,
+    };
+    let scope = cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
+    let mut sql = series_rows(ws, &f, q, s, &scope, now_us, cohort)?;
+    sql.push("SELECT DISTINCT r.person_id FROM r WHERE r.p <= ")
+        .bind(i as i64)
+        .push(" AND r.p > ")
+        .bind(i as i64 - s.math.window());
+    if let (Some(v), Some(TrendsBreakdown::Property { .. })) = (value, &q.breakdown) {
+        sql.push(" AND r.bd = ").bind(v.to_string());
+    }
+    if s.math == Math::UniqueAccounts {
+        sql.push(" AND r.acct IS NOT NULL");
+    }
+    sql.push(" ORDER BY 1");
+    let mut st = ws.conn().prepare(&sql.text)?;
+    let rows = st.query_map(duckdb::params_from_iter(sql.params.iter()), |r| r.get(0))?;
+    Ok(rows.collect::<duckdb::Result<_>>()?)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -267,6 +712,9 @@ pub struct StickinessQuery {
     /// "x or more" instead of "exactly x".
     #[serde(default)]
     pub cumulative: bool,
+    #[serde(flatten)]
+    #[ts(flatten)]
+    pub scope: Scope,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -279,19 +727,28 @@ pub struct StickinessResult {
     pub millis: f64,
 }
 
+/// Per person, the number of periods in range with the event.
+fn stickiness_sql(ws: &Workspace, q: &StickinessQuery, f: &Frame, now_us: i64) -> Result<Sql> {
+    let mut sql = Sql::new("WITH r AS (");
+    sql.embed(&rows_sql(
+        f,
+        q.interval.unit(),
+        Some(&q.event),
+        &[&q.filters],
+        f.range.from_us,
+        &Columns::default(),
+        &cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?,
+    )?);
+    sql.push(") SELECT person_id, count(DISTINCT p) AS n FROM r WHERE p >= 0 GROUP BY person_id");
+    Ok(sql)
+}
+
 pub fn stickiness(ws: &Workspace, q: &StickinessQuery, now_us: i64) -> Result<StickinessResult> {
     let started = Instant::now();
     let f = frame(ws, &q.date_range, q.interval, now_us)?;
-    let mut sql = Sql::new("WITH r AS (");
-    sql.embed(&rows_sql(
-        &f,
-        q.interval.unit(),
-        Some(&q.event),
-        &q.filters,
-        f.range.from_us,
-        false,
-    )?);
-    sql.push(") SELECT n, count(*) FROM (SELECT person_id, count(DISTINCT p) AS n FROM r WHERE p >= 0 GROUP BY person_id) GROUP BY n");
+    let mut sql = Sql::new("SELECT n, count(*) FROM (");
+    sql.embed(&stickiness_sql(ws, q, &f, now_us)?);
+    sql.push(") GROUP BY n");
     let mut st = ws.conn().prepare(&sql.text)?;
     let mut persons = vec![0u64; f.periods];
     for row in st.query_map(duckdb::params_from_iter(sql.params.iter()), |r| {
@@ -314,6 +771,44 @@ pub fn stickiness(ws: &Workspace, q: &StickinessQuery, now_us: i64) -> Result<St
     })
 }
 
+/// The persons active in exactly `n` periods (at least `n` when cumulative).
+pub fn stickiness_persons(
+    ws: &Workspace,
+    q: &StickinessQuery,
+    now_us: i64,
+    n: i64,
+) -> Result<Vec<String>> {
+    let f = frame(ws, &q.date_range, q.interval, now_us)?;
+    let mut sql = Sql::new("SELECT person_id FROM (");
+    sql.embed(&stickiness_sql(ws, q, &f, now_us)?);
+    sql.push(if q.cumulative {
+        ") WHERE n >= "
+    } else {
+        ") WHERE n = "
+    })
+    .bind(n)
+    .push(" ORDER BY 1");
+    let mut st = ws.conn().prepare(&sql.text)?;
+    let rows = st.query_map(duckdb::params_from_iter(sql.params.iter()), |r| r.get(0))?;
+    Ok(rows.collect::<duckdb::Result<_>>()?)
+}
+
+/// When a person is "new" in lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum NewBy {
+    /// In the period of their first-ever matching event (default).
+    FirstMatchingEvent,
+    /// In the period the person was created (first event of any kind): PostHog's rule, by
+    /// which someone created before their first matching event is "resurrecting".
+    CreatedAt,
+}
+
+fn first_matching() -> NewBy {
+    NewBy::FirstMatchingEvent
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct LifecycleQuery {
@@ -323,6 +818,11 @@ pub struct LifecycleQuery {
     pub date_range: DateRange,
     #[serde(default = "day")]
     pub interval: Interval,
+    #[serde(default = "first_matching")]
+    pub new_by: NewBy,
+    #[serde(flatten)]
+    #[ts(flatten)]
+    pub scope: Scope,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -346,69 +846,156 @@ pub struct LifecycleResult {
     pub millis: f64,
 }
 
-/// New (first active period is the one the person was created in), returning (active the
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum LifecycleStatus {
+    New,
+    Returning,
+    Resurrecting,
+    Dormant,
+}
+
+impl LifecycleStatus {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "new" => Some(Self::New),
+            "returning" => Some(Self::Returning),
+            "resurrecting" => Some(Self::Resurrecting),
+            "dormant" => Some(Self::Dormant),
+            _ => None,
+        }
+    }
+}
+
+/// Every (person, period, status) of the lifecycle, periods within the range.
+type Statuses = Vec<(String, i64, LifecycleStatus)>;
+
+/// New (the first active period is the one the person became new in), returning (active the
 /// period before), resurrecting (otherwise), dormant (active the period before, not now).
-pub fn lifecycle(ws: &Workspace, q: &LifecycleQuery, now_us: i64) -> Result<LifecycleResult> {
-    let started = Instant::now();
-    let f = frame(ws, &q.date_range, q.interval, now_us)?;
+fn lifecycle_statuses(
+    ws: &Workspace,
+    q: &LifecycleQuery,
+    f: &Frame,
+    now_us: i64,
+) -> Result<(Statuses, Sql)> {
     let unit = q.interval.unit();
+    let scope = cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
     let mut sql = Sql::new("WITH r AS (");
     // from one period before the range (a month at most 31 days, plus the range's own
     // period start up to 31 days before `from`)
     sql.embed(&rows_sql(
-        &f,
+        f,
         unit,
         Some(&q.event),
-        &q.filters,
+        &[&q.filters],
         f.range.from_us - 70 * 86_400_000_000,
-        false,
+        &Columns::default(),
+        &scope,
     )?);
-    sql.push("), a AS (SELECT person_id, list(DISTINCT p ORDER BY p) AS ps FROM r WHERE p >= -1 GROUP BY person_id) SELECT a.person_id, a.ps, ");
-    push_period_index(
-        &mut sql,
-        unit,
-        &f.tz,
-        f.range.from_us,
-        f.sunday,
-        PeriodAt::Column("p.created_at"),
-    );
-    sql.push(" FROM a JOIN persons p USING (person_id)");
+    sql.push("), a AS (SELECT person_id, list(DISTINCT p ORDER BY p) AS ps FROM r WHERE p >= -1 GROUP BY person_id)");
+    match q.new_by {
+        NewBy::CreatedAt => {
+            sql.push(" SELECT a.person_id, a.ps, ");
+            push_period_index(
+                &mut sql,
+                unit,
+                &f.tz,
+                f.range.from_us,
+                f.sunday,
+                PeriodAt::Column("p.created_at"),
+            );
+            sql.push(" FROM a JOIN persons p USING (person_id)");
+        }
+        NewBy::FirstMatchingEvent => {
+            // The first matching event ever, however long before the range.
+            sql.push(", fm AS (SELECT ep.person_id, min(e.ts_utc) AS first_ts FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq");
+            if q.filters.iter().any(|x| x.source == PropertySource::Person) {
+                sql.push(" LEFT JOIN persons p ON p.person_id = ep.person_id");
+            }
+            sql.push(" WHERE e.event_name = ")
+                .bind(q.event.clone())
+                .push(" AND ep.person_id IN (SELECT person_id FROM a) AND ");
+            push_filters(&mut sql, &q.filters)?;
+            sql.push(" GROUP BY 1) SELECT a.person_id, a.ps, ");
+            push_period_index(
+                &mut sql,
+                unit,
+                &f.tz,
+                f.range.from_us,
+                f.sunday,
+                PeriodAt::Column("fm.first_ts"),
+            );
+            sql.push(" FROM a JOIN fm USING (person_id)");
+        }
+    }
+    sql.push(" ORDER BY 1");
     let mut st = ws.conn().prepare(&sql.text)?;
     let rows = st.query_map(duckdb::params_from_iter(sql.params.iter()), |r| {
         Ok((
+            r.get::<_, String>(0)?,
             r.get::<_, duckdb::types::Value>(1)?,
             r.get::<_, Option<i64>>(2)?,
         ))
     })?;
     let n = f.periods as i64;
-    let mut counts: HashMap<i64, (u64, u64, u64, i64)> = HashMap::new();
+    let mut out: Statuses = Vec::new();
     for row in rows {
-        let (ps, created) = row?;
+        let (person, ps, became_new) = row?;
         let active: BTreeSet<i64> = int_list(ps).into_iter().collect();
-        let created = created.unwrap_or(i64::MIN);
-        let mut previous = created;
+        let mut previous = became_new.unwrap_or(i64::MIN);
+        let mut push = |p: i64, s: LifecycleStatus| {
+            if (0..n).contains(&p) {
+                out.push((person.clone(), p, s));
+            }
+        };
         for (idx, &p) in active.iter().enumerate() {
-            let c = counts.entry(p).or_default();
             if previous == p {
-                c.0 += 1;
+                push(p, LifecycleStatus::New);
             } else if previous == p - 1 && idx != 0 {
-                c.1 += 1;
+                push(p, LifecycleStatus::Returning);
             } else {
-                c.2 += 1;
+                push(p, LifecycleStatus::Resurrecting);
             }
             if !active.contains(&(p + 1)) {
-                counts.entry(p + 1).or_default().3 -= 1;
+                push(p + 1, LifecycleStatus::Dormant);
             }
             previous = p;
         }
     }
-    let dates = period_labels(ws, unit, &f.tz, f.range.from_us, f.sunday, f.periods)?;
+    Ok((out, sql))
+}
+
+pub fn lifecycle(ws: &Workspace, q: &LifecycleQuery, now_us: i64) -> Result<LifecycleResult> {
+    let started = Instant::now();
+    let f = frame(ws, &q.date_range, q.interval, now_us)?;
+    let (statuses, sql) = lifecycle_statuses(ws, q, &f, now_us)?;
+    let mut counts: HashMap<i64, (u64, u64, u64, i64)> = HashMap::new();
+    for (_, p, s) in &statuses {
+        let c = counts.entry(*p).or_default();
+        match s {
+            LifecycleStatus::New => c.0 += 1,
+            LifecycleStatus::Returning => c.1 += 1,
+            LifecycleStatus::Resurrecting => c.2 += 1,
+            LifecycleStatus::Dormant => c.3 -= 1,
+        }
+    }
+    let dates = period_labels(
+        ws,
+        q.interval.unit(),
+        &f.tz,
+        f.range.from_us,
+        f.sunday,
+        f.periods,
+    )?;
     Ok(LifecycleResult {
-        periods: (0..n)
-            .map(|p| {
-                let c = counts.get(&p).copied().unwrap_or_default();
+        periods: dates
+            .into_iter()
+            .enumerate()
+            .map(|(p, date)| {
+                let c = counts.get(&(p as i64)).copied().unwrap_or_default();
                 LifecyclePeriod {
-                    date: dates[p as usize].clone(),
+                    date,
                     new: c.0,
                     returning: c.1,
                     resurrecting: c.2,
@@ -419,4 +1006,21 @@ pub fn lifecycle(ws: &Workspace, q: &LifecycleQuery, now_us: i64) -> Result<Life
         sql: sql.text,
         millis: started.elapsed().as_secs_f64() * 1000.0,
     })
+}
+
+/// The persons behind one lifecycle bar.
+pub fn lifecycle_persons(
+    ws: &Workspace,
+    q: &LifecycleQuery,
+    now_us: i64,
+    period: i64,
+    status: LifecycleStatus,
+) -> Result<Vec<String>> {
+    let f = frame(ws, &q.date_range, q.interval, now_us)?;
+    let (statuses, _) = lifecycle_statuses(ws, q, &f, now_us)?;
+    Ok(statuses
+        .into_iter()
+        .filter(|(_, p, s)| *p == period && *s == status)
+        .map(|(person, _, _)| person)
+        .collect())
 }

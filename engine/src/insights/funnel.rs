@@ -128,6 +128,10 @@ pub struct FunnelQuery {
     pub filters: Vec<PropertyFilter>,
     #[serde(default)]
     pub breakdown: Option<Breakdown>,
+    /// Only members of a saved cohort, minus members of another.
+    #[serde(flatten)]
+    #[ts(flatten)]
+    pub scope: super::cohort::Scope,
 }
 
 fn ordered() -> FunnelOrder {
@@ -262,7 +266,7 @@ pub struct PersonOutcome {
 }
 
 /// The loader's SQL: each person's events in range with their step numbers and breakdown.
-pub fn loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Sql> {
+pub fn loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64, scope: &Sql) -> Result<Sql> {
     let mut s =
         Sql::new("SELECT ep.person_id, epoch_us(e.ts_utc) AS t, e.event_seq, list_filter([");
     for (i, st) in q.steps.iter().enumerate() {
@@ -326,6 +330,7 @@ pub fn loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Sql> {
     }
     s.push(" AND ");
     push_filters(&mut s, &q.filters)?;
+    s.embed(scope);
     s.push(" ORDER BY ep.person_id, t, e.event_seq");
     Ok(s)
 }
@@ -340,7 +345,8 @@ pub fn run(
     let started = Instant::now();
     let settings = ModelSettings::load(ws)?;
     let range = q.date_range.resolve(ws, now_us, &settings.time_zone)?;
-    let sql = loader_sql(q, range.from_us, range.to_us)?;
+    let scope = super::cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
+    let sql = loader_sql(q, range.from_us, range.to_us, &scope)?;
     let mut stmt = ws.conn().prepare(&sql.text)?;
     let mut rows = stmt.query(duckdb::params_from_iter(sql.params.iter()))?;
     let n = q.steps.len();

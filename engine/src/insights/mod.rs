@@ -4,6 +4,8 @@
 //! `now` comes in as a parameter; the time zone from the workspace settings.
 
 pub mod activity;
+pub mod cohort;
+pub mod formula;
 pub mod funnel;
 pub mod funnel_steps;
 pub mod paths;
@@ -59,7 +61,9 @@ pub fn run(ws: &Workspace, q: &Query, now_us: i64) -> Result<InsightResult> {
 
 /// The persons behind one number. Funnels: `cell` is a step (`2` reached step 2, `-2`
 /// dropped off before step 2), optionally `step@breakdown value`. Retention: `cohort:period`
-/// (0-based), e.g. `0:1`.
+/// (0-based), e.g. `0:1`. Trends: `series:period[@value]` (0-based). Stickiness: a number of
+/// active periods. Lifecycle: `period:status`. Paths: a node `2_signup` or an edge
+/// `1_home>2_signup`.
 pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<PersonSummary>> {
     match q {
         Query::Funnel(f) => {
@@ -106,11 +110,49 @@ pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<P
                 .collect();
             person::summaries(ws, &ids)
         }
-        Query::Trends(_) | Query::Stickiness(_) | Query::Lifecycle(_) => {
-            Err(crate::EngineError::InvalidQuery {
-                code: "drill_unsupported",
-                message: "drill-down is available for funnels and retention in this version".into(),
-            })
+        Query::Trends(t) => {
+            let bad = || {
+                crate::EngineError::InvalidQuery {
+                code: "drill_cell",
+                message: format!(
+                    "\"{cell}\" is not a trend point such as 0:5 (series:period, 0-based), 0:5@Chrome"
+                ),
+            }
+            };
+            let (point, value) = match cell.split_once('@') {
+                Some((a, v)) => (a, Some(v)),
+                None => (cell, None),
+            };
+            let (k, i) = point.split_once(':').ok_or_else(bad)?;
+            let k: usize = k.trim().parse().map_err(|_| bad())?;
+            let i: usize = i.trim().parse().map_err(|_| bad())?;
+            person::summaries(ws, &activity::trend_persons(ws, t, now_us, k, i, value)?)
+        }
+        Query::Stickiness(t) => {
+            let n: i64 = cell
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| crate::EngineError::InvalidQuery {
+                    code: "drill_cell",
+                    message: format!("\"{cell}\" is not a number of active periods (1, 2, …)"),
+                })?;
+            person::summaries(ws, &activity::stickiness_persons(ws, t, now_us, n)?)
+        }
+        Query::Lifecycle(t) => {
+            let bad = || {
+                crate::EngineError::InvalidQuery {
+                code: "drill_cell",
+                message: format!(
+                    "\"{cell}\" is not a lifecycle bar such as 3:new (period:new|returning|resurrecting|dormant)"
+                ),
+            }
+            };
+            let (p, s) = cell.split_once(':').ok_or_else(bad)?;
+            let p: i64 = p.trim().parse().map_err(|_| bad())?;
+            let s = activity::LifecycleStatus::parse(s.trim()).ok_or_else(bad)?;
+            person::summaries(ws, &activity::lifecycle_persons(ws, t, now_us, p, s)?)
         }
     }
 }

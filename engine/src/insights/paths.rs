@@ -59,6 +59,10 @@ pub struct PathsQuery {
     /// At most this many nodes (default 50); the rest of each step merge into `{step}_Other`.
     #[serde(default = "fifty")]
     pub node_limit: usize,
+    /// Only members of a saved cohort, minus members of another.
+    #[serde(flatten)]
+    #[ts(flatten)]
+    pub scope: super::cohort::Scope,
 }
 
 fn five() -> usize {
@@ -158,7 +162,7 @@ pub fn shape_path(items: &[String], q: &PathsQuery) -> Option<Vec<String>> {
     (!p.is_empty()).then_some(p)
 }
 
-fn loader_sql(q: &PathsQuery, from_us: i64, to_us: i64) -> Result<Sql> {
+fn loader_sql(q: &PathsQuery, from_us: i64, to_us: i64, scope: &Sql) -> Result<Sql> {
     let mut s = Sql::new("SELECT ep.person_id, epoch_us(e.ts_utc) AS t, ");
     if q.page_paths {
         s.push("CASE WHEN e.event_kind = 'page' THEN coalesce(nullif(regexp_extract(sb_url(e.properties), '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/') ELSE e.event_name END");
@@ -192,6 +196,7 @@ fn loader_sql(q: &PathsQuery, from_us: i64, to_us: i64) -> Result<Sql> {
     }
     s.push(" AND ");
     push_filters(&mut s, &q.filters)?;
+    s.embed(scope);
     s.push(" ORDER BY ep.person_id, t, e.event_seq");
     Ok(s)
 }
@@ -213,7 +218,8 @@ pub fn run(ws: &Workspace, q: &PathsQuery, now_us: i64) -> Result<(PathsResult, 
     }
     let settings = ModelSettings::load(ws)?;
     let range = q.date_range.resolve(ws, now_us, &settings.time_zone)?;
-    let sql = loader_sql(q, range.from_us, range.to_us)?;
+    let scope = super::cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
+    let sql = loader_sql(q, range.from_us, range.to_us, &scope)?;
     let mut st = ws.conn().prepare(&sql.text)?;
     let mut rows = st.query(duckdb::params_from_iter(sql.params.iter()))?;
 

@@ -72,6 +72,10 @@ pub struct RetentionQuery {
     pub cumulative: bool,
     #[serde(default = "calendar")]
     pub time_window: TimeWindow,
+    /// Only members of a saved cohort, minus members of another.
+    #[serde(flatten)]
+    #[ts(flatten)]
+    pub scope: super::cohort::Scope,
 }
 
 fn day() -> Period {
@@ -205,7 +209,14 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
         .bind(q.returning.event.clone())
         .push(") AND e.ts_utc <= make_timestamptz(")
         .bind(range.to_us.max(range.from_us))
-        .push(") GROUP BY ep.person_id ORDER BY ep.person_id");
+        .push(")");
+    s.embed(&super::cohort::scope_sql(
+        ws,
+        &q.scope,
+        "ep.person_id",
+        now_us,
+    )?);
+    s.push(" GROUP BY ep.person_id ORDER BY ep.person_id");
     let mut st = ws.conn().prepare(&s.text)?;
     let streams: Streams = st
         .query_map(duckdb::params_from_iter(s.params.iter()), |r| {

@@ -21,4 +21,4 @@ bound_all_steps: boolean,
 /**
  * Filters every event must pass.
  */
-filters: Array<PropertyFilter>, breakdown: Breakdown | null, };
+filters: Array<PropertyFilter>, breakdown: Breakdown | null, cohort?: string, exclude_cohort?: string, };

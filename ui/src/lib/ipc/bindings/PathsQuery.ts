@@ -31,4 +31,4 @@ collapse_repeats: boolean,
 /**
  * At most this many nodes (default 50); the rest of each step merge into `{step}_Other`.
  */
-node_limit: number, };
+node_limit: number, cohort?: string, exclude_cohort?: string, };

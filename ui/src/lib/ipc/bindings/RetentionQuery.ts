@@ -13,4 +13,4 @@ intervals: number, retention_type: RetentionType,
 /**
  * "On or after": a person who returned in period k counts in every period up to k.
  */
-cumulative: boolean, time_window: TimeWindow, };
+cumulative: boolean, time_window: TimeWindow, cohort?: string, exclude_cohort?: string, };

@@ -6,4 +6,16 @@ export type Series = {
 /**
  * An event name, or null for any event.
  */
-event: string | null, filters: Array<PropertyFilter>, math: Math, };
+event: string | null, filters: Array<PropertyFilter>, math: Math, 
+/**
+ * The numeric event property of property math (sum, avg, min, max, median, pNN).
+ */
+property: string | null, 
+/**
+ * The group type counted by `unique_accounts` (e.g. `company`).
+ */
+group_type: string | null, 
+/**
+ * A label for output.
+ */
+name: string | null, };

@@ -7,4 +7,4 @@ export type StickinessQuery = { event: string, filters: Array<PropertyFilter>, d
 /**
  * "x or more" instead of "exactly x".
  */
-cumulative: boolean, };
+cumulative: boolean, cohort?: string, exclude_cohort?: string, };

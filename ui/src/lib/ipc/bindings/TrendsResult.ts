@@ -5,4 +5,8 @@ export type TrendsResult = {
 /**
  * Period start dates.
  */
-dates: Array<string>, series: Array<SeriesResult>, sql: Array<string>, millis: number, };
+dates: Array<string>, series: Array<SeriesResult>, 
+/**
+ * Said whenever breakdown values were merged into "Other".
+ */
+notes: Array<string>, sql: Array<string>, millis: number, };
