@@ -3,6 +3,8 @@
 //! `stitchbook` CLI are thin callers of this library.
 
 pub mod bench;
+pub mod chart;
+pub mod console;
 pub mod error;
 pub mod generate;
 pub mod info;

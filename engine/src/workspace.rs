@@ -47,6 +47,26 @@ impl Workspace {
         Ok(ws)
     }
 
+    /// Open an existing workspace read-only, with no access to other files: for power users'
+    /// SQL. The schema is brought up to date first.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(EngineError::InvalidArgument(format!(
+                "{}: no such workspace",
+                path.display()
+            )));
+        }
+        drop(Workspace::open(&path)?);
+        let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly)?;
+        let conn = Connection::open_with_flags(&path, config)?;
+        let ws = Workspace { conn, path };
+        ws.configure_connection(&ws.conn)?;
+        ws.conn
+            .execute_batch("SET enable_external_access = false; SET lock_configuration = true;")?;
+        Ok(ws)
+    }
+
     /// An in-memory workspace, for tests and the bench.
     pub fn in_memory() -> Result<Self> {
         let conn = Connection::open_in_memory()?;

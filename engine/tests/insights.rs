@@ -822,3 +822,74 @@ fn cohorts_filter_exclude_and_break_down_every_insight() {
     assert!(cohort::delete(&ws, "internal").unwrap());
     assert!(!cohort::delete(&ws, "internal").unwrap());
 }
+
+// ---- chart images ----
+
+/// (width, height) from a PNG's IHDR chunk.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&bytes[16..20]), be(&bytes[20..24]))
+}
+
+#[test]
+fn every_chart_type_renders_to_png_and_svg_of_the_asked_size() {
+    use stitchbook_engine::chart;
+    let d = 86_400;
+    let ws = ws_of(&[
+        (0, "a", "signup"),
+        (60, "a", "pay"),
+        (d, "a", "signup"),
+        (10, "b", "signup"),
+        (2 * d, "b", "pay"),
+        (3 * d, "c", "signup"),
+        (3 * d + 600, "c", "view"),
+    ]);
+    let range = json!({"from": "2024-01-01", "to": "2024-01-05"});
+    let queries = [
+        json!({"kind": "funnel", "steps": [{"event": "signup"}, {"event": "pay"}], "date_range": range}),
+        json!({"kind": "retention", "start": {"event": "signup"}, "returning": {"event": "pay"},
+               "date_range": range, "intervals": 4}),
+        json!({"kind": "trends", "series": [{"event": "signup", "math": "total"},
+               {"event": "pay", "math": "unique_persons"}], "date_range": range}),
+        json!({"kind": "stickiness", "event": "signup", "date_range": range}),
+        json!({"kind": "lifecycle", "event": "signup", "date_range": range}),
+        json!({"kind": "paths", "date_range": range}),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for q in queries {
+        let kind = q["kind"].as_str().unwrap().to_string();
+        let q: Query = serde_json::from_value(q).unwrap();
+        let r = insights::run(&ws, &q, NOW).unwrap();
+        let png = dir.path().join(format!("{kind}.png"));
+        let svg = dir.path().join(format!("{kind}.svg"));
+        chart::render(&r, &kind, &png, (900, 500)).unwrap();
+        chart::render(&r, &kind, &svg, (900, 500)).unwrap();
+        assert_eq!(
+            png_size(&std::fs::read(&png).unwrap()),
+            (900, 500),
+            "{kind}"
+        );
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.contains("width=\"900\""),
+            "{kind}"
+        );
+        assert!(
+            text.contains(&format!("\n{kind}\n</text>")),
+            "{kind}: the title is drawn"
+        );
+    }
+    // Other extensions are refused.
+    let r = insights::run(
+        &ws,
+        &serde_json::from_value(
+            json!({"kind": "stickiness", "event": "signup", "date_range": range}),
+        )
+        .unwrap(),
+        NOW,
+    )
+    .unwrap();
+    assert!(chart::render(&r, "x", &dir.path().join("x.gif"), chart::SIZE).is_err());
+}

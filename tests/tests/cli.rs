@@ -341,6 +341,12 @@ fn run_and_drill_the_example_funnel() {
             assert_eq!(code, 0, "{f}: {err}");
             assert!(!out.trim().is_empty(), "{f}");
         }
+        // And draws its chart.
+        let png = dir.path().join(format!("chart{n}.png"));
+        let png_s = png.to_string_lossy().to_string();
+        let (code, _, err) = run(&["run", &ws_s, "--query", &f, "--png", &png_s]);
+        assert_eq!(code, 0, "{f}: {err}");
+        assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"), "{f}");
         n += 1;
     }
     assert!(n >= 2);

@@ -124,8 +124,37 @@ enum Command {
         explain: bool,
         #[arg(long)]
         json: bool,
+        /// Also draw the chart as a PNG image.
+        #[arg(long)]
+        png: Option<PathBuf>,
+        /// Also draw the chart as an SVG image.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// The chart's title (default: the query file's name).
+        #[arg(long)]
+        title: Option<String>,
     },
-    /// The persons behind one number of an insight (funnels: --cell 2, -2 or 2@value).
+    /// Saved cohorts: save a definition, list, show members (CSV), delete.
+    Cohort {
+        #[command(subcommand)]
+        which: CohortCommand,
+    },
+    /// Run one read-only SQL statement against a workspace (tables: events, persons,
+    /// person_map, sessions, event_sessions, profiles, accounts, quarantine, …).
+    Sql {
+        workspace: PathBuf,
+        statement: String,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+    /// The persons behind one number of an insight (funnels: --cell 2, -2 or 2@value;
+    /// retention 0:1; trends 0:5 or 0:5@value; stickiness 3; lifecycle 3:new; paths 2_x or
+    /// 1_x>2_y).
     Drill {
         workspace: PathBuf,
         #[arg(long)]
@@ -179,6 +208,38 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum CohortCommand {
+    /// Save (or replace) a cohort from a JSON definition file.
+    Save {
+        workspace: PathBuf,
+        name: String,
+        #[arg(long)]
+        definition: PathBuf,
+    },
+    /// List saved cohorts with their member counts.
+    List {
+        workspace: PathBuf,
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A cohort's members as of now (or --now); --csv writes them to a file.
+    Members {
+        workspace: PathBuf,
+        name: String,
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a saved cohort.
+    Delete { workspace: PathBuf, name: String },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// Import N generated events in a vendor's shape and compare with DuckDB's own reader on
     /// the same data, decompressed.
@@ -212,6 +273,21 @@ enum BenchCommand {
 }
 
 fn main() -> ExitCode {
+    // `stitchbook persons ws | head`: a closed pipe ends the output quietly, as other tools
+    // do (exit status 141, as if by SIGPIPE), instead of a panic report.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -432,11 +508,24 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             now,
             explain,
             json,
+            png,
+            svg,
+            title,
         } => {
             let ws = open_existing(&workspace)?;
             model::ensure_built(&ws, &JobCtx::silent())?;
             let q = read_query(&query)?;
             let r = insights::run(&ws, &q, now_micros(&ws, now.as_deref())?)?;
+            let title = title.unwrap_or_else(|| {
+                query
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().replace('_', " "))
+                    .unwrap_or_default()
+            });
+            for path in png.iter().chain(svg.iter()) {
+                stitchbook_engine::chart::render(&r, &title, path, stitchbook_engine::chart::SIZE)?;
+                eprintln!("wrote {}", path.display());
+            }
             if json {
                 println!("{}", to_json(&r)?);
             } else {
@@ -529,6 +618,115 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 println!("{}", to_json(&rows)?);
             } else {
                 print_persons(&rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cohort { which } => {
+            use insights::cohort;
+            match which {
+                CohortCommand::Save {
+                    workspace,
+                    name,
+                    definition,
+                } => {
+                    let ws = open_existing(&workspace)?;
+                    let text = std::fs::read_to_string(&definition)
+                        .map_err(|e| EngineError::io(&definition, e))?;
+                    let def: cohort::CohortDef =
+                        serde_json::from_str(&text).map_err(|e| EngineError::InvalidQuery {
+                            code: "cohort_definition",
+                            message: format!("{}: {e}", definition.display()),
+                        })?;
+                    model::ensure_built(&ws, &JobCtx::silent())?;
+                    let now = now_micros(&ws, None)?;
+                    // Evaluate once so a broken definition is refused before it is saved.
+                    let n = cohort::member_ids(&ws, &def, now)?.len();
+                    cohort::save(&ws, &name, &def, now)?;
+                    println!("saved cohort \"{name}\" ({n} members now)");
+                }
+                CohortCommand::List {
+                    workspace,
+                    now,
+                    json,
+                } => {
+                    let ws = open_existing(&workspace)?;
+                    model::ensure_built(&ws, &JobCtx::silent())?;
+                    let now = now_micros(&ws, now.as_deref())?;
+                    let list = cohort::list(&ws)?;
+                    if json {
+                        println!("{}", to_json(&list)?);
+                    } else {
+                        println!("{:<32}  {:>8}  DEFINITION", "COHORT", "MEMBERS");
+                        for c in &list {
+                            let n = cohort::member_ids(&ws, &c.definition, now)?.len();
+                            println!(
+                                "{:<32}  {:>8}  {}",
+                                truncate(&c.name, 32),
+                                n,
+                                serde_json::to_string(&c.definition).unwrap_or_default()
+                            );
+                        }
+                        if list.is_empty() {
+                            println!("(no saved cohorts; save one with `stitchbook cohort save`)");
+                        }
+                    }
+                }
+                CohortCommand::Members {
+                    workspace,
+                    name,
+                    now,
+                    csv,
+                    json,
+                } => {
+                    let ws = open_existing(&workspace)?;
+                    model::ensure_built(&ws, &JobCtx::silent())?;
+                    let rows = cohort::members(&ws, &name, now_micros(&ws, now.as_deref())?)?;
+                    if let Some(path) = csv {
+                        std::fs::write(&path, cohort::members_csv(&rows)?)
+                            .map_err(|e| EngineError::io(&path, e))?;
+                        eprintln!("wrote {} members to {}", rows.len(), path.display());
+                    } else if json {
+                        println!("{}", to_json(&rows)?);
+                    } else {
+                        print_persons(&rows);
+                    }
+                }
+                CohortCommand::Delete { workspace, name } => {
+                    let ws = open_existing(&workspace)?;
+                    if !cohort::delete(&ws, &name)? {
+                        return Err(EngineError::InvalidQuery {
+                            code: "unknown_cohort",
+                            message: format!("no saved cohort is named \"{name}\""),
+                        });
+                    }
+                    println!("deleted cohort \"{name}\"");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sql {
+            workspace,
+            statement,
+            limit,
+            json,
+            csv,
+        } => {
+            let ws = Workspace::open_read_only(&workspace)?;
+            let t = stitchbook_engine::console::run(&ws, &statement, limit)?;
+            if json {
+                println!("{}", to_json(&t)?);
+            } else if csv {
+                let mut w = csv::Writer::from_writer(std::io::stdout());
+                let io = |e: csv::Error| EngineError::InvalidArgument(format!("writing CSV: {e}"));
+                w.write_record(&t.columns).map_err(io)?;
+                for r in &t.rows {
+                    w.write_record(r.iter().map(|v| v.as_deref().unwrap_or("")))
+                        .map_err(io)?;
+                }
+                w.flush()
+                    .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+            } else {
+                print_table(&t);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -839,6 +1037,49 @@ fn day_time(ts: &Option<String>) -> String {
     ts.as_deref()
         .map(|t| t.get(..19).unwrap_or(t).replace('T', " "))
         .unwrap_or_else(|| "-".into())
+}
+
+fn print_table(t: &stitchbook_engine::console::SqlTable) {
+    let cell = |v: &Option<String>| -> String {
+        truncate(&v.as_deref().unwrap_or("NULL").replace('\n', " "), 60)
+    };
+    let widths: Vec<usize> = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            t.rows
+                .iter()
+                .map(|r| cell(&r[i]).chars().count())
+                .chain(std::iter::once(c.chars().count().min(60)))
+                .max()
+                .unwrap_or(1)
+        })
+        .collect();
+    let line = |vals: Vec<String>| {
+        let parts: Vec<String> = vals
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(t.columns.iter().map(|c| truncate(c, 60)).collect());
+    line(widths.iter().map(|w| "-".repeat(*w)).collect());
+    for r in &t.rows {
+        line(r.iter().map(cell).collect());
+    }
+    println!(
+        "({} row{}{}; {:.1} ms)",
+        t.rows.len(),
+        if t.rows.len() == 1 { "" } else { "s" },
+        if t.truncated {
+            ", more not shown: raise --limit"
+        } else {
+            ""
+        },
+        t.millis
+    );
 }
 
 fn print_persons(rows: &[person::PersonSummary]) {
