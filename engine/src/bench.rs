@@ -227,6 +227,24 @@ pub fn bench_rebuild(dir: &Path, events: usize, files: usize) -> Result<RebuildB
     wal.push(".wal");
     let _ = std::fs::remove_file(wal);
     let ws = Workspace::open(&ws_path)?;
+    let import_secs = import_generated(&ws, dir, events, files)?;
+    reset_peak_rss();
+    let t = Instant::now();
+    let report = crate::model::rebuild(&ws, &JobCtx::silent())?;
+    let rebuild_secs = t.elapsed().as_secs_f64();
+    let peak_rss_rebuild_mb = peak_rss_mb();
+    Ok(RebuildBench {
+        events: events as u64,
+        files: files.max(1),
+        import_secs,
+        rebuild_secs,
+        peak_rss_rebuild_mb,
+        report,
+    })
+}
+
+/// Import `events` generated PostHog events as `files` files; returns the import seconds.
+fn import_generated(ws: &Workspace, dir: &Path, events: usize, files: usize) -> Result<f64> {
     let files = files.max(1);
     let mut import_secs = 0.0;
     for k in 0..files {
@@ -242,7 +260,7 @@ pub fn bench_rebuild(dir: &Path, events: usize, files: usize) -> Result<RebuildB
         write_generated(GenFormat::PostHog, &file, &opts)?;
         let t = Instant::now();
         import_paths(
-            &ws,
+            ws,
             std::slice::from_ref(&file),
             &ImportOptions::default(),
             &JobCtx::silent(),
@@ -251,17 +269,172 @@ pub fn bench_rebuild(dir: &Path, events: usize, files: usize) -> Result<RebuildB
         let _ = std::fs::remove_file(&file);
         let _ = std::fs::remove_file(crate::generate::truth_path(&file));
     }
-    reset_peak_rss();
+    Ok(import_secs)
+}
+
+/// One timed insight.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InsightTiming {
+    pub name: String,
+    pub millis: f64,
+    /// The goal in ms (issue 5): 1000 for insights, 300 for drill-downs.
+    pub goal_millis: f64,
+    /// A short summary of the answer, to show it is real.
+    pub answer: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InsightsBench {
+    pub events: u64,
+    pub persons: u64,
+    /// The workspace was reused from an earlier run.
+    pub reused: bool,
+    pub prepare_secs: f64,
+    pub timings: Vec<InsightTiming>,
+    pub peak_rss_mb: f64,
+}
+
+/// `stitchbook bench insights`: on a generated workspace of `events` PostHog events (kept in
+/// `dir` and reused while it holds that many), time the issue's insights and a drill-down.
+/// Each is run twice; the second (warm) run is reported, as in the app.
+pub fn bench_insights(dir: &Path, events: usize, files: usize) -> Result<InsightsBench> {
+    use crate::insights::{self, Query};
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    let ws_path = dir.join("bench-insights.duckdb");
     let t = Instant::now();
-    let report = crate::model::rebuild(&ws, &JobCtx::silent())?;
-    let rebuild_secs = t.elapsed().as_secs_f64();
-    let peak_rss_rebuild_mb = peak_rss_mb();
-    Ok(RebuildBench {
+    let mut reused = false;
+    if ws_path.exists() {
+        let ws = Workspace::open(&ws_path)?;
+        let n: i64 = ws
+            .conn()
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        reused = n as usize == events && !crate::model::is_stale(&ws)?;
+    }
+    if !reused {
+        let _ = std::fs::remove_file(&ws_path);
+        let mut wal = ws_path.as_os_str().to_owned();
+        wal.push(".wal");
+        let _ = std::fs::remove_file(wal);
+        let ws = Workspace::open(&ws_path)?;
+        import_generated(&ws, dir, events, files)?;
+        crate::model::rebuild(&ws, &JobCtx::silent())?;
+    }
+    let prepare_secs = t.elapsed().as_secs_f64();
+    let ws = Workspace::open(&ws_path)?;
+    let (first, persons): (i64, i64) = ws.conn().query_row(
+        "SELECT epoch_us(min(ts_utc)), (SELECT count(*) FROM persons) FROM events",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let day = |us: i64| -> Result<String> {
+        Ok(ws.conn().query_row(
+            "SELECT strftime(make_timestamptz(?), '%Y-%m-%d')",
+            [us],
+            |r| r.get(0),
+        )?)
+    };
+    let from = day(first)?;
+    let to60 = day(first + 59 * 86_400_000_000)?;
+    let to84 = day(first + 83 * 86_400_000_000)?;
+    let now = first + 120 * 86_400_000_000;
+    let q = |v: serde_json::Value| -> Result<Query> {
+        serde_json::from_value(v).map_err(|e| EngineError::InvalidArgument(e.to_string()))
+    };
+    let funnel = q(serde_json::json!({"kind": "funnel",
+        "steps": [{"event": "signed_up"}, {"event": "created_project"},
+                  {"event": "invited_teammate"}, {"event": "upgraded_plan"}],
+        "date_range": {"from": from, "to": to60}, "window": 14, "window_unit": "day"}))?;
+    let cases: Vec<(&str, Query)> = vec![
+        (
+            "4-step ordered funnel, 14-day window, 60 days",
+            funnel.clone(),
+        ),
+        (
+            "weekly retention, 12 periods",
+            q(
+                serde_json::json!({"kind": "retention", "start": {"event": "$pageview"},
+                "returning": {"event": "$pageview"}, "period": "week", "intervals": 12,
+                "date_range": {"from": from, "to": to84}}),
+            )?,
+        ),
+        (
+            "daily unique persons by browser, 60 days",
+            q(serde_json::json!({"kind": "trends",
+                "series": [{"event": "$pageview", "math": "unique_persons"}],
+                "breakdown": {"type": "property", "property": "$browser"},
+                "date_range": {"from": from, "to": to60}}))?,
+        ),
+        (
+            "DAU, WAU, MAU, 60 days",
+            q(serde_json::json!({"kind": "trends",
+                "series": [{"math": "unique_persons"}, {"math": "weekly_active"},
+                           {"math": "monthly_active"}],
+                "date_range": {"from": from, "to": to60}}))?,
+        ),
+        (
+            "daily lifecycle, 60 days",
+            q(
+                serde_json::json!({"kind": "lifecycle", "event": "$pageview",
+                "date_range": {"from": from, "to": to60}}),
+            )?,
+        ),
+    ];
+    reset_peak_rss();
+    let mut timings = Vec::new();
+    for (name, query) in &cases {
+        let _ = insights::run(&ws, query, now)?;
+        let t = Instant::now();
+        let r = insights::run(&ws, query, now)?;
+        let millis = t.elapsed().as_secs_f64() * 1000.0;
+        let answer = match &r {
+            insights::InsightResult::Funnel(f) => format!(
+                "steps {:?}",
+                f.steps.iter().map(|s| s.count).collect::<Vec<_>>()
+            ),
+            insights::InsightResult::Retention(r) => format!(
+                "{} cohorts, first size {}",
+                r.cohorts.len(),
+                r.cohorts.first().map_or(0, |c| c.size)
+            ),
+            insights::InsightResult::Trends(t) => {
+                format!("{} series × {} days", t.series.len(), t.dates.len())
+            }
+            insights::InsightResult::Lifecycle(l) => format!("{} periods", l.periods.len()),
+            _ => String::new(),
+        };
+        timings.push(InsightTiming {
+            name: name.to_string(),
+            millis,
+            goal_millis: 1000.0,
+            answer,
+        });
+    }
+    for (name, query, cell) in [
+        ("drill: funnel drop-offs before step 2", &funnel, "-2"),
+        (
+            "drill: trend point (browser breakdown)",
+            &cases[2].1,
+            "0:10",
+        ),
+    ] {
+        let _ = insights::drill(&ws, query, now, cell)?;
+        let t = Instant::now();
+        let persons = insights::drill(&ws, query, now, cell)?;
+        timings.push(InsightTiming {
+            name: name.to_string(),
+            millis: t.elapsed().as_secs_f64() * 1000.0,
+            goal_millis: 300.0,
+            answer: format!("{} persons", persons.len()),
+        });
+    }
+    Ok(InsightsBench {
         events: events as u64,
-        files,
-        import_secs,
-        rebuild_secs,
-        peak_rss_rebuild_mb,
-        report,
+        persons: persons as u64,
+        reused,
+        prepare_secs,
+        timings,
+        peak_rss_mb: peak_rss_mb(),
     })
 }

@@ -301,9 +301,36 @@ fn validation_errors_have_stable_codes() {
         ),
         NOW,
     ) {
-        Err(EngineError::InvalidArgument(m)) => assert!(m.starts_with("empty date range"), "{m}"),
+        Err(EngineError::InvalidQuery { code, message }) => {
+            assert_eq!(code, "empty_date_range");
+            assert!(message.starts_with("empty date range"), "{message}");
+        }
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        code(json!({"steps": [{"event": "a"}, {"event": "b"}],
+                    "breakdown": {"property": "$browsr"}})),
+        "unknown_property"
+    );
+    assert_eq!(
+        code(
+            json!({"steps": [{"event": "a", "filters": [{"key": "plan", "op": "equals", "value": "x"}]},
+                              {"event": "b"}]})
+        ),
+        "unknown_property"
+    );
+    // "is not set" may name a key nobody has.
+    let ok = query(
+        json!({"steps": [{"event": "a", "filters": [{"key": "plan", "op": "is_not_set"}]},
+                                    {"event": "b"}]}),
+    );
+    assert!(funnel::run(&ws, &ok, NOW).is_ok());
+    assert_eq!(
+        code(
+            json!({"steps": [{"event": "a"}, {"event": "b"}], "date_range": {"from": "yesterday"}})
+        ),
+        "date_range"
+    );
 }
 
 #[test]
@@ -892,4 +919,58 @@ fn every_chart_type_renders_to_png_and_svg_of_the_asked_size() {
     )
     .unwrap();
     assert!(chart::render(&r, "x", &dir.path().join("x.gif"), chart::SIZE).is_err());
+}
+
+// ---- the generated SQL, snapshotted for representative queries ----
+
+#[test]
+fn generated_sql_snapshots() {
+    let ws = trends_ws();
+    let run = |v: Value| -> insights::InsightResult {
+        insights::run(&ws, &serde_json::from_value(v).unwrap(), NOW).unwrap()
+    };
+    let range = json!({"from": "2024-01-01", "to": "2024-01-02"});
+    let funnel = run(json!({"kind": "funnel", "date_range": range,
+        "steps": [{"event": "buy", "filters": [{"key": "amount", "op": "greater_than", "value": 6}]},
+                  {"event": "view"}],
+        "exclusions": [{"event": "refund", "from_step": 0, "to_step": 1}],
+        "breakdown": {"property": "$browser"}}));
+    let trends = run(json!({"kind": "trends", "date_range": range,
+        "series": [{"event": "buy", "math": "p90", "property": "amount"},
+                   {"math": "weekly_active"}],
+        "breakdown": {"type": "property", "property": "plan", "source": "person", "limit": 5}}));
+    let retention = run(json!({"kind": "retention", "date_range": range,
+        "start": {"event": "buy"}, "returning": {"event": "view"}, "period": "week"}));
+    let sql = match (&funnel, &trends, &retention) {
+        (
+            insights::InsightResult::Funnel(f),
+            insights::InsightResult::Trends(t),
+            insights::InsightResult::Retention(r),
+        ) => format!(
+            "-- funnel\n{}\n\n-- trends A\n{}\n\n-- trends B\n{}\n\n-- retention\n{}\n",
+            f.sql, t.sql[0], t.sql[1], r.sql
+        ),
+        _ => panic!("unexpected result kinds"),
+    };
+    // Values are bound, never spliced: no fixture value appears in the SQL text.
+    for value in ["Chrome", "refund", "2024-01-01"] {
+        assert!(!sql.contains(value), "{value} in SQL");
+    }
+    insta::assert_snapshot!(sql);
+}
+
+#[test]
+fn periods_follow_the_workspace_time_zone() {
+    // 2024-01-02 03:00 UTC is still January 1st in New York.
+    let ws = ws_of(&[(86_400 + 3 * 3600, "p", "e"), (86_400 + 6 * 3600, "q", "e")]);
+    let q = trends_q(json!({"series": [{"event": "e", "math": "unique_persons"}]}));
+    assert_eq!(
+        activity::trends(&ws, &q, NOW).unwrap().series[0].values,
+        vec![0.0, 2.0]
+    );
+    model::ModelSettings::set(&ws, "time_zone", "America/New_York").unwrap();
+    model::ensure_built(&ws, &JobCtx::silent()).unwrap();
+    let r = activity::trends(&ws, &q, NOW).unwrap();
+    assert_eq!(r.dates, vec!["2024-01-01", "2024-01-02"]);
+    assert_eq!(r.series[0].values, vec![1.0, 1.0]);
 }

@@ -114,8 +114,15 @@ enum Command {
     /// Run an insight query (JSON file; see sample-data/queries/).
     Run {
         workspace: PathBuf,
+        /// The query file.
+        #[arg(long, required_unless_present = "saved")]
+        query: Option<PathBuf>,
+        /// Run a saved insight by name instead.
+        #[arg(long, conflicts_with = "query")]
+        saved: Option<String>,
+        /// Save the query under this name as well.
         #[arg(long)]
-        query: PathBuf,
+        save_as: Option<String>,
         /// Resolve relative dates against this instant (RFC 3339; default: now).
         #[arg(long)]
         now: Option<String>,
@@ -133,6 +140,12 @@ enum Command {
         /// The chart's title (default: the query file's name).
         #[arg(long)]
         title: Option<String>,
+    },
+    /// Saved insights: list, show, delete (save with `run --save-as NAME`, run with
+    /// `run --saved NAME`).
+    Insight {
+        #[command(subcommand)]
+        which: InsightCommand,
     },
     /// Saved cohorts: save a definition, list, show members (CSV), delete.
     Cohort {
@@ -208,6 +221,20 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum InsightCommand {
+    /// List saved insights.
+    List {
+        workspace: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a saved insight's query JSON.
+    Show { workspace: PathBuf, name: String },
+    /// Delete a saved insight.
+    Delete { workspace: PathBuf, name: String },
+}
+
+#[derive(Subcommand)]
 enum CohortCommand {
     /// Save (or replace) a cohort from a JSON definition file.
     Save {
@@ -241,6 +268,18 @@ enum CohortCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Time the insights and drill-downs on a generated workspace (reused between
+    /// runs while it holds --events events).
+    Insights {
+        #[arg(long, default_value_t = 10_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 10)]
+        files: usize,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Import N generated events in a vendor's shape and compare with DuckDB's own reader on
     /// the same data, decompressed.
     Import {
@@ -505,6 +544,8 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
         Command::Run {
             workspace,
             query,
+            saved,
+            save_as,
             now,
             explain,
             json,
@@ -514,13 +555,28 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
         } => {
             let ws = open_existing(&workspace)?;
             model::ensure_built(&ws, &JobCtx::silent())?;
-            let q = read_query(&query)?;
-            let r = insights::run(&ws, &q, now_micros(&ws, now.as_deref())?)?;
-            let title = title.unwrap_or_else(|| {
-                query
+            let q = match (&query, &saved) {
+                (Some(path), _) => read_query(path)?,
+                (None, Some(name)) => insights::saved::load(&ws, name)?,
+                (None, None) => {
+                    return Err(EngineError::InvalidArgument(
+                        "give --query FILE or --saved NAME".into(),
+                    ))
+                }
+            };
+            let now_us = now_micros(&ws, now.as_deref())?;
+            let r = insights::run(&ws, &q, now_us)?;
+            if let Some(name) = &save_as {
+                insights::saved::save(&ws, name, &q, now_micros(&ws, None)?)?;
+                eprintln!("saved insight \"{name}\"");
+            }
+            let title = title.unwrap_or_else(|| match (&query, &saved) {
+                (_, Some(name)) => name.clone(),
+                (Some(path), _) => path
                     .file_stem()
                     .map(|s| s.to_string_lossy().replace('_', " "))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                _ => String::new(),
             });
             for path in png.iter().chain(svg.iter()) {
                 stitchbook_engine::chart::render(&r, &title, path, stitchbook_engine::chart::SIZE)?;
@@ -618,6 +674,44 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 println!("{}", to_json(&rows)?);
             } else {
                 print_persons(&rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Insight { which } => {
+            match which {
+                InsightCommand::List { workspace, json } => {
+                    let ws = open_existing(&workspace)?;
+                    let list = insights::saved::list(&ws)?;
+                    if json {
+                        println!("{}", to_json(&list)?);
+                    } else {
+                        println!("{:<32}  KIND", "INSIGHT");
+                        for i in &list {
+                            let kind = serde_json::to_value(&i.query)
+                                .ok()
+                                .and_then(|v| v["kind"].as_str().map(str::to_string))
+                                .unwrap_or_default();
+                            println!("{:<32}  {kind}", truncate(&i.name, 32));
+                        }
+                        if list.is_empty() {
+                            println!("(no saved insights; save one with `stitchbook run … --save-as NAME`)");
+                        }
+                    }
+                }
+                InsightCommand::Show { workspace, name } => {
+                    let ws = open_existing(&workspace)?;
+                    println!("{}", to_json(&insights::saved::load(&ws, &name)?)?);
+                }
+                InsightCommand::Delete { workspace, name } => {
+                    let ws = open_existing(&workspace)?;
+                    if !insights::saved::delete(&ws, &name)? {
+                        return Err(EngineError::InvalidQuery {
+                            code: "unknown_saved_insight",
+                            message: format!("no saved insight is named \"{name}\""),
+                        });
+                    }
+                    println!("deleted insight \"{name}\"");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -794,6 +888,49 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     truth.malformed_injected,
                     truth.resolved_persons
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Insights {
+                    events,
+                    files,
+                    dir,
+                    json,
+                },
+        } => {
+            let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("stitchbook-bench"));
+            eprintln!(
+                "preparing a workspace of {events} events in {} (reused when present) ...",
+                dir.display()
+            );
+            let r = stitchbook_engine::bench::bench_insights(&dir, events, files)?;
+            if json {
+                println!("{}", to_json(&r)?);
+            } else {
+                println!("events                 {}", r.events);
+                println!("persons                {}", r.persons);
+                println!(
+                    "prepare                {:.1} s{}",
+                    r.prepare_secs,
+                    if r.reused { " (reused)" } else { "" }
+                );
+                for t in &r.timings {
+                    println!(
+                        "  {:<46} {:>8.0} ms  (goal {:>5.0} ms{})  {}",
+                        t.name,
+                        t.millis,
+                        t.goal_millis,
+                        if t.millis <= t.goal_millis {
+                            ", met"
+                        } else {
+                            ", missed"
+                        },
+                        t.answer
+                    );
+                }
+                println!("peak RSS               {:.0} MB", r.peak_rss_mb);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -10,8 +10,9 @@ use ts_rs::TS;
 use super::cohort::{self, Scope};
 use super::formula;
 use super::query::{
-    int_list, json_path, period_index, period_labels, push_filters, push_period_index,
-    push_property, DateRange, PeriodAt, PropertyFilter, PropertySource, Resolved,
+    check_properties, int_list, json_path, period_index, period_labels, push_filters,
+    push_period_index, push_property, DateRange, PeriodAt, PropertyFilter, PropertySource,
+    Resolved,
 };
 use crate::model::ModelSettings;
 use crate::sql::Sql;
@@ -226,6 +227,8 @@ pub struct TrendsResult {
 }
 
 struct Frame {
+    /// `events e JOIN person_map ep …`
+    events: String,
     tz: String,
     sunday: bool,
     range: Resolved,
@@ -254,6 +257,7 @@ fn frame(ws: &Workspace, range: &DateRange, interval: Interval, now_us: i64) -> 
         });
     }
     Ok(Frame {
+        events: super::query::events_with_persons(ws)?,
         tz: settings.time_zone,
         sunday,
         range,
@@ -327,7 +331,7 @@ fn rows_sql(
             s.push("NULL::VARCHAR AS bd");
         }
     }
-    s.push(" FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq");
+    s.push(" FROM ").push(&f.events);
     if cols.sessions {
         s.push(" LEFT JOIN event_sessions es ON es.event_seq = e.event_seq");
     }
@@ -491,6 +495,11 @@ impl TrendsQuery {
 }
 
 /// Push the tail that aggregates `r` per (period, breakdown value), with `nv.n`.
+///
+/// Trailing windows (WAU, MAU) do not join every day to every event: each person's active
+/// days become covered intervals `[first, last + window)`, merged where they touch, and a
+/// running sum of interval starts (+1) and ends (−1) per value gives the count on each day.
+/// The rows are then `(day of change, value, running count)`, to be carried forward.
 fn push_aggregate(sql: &mut Sql, s: &Series, periods: usize) {
     let window = s.math.window();
     if window == 1 {
@@ -500,14 +509,13 @@ fn push_aggregate(sql: &mut Sql, s: &Series, periods: usize) {
             .bind(periods as i64)
             .push(" GROUP BY r.p, r.bd");
     } else {
-        // Trailing windows: each person-day counts on the `window` days from it.
-        sql.push("SELECT d.i, r.bd, ")
-            .push(s.math.aggregate())
-            .push(", any_value(nv.n) FROM range(0, ")
+        sql.push(", pd AS (SELECT DISTINCT person_id, bd, p FROM r WHERE p < ")
             .bind(periods as i64)
-            .push(") d(i) JOIN (SELECT DISTINCT p, person_id, bd FROM r) r ON r.p <= d.i AND r.p > d.i - ")
+            .push("), g AS (SELECT person_id, bd, p, CASE WHEN p - lag(p) OVER (PARTITION BY person_id, bd ORDER BY p) <= ")
             .bind(window)
-            .push(", nv GROUP BY d.i, r.bd");
+            .push(" THEN 0 ELSE 1 END AS brk FROM pd), g2 AS (SELECT person_id, bd, p, sum(brk) OVER (PARTITION BY person_id, bd ORDER BY p ROWS UNBOUNDED PRECEDING) AS grp FROM g), iv AS (SELECT bd, min(p) AS s, max(p) + ")
+            .bind(window)
+            .push(" AS e FROM g2 GROUP BY person_id, bd, grp), dx AS (SELECT bd, s AS d, 1 AS x FROM iv UNION ALL SELECT bd, e AS d, -1 AS x FROM iv) SELECT d, bd, CAST(sum(sum(x)) OVER (PARTITION BY bd ORDER BY d) AS DOUBLE), any_value(nv.n) FROM dx, nv GROUP BY d, bd");
     }
 }
 
@@ -530,6 +538,25 @@ pub fn trends(ws: &Workspace, q: &TrendsQuery, now_us: i64) -> Result<TrendsResu
         .as_deref()
         .map(|t| formula::parse(t, q.series.len()))
         .transpose()?;
+    let mut keys: Vec<(PropertySource, &str)> = q
+        .series
+        .iter()
+        .filter(|s| s.math.needs_property())
+        .filter_map(|s| s.property.as_deref().map(|p| (PropertySource::Event, p)))
+        .collect();
+    if let Some(TrendsBreakdown::Property {
+        property, source, ..
+    }) = &q.breakdown
+    {
+        keys.push((*source, property.as_str()));
+    }
+    check_properties(
+        ws,
+        q.filters
+            .iter()
+            .chain(q.series.iter().flat_map(|s| &s.filters)),
+        &keys,
+    )?;
     let scope = cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
     let mut out: Vec<SeriesResult> = Vec::new();
     let mut sqls = Vec::new();
@@ -547,17 +574,37 @@ pub fn trends(ws: &Workspace, q: &TrendsQuery, now_us: i64) -> Result<TrendsResu
                     .entry(c.to_string())
                     .or_insert(vec![0.0; f.periods]);
             }
+            // Trailing windows: (day of change, value, count from then on).
+            let mut changes: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
             while let Some(r) = rows.next()? {
                 let p: i64 = r.get(0)?;
                 let bd: Option<String> = r.get(1)?;
                 let v: f64 = r.get(2)?;
                 distinct = r.get::<_, Option<i64>>(3)?.unwrap_or(0);
-                if let Some(slot) = by_value
+                if s.math.window() > 1 {
+                    changes
+                        .entry(bd.unwrap_or_default())
+                        .or_default()
+                        .push((p, v));
+                } else if let Some(slot) = by_value
                     .entry(bd.unwrap_or_default())
                     .or_insert(vec![0.0; f.periods])
                     .get_mut(p as usize)
                 {
                     *slot = v;
+                }
+            }
+            for (bd, mut ch) in changes {
+                ch.sort_by_key(|c| c.0);
+                let values = by_value.entry(bd).or_insert(vec![0.0; f.periods]);
+                let mut k = 0;
+                let mut current = 0.0;
+                for (i, slot) in values.iter_mut().enumerate() {
+                    while k < ch.len() && ch[k].0 <= i as i64 {
+                        current = ch[k].1;
+                        k += 1;
+                    }
+                    *slot = current;
                 }
             }
             if let Some(TrendsBreakdown::Property { limit, .. }) = &q.breakdown {
@@ -745,6 +792,7 @@ fn stickiness_sql(ws: &Workspace, q: &StickinessQuery, f: &Frame, now_us: i64) -
 
 pub fn stickiness(ws: &Workspace, q: &StickinessQuery, now_us: i64) -> Result<StickinessResult> {
     let started = Instant::now();
+    check_properties(ws, &q.filters, &[])?;
     let f = frame(ws, &q.date_range, q.interval, now_us)?;
     let mut sql = Sql::new("SELECT n, count(*) FROM (");
     sql.embed(&stickiness_sql(ws, q, &f, now_us)?);
@@ -909,7 +957,8 @@ fn lifecycle_statuses(
         }
         NewBy::FirstMatchingEvent => {
             // The first matching event ever, however long before the range.
-            sql.push(", fm AS (SELECT ep.person_id, min(e.ts_utc) AS first_ts FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq");
+            sql.push(", fm AS (SELECT ep.person_id, min(e.ts_utc) AS first_ts FROM ")
+                .push(&f.events);
             if q.filters.iter().any(|x| x.source == PropertySource::Person) {
                 sql.push(" LEFT JOIN persons p ON p.person_id = ep.person_id");
             }
@@ -968,6 +1017,7 @@ fn lifecycle_statuses(
 
 pub fn lifecycle(ws: &Workspace, q: &LifecycleQuery, now_us: i64) -> Result<LifecycleResult> {
     let started = Instant::now();
+    check_properties(ws, &q.filters, &[])?;
     let f = frame(ws, &q.date_range, q.interval, now_us)?;
     let (statuses, sql) = lifecycle_statuses(ws, q, &f, now_us)?;
     let mut counts: HashMap<i64, (u64, u64, u64, i64)> = HashMap::new();

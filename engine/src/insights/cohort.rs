@@ -118,6 +118,7 @@ impl CohortDef {
 /// Push `SELECT person_id FROM persons p WHERE …`: the cohort's members as of `now_us`.
 pub fn push_members_sql(s: &mut Sql, ws: &Workspace, def: &CohortDef, now_us: i64) -> Result<()> {
     def.validate()?;
+    let from = super::query::events_with_persons(ws)?;
     s.push("SELECT p.person_id FROM persons p WHERE ");
     for (i, c) in def.criteria.iter().enumerate() {
         if i > 0 {
@@ -135,7 +136,7 @@ pub fn push_members_sql(s: &mut Sql, ws: &Workspace, def: &CohortDef, now_us: i6
                 within_days,
             } => {
                 s.push("p.person_id IN (");
-                push_did(s, event, filters, *within_days, now_us)?;
+                push_did(s, &from, event, filters, *within_days, now_us)?;
                 s.push(" HAVING count(*) >= ").bind(*at_least).push(")");
             }
             Criterion::NotPerformed {
@@ -144,7 +145,7 @@ pub fn push_members_sql(s: &mut Sql, ws: &Workspace, def: &CohortDef, now_us: i6
                 within_days,
             } => {
                 s.push("p.person_id NOT IN (");
-                push_did(s, event, filters, *within_days, now_us)?;
+                push_did(s, &from, event, filters, *within_days, now_us)?;
                 s.push(")");
             }
             Criterion::Property { filter } => {
@@ -171,13 +172,14 @@ pub fn push_members_sql(s: &mut Sql, ws: &Workspace, def: &CohortDef, now_us: i6
 
 fn push_did(
     s: &mut Sql,
+    from: &str,
     event: &str,
     filters: &[PropertyFilter],
     within_days: i64,
     now_us: i64,
 ) -> Result<()> {
     let needs_person = filters.iter().any(|f| f.source == PropertySource::Person);
-    s.push("SELECT ep.person_id FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq");
+    s.push("SELECT ep.person_id FROM ").push(from);
     if needs_person {
         s.push(" LEFT JOIN persons p ON p.person_id = ep.person_id");
     }

@@ -266,7 +266,14 @@ pub struct PersonOutcome {
 }
 
 /// The loader's SQL: each person's events in range with their step numbers and breakdown.
-pub fn loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64, scope: &Sql) -> Result<Sql> {
+/// `from` is [`super::query::events_with_persons`].
+pub fn loader_sql(
+    q: &FunnelQuery,
+    from: &str,
+    from_us: i64,
+    to_us: i64,
+    scope: &Sql,
+) -> Result<Sql> {
     let mut s =
         Sql::new("SELECT ep.person_id, epoch_us(e.ts_utc) AS t, e.event_seq, list_filter([");
     for (i, st) in q.steps.iter().enumerate() {
@@ -293,7 +300,7 @@ pub fn loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64, scope: &Sql) -> Res
             s.push("NULL::VARCHAR");
         }
     }
-    s.push(" AS bd FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq");
+    s.push(" AS bd FROM ").push(from);
     let needs_person = q.filters.iter().any(|f| f.source == PropertySource::Person)
         || q.steps
             .iter()
@@ -345,8 +352,21 @@ pub fn run(
     let started = Instant::now();
     let settings = ModelSettings::load(ws)?;
     let range = q.date_range.resolve(ws, now_us, &settings.time_zone)?;
+    let breakdown: Vec<(PropertySource, &str)> = q
+        .breakdown
+        .iter()
+        .map(|b| (b.source, b.property.as_str()))
+        .collect();
+    super::query::check_properties(
+        ws,
+        q.filters
+            .iter()
+            .chain(q.steps.iter().flat_map(|s| &s.filters)),
+        &breakdown,
+    )?;
     let scope = super::cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
-    let sql = loader_sql(q, range.from_us, range.to_us, &scope)?;
+    let from = super::query::events_with_persons(ws)?;
+    let sql = loader_sql(q, &from, range.from_us, range.to_us, &scope)?;
     let mut stmt = ws.conn().prepare(&sql.text)?;
     let mut rows = stmt.query(duckdb::params_from_iter(sql.params.iter()))?;
     let n = q.steps.len();

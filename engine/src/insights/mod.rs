@@ -11,6 +11,7 @@ pub mod funnel_steps;
 pub mod paths;
 pub mod query;
 pub mod retention;
+pub mod saved;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;

@@ -162,7 +162,7 @@ pub fn shape_path(items: &[String], q: &PathsQuery) -> Option<Vec<String>> {
     (!p.is_empty()).then_some(p)
 }
 
-fn loader_sql(q: &PathsQuery, from_us: i64, to_us: i64, scope: &Sql) -> Result<Sql> {
+fn loader_sql(q: &PathsQuery, from: &str, from_us: i64, to_us: i64, scope: &Sql) -> Result<Sql> {
     let mut s = Sql::new("SELECT ep.person_id, epoch_us(e.ts_utc) AS t, ");
     if q.page_paths {
         s.push("CASE WHEN e.event_kind = 'page' THEN coalesce(nullif(regexp_extract(sb_url(e.properties), '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/') ELSE e.event_name END");
@@ -170,10 +170,14 @@ fn loader_sql(q: &PathsQuery, from_us: i64, to_us: i64, scope: &Sql) -> Result<S
         s.push("e.event_name");
     }
     s.push(if q.split == PathSplit::Session {
-        ", es.session_id FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq LEFT JOIN event_sessions es ON es.event_seq = e.event_seq"
+        ", es.session_id FROM "
     } else {
-        ", NULL::VARCHAR FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq"
+        ", NULL::VARCHAR FROM "
     });
+    s.push(from);
+    if q.split == PathSplit::Session {
+        s.push(" LEFT JOIN event_sessions es ON es.event_seq = e.event_seq");
+    }
     if q.filters.iter().any(|f| f.source == PropertySource::Person) {
         s.push(" LEFT JOIN persons p ON p.person_id = ep.person_id");
     }
@@ -216,10 +220,12 @@ pub fn run(ws: &Workspace, q: &PathsQuery, now_us: i64) -> Result<(PathsResult, 
             message: "the gap that splits paths must be positive".into(),
         });
     }
+    super::query::check_properties(ws, &q.filters, &[])?;
     let settings = ModelSettings::load(ws)?;
     let range = q.date_range.resolve(ws, now_us, &settings.time_zone)?;
     let scope = super::cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
-    let sql = loader_sql(q, range.from_us, range.to_us, &scope)?;
+    let from = super::query::events_with_persons(ws)?;
+    let sql = loader_sql(q, &from, range.from_us, range.to_us, &scope)?;
     let mut st = ws.conn().prepare(&sql.text)?;
     let mut rows = st.query(duckdb::params_from_iter(sql.params.iter()))?;
 

@@ -39,11 +39,14 @@ impl DateRange {
             None => now_us,
         };
         if to < from {
-            return Err(EngineError::InvalidArgument(format!(
-                "empty date range: \"{}\" is after \"{}\"",
-                self.from,
-                self.to.as_deref().unwrap_or("now")
-            )));
+            return Err(EngineError::InvalidQuery {
+                code: "empty_date_range",
+                message: format!(
+                    "empty date range: \"{}\" is after \"{}\"",
+                    self.from,
+                    self.to.as_deref().unwrap_or("now")
+                ),
+            });
         }
         Ok(Resolved {
             from_us: from,
@@ -54,10 +57,11 @@ impl DateRange {
 
 fn resolve_end(ws: &Workspace, s: &str, now_us: i64, tz: &str, end: bool) -> Result<i64> {
     let s = s.trim();
-    let bad = || {
-        EngineError::InvalidArgument(format!(
+    let bad = || EngineError::InvalidQuery {
+        code: "date_range",
+        message: format!(
             "\"{s}\" is not a date (YYYY-MM-DD) or a relative offset (-7d, -4w, -3m, now)"
-        ))
+        ),
     };
     if s == "now" {
         return Ok(now_us);
@@ -272,6 +276,31 @@ pub fn push_period_index(
     } else {
         "INTERVAL 0 DAY"
     };
+    if is_utc(tz) {
+        // UTC needs no time zone database: naive timestamps from the epoch are the local
+        // time, and this is much cheaper per event than an ICU conversion.
+        s.push("date_diff('")
+            .push(unit)
+            .push("', date_trunc('")
+            .push(unit)
+            .push("', make_timestamp(")
+            .bind(from_us)
+            .push(") + ")
+            .push(shift)
+            .push("), date_trunc('")
+            .push(unit)
+            .push("', make_timestamp(");
+        match at {
+            PeriodAt::Column(c) => {
+                s.push("epoch_us(").push(c).push(")");
+            }
+            PeriodAt::Micros(us) => {
+                s.bind(us);
+            }
+        }
+        s.push(") + ").push(shift).push("))");
+        return;
+    }
     s.push("date_diff('")
         .push(unit)
         .push("', date_trunc('")
@@ -296,6 +325,25 @@ pub fn push_period_index(
         }
     }
     s.push(") AS TIMESTAMP) + ").push(shift).push("))");
+}
+
+/// `events e JOIN person_map ep ON …`: every event with its person (`ep.person_id`), by the
+/// identity mode's key. A direct join on the distinct id, not a self-join through the
+/// `event_persons` view.
+pub fn events_with_persons(ws: &Workspace) -> Result<String> {
+    let mode = crate::model::ModelSettings::load(ws)?.identity_mode;
+    Ok(format!(
+        "events e JOIN person_map ep ON ep.distinct_id = {}",
+        mode.person_key()
+    ))
+}
+
+/// UTC, by any of its usual names.
+pub fn is_utc(tz: &str) -> bool {
+    matches!(
+        tz.to_ascii_uppercase().as_str(),
+        "UTC" | "ETC/UTC" | "GMT" | "ETC/GMT" | "Z" | "ZULU" | "UNIVERSAL"
+    )
 }
 
 /// The period index of one instant (see [`push_period_index`]).
@@ -369,4 +417,49 @@ pub fn period_labels(
     let mut st = ws.conn().prepare(&q.text)?;
     let rows = st.query_map(duckdb::params_from_iter(q.params.iter()), |r| r.get(0))?;
     Ok(rows.collect::<duckdb::Result<_>>()?)
+}
+
+/// Refuse properties no event (or person) has: a misspelt key would otherwise give an
+/// empty chart. `is not set` and `not equals` filters may name absent keys.
+pub fn check_properties<'a>(
+    ws: &Workspace,
+    filters: impl IntoIterator<Item = &'a PropertyFilter>,
+    more: &[(PropertySource, &str)],
+) -> Result<()> {
+    let mut keys: Vec<(PropertySource, &str)> = filters
+        .into_iter()
+        .filter(|f| !matches!(f.op, FilterOp::IsNotSet | FilterOp::NotEquals))
+        .map(|f| (f.source, f.key.as_str()))
+        .collect();
+    keys.extend_from_slice(more);
+    keys.sort_by_key(|k| (k.0 == PropertySource::Person, k.1));
+    keys.dedup();
+    for (source, key) in keys {
+        let mut q = Sql::new(match source {
+            PropertySource::Event => {
+                "SELECT count(*) FROM (SELECT 1 FROM events WHERE json_exists(properties, "
+            }
+            PropertySource::Person => {
+                "SELECT count(*) FROM (SELECT 1 FROM persons WHERE json_exists(properties, "
+            }
+        });
+        q.bind(json_path(key)).push(") LIMIT 1)");
+        let n: i64 = ws
+            .conn()
+            .prepare(&q.text)?
+            .query_row(duckdb::params_from_iter(q.params.iter()), |r| r.get(0))?;
+        if n == 0 {
+            return Err(EngineError::InvalidQuery {
+                code: "unknown_property",
+                message: format!(
+                    "no {} has the property \"{key}\" (property names are case-sensitive)",
+                    match source {
+                        PropertySource::Event => "event",
+                        PropertySource::Person => "person",
+                    }
+                ),
+            });
+        }
+    }
+    Ok(())
 }

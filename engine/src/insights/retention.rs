@@ -159,6 +159,7 @@ type Streams = Vec<(String, Vec<i64>, Vec<i64>)>;
 pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(RetentionResult, Cells)> {
     q.validate()?;
     let started = Instant::now();
+    super::query::check_properties(ws, q.start.filters.iter().chain(&q.returning.filters), &[])?;
     let settings = ModelSettings::load(ws)?;
     let range = q.date_range.resolve(ws, now_us, &settings.time_zone)?;
     let sunday = settings.week_start == "sunday";
@@ -203,7 +204,9 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
     push_filters(&mut s, &q.returning.filters)?;
     s.push(" AND e.ts_utc >= make_timestamptz(")
         .bind(range.from_us)
-        .push(")) FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq WHERE ep.person_id IS NOT NULL AND e.event_name IN (")
+        .push(")) FROM ")
+        .push(&super::query::events_with_persons(ws)?)
+        .push(" WHERE ep.person_id IS NOT NULL AND e.event_name IN (")
         .bind(q.start.event.clone())
         .push(", ")
         .bind(q.returning.event.clone())
