@@ -351,3 +351,82 @@ fn run_and_drill_the_example_funnel() {
     }
     assert!(n >= 2);
 }
+
+#[test]
+fn sql_cohorts_and_saved_insights() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("c.duckdb");
+    let ws_s = ws.to_string_lossy().to_string();
+    let ph = repo().join("sample-data/posthog/demo_events.jsonl.gz");
+    let (code, _, err) = run(&["import", &ws_s, &ph.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    // Read-only SQL answers queries and refuses writes.
+    let (code, out, err) = run(&["sql", &ws_s, "SELECT count(*) AS n FROM persons", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let t: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(t["columns"][0], "n");
+    let persons: i64 = t["rows"][0][0].as_str().unwrap().parse().unwrap();
+    assert!(persons > 0);
+    let (code, _, err) = run(&["sql", &ws_s, "DELETE FROM events"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("read-only"), "{err}");
+    // A saved cohort, its members as CSV, and its use as an exclusion.
+    let def = repo().join("sample-data/cohorts/internal_users.json");
+    let (code, out, err) = run(&[
+        "cohort",
+        "save",
+        &ws_s,
+        "internal users",
+        "--definition",
+        &def.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("saved cohort"), "{out}");
+    let csv = dir.path().join("members.csv");
+    let (code, _, err) = run(&[
+        "cohort",
+        "members",
+        &ws_s,
+        "internal users",
+        "--csv",
+        &csv.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let members = std::fs::read_to_string(&csv).unwrap().lines().count() - 1;
+    assert!(members > 0);
+    let q = dir.path().join("q.json");
+    std::fs::write(
+        &q,
+        r#"{"kind": "trends", "series": [{"math": "unique_persons"}], "date_range": {"from": "2023-01-01", "to": "2024-12-31"}, "interval": "month", "exclude_cohort": "internal users"}"#,
+    )
+    .unwrap();
+    let (code, out, err) = run(&[
+        "run",
+        &ws_s,
+        "--query",
+        &q.to_string_lossy(),
+        "--json",
+        "--save-as",
+        "monthly",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    let total: f64 = r["series"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!(
+        total > 0.0 && total < persons as f64,
+        "{total} of {persons}"
+    );
+    // The saved insight runs by name and gives the same answer.
+    let (code, out2, err) = run(&["run", &ws_s, "--saved", "monthly", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let r2: Value = serde_json::from_str(&out2).unwrap();
+    assert_eq!(r["series"], r2["series"]);
+    let (code, out, _) = run(&["insight", "list", &ws_s]);
+    assert_eq!(code, 0);
+    assert!(out.contains("monthly") && out.contains("trends"), "{out}");
+}
