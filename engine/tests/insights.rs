@@ -974,3 +974,44 @@ fn periods_follow_the_workspace_time_zone() {
     assert_eq!(r.dates, vec!["2024-01-01", "2024-01-02"]);
     assert_eq!(r.series[0].values, vec![1.0, 1.0]);
 }
+
+#[test]
+fn retention_breaks_down_by_a_person_property_with_persons_per_cell() {
+    let ws = trends_ws();
+    let q: retention::RetentionQuery = serde_json::from_value(json!({
+        "start": {"event": "buy"}, "returning": {"event": "view"}, "intervals": 2,
+        "date_range": {"from": "2024-01-01", "to": "2024-01-02"},
+        "breakdown": {"property": "plan"}}))
+    .unwrap();
+    let (r, _) = retention::run(&ws, &q, NOW).unwrap();
+    let rows: Vec<(&str, Vec<Vec<Option<u64>>>)> = r
+        .breakdown
+        .iter()
+        .map(|b| {
+            (
+                b.value.as_str(),
+                b.cohorts.iter().map(|c| c.values.clone()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("None", vec![vec![Some(0), Some(0)], vec![Some(1), None]]),
+            ("free", vec![vec![Some(1), Some(1)], vec![Some(0), None]]),
+            ("pro", vec![vec![Some(1), Some(0)], vec![Some(0), None]]),
+        ]
+    );
+    assert!(r.notes.is_empty());
+    // The whole table is unchanged by the breakdown.
+    assert_eq!(r.cohorts[0].values, vec![Some(2), Some(1)]);
+    // A limit merges the tail into "Other" and says so; cells drill per value.
+    let mut q = q;
+    q.breakdown.as_mut().unwrap().limit = Some(2);
+    let (r, _) = retention::run(&ws, &q, NOW).unwrap();
+    let values: Vec<&str> = r.breakdown.iter().map(|b| b.value.as_str()).collect();
+    assert_eq!(values, vec!["None", "free", "Other"]);
+    assert_eq!(r.notes.len(), 1);
+    let who = insights::drill(&ws, &Query::Retention(q), NOW, "0:1@free").unwrap();
+    assert_eq!(who.len(), 1);
+}

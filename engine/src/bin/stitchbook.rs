@@ -1067,13 +1067,32 @@ fn secs(v: Option<f64>) -> String {
 }
 
 fn print_retention(r: &insights::retention::RetentionResult, explain: bool) {
-    let n = r.mean_simple.len();
+    print_retention_table(&r.cohorts, &r.mean_simple, &r.mean_weighted);
+    for b in &r.breakdown {
+        println!("\n  — {}", b.value);
+        print_retention_table(&b.cohorts, &b.mean_simple, &b.mean_weighted);
+    }
+    println!("\n  (· = period not complete yet)");
+    for n in &r.notes {
+        println!("  note: {n}");
+    }
+    if explain {
+        println!("-- {:.1} ms\n{}", r.millis, r.sql);
+    }
+}
+
+fn print_retention_table(
+    cohorts: &[insights::retention::CohortRow],
+    mean_simple: &[Option<f64>],
+    mean_weighted: &[Option<f64>],
+) {
+    let n = mean_simple.len();
     print!("  {:<10} {:>6}", "COHORT", "SIZE");
     for k in 0..n {
         print!(" {:>7}", format!("P{k}"));
     }
     println!();
-    for c in &r.cohorts {
+    for c in cohorts {
         print!("  {:<10} {:>6}", c.label, c.size);
         for v in &c.values {
             match v {
@@ -1085,18 +1104,15 @@ fn print_retention(r: &insights::retention::RetentionResult, explain: bool) {
         println!();
     }
     print!("  {:<10} {:>6}", "mean", "");
-    for m in &r.mean_simple {
+    for m in mean_simple {
         print!(" {:>7}", pct(*m));
     }
     println!();
     print!("  {:<10} {:>6}", "weighted", "");
-    for m in &r.mean_weighted {
+    for m in mean_weighted {
         print!(" {:>7}", pct(*m));
     }
-    println!("\n  (· = period not complete yet)");
-    if explain {
-        println!("-- {:.1} ms\n{}", r.millis, r.sql);
-    }
+    println!();
 }
 
 fn print_funnel(f: &insights::funnel::FunnelResult, explain: bool) {

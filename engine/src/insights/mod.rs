@@ -86,13 +86,28 @@ pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<P
         Query::Retention(r) => {
             let bad = || crate::EngineError::InvalidQuery {
                 code: "drill_cell",
-                message: format!("\"{cell}\" is not a retention cell such as 0:1 (cohort:period)"),
+                message: format!(
+                    "\"{cell}\" is not a retention cell such as 0:1 (cohort:period) or 0:1@value"
+                ),
             };
-            let (c, k) = cell.split_once(':').ok_or_else(bad)?;
+            let (point, value) = match cell.split_once('@') {
+                Some((a, v)) => (a, Some(v)),
+                None => (cell, None),
+            };
+            let (c, k) = point.split_once(':').ok_or_else(bad)?;
             let c: usize = c.trim().parse().map_err(|_| bad())?;
             let k: usize = k.trim().parse().map_err(|_| bad())?;
             let (_, cells) = retention::run(ws, r, now_us)?;
             let mut ids = cells.get(&(c, k)).cloned().unwrap_or_default();
+            if let (Some(v), Some(b)) = (value, &r.breakdown) {
+                let values = retention::person_values(
+                    ws,
+                    &b.property,
+                    b.limit.unwrap_or(10).max(1),
+                    &mut Vec::new(),
+                )?;
+                ids.retain(|p| values.get(p).map(String::as_str) == Some(v));
+            }
             ids.sort();
             person::summaries(ws, &ids)
         }

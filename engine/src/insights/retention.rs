@@ -12,7 +12,7 @@ use ts_rs::TS;
 
 use super::query::{
     int_list, period_index, period_labels, push_filters, push_period_index, DateRange, PeriodAt,
-    PropertyFilter,
+    PropertyFilter, PropertySource,
 };
 use crate::model::ModelSettings;
 use crate::sql::Sql;
@@ -72,10 +72,34 @@ pub struct RetentionQuery {
     pub cumulative: bool,
     #[serde(default = "calendar")]
     pub time_window: TimeWindow,
+    /// Split the table by a person property (top `limit` values by persons, the rest as
+    /// "Other", a missing value as "None").
+    #[serde(default)]
+    pub breakdown: Option<RetentionBreakdown>,
     /// Only members of a saved cohort, minus members of another.
     #[serde(flatten)]
     #[ts(flatten)]
     pub scope: super::cohort::Scope,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct RetentionBreakdown {
+    /// A person property.
+    pub property: String,
+    /// Default 10.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct RetentionBreakdownRow {
+    pub value: String,
+    pub cohorts: Vec<CohortRow>,
+    pub mean_simple: Vec<Option<f64>>,
+    pub mean_weighted: Vec<Option<f64>>,
 }
 
 fn day() -> Period {
@@ -111,6 +135,10 @@ pub struct RetentionResult {
     pub mean_simple: Vec<Option<f64>>,
     /// Σ count / Σ size per period over the same cells.
     pub mean_weighted: Vec<Option<f64>>,
+    /// The same table per breakdown value, when broken down.
+    pub breakdown: Vec<RetentionBreakdownRow>,
+    /// Said whenever breakdown values were merged into "Other".
+    pub notes: Vec<String>,
     pub sql: String,
     pub millis: f64,
 }
@@ -290,17 +318,76 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
         }
     }
     let labels = period_labels(ws, q.unit(), &settings.time_zone, range.from_us, sunday, n)?;
-    let mut cohorts = Vec::with_capacity(n);
-    for (c, label) in labels.into_iter().enumerate() {
-        let size = cells.get(&(c, 0)).map_or(0, |v| v.len()) as u64;
-        let values = (0..n)
-            .map(|k| {
-                ((c + k) as i64 <= last_period)
-                    .then(|| cells.get(&(c, k)).map_or(0, |v| v.len()) as u64)
+    let (cohorts, mean_simple, mean_weighted) = table(&labels, &cells, last_period, &|_| true);
+    let mut notes = Vec::new();
+    let mut breakdown = Vec::new();
+    if let Some(b) = &q.breakdown {
+        super::query::check_properties(ws, [], &[(PropertySource::Person, b.property.as_str())])?;
+        let values = person_values(ws, &b.property, b.limit.unwrap_or(10).max(1), &mut notes)?;
+        let mut order: Vec<&str> = values.values().map(String::as_str).collect();
+        order.sort_unstable();
+        order.dedup();
+        let mut rows: Vec<RetentionBreakdownRow> = order
+            .into_iter()
+            .map(|v| {
+                let (cohorts, mean_simple, mean_weighted) =
+                    table(&labels, &cells, last_period, &|p| {
+                        values.get(p).map(String::as_str) == Some(v)
+                    });
+                RetentionBreakdownRow {
+                    value: v.to_string(),
+                    cohorts,
+                    mean_simple,
+                    mean_weighted,
+                }
             })
+            .filter(|r| r.cohorts.iter().any(|c| c.size > 0))
+            .collect();
+        // Biggest first, "Other" last.
+        rows.sort_by(|a, b| {
+            let size = |r: &RetentionBreakdownRow| r.cohorts.iter().map(|c| c.size).sum::<u64>();
+            (a.value == "Other")
+                .cmp(&(b.value == "Other"))
+                .then(size(b).cmp(&size(a)))
+                .then(a.value.cmp(&b.value))
+        });
+        breakdown = rows;
+    }
+    Ok((
+        RetentionResult {
+            cohorts,
+            mean_simple,
+            mean_weighted,
+            breakdown,
+            notes,
+            sql: s.text.clone(),
+            millis: started.elapsed().as_secs_f64() * 1000.0,
+        },
+        cells,
+    ))
+}
+
+/// The triangle and mean curves over the persons `keep` accepts.
+fn table(
+    labels: &[String],
+    cells: &Cells,
+    last_period: i64,
+    keep: &dyn Fn(&str) -> bool,
+) -> (Vec<CohortRow>, Vec<Option<f64>>, Vec<Option<f64>>) {
+    let n = labels.len();
+    let count = |c: usize, k: usize| -> u64 {
+        cells
+            .get(&(c, k))
+            .map_or(0, |v| v.iter().filter(|p| keep(p)).count()) as u64
+    };
+    let mut cohorts = Vec::with_capacity(n);
+    for (c, label) in labels.iter().enumerate() {
+        let size = count(c, 0);
+        let values = (0..n)
+            .map(|k| ((c + k) as i64 <= last_period).then(|| count(c, k)))
             .collect();
         cohorts.push(CohortRow {
-            label,
+            label: label.clone(),
             size,
             values,
         });
@@ -326,14 +413,35 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
             mean_weighted.push(Some(a as f64 / b as f64));
         }
     }
-    Ok((
-        RetentionResult {
-            cohorts,
-            mean_simple,
-            mean_weighted,
-            sql: s.text.clone(),
-            millis: started.elapsed().as_secs_f64() * 1000.0,
-        },
-        cells,
-    ))
+    (cohorts, mean_simple, mean_weighted)
+}
+
+/// Each person's value of a person property: the top `limit` values by persons keep their
+/// name, the rest become "Other" (with a note), a missing or empty value is "None".
+pub fn person_values(
+    ws: &Workspace,
+    property: &str,
+    limit: usize,
+    notes: &mut Vec<String>,
+) -> Result<HashMap<String, String>> {
+    let mut q = Sql::new("WITH v AS (SELECT person_id, coalesce(nullif(properties ->> ");
+    q.bind(super::query::json_path(property))
+        .push(", ''), 'None') AS v FROM persons), r AS (SELECT v, row_number() OVER (ORDER BY count(*) DESC, v) AS rk FROM v GROUP BY v) SELECT v.person_id, CASE WHEN r.rk <= ")
+        .bind(limit as i64)
+        .push(" THEN v.v ELSE 'Other' END, (SELECT count(*) FROM r) FROM v JOIN r USING (v)");
+    let mut st = ws.conn().prepare(&q.text)?;
+    let mut rows = st.query(duckdb::params_from_iter(q.params.iter()))?;
+    let mut out = HashMap::new();
+    let mut distinct = 0i64;
+    while let Some(r) = rows.next()? {
+        out.insert(r.get::<_, String>(0)?, r.get::<_, String>(1)?);
+        distinct = r.get(2)?;
+    }
+    if distinct as usize > limit {
+        notes.push(format!(
+            "{} of {distinct} values of \"{property}\" were merged into \"Other\" (limit {limit})",
+            distinct as usize - limit
+        ));
+    }
+    Ok(out)
 }

@@ -2,6 +2,7 @@
 import type { DateRange } from "./DateRange";
 import type { EventSpec } from "./EventSpec";
 import type { Period } from "./Period";
+import type { RetentionBreakdown } from "./RetentionBreakdown";
 import type { RetentionType } from "./RetentionType";
 import type { TimeWindow } from "./TimeWindow";
 
@@ -13,4 +14,9 @@ intervals: number, retention_type: RetentionType,
 /**
  * "On or after": a person who returned in period k counts in every period up to k.
  */
-cumulative: boolean, time_window: TimeWindow, cohort?: string, exclude_cohort?: string, };
+cumulative: boolean, time_window: TimeWindow, 
+/**
+ * Split the table by a person property (top `limit` values by persons, the rest as
+ * "Other", a missing value as "None").
+ */
+breakdown: RetentionBreakdown | null, cohort?: string, exclude_cohort?: string, };
