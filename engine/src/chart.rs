@@ -166,6 +166,15 @@ fn count_label(v: f64) -> String {
     }
 }
 
+/// The label at whole-number position `x` when it is every `step`-th (else nothing).
+fn every_nth(labels: &[String], step: usize, x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() > 1e-6 || i < 0.0 || !(i as usize).is_multiple_of(step) {
+        return String::new();
+    }
+    labels.get(i as usize).cloned().unwrap_or_default()
+}
+
 /// Bars per category, grouped by series; `labels` above each bar.
 struct Bars<'a> {
     title: &'a str,
@@ -375,13 +384,7 @@ fn trends<DB: DrawingBackend>(root: &Area<'_, DB>, t: &TrendsResult, title: &str
     chart
         .configure_mesh()
         .x_labels(n.min(200))
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() > 1e-6 || i < 0.0 || !(i as usize).is_multiple_of(step) {
-                return String::new();
-            }
-            dates.get(i as usize).cloned().unwrap_or_default()
-        })
+        .x_label_formatter(&|x| every_nth(&dates, step, *x))
         .y_label_formatter(&|y| count_label(*y))
         .light_line_style(BLACK.mix(0.05))
         .y_desc("Value")
@@ -462,13 +465,7 @@ fn lifecycle<DB: DrawingBackend>(
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(n.min(200) + 1)
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() > 1e-6 || i < 0.0 || !(i as usize).is_multiple_of(step) {
-                return String::new();
-            }
-            dates.get(i as usize).cloned().unwrap_or_default()
-        })
+        .x_label_formatter(&|x| every_nth(&dates, step, *x))
         .y_label_formatter(&|y| count_label(*y))
         .light_line_style(BLACK.mix(0.04))
         .y_desc("Persons")

@@ -322,18 +322,12 @@ pub fn loader_sql(
         })
         .push(")");
     if q.order != FunnelOrder::Strict {
-        s.push(" AND e.event_name IN (");
+        s.push(" AND e.event_name IN ");
         let mut names: Vec<&str> = q.steps.iter().map(|s| s.event.as_str()).collect();
         names.extend(q.exclusions.iter().map(|x| x.event.as_str()));
         names.sort_unstable();
         names.dedup();
-        for (i, n) in names.iter().enumerate() {
-            if i > 0 {
-                s.push(", ");
-            }
-            s.bind(n.to_string());
-        }
-        s.push(")");
+        super::query::push_in_list(&mut s, names);
     }
     s.push(" AND ");
     push_filters(&mut s, &q.filters)?;

@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::query::{push_filters, DateRange, PropertyFilter, PropertySource};
+use super::query::{push_filters, push_in_list, DateRange, PropertyFilter, PropertySource};
 use crate::model::ModelSettings;
 use crate::sql::Sql;
 use crate::workspace::Workspace;
@@ -189,14 +189,8 @@ fn loader_sql(q: &PathsQuery, from: &str, from_us: i64, to_us: i64, scope: &Sql)
     if q.events.is_empty() {
         s.push(" AND e.event_kind NOT IN ('identify', 'alias', 'merge', 'group_identify', 'person_update', 'session_marker')");
     } else {
-        s.push(" AND e.event_name IN (");
-        for (i, ev) in q.events.iter().enumerate() {
-            if i > 0 {
-                s.push(", ");
-            }
-            s.bind(ev.clone());
-        }
-        s.push(")");
+        s.push(" AND e.event_name IN ");
+        push_in_list(&mut s, q.events.iter().map(String::as_str));
     }
     s.push(" AND ");
     push_filters(&mut s, &q.filters)?;

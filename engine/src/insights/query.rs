@@ -236,6 +236,18 @@ pub fn push_filter(s: &mut Sql, f: &PropertyFilter) -> Result<()> {
     Ok(())
 }
 
+/// Push `(?, ?, …)` binding each value.
+pub fn push_in_list<'a>(s: &mut Sql, values: impl IntoIterator<Item = &'a str>) {
+    s.push("(");
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            s.push(", ");
+        }
+        s.bind(v.to_string());
+    }
+    s.push(")");
+}
+
 /// Push `f1 AND f2 ...` (or TRUE).
 pub fn push_filters(s: &mut Sql, filters: &[PropertyFilter]) -> Result<()> {
     if filters.is_empty() {
