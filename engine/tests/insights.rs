@@ -1015,3 +1015,21 @@ fn retention_breaks_down_by_a_person_property_with_persons_per_cell() {
     let who = insights::drill(&ws, &Query::Retention(q), NOW, "0:1@free").unwrap();
     assert_eq!(who.len(), 1);
 }
+
+#[test]
+fn tv_fun_8_zero_second_conversions_leave_the_average_unless_asked() {
+    // P converts in 0 s (same second, B before A in the file), Q in 100 s.
+    let ws = ws_of(&[(5, "P", "B"), (5, "P", "A"), (0, "Q", "A"), (100, "Q", "B")]);
+    let mut q = query(json!({"steps": [{"event": "A"}, {"event": "B"}]}));
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    assert_eq!(counts(&r), vec![2, 2]);
+    assert_eq!(
+        r.steps[1].average_time_s,
+        Some(100.0),
+        "0 s left out (PostHog)"
+    );
+    q.include_zero_second_times = true;
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    assert_eq!(r.steps[1].average_time_s, Some(50.0));
+    assert_eq!(r.steps[1].median_time_s, Some(50.0));
+}

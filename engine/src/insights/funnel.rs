@@ -128,6 +128,10 @@ pub struct FunnelQuery {
     pub filters: Vec<PropertyFilter>,
     #[serde(default)]
     pub breakdown: Option<Breakdown>,
+    /// Count 0-second conversions in the average and median times (default false: they are
+    /// left out, PostHog's rule).
+    #[serde(default)]
+    pub include_zero_second_times: bool,
     /// Only members of a saved cohort, minus members of another.
     #[serde(flatten)]
     #[ts(flatten)]
@@ -400,7 +404,8 @@ pub fn run(
         .iter()
         .map(|s| s.name.clone().unwrap_or_else(|| s.event.clone()))
         .collect();
-    let steps = aggregate(&names, outcomes.iter());
+    let zero = q.include_zero_second_times;
+    let steps = aggregate(&names, outcomes.iter(), zero);
     let mut notes = Vec::new();
     let breakdown = match &q.breakdown {
         None => Vec::new(),
@@ -413,7 +418,7 @@ pub fn run(
                 .into_iter()
                 .map(|(v, os)| BreakdownRow {
                     value: v.to_string(),
-                    steps: aggregate(&names, os.into_iter()),
+                    steps: aggregate(&names, os.into_iter(), zero),
                 })
                 .collect();
             // Rank by the deepest step, then shallower ones (PostHog's ordering).
@@ -435,6 +440,7 @@ pub fn run(
                     outcomes
                         .iter()
                         .filter(|o| !keep.contains(&o.value.as_str())),
+                    zero,
                 );
                 rows.push(BreakdownRow {
                     value: "Other".into(),
@@ -577,10 +583,12 @@ fn median(v: &mut [f64]) -> Option<f64> {
     })
 }
 
-/// Step counts (cumulative: reached ≥ i), rates and times (0-second conversions left out).
+/// Step counts (cumulative: reached ≥ i), rates and times (0-second conversions left out
+/// unless `zero_second_times`).
 pub fn aggregate<'a>(
     names: &[String],
     outcomes: impl Iterator<Item = &'a PersonOutcome>,
+    zero_second_times: bool,
 ) -> Vec<StepResult> {
     let n = names.len();
     let mut counts = vec![0u64; n];
@@ -590,7 +598,7 @@ pub fn aggregate<'a>(
             counts[i] += 1;
             if i >= 1 {
                 if let Some(t) = o.step_times.get(i - 1) {
-                    if *t > 0.0 {
+                    if *t > 0.0 || zero_second_times {
                         times[i].push(*t);
                     }
                 }

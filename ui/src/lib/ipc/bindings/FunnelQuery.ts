@@ -21,4 +21,9 @@ bound_all_steps: boolean,
 /**
  * Filters every event must pass.
  */
-filters: Array<PropertyFilter>, breakdown: Breakdown | null, cohort?: string, exclude_cohort?: string, };
+filters: Array<PropertyFilter>, breakdown: Breakdown | null, 
+/**
+ * Count 0-second conversions in the average and median times (default false: they are
+ * left out, PostHog's rule).
+ */
+include_zero_second_times: boolean, cohort?: string, exclude_cohort?: string, };
