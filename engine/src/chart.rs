@@ -4,7 +4,7 @@
 //! images look the same on every machine.
 
 use std::path::Path;
-use std::sync::Once;
+use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -19,7 +19,8 @@ use crate::{EngineError, Result};
 
 const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-static REGISTER: Once = Once::new();
+/// Whether the bundled font registered (once per process).
+static FONT_READY: OnceLock<bool> = OnceLock::new();
 
 /// Image formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,10 +72,14 @@ fn err(e: impl std::fmt::Display) -> EngineError {
 
 /// Render an insight result to `path` (PNG or SVG by extension) at `size`.
 pub fn render(result: &InsightResult, title: &str, path: &Path, size: (u32, u32)) -> Result<()> {
-    REGISTER.call_once(|| {
-        // The bundled font is known-good; a failure would show as missing text, not a crash.
-        let _ = plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES);
+    let ready = *FONT_READY.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()
     });
+    if !ready {
+        return Err(EngineError::InvalidArgument(
+            "drawing the chart: the bundled font could not be loaded".into(),
+        ));
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     }
@@ -164,6 +169,22 @@ fn count_label(v: f64) -> String {
     } else {
         format!("{v:.2}")
     }
+}
+
+/// Draw the series legend in a box at `pos`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+    size: u32,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .label_font(font(size))
+        .draw()
+        .map_err(err)
 }
 
 /// The label at whole-number position `x` when it is every `step`-th (else nothing).
@@ -263,14 +284,7 @@ fn bars<DB: DrawingBackend>(root: &Area<'_, DB>, b: Bars<'_>) -> Result<()> {
         }
     }
     if b.series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .label_font(font(14))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight, 14)?;
     }
     Ok(())
 }
@@ -414,14 +428,7 @@ fn trends<DB: DrawingBackend>(root: &Area<'_, DB>, t: &TrendsResult, title: &str
                 .map_err(err)?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .label_font(font(14))
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft, 14)?;
     if t.series.len() > 12 {
         root.draw(&Text::new(
             format!("showing 12 of {} series", t.series.len()),
@@ -504,14 +511,7 @@ fn lifecycle<DB: DrawingBackend>(
             BLACK.stroke_width(1),
         ))
         .map_err(err)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .label_font(font(14))
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight, 14)?;
     Ok(())
 }
 
@@ -658,14 +658,7 @@ fn retention<DB: DrawingBackend>(
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))
             .map_err(err)?;
     }
-    curve
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .label_font(font(13))
-        .draw()
-        .map_err(err)?;
+    legend(&mut curve, SeriesLabelPosition::UpperRight, 13)?;
     Ok(())
 }
 

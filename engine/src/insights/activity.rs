@@ -166,7 +166,7 @@ pub struct Series {
 pub enum TrendsBreakdown {
     Property {
         property: String,
-        #[serde(default = "event_source")]
+        #[serde(default)]
         source: PropertySource,
         /// Default 25.
         #[serde(default)]
@@ -175,10 +175,6 @@ pub enum TrendsBreakdown {
     Cohorts {
         cohorts: Vec<String>,
     },
-}
-
-fn event_source() -> PropertySource {
-    PropertySource::Event
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -649,11 +645,14 @@ pub fn trends(ws: &Workspace, q: &TrendsQuery, now_us: i64) -> Result<TrendsResu
         }
     }
     if let (Some(expr), Some(text)) = (&formula, &q.formula) {
-        let mut values: Vec<Option<String>> =
-            out.iter().map(|s| s.breakdown_value.clone()).collect();
-        values.dedup();
+        // Each breakdown value once, in the order of the first series.
         let mut seen = BTreeSet::new();
-        for v in values.into_iter().filter(|v| seen.insert(v.clone())) {
+        let values: Vec<Option<String>> = out
+            .iter()
+            .map(|s| s.breakdown_value.clone())
+            .filter(|v| seen.insert(v.clone()))
+            .collect();
+        for v in values {
             let of = |k: usize, i: usize| -> f64 {
                 out.iter()
                     .find(|s| s.series == Some(k) && s.breakdown_value == v)

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use super::named::NamedStore;
 use super::query::{push_filter, push_filters, DateRange, PropertyFilter, PropertySource};
 use crate::model::person::{self, PersonSummary};
 use crate::model::ModelSettings;
@@ -195,51 +196,29 @@ fn push_did(
     Ok(())
 }
 
+const STORE: NamedStore = NamedStore {
+    table: "cohorts",
+    column: "definition",
+    noun: "cohort",
+    unknown_code: "unknown_cohort",
+    invalid_code: "cohort_definition",
+    list_hint: "stitchbook cohort list",
+};
+
 /// A saved cohort's definition.
 pub fn load(ws: &Workspace, name: &str) -> Result<CohortDef> {
-    let mut st = ws
-        .conn()
-        .prepare("SELECT CAST(definition AS VARCHAR) FROM cohorts WHERE name = ?")?;
-    let mut rows = st.query([name])?;
-    match rows.next()? {
-        Some(r) => {
-            let text: String = r.get(0)?;
-            serde_json::from_str(&text).map_err(|e| {
-                bad(format!(
-                    "the saved cohort \"{name}\" cannot be read ({e}); save it again"
-                ))
-            })
-        }
-        None => Err(EngineError::InvalidQuery {
-            code: "unknown_cohort",
-            message: format!(
-                "no saved cohort is named \"{name}\" (list them with `stitchbook cohort list`)"
-            ),
-        }),
-    }
+    STORE.load(ws, name)
 }
 
 /// Save (or replace) a cohort; `now_us` stamps it.
 pub fn save(ws: &Workspace, name: &str, def: &CohortDef, now_us: i64) -> Result<()> {
     def.validate()?;
-    if name.trim().is_empty() {
-        return Err(bad("a cohort needs a name".into()));
-    }
-    let text = serde_json::to_string(def).map_err(|e| bad(e.to_string()))?;
-    ws.conn().execute(
-        "INSERT INTO cohorts VALUES (?, ?, make_timestamptz(?), make_timestamptz(?))
-         ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at",
-        duckdb::params![name.trim(), text, now_us, now_us],
-    )?;
-    Ok(())
+    STORE.save(ws, name, def, now_us)
 }
 
 /// Delete a saved cohort; false when there was none.
 pub fn delete(ws: &Workspace, name: &str) -> Result<bool> {
-    Ok(ws
-        .conn()
-        .execute("DELETE FROM cohorts WHERE name = ?", [name])?
-        > 0)
+    STORE.delete(ws, name)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -252,18 +231,11 @@ pub struct SavedCohort {
 
 /// Every saved cohort, by name.
 pub fn list(ws: &Workspace) -> Result<Vec<SavedCohort>> {
-    let mut st = ws
-        .conn()
-        .prepare("SELECT name, CAST(definition AS VARCHAR) FROM cohorts ORDER BY name")?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (name, text) = row?;
-        let definition = serde_json::from_str(&text)
-            .map_err(|e| bad(format!("the saved cohort \"{name}\" cannot be read ({e})")))?;
-        out.push(SavedCohort { name, definition });
-    }
-    Ok(out)
+    Ok(STORE
+        .list(ws)?
+        .into_iter()
+        .map(|(name, definition)| SavedCohort { name, definition })
+        .collect())
 }
 
 /// The member ids of a definition as of `now_us`, sorted.

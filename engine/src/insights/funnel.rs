@@ -87,7 +87,7 @@ pub enum Attribution {
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct Breakdown {
     pub property: String,
-    #[serde(default = "event_source")]
+    #[serde(default)]
     pub source: PropertySource,
     #[serde(default = "first_touch")]
     pub attribution: Attribution,
@@ -96,9 +96,6 @@ pub struct Breakdown {
     pub limit: Option<usize>,
 }
 
-fn event_source() -> PropertySource {
-    PropertySource::Event
-}
 fn first_touch() -> Attribution {
     Attribution::FirstTouch
 }

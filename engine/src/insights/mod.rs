@@ -8,6 +8,7 @@ pub mod cohort;
 pub mod formula;
 pub mod funnel;
 pub mod funnel_steps;
+pub mod named;
 pub mod paths;
 pub mod query;
 pub mod retention;

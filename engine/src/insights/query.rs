@@ -112,10 +112,12 @@ fn resolve_end(ws: &Workspace, s: &str, now_us: i64, tz: &str, end: bool) -> Res
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+/// Where a property is read; event properties unless said otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub enum PropertySource {
+    #[default]
     Event,
     Person,
 }
@@ -139,16 +141,12 @@ pub enum FilterOp {
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct PropertyFilter {
     pub key: String,
-    #[serde(default = "event_source")]
+    #[serde(default)]
     pub source: PropertySource,
     pub op: FilterOp,
     #[serde(default)]
     #[ts(type = "string | number | boolean | null")]
     pub value: Option<serde_json::Value>,
-}
-
-fn event_source() -> PropertySource {
-    PropertySource::Event
 }
 
 /// A JSON path for a property key, quoted so any key is safe: `$."key"`.
