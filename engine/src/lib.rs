@@ -3,6 +3,7 @@
 //! `stitchbook` CLI are thin callers of this library.
 
 pub mod bench;
+pub mod catalog;
 pub mod chart;
 pub mod console;
 pub mod error;

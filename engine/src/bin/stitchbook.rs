@@ -95,6 +95,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One person's events in order (the timeline viewer's data): time, gap, event, page,
+    /// session starts and identity merges.
+    Timeline {
+        workspace: PathBuf,
+        /// Any of the person's ids.
+        id: String,
+        /// Only this session.
+        #[arg(long)]
+        session: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The event catalog (volume, reach, first/last seen), or one event's properties.
+    Catalog {
+        workspace: PathBuf,
+        /// Show this event's properties: types, fill rate, examples.
+        #[arg(long)]
+        event: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Data-quality checks: naming collisions, mixed types, duplicates, clock skew, shared
+    /// devices, quarantine.
+    Quality {
+        workspace: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Recompute identity, sessions and persons from the imported events.
     Rebuild {
         workspace: PathBuf,
@@ -471,6 +503,129 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 println!("{}", to_json(&rows)?);
             } else {
                 print_sessions(&rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Timeline {
+            workspace,
+            id,
+            session,
+            offset,
+            limit,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            model::ensure_built(&ws, &JobCtx::silent())?;
+            let pid = person::person_of(&ws, &id)?.ok_or_else(|| {
+                EngineError::InvalidArgument(format!("no person has the id \"{id}\""))
+            })?;
+            let page = model::timeline::page(&ws, &pid, session.as_deref(), offset, limit, true)?;
+            if json {
+                println!("{}", to_json(&page)?);
+            } else {
+                println!(
+                    "  {} events of {} ({} sessions), showing {}–{}",
+                    page.total,
+                    page.person_id,
+                    page.sessions.len(),
+                    page.offset,
+                    page.offset + page.events.len() as i64
+                );
+                for e in &page.events {
+                    if e.session_start {
+                        println!("  ── session {}", e.session_id.as_deref().unwrap_or("-"));
+                    }
+                    let gap = e.gap_s.map(duration).unwrap_or_default();
+                    println!(
+                        "  {:>6}  {}  {:>8}  {:<28}  {}",
+                        e.index,
+                        e.ts_utc,
+                        gap,
+                        truncate(&e.event, 28),
+                        e.page.as_deref().unwrap_or("")
+                    );
+                    for m in &e.merges {
+                        println!("          ⇄ {m}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Catalog {
+            workspace,
+            event,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            model::ensure_built(&ws, &JobCtx::silent())?;
+            match event {
+                Some(name) => {
+                    let p = stitchbook_engine::catalog::event_properties(&ws, &name)?;
+                    if json {
+                        println!("{}", to_json(&p)?);
+                    } else {
+                        println!(
+                            "  {} — {} events, properties read from the latest {}",
+                            p.event, p.total, p.sampled
+                        );
+                        println!(
+                            "  {:<32}  {:<20}  {:>6}  EXAMPLES",
+                            "PROPERTY", "TYPES", "FILL"
+                        );
+                        for s in &p.properties {
+                            let types: Vec<String> =
+                                s.types.iter().map(|t| t.0.to_lowercase()).collect();
+                            println!(
+                                "  {:<32}  {:<20}  {:>5.1}%  {}",
+                                truncate(&s.key, 32),
+                                truncate(&types.join(","), 20),
+                                s.fill_rate * 100.0,
+                                s.examples
+                                    .iter()
+                                    .map(|x| truncate(x, 24))
+                                    .collect::<Vec<_>>()
+                                    .join(" | ")
+                            );
+                        }
+                    }
+                }
+                None => {
+                    let rows = stitchbook_engine::catalog::events(&ws)?;
+                    if json {
+                        println!("{}", to_json(&rows)?);
+                    } else {
+                        println!(
+                            "  {:<32}  {:>10}  {:>8}  {:>7}  {:<20}  {:<20}",
+                            "EVENT", "EVENTS", "PERSONS", "% PERS", "FIRST SEEN", "LAST SEEN"
+                        );
+                        for r in &rows {
+                            println!(
+                                "  {:<32}  {:>10}  {:>8}  {:>6.1}%  {:<20}  {:<20}",
+                                truncate(&r.name, 32),
+                                r.events,
+                                r.persons,
+                                r.person_share * 100.0,
+                                r.first_seen,
+                                r.last_seen
+                            );
+                        }
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quality { workspace, json } => {
+            let ws = open_existing(&workspace)?;
+            model::ensure_built(&ws, &JobCtx::silent())?;
+            let issues = stitchbook_engine::catalog::quality(&ws)?;
+            if json {
+                println!("{}", to_json(&issues)?);
+            } else if issues.is_empty() {
+                println!("  no data-quality issues found");
+            } else {
+                for i in &issues {
+                    println!("  [{}] {}: {}", i.severity, i.title, i.detail);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1541,5 +1696,19 @@ fn print_info(i: &stitchbook_engine::info::WorkspaceInfo) {
             m.finished_at.as_deref().unwrap_or("-"),
             m.path
         );
+    }
+}
+
+/// A gap as the timeline shows it: `+4s`, `+2m 05s`, `+3h 10m`, `+2d 4h`.
+fn duration(s: f64) -> String {
+    let t = s.max(0.0).round() as i64;
+    if t < 60 {
+        format!("+{t}s")
+    } else if t < 3600 {
+        format!("+{}m {:02}s", t / 60, t % 60)
+    } else if t < 86_400 {
+        format!("+{}h {:02}m", t / 3600, (t % 3600) / 60)
+    } else {
+        format!("+{}d {}h", t / 86_400, (t % 86_400) / 3600)
     }
 }

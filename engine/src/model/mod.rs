@@ -6,6 +6,7 @@
 pub mod identity;
 pub mod person;
 pub mod sessions;
+pub mod timeline;
 
 use std::time::Instant;
 

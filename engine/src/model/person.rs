@@ -188,13 +188,17 @@ pub fn sessions(ws: &Workspace, person: Option<&str>, limit: usize) -> Result<Ve
     Ok(rows.collect::<duckdb::Result<_>>()?)
 }
 
-/// The person any of whose ids (or whose person id) is `id`.
+/// The person any of whose ids (or whose person id) is `id`; failing that, the most recently
+/// seen person with that email address (case-insensitive).
 pub fn person_of(ws: &Workspace, id: &str) -> Result<Option<String>> {
     let mut st = ws.conn().prepare(
-        "SELECT m.person_id FROM person_map m JOIN persons p USING (person_id) WHERE m.distinct_id = ?
-         UNION SELECT person_id FROM persons WHERE person_id = ? LIMIT 1",
+        "SELECT person_id FROM (
+            SELECT m.person_id, 0 AS rank, NULL::TIMESTAMPTZ AS seen FROM person_map m JOIN persons p USING (person_id) WHERE m.distinct_id = ?
+            UNION ALL SELECT person_id, 0, NULL FROM persons WHERE person_id = ?
+            UNION ALL SELECT person_id, 1, last_seen FROM persons WHERE lower(email) = lower(?))
+         ORDER BY rank, seen DESC NULLS LAST, person_id LIMIT 1",
     )?;
-    let mut rows = st.query(duckdb::params![id, id])?;
+    let mut rows = st.query(duckdb::params![id, id, id])?;
     Ok(match rows.next()? {
         Some(r) => Some(r.get(0)?),
         None => None,

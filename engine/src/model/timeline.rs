@@ -1,0 +1,196 @@
+//! One person's events in order, a page at a time: what the session timeline viewer shows.
+//! Each event carries the gap since the previous one, its page, its session (and whether it
+//! opens one) and the identity merges it caused.
+
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::insights::query::events_with_persons;
+use crate::workspace::Workspace;
+use crate::{EngineError, Result};
+
+/// At most this many events per page.
+pub const MAX_PAGE: usize = 5_000;
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct TimelineEvent {
+    /// 0-based position in the person's (or the session's) timeline.
+    #[ts(type = "number")]
+    pub index: i64,
+    #[ts(type = "number")]
+    pub event_seq: i64,
+    pub ts_utc: String,
+    /// Seconds since the previous event of the timeline (null for the first).
+    pub gap_s: Option<f64>,
+    pub event: String,
+    pub kind: String,
+    /// The page URL, by the vendor's key (`$current_url`, `page_location`, …).
+    pub page: Option<String>,
+    pub session_id: Option<String>,
+    /// The first event of its session within this timeline.
+    pub session_start: bool,
+    pub distinct_id: Option<String>,
+    /// Identity links this event carried, as "kind: from → into (outcome)".
+    pub merges: Vec<String>,
+    /// The event's properties as JSON text (rendered as text by the UI, never as HTML).
+    pub properties: String,
+    pub source_vendor: String,
+    pub source_file: String,
+    #[ts(type = "number")]
+    pub source_line: i64,
+}
+
+/// Where each session begins in the timeline (for "next / previous session").
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct TimelineSession {
+    pub session_id: Option<String>,
+    #[ts(type = "number")]
+    pub start_index: i64,
+    #[ts(type = "number")]
+    pub events: i64,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct TimelinePage {
+    pub person_id: String,
+    /// Events in the whole timeline (not just this page).
+    #[ts(type = "number")]
+    pub total: i64,
+    #[ts(type = "number")]
+    pub offset: i64,
+    pub events: Vec<TimelineEvent>,
+    /// Every session of the timeline with its first index (only on the first page asked
+    /// with `with_sessions`; empty otherwise).
+    pub sessions: Vec<TimelineSession>,
+    pub millis: f64,
+}
+
+/// The person's events (of one session when `session` is given), ordered by time then
+/// ingestion order, from `offset`, at most `limit` (≤ [`MAX_PAGE`]).
+pub fn page(
+    ws: &Workspace,
+    person_id: &str,
+    session: Option<&str>,
+    offset: usize,
+    limit: usize,
+    with_sessions: bool,
+) -> Result<TimelinePage> {
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(EngineError::InvalidArgument(format!(
+            "a timeline page holds 1 to {MAX_PAGE} events (asked for {limit})"
+        )));
+    }
+    let started = std::time::Instant::now();
+    let source = events_with_persons(ws)?;
+    // The person's events, numbered once; pages and the session index read from it.
+    let base = format!(
+        "WITH t AS (
+            SELECT e.event_seq, e.ts_utc, e.event_name, e.event_kind, e.properties, e.distinct_id,
+                   e.event_uuid, e.source_vendor, e.source_file, e.source_line, es.session_id,
+                   row_number() OVER w - 1 AS idx,
+                   epoch_us(e.ts_utc) - epoch_us(lag(e.ts_utc) OVER w) AS gap_us,
+                   es.session_id IS DISTINCT FROM lag(es.session_id) OVER w AS opens
+            FROM {source}
+            LEFT JOIN event_sessions es ON es.event_seq = e.event_seq
+            WHERE ep.person_id = ? AND (?::VARCHAR IS NULL OR es.session_id = ?)
+            WINDOW w AS (ORDER BY e.ts_utc, e.event_seq))"
+    );
+    let conn = ws.conn();
+    let total: i64 = conn.query_row(
+        &format!("{base} SELECT count(*) FROM t"),
+        duckdb::params![person_id, session, session],
+        |r| r.get(0),
+    )?;
+    let mut st = conn.prepare(&format!(
+        "{base}, p AS (SELECT * FROM t WHERE idx >= ? AND idx < ?)
+         SELECT p.idx, p.event_seq, strftime(p.ts_utc, '%Y-%m-%dT%H:%M:%S.%fZ'),
+                p.gap_us / 1e6, p.event_name, p.event_kind, sb_url(p.properties), p.session_id,
+                p.opens AND p.session_id IS NOT NULL, p.distinct_id,
+                coalesce((SELECT list(m.link_kind || ': ' || m.from_id || ' → ' || m.into_id || ' (' || m.outcome || ')' ORDER BY m.seq)
+                          FROM merge_log m WHERE m.event_uuid = p.event_uuid), []),
+                p.properties::VARCHAR, p.source_vendor, p.source_file, p.source_line
+         FROM p ORDER BY p.idx"
+    ))?;
+    let from = offset as i64;
+    let to = from + limit as i64;
+    let rows = st.query_map(
+        duckdb::params![person_id, session, session, from, to],
+        |r| {
+            let merges: duckdb::types::Value = r.get(10)?;
+            Ok(TimelineEvent {
+                index: r.get(0)?,
+                event_seq: r.get(1)?,
+                ts_utc: r.get(2)?,
+                gap_s: r.get(3)?,
+                event: r.get(4)?,
+                kind: r.get(5)?,
+                page: r.get(6)?,
+                session_id: r.get(7)?,
+                session_start: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
+                distinct_id: r.get(9)?,
+                merges: strings(merges),
+                properties: r.get(11)?,
+                source_vendor: r.get(12)?,
+                source_file: r.get(13)?,
+                source_line: r.get(14)?,
+            })
+        },
+    )?;
+    let events = rows.collect::<duckdb::Result<Vec<_>>>()?;
+    let sessions = if with_sessions {
+        let mut st = conn.prepare(&format!(
+            "{base}, runs AS (
+                SELECT idx, session_id, sum(CASE WHEN opens THEN 1 ELSE 0 END) OVER (ORDER BY idx) AS run FROM t)
+             SELECT any_value(session_id), min(idx), count(*) FROM runs GROUP BY run ORDER BY min(idx)"
+        ))?;
+        let rows = st.query_map(duckdb::params![person_id, session, session], |r| {
+            Ok(TimelineSession {
+                session_id: r.get(0)?,
+                start_index: r.get(1)?,
+                events: r.get(2)?,
+            })
+        })?;
+        rows.collect::<duckdb::Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    Ok(TimelinePage {
+        person_id: person_id.to_string(),
+        total,
+        offset: from,
+        events,
+        sessions,
+        millis: started.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+fn strings(v: duckdb::types::Value) -> Vec<String> {
+    match v {
+        duckdb::types::Value::List(items) => items
+            .into_iter()
+            .filter_map(|x| match x {
+                duckdb::types::Value::Text(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_must_hold_at_least_one_event() {
+        let ws = Workspace::in_memory().unwrap();
+        let e = page(&ws, "p", None, 0, 0, false).unwrap_err();
+        assert!(e.to_string().contains("1 to 5000"), "{e}");
+    }
+}
