@@ -6,6 +6,7 @@ pub mod bench;
 pub mod catalog;
 pub mod chart;
 pub mod console;
+pub mod demo;
 pub mod error;
 pub mod generate;
 pub mod info;
@@ -13,6 +14,7 @@ pub mod ingest;
 pub mod insights;
 pub mod jobs;
 pub mod model;
+pub mod recent;
 pub mod sql;
 pub mod workspace;
 

@@ -5,6 +5,7 @@
 mod commands;
 mod state;
 
+use commands::{data, insights, jobs, persons, workspace};
 use state::AppState;
 
 fn main() {
@@ -12,10 +13,38 @@ fn main() {
     let result = tauri::Builder::default()
         .manage(AppState::new(initial))
         .invoke_handler(tauri::generate_handler![
-            commands::workspace::current_workspace,
-            commands::workspace::open_workspace,
-            commands::workspace::pick_workspace,
-            commands::workspace::workspace_summary,
+            workspace::current_workspace,
+            workspace::open_workspace,
+            workspace::close_workspace,
+            workspace::recent_workspaces,
+            workspace::pick_workspace,
+            workspace::pick_new_workspace,
+            workspace::open_demo,
+            workspace::workspace_summary,
+            jobs::cancel_job,
+            insights::run_insight,
+            insights::drill,
+            insights::export_chart,
+            insights::save_text_file,
+            insights::saved_insights,
+            insights::save_insight,
+            insights::delete_insight,
+            insights::cohorts,
+            insights::save_cohort,
+            insights::delete_cohort,
+            insights::cohort_members,
+            persons::search_persons,
+            persons::person_detail,
+            persons::person_timeline,
+            data::catalog_events,
+            data::event_properties,
+            data::quality_issues,
+            data::quarantine_rows,
+            data::run_sql,
+            data::sql_schema,
+            data::model_settings,
+            data::set_model_setting,
+            data::rebuild_model,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -1,21 +1,26 @@
-//! The app's managed state: the open workspace, if any.
+//! The app's managed state: the open workspace (behind one lock: DuckDB work on it is
+//! serialised off the UI thread), a workspace to open on first use, and the cancel tokens
+//! of running jobs by the job id the UI minted.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use stitchbook_engine::Workspace;
+use stitchbook_engine::{CancelToken, Workspace};
 
 pub struct AppState {
-    pub workspace: Mutex<Option<Workspace>>,
+    pub workspace: Arc<Mutex<Option<Workspace>>>,
     /// A workspace named on the command line or by the demo, opened on first use.
     pub pending: Mutex<Option<PathBuf>>,
+    pub jobs: Mutex<HashMap<String, CancelToken>>,
 }
 
 impl AppState {
     pub fn new(initial: Option<PathBuf>) -> Self {
         AppState {
-            workspace: Mutex::new(None),
+            workspace: Arc::new(Mutex::new(None)),
             pending: Mutex::new(initial),
+            jobs: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -35,9 +40,10 @@ pub fn initial_workspace(mut args: impl Iterator<Item = String>) -> Option<PathB
     }
     chosen
         .or_else(|| std::env::var_os("STITCHBOOK_WORKSPACE").map(PathBuf::from))
-        .or_else(|| {
-            Workspace::default_dir()
-                .map(|d| d.join("demo.duckdb"))
-                .filter(|p| p.exists())
-        })
+        .or_else(|| demo_path().filter(|p| p.exists()))
+}
+
+/// Where the demo workspace lives (the `directories` data folder).
+pub fn demo_path() -> Option<PathBuf> {
+    Workspace::default_dir().map(|d| d.join("demo.duckdb"))
 }

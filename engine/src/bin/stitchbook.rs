@@ -127,6 +127,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Build the demo workspace from the project's sample-data folder (replacing OUT).
+    Demo {
+        out: PathBuf,
+        /// The sample-data folder (default: the one in this source tree).
+        #[arg(long)]
+        sample_data: Option<PathBuf>,
+    },
     /// Recompute identity, sessions and persons from the imported events.
     Rebuild {
         workspace: PathBuf,
@@ -627,6 +634,19 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     println!("  [{}] {}: {}", i.severity, i.title, i.detail);
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { out, sample_data } => {
+            let dir = sample_data.unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-data")
+            });
+            let tty = std::io::stderr().is_terminal();
+            let ctx = JobCtx::new(move |ev| progress(ev, tty), CancelToken::new());
+            let ws = stitchbook_engine::demo::build(&dir, &out, &ctx)?;
+            if tty {
+                eprint!("\r\x1b[2K");
+            }
+            print_info(&workspace_info(&ws, 10)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { workspace, json } => {

@@ -1,22 +1,15 @@
-//! Open a workspace and summarise it.
+//! Open, create and summarise workspaces; the recent list; the demo.
 
 use std::path::PathBuf;
 
 use stitchbook_engine::info::{workspace_info, WorkspaceInfo};
-use stitchbook_engine::{IpcError, Workspace};
+use stitchbook_engine::recent::{self, RecentWorkspace};
+use stitchbook_engine::{IpcError, JobCtx, JobEvent, Workspace};
+use tauri::ipc::Channel;
 use tauri::State;
 
-use super::{ipc, lock_error};
-use crate::state::AppState;
-
-fn ensure_open(state: &AppState) -> Result<(), IpcError> {
-    let pending = state.pending.lock().map_err(|_| lock_error())?.take();
-    if let Some(p) = pending {
-        let ws = Workspace::open(&p).map_err(ipc)?;
-        *state.workspace.lock().map_err(|_| lock_error())? = Some(ws);
-    }
-    Ok(())
-}
+use super::{ensure_open, internal, ipc, jobs, lock_error, on_workspace};
+use crate::state::{demo_path, AppState};
 
 /// The open workspace's path, or null.
 #[tauri::command]
@@ -28,15 +21,53 @@ pub fn current_workspace(state: State<'_, AppState>) -> Result<Option<String>, I
         .map(|w| w.path().to_string_lossy().to_string()))
 }
 
+fn remember(path: &str, opened_at: &str) {
+    if let Some(file) = recent::default_file() {
+        // The recent list is a convenience: failing to write it must not fail the open.
+        if let Err(e) = recent::touch(&file, path, opened_at) {
+            eprintln!("stitchbook: could not update the recent list: {e}");
+        }
+    }
+}
+
+/// Open (or create) the workspace at `path`; it becomes the first recent workspace.
 #[tauri::command]
-pub fn open_workspace(path: String, state: State<'_, AppState>) -> Result<String, IpcError> {
-    let ws = Workspace::open(PathBuf::from(&path)).map_err(ipc)?;
-    let shown = ws.path().to_string_lossy().to_string();
-    *state.workspace.lock().map_err(|_| lock_error())? = Some(ws);
+pub async fn open_workspace(
+    path: String,
+    opened_at: String,
+    state: State<'_, AppState>,
+) -> Result<String, IpcError> {
+    let shared = state.workspace.clone();
+    let shown = tauri::async_runtime::spawn_blocking(move || {
+        let ws = Workspace::open(PathBuf::from(&path)).map_err(ipc)?;
+        let shown = ws.path().to_string_lossy().to_string();
+        *shared.lock().map_err(|_| lock_error())? = Some(ws);
+        Ok::<_, IpcError>(shown)
+    })
+    .await
+    .map_err(internal)??;
+    *state.pending.lock().map_err(|_| lock_error())? = None;
+    remember(&shown, &opened_at);
     Ok(shown)
 }
 
-/// Native "open workspace" dialog; returns the chosen path, or null if dismissed.
+/// Close the open workspace (back to the welcome screen).
+#[tauri::command]
+pub fn close_workspace(state: State<'_, AppState>) -> Result<(), IpcError> {
+    *state.pending.lock().map_err(|_| lock_error())? = None;
+    *state.workspace.lock().map_err(|_| lock_error())? = None;
+    Ok(())
+}
+
+#[tauri::command]
+pub fn recent_workspaces() -> Result<Vec<RecentWorkspace>, IpcError> {
+    match recent::default_file() {
+        Some(f) => recent::list(&f).map_err(ipc),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Native "open workspace" dialog; the chosen path, or null if dismissed.
 #[tauri::command]
 pub async fn pick_workspace() -> Result<Option<String>, IpcError> {
     let picked = rfd::AsyncFileDialog::new()
@@ -47,13 +78,70 @@ pub async fn pick_workspace() -> Result<Option<String>, IpcError> {
     Ok(picked.map(|f| f.path().to_string_lossy().to_string()))
 }
 
+/// Native "new workspace" dialog; the chosen path (with a `.duckdb` extension), or null.
 #[tauri::command]
-pub fn workspace_summary(state: State<'_, AppState>) -> Result<WorkspaceInfo, IpcError> {
-    ensure_open(&state)?;
-    let guard = state.workspace.lock().map_err(|_| lock_error())?;
-    let ws = guard.as_ref().ok_or_else(|| IpcError {
-        code: stitchbook_engine::ErrorCode::InvalidArgument,
-        message: "no workspace is open".into(),
+pub async fn pick_new_workspace() -> Result<Option<String>, IpcError> {
+    let mut dialog = rfd::AsyncFileDialog::new()
+        .set_title("Create a Stitchbook workspace")
+        .set_file_name("workspace.duckdb")
+        .add_filter("DuckDB workspace", &["duckdb"]);
+    if let Some(dir) = Workspace::default_dir() {
+        dialog = dialog.set_directory(dir);
+    }
+    Ok(dialog.save_file().await.map(|f| {
+        let mut p = f.path().to_path_buf();
+        if p.extension().is_none() {
+            p.set_extension("duckdb");
+        }
+        p.to_string_lossy().to_string()
+    }))
+}
+
+/// Open the demo workspace, building it from the project's sample data when it is missing
+/// (progress on `channel`, cancellable under `job_id`).
+#[tauri::command]
+pub async fn open_demo(
+    job_id: String,
+    opened_at: String,
+    rebuild: bool,
+    channel: Channel<JobEvent>,
+    state: State<'_, AppState>,
+) -> Result<String, IpcError> {
+    let out = demo_path().ok_or_else(|| IpcError {
+        code: stitchbook_engine::ErrorCode::Io,
+        message: "this system has no app data folder for the demo workspace".into(),
     })?;
-    workspace_info(ws, 15).map_err(ipc)
+    let cancel = jobs::start(&state, &job_id)?;
+    let shared = state.workspace.clone();
+    let target = out.clone();
+    let result = tauri::async_runtime::spawn_blocking(move || {
+        let mut guard = shared.lock().map_err(|_| lock_error())?;
+        if guard.as_ref().map(|w| w.path() == target).unwrap_or(false) && !rebuild {
+            return Ok(());
+        }
+        // Let go of the demo file before it may be rebuilt.
+        *guard = None;
+        let ws = if target.exists() && !rebuild {
+            Workspace::open(&target).map_err(ipc)?
+        } else {
+            let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-data");
+            let ctx = JobCtx::new(move |ev| drop(channel.send(ev.clone())), cancel);
+            stitchbook_engine::demo::build(&sample, &target, &ctx).map_err(ipc)?
+        };
+        *guard = Some(ws);
+        Ok::<_, IpcError>(())
+    })
+    .await
+    .map_err(internal);
+    jobs::finish(&state, &job_id);
+    result??;
+    *state.pending.lock().map_err(|_| lock_error())? = None;
+    let shown = out.to_string_lossy().to_string();
+    remember(&shown, &opened_at);
+    Ok(shown)
+}
+
+#[tauri::command]
+pub async fn workspace_summary(state: State<'_, AppState>) -> Result<WorkspaceInfo, IpcError> {
+    on_workspace(&state, |ws| workspace_info(ws, 15)).await
 }
