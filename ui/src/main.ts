@@ -1,67 +1,105 @@
 import "./styles.css";
-import { el } from "./components/dom";
+import { el, errorBox, loading } from "./components/dom";
 import { errorMessage, tauriBackend, type Backend } from "./lib/ipc/client";
-import { renderOverview } from "./features/overview/overview";
+import { current, go, link } from "./lib/router";
+import { dataScreen } from "./features/data/data";
+import { insightsScreen } from "./features/insights/insights";
+import { personScreen, personsScreen } from "./features/persons/persons";
+import { sqlScreen } from "./features/sql/sql";
+import { settingsScreen } from "./features/settings/settings";
+import { welcomeScreen } from "./features/welcome/welcome";
 
 const backend: Backend = tauriBackend;
 const root = document.getElementById("app") as HTMLElement;
+document.documentElement.dataset.theme = localStorage.getItem("theme") === "dark" ? "dark" : "light";
 
-function shell(workspace: string | null, body: HTMLElement): HTMLElement {
-  const open = el("button", { class: "btn", id: "open-workspace" }, "Open workspace…");
-  open.addEventListener("click", () => void chooseWorkspace());
-  return el(
-    "div",
-    { class: "app" },
-    el(
-      "header",
-      { class: "topbar" },
-      el("div", { class: "brand" }, el("span", { class: "logo" }, "S"), "Stitchbook"),
-      el("div", { class: "ws-path", id: "workspace-path", title: workspace ?? "" }, workspace ?? "No workspace open"),
-      open,
+const NAV: { path: string; label: string; icon: string }[] = [
+  { path: "data", label: "Data", icon: "▤" },
+  { path: "insights/funnel", label: "Funnels", icon: "⏷" },
+  { path: "insights/retention", label: "Retention", icon: "▦" },
+  { path: "insights/trends", label: "Trends", icon: "∿" },
+  { path: "insights/stickiness", label: "Stickiness", icon: "▮" },
+  { path: "insights/lifecycle", label: "Lifecycle", icon: "◐" },
+  { path: "insights/paths", label: "Paths", icon: "⇶" },
+  { path: "insights/cohorts", label: "Cohorts", icon: "◎" },
+  { path: "persons", label: "Persons", icon: "☺" },
+  { path: "sql", label: "SQL", icon: "⌘" },
+  { path: "settings", label: "Settings", icon: "⚙" },
+];
+
+function shell(workspace: string, active: string, body: HTMLElement): HTMLElement {
+  const nav = el(
+    "nav",
+    { class: "sidebar" },
+    el("div", { class: "brand" }, el("span", { class: "logo" }, "S"), "Stitchbook"),
+    ...NAV.map((n) =>
+      el("a", { href: `#/${n.path}`, class: active.startsWith(n.path) || (n.path.startsWith("insights/") && active === n.path) ? "nav-item active" : "nav-item", id: `nav-${n.path.replace("/", "-")}` }, el("span", { class: "nav-icon" }, n.icon), n.label),
     ),
-    el("main", { class: "content" }, body),
+    el("div", { class: "sidebar-foot" },
+      el("div", { class: "ws-path", id: "workspace-path", title: workspace }, workspace.split(/[\\/]/).pop() ?? workspace),
+      el("a", { href: link(["welcome"]), class: "nav-item small" }, "Switch workspace…")),
   );
+  return el("div", { class: "app" }, nav, el("main", { class: "content", id: "content" }, body));
 }
 
-async function chooseWorkspace(): Promise<void> {
-  try {
-    const picked = await backend.pickWorkspace();
-    if (picked) {
-      await backend.openWorkspace(picked);
-      await render();
-    }
-  } catch (e) {
-    showError(errorMessage(e));
-  }
-}
-
-function showError(message: string): void {
-  root.replaceChildren(shell(null, el("div", { class: "error", id: "error" }, message)));
-}
+let renderSeq = 0;
 
 async function render(): Promise<void> {
+  const seq = ++renderSeq;
+  const r = current();
   try {
-    const ws = await backend.currentWorkspace();
+    const ws = r.path[0] === "welcome" ? null : await backend.currentWorkspace();
     if (!ws) {
-      root.replaceChildren(
-        shell(
-          null,
-          el(
-            "div",
-            { class: "welcome" },
-            el("h1", {}, "Open a workspace"),
-            el("p", {}, "A workspace is one DuckDB file holding your imported exports. Create one with `stitchbook import <workspace> <files>`, then open it here."),
-          ),
-        ),
-      );
+      if (r.path[0] === "welcome") await backend.closeWorkspace();
+      const w = await welcomeScreen(backend, () => go(["data"]));
+      if (seq === renderSeq) root.replaceChildren(el("div", { class: "app app-welcome" }, w));
       return;
     }
-    root.replaceChildren(shell(ws, el("p", { class: "loading" }, "Loading…")));
-    const info = await backend.workspaceSummary();
-    root.replaceChildren(shell(ws, renderOverview(info)));
+    const active = r.path.slice(0, 2).join("/") || "data";
+    const frame = shell(ws, active, loading());
+    root.replaceChildren(frame);
+    let body: HTMLElement;
+    switch (r.path[0] ?? "data") {
+      case "insights":
+        body = await insightsScreen(backend, r.path[1] ?? "funnel", r.params);
+        break;
+      case "persons":
+        body = await personsScreen(backend, r.params);
+        break;
+      case "person":
+        body = await personScreen(backend, r.path[1] ?? "", r.path[2] === "session" ? (r.path[3] ?? null) : null);
+        break;
+      case "sql":
+        body = await sqlScreen(backend);
+        break;
+      case "settings":
+        body = await settingsScreen(backend);
+        break;
+      default:
+        body = await dataScreen(backend);
+    }
+    if (seq === renderSeq) frame.querySelector("#content")?.replaceChildren(body);
   } catch (e) {
-    showError(errorMessage(e));
+    if (seq === renderSeq) {
+      const content = root.querySelector("#content");
+      const box = el("div", { class: "page" }, errorBox(errorMessage(e)));
+      if (content) content.replaceChildren(box);
+      else root.replaceChildren(box);
+    }
   }
 }
 
+// "/" is search, from anywhere but a text field.
+document.addEventListener("keydown", (e) => {
+  const t = e.target as HTMLElement | null;
+  const typing = t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT");
+  if (e.key === "/" && !typing) {
+    e.preventDefault();
+    const box = document.getElementById("person-search") as HTMLInputElement | null;
+    if (box) box.focus();
+    else go(["persons"]);
+  }
+});
+
+window.addEventListener("hashchange", () => void render());
 void render();

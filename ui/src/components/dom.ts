@@ -37,3 +37,77 @@ export function fileName(path: string): string {
   const parts = path.split(/[\\/]/);
   return parts[parts.length - 1] || path;
 }
+
+export const fmtPct = (v: number | null | undefined, digits = 1): string =>
+  v === null || v === undefined || Number.isNaN(v) ? "—" : `${(v * 100).toFixed(digits)}%`;
+
+export function fmtNum(v: number): string {
+  if (!Number.isFinite(v)) return "—";
+  if (Number.isInteger(v)) return fmtInt(v);
+  return Math.abs(v) >= 100 ? fmtInt(Math.round(v)) : v.toFixed(2);
+}
+
+/** Seconds as `42s`, `3m 05s`, `2h 10m`, `3d 4h`. */
+export function fmtDuration(s: number | null | undefined): string {
+  if (s === null || s === undefined) return "—";
+  const t = Math.max(0, Math.round(s));
+  if (t < 60) return `${t}s`;
+  if (t < 3600) return `${Math.floor(t / 60)}m ${String(t % 60).padStart(2, "0")}s`;
+  if (t < 86400) return `${Math.floor(t / 3600)}h ${String(Math.floor((t % 3600) / 60)).padStart(2, "0")}m`;
+  return `${Math.floor(t / 86400)}d ${Math.floor((t % 86400) / 3600)}h`;
+}
+
+/** `2024-01-11T05:23:32.000000Z` → `2024-01-11 05:23:32` (UTC). */
+export function fmtTime(iso: string | null | undefined): string {
+  if (!iso) return "—";
+  return iso.replace("T", " ").replace(/\.\d+Z$|Z$/, "");
+}
+
+export function button(label: string, onClick: () => void, attrs: Record<string, string> = {}): HTMLButtonElement {
+  const b = el("button", { class: "btn", type: "button", ...attrs }, label);
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+/** A table from headers and rows of cells (strings are text, never HTML). */
+export function table(
+  headers: string[],
+  rows: (string | Node)[][],
+  attrs: Record<string, string> = {},
+  numeric: number[] = [],
+): HTMLTableElement {
+  const t = el("table", { class: "grid", ...attrs });
+  t.append(el("thead", {}, el("tr", {}, ...headers.map((h, i) => el("th", numeric.includes(i) ? { class: "num" } : {}, h)))));
+  const body = el("tbody");
+  for (const r of rows) {
+    body.append(el("tr", {}, ...r.map((c, i) => el("td", numeric.includes(i) ? { class: "num" } : {}, c))));
+  }
+  t.append(body);
+  return t;
+}
+
+export function emptyState(title: string, hint: string): HTMLElement {
+  return el("div", { class: "empty" }, el("div", { class: "empty-title" }, title), el("div", { class: "empty-hint" }, hint));
+}
+
+export function errorBox(message: string): HTMLElement {
+  return el("div", { class: "error", role: "alert" }, message);
+}
+
+export function loading(text = "Loading…"): HTMLElement {
+  return el("div", { class: "loading" }, el("span", { class: "spinner" }), text);
+}
+
+/** Quote a CSV cell. */
+export function csv(rows: (string | number | null)[][]): string {
+  return rows
+    .map((r) =>
+      r
+        .map((c) => {
+          const s = c === null ? "" : String(c);
+          return /[",\n\r]/.test(s) || /^[=+\-@]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+        })
+        .join(","),
+    )
+    .join("\n") + "\n";
+}

@@ -1,25 +1,123 @@
-// The one typed client the UI talks to. A Tauri implementation for the app, and the same
-// interface can be given a fixture implementation for tests in a plain browser.
-import { invoke } from "@tauri-apps/api/core";
-import type { IpcError, WorkspaceInfo } from "./types";
+// The one typed client the UI talks to. A Tauri implementation for the app; tests give the
+// same interface a fixture implementation (see fixture.ts).
+import { Channel, invoke } from "@tauri-apps/api/core";
+import type {
+  CatalogEvent,
+  CohortDef,
+  EventProperties,
+  InsightResult,
+  IpcError,
+  JobEvent,
+  ModelSettings,
+  PersonDetail,
+  PersonSummary,
+  QualityIssue,
+  QuarantineRow,
+  Query,
+  RebuildReport,
+  RecentWorkspace,
+  SavedCohort,
+  SavedInsight,
+  SqlTable,
+  TimelinePage,
+  WorkspaceInfo,
+} from "./types";
 
 export interface Backend {
   currentWorkspace(): Promise<string | null>;
   openWorkspace(path: string): Promise<string>;
+  closeWorkspace(): Promise<void>;
+  recentWorkspaces(): Promise<RecentWorkspace[]>;
   pickWorkspace(): Promise<string | null>;
+  pickNewWorkspace(): Promise<string | null>;
+  openDemo(jobId: string, rebuild: boolean, onEvent: (e: JobEvent) => void): Promise<string>;
+  cancelJob(jobId: string): Promise<boolean>;
   workspaceSummary(): Promise<WorkspaceInfo>;
+
+  runInsight(query: Query, nowMs: number): Promise<InsightResult>;
+  drill(query: Query, nowMs: number, cell: string): Promise<PersonSummary[]>;
+  exportChart(query: Query, nowMs: number, title: string, format: "png" | "svg"): Promise<string | null>;
+  saveTextFile(suggestedName: string, contents: string): Promise<string | null>;
+  savedInsights(): Promise<SavedInsight[]>;
+  saveInsight(name: string, query: Query, nowMs: number): Promise<void>;
+  deleteInsight(name: string): Promise<boolean>;
+  cohorts(): Promise<SavedCohort[]>;
+  saveCohort(name: string, definition: CohortDef, nowMs: number): Promise<void>;
+  deleteCohort(name: string): Promise<boolean>;
+  cohortMembers(name: string, nowMs: number): Promise<PersonSummary[]>;
+
+  searchPersons(text: string, limit: number): Promise<PersonSummary[]>;
+  personDetail(id: string): Promise<PersonDetail>;
+  personTimeline(personId: string, session: string | null, offset: number, limit: number, withSessions: boolean): Promise<TimelinePage>;
+
+  catalogEvents(): Promise<CatalogEvent[]>;
+  eventProperties(event: string): Promise<EventProperties>;
+  qualityIssues(): Promise<QualityIssue[]>;
+  quarantineRows(importId: number | null, limit: number): Promise<QuarantineRow[]>;
+  runSql(statement: string, limit: number): Promise<SqlTable>;
+  sqlSchema(): Promise<SqlTable>;
+  modelSettings(): Promise<ModelSettings>;
+  setModelSetting(key: string, value: string): Promise<ModelSettings>;
+  rebuildModel(jobId: string, onEvent: (e: JobEvent) => void): Promise<RebuildReport>;
+}
+
+const openedAt = (): string => new Date().toISOString();
+
+function channel(onEvent: (e: JobEvent) => void): Channel<JobEvent> {
+  const c = new Channel<JobEvent>();
+  c.onmessage = onEvent;
+  return c;
 }
 
 export const tauriBackend: Backend = {
-  currentWorkspace: () => invoke<string | null>("current_workspace"),
-  openWorkspace: (path) => invoke<string>("open_workspace", { path }),
-  pickWorkspace: () => invoke<string | null>("pick_workspace"),
-  workspaceSummary: () => invoke<WorkspaceInfo>("workspace_summary"),
+  currentWorkspace: () => invoke("current_workspace"),
+  openWorkspace: (path) => invoke("open_workspace", { path, openedAt: openedAt() }),
+  closeWorkspace: () => invoke("close_workspace"),
+  recentWorkspaces: () => invoke("recent_workspaces"),
+  pickWorkspace: () => invoke("pick_workspace"),
+  pickNewWorkspace: () => invoke("pick_new_workspace"),
+  openDemo: (jobId, rebuild, onEvent) =>
+    invoke("open_demo", { jobId, openedAt: openedAt(), rebuild, channel: channel(onEvent) }),
+  cancelJob: (jobId) => invoke("cancel_job", { jobId }),
+  workspaceSummary: () => invoke("workspace_summary"),
+
+  runInsight: (query, nowMs) => invoke("run_insight", { query, nowMs }),
+  drill: (query, nowMs, cell) => invoke("drill", { query, nowMs, cell }),
+  exportChart: (query, nowMs, title, format) => invoke("export_chart", { query, nowMs, title, format }),
+  saveTextFile: (suggestedName, contents) => invoke("save_text_file", { suggestedName, contents }),
+  savedInsights: () => invoke("saved_insights"),
+  saveInsight: (name, query, nowMs) => invoke("save_insight", { name, query, nowMs }),
+  deleteInsight: (name) => invoke("delete_insight", { name }),
+  cohorts: () => invoke("cohorts"),
+  saveCohort: (name, definition, nowMs) => invoke("save_cohort", { name, definition, nowMs }),
+  deleteCohort: (name) => invoke("delete_cohort", { name }),
+  cohortMembers: (name, nowMs) => invoke("cohort_members", { name, nowMs }),
+
+  searchPersons: (text, limit) => invoke("search_persons", { text, limit }),
+  personDetail: (id) => invoke("person_detail", { id }),
+  personTimeline: (personId, session, offset, limit, withSessions) =>
+    invoke("person_timeline", { personId, session, offset, limit, withSessions }),
+
+  catalogEvents: () => invoke("catalog_events"),
+  eventProperties: (event) => invoke("event_properties", { event }),
+  qualityIssues: () => invoke("quality_issues"),
+  quarantineRows: (importId, limit) => invoke("quarantine_rows", { importId, limit }),
+  runSql: (statement, limit) => invoke("run_sql", { statement, limit }),
+  sqlSchema: () => invoke("sql_schema"),
+  modelSettings: () => invoke("model_settings"),
+  setModelSetting: (key, value) => invoke("set_model_setting", { key, value }),
+  rebuildModel: (jobId, onEvent) => invoke("rebuild_model", { jobId, channel: channel(onEvent) }),
 };
 
+/** A readable message with its code, for any rejected IPC call. */
 export function errorMessage(e: unknown): string {
   if (e && typeof e === "object" && "message" in e) {
-    return String((e as IpcError).message);
+    const err = e as IpcError;
+    return err.code ? `${err.message} (${err.code})` : String(err.message);
   }
   return String(e);
+}
+
+export function newJobId(): string {
+  return `job-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }

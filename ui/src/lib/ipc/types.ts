@@ -17,3 +17,42 @@ export type { PersonSummary } from "./bindings/PersonSummary";
 export type { RebuildReport } from "./bindings/RebuildReport";
 export type { SessionRow } from "./bindings/SessionRow";
 export type { StageTiming } from "./bindings/StageTiming";
+export type { Query } from "./bindings/Query";
+export type { InsightResult } from "./bindings/InsightResult";
+export type { FunnelQuery } from "./bindings/FunnelQuery";
+export type { RetentionQuery } from "./bindings/RetentionQuery";
+export type { TrendsQuery } from "./bindings/TrendsQuery";
+export type { StickinessQuery } from "./bindings/StickinessQuery";
+export type { LifecycleQuery } from "./bindings/LifecycleQuery";
+export type { PathsQuery } from "./bindings/PathsQuery";
+export type { FunnelResult } from "./bindings/FunnelResult";
+export type { RetentionResult } from "./bindings/RetentionResult";
+export type { TrendsResult } from "./bindings/TrendsResult";
+export type { StickinessResult } from "./bindings/StickinessResult";
+export type { LifecycleResult } from "./bindings/LifecycleResult";
+export type { PathsResult } from "./bindings/PathsResult";
+export type { CohortRow } from "./bindings/CohortRow";
+export type { PropertyFilter } from "./bindings/PropertyFilter";
+export type { FilterOp } from "./bindings/FilterOp";
+export type { Math } from "./bindings/Math";
+export type { Interval } from "./bindings/Interval";
+export type { SavedInsight } from "./bindings/SavedInsight";
+export type { SavedCohort } from "./bindings/SavedCohort";
+export type { CohortDef } from "./bindings/CohortDef";
+export type { SqlTable } from "./bindings/SqlTable";
+export type { TimelineEvent } from "./bindings/TimelineEvent";
+export type { TimelinePage } from "./bindings/TimelinePage";
+export type { TimelineSession } from "./bindings/TimelineSession";
+export type { CatalogEvent } from "./bindings/CatalogEvent";
+export type { EventProperties } from "./bindings/EventProperties";
+export type { PropertyStat } from "./bindings/PropertyStat";
+export type { QualityIssue } from "./bindings/QualityIssue";
+export type { RecentWorkspace } from "./bindings/RecentWorkspace";
+
+/** A progress report of a long job (the engine's `JobEvent`). */
+export type JobEvent =
+  | { type: "started"; files: number; totalBytes: number }
+  | { type: "progress"; file: string; fileIndex: number; phase: string; bytesDone: number; bytesTotal: number; rows: number }
+  | { type: "warning"; message: string }
+  | { type: "finished"; files: number }
+  | { type: "failed"; message: string };

@@ -4,8 +4,8 @@ export type CohortRow = {
 /**
  * The cohort's first day (local date).
  */
-label: string, size: bigint, 
+label: string, size: number, 
 /**
  * Persons per period; None where the period is not complete yet.
  */
-values: Array<bigint | null>, };
+values: Array<number | null>, };

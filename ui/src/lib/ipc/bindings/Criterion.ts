@@ -2,4 +2,4 @@
 import type { DateRange } from "./DateRange";
 import type { PropertyFilter } from "./PropertyFilter";
 
-export type Criterion = { "type": "performed", event: string, filters: Array<PropertyFilter>, at_least: bigint, within_days: bigint, } | { "type": "not_performed", event: string, filters: Array<PropertyFilter>, within_days: bigint, } | { "type": "property", filter: PropertyFilter, } | { "type": "first_seen", date_range: DateRange, };
+export type Criterion = { "type": "performed", event: string, filters: Array<PropertyFilter>, at_least: number, within_days: number, } | { "type": "not_performed", event: string, filters: Array<PropertyFilter>, within_days: number, } | { "type": "property", filter: PropertyFilter, } | { "type": "first_seen", date_range: DateRange, };

@@ -12,7 +12,7 @@ export type FunnelQuery = { steps: Array<FunnelStep>, date_range: DateRange, ord
 /**
  * Conversion window (default 14 days), inclusive, from the chain's first step.
  */
-window: bigint, window_unit: WindowUnit, exclusions: Array<FunnelExclusion>, exclusion_behaviour: ExclusionBehaviour, 
+window: number, window_unit: WindowUnit, exclusions: Array<FunnelExclusion>, exclusion_behaviour: ExclusionBehaviour, 
 /**
  * false (default): only the first step must be in the date range; later steps may
  * follow within the window. true: every step inside the range (PostHog's rule).

@@ -3,4 +3,4 @@
 /**
  * Time-to-convert buckets `[start seconds, persons]` (semantics.md §3.9).
  */
-export type Histogram = { bins: Array<[number, bigint]>, averageS: number | null, };
+export type Histogram = { bins: Array<[number, number]>, averageS: number | null, };

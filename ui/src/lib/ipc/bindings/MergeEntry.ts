@@ -3,4 +3,4 @@
 /**
  * One identity link as the merge log recorded it.
  */
-export type MergeEntry = { seq: bigint, tsUtc: string | null, kind: string, fromId: string, intoId: string, outcome: string, reason: string | null, sourceVendor: string | null, sourceFile: string | null, sourceLine: bigint | null, eventUuid: string | null, };
+export type MergeEntry = { seq: number, tsUtc: string | null, kind: string, fromId: string, intoId: string, outcome: string, reason: string | null, sourceVendor: string | null, sourceFile: string | null, sourceLine: number | null, eventUuid: string | null, };

@@ -8,11 +8,11 @@ export type ModelSettings = { identityMode: IdentityMode,
 /**
  * A new inferred session after a gap strictly longer than this.
  */
-sessionTimeoutSeconds: bigint, 
+sessionTimeoutSeconds: number, 
 /**
  * A new inferred session when one would last strictly longer than this.
  */
-sessionMaxLengthSeconds: bigint, 
+sessionMaxLengthSeconds: number, 
 /**
  * Off by default: also split inferred sessions at local midnight (Universal Analytics).
  */

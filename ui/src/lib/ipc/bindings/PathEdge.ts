@@ -4,7 +4,7 @@ export type PathEdge = { source: string, target: string,
 /**
  * Path sessions along this edge.
  */
-paths: bigint, persons: bigint, 
+paths: number, persons: number, 
 /**
  * persons / all persons with a path.
  */

@@ -8,8 +8,8 @@ key: string, step: number, item: string,
 /**
  * Path sessions through this node.
  */
-paths: bigint, persons: bigint, 
+paths: number, persons: number, 
 /**
  * Path sessions that end here.
  */
-dropOffs: bigint, };
+dropOffs: number, };

@@ -15,7 +15,7 @@ end: string | null,
 /**
  * Items per path (default 5).
  */
-steps: number, split: PathSplit, gap_seconds: bigint, 
+steps: number, split: PathSplit, gap_seconds: number, 
 /**
  * Only these events (default: every event except identity and session markers).
  */

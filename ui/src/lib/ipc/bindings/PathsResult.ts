@@ -2,7 +2,7 @@
 import type { PathEdge } from "./PathEdge";
 import type { PathNode } from "./PathNode";
 
-export type PathsResult = { nodes: Array<PathNode>, edges: Array<PathEdge>, totalPaths: bigint, totalPersons: bigint, 
+export type PathsResult = { nodes: Array<PathNode>, edges: Array<PathEdge>, totalPaths: number, totalPersons: number, 
 /**
  * Said whenever nodes were merged into "Other".
  */

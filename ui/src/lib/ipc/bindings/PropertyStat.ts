@@ -4,7 +4,7 @@ export type PropertyStat = { key: string,
 /**
  * Observed JSON types with their counts, most frequent first (`VARCHAR`, `BIGINT`, …).
  */
-types: Array<[string, bigint]>, 
+types: Array<[string, number]>, 
 /**
  * Share of the sampled events that carry the key with a non-null value.
  */

@@ -5,4 +5,4 @@ import type { StageTiming } from "./StageTiming";
 /**
  * What a rebuild produced.
  */
-export type RebuildReport = { settings: ModelSettings, events: bigint, links: bigint, persons: bigint, identifiedPersons: bigint, mergesApplied: bigint, mergesRefused: bigint, sharedDevices: bigint, sessions: bigint, eventsInSessions: bigint, accounts: bigint, stages: Array<StageTiming>, };
+export type RebuildReport = { settings: ModelSettings, events: number, links: number, persons: number, identifiedPersons: number, mergesApplied: number, mergesRefused: number, sharedDevices: number, sessions: number, eventsInSessions: number, accounts: number, stages: Array<StageTiming>, };

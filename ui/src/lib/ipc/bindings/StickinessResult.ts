@@ -4,4 +4,4 @@ export type StickinessResult = {
 /**
  * `persons[i]` = persons active in exactly (or, cumulative, at least) i + 1 periods.
  */
-persons: Array<bigint>, sql: string, millis: number, };
+persons: Array<number>, sql: string, millis: number, };

@@ -1,0 +1,96 @@
+// Model settings (identity mode, session rules, time zone, week start) and a rebuild with
+// progress and Cancel.
+import { button, el, errorBox, fmtInt } from "../../components/dom";
+import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
+import type { ModelSettings } from "../../lib/ipc/types";
+
+const MODES: [string, string][] = [
+  ["posthog", "PostHog (default)"],
+  ["posthog_strict", "PostHog, strict guard rail"],
+  ["mixpanel_simplified", "Mixpanel simplified ID merge"],
+  ["amplitude", "Amplitude"],
+  ["warehouse_last_value", "Warehouse last-value stitch (dbt)"],
+];
+
+export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
+  const s = await backend.modelSettings();
+  const status = el("div", { id: "settings-status" });
+  const progress = el("div", { class: "progress", hidden: "" }, el("div", { class: "progress-fill" }));
+  const progressText = el("div", { class: "muted small" });
+  const set = async (key: string, value: string): Promise<void> => {
+    try {
+      await backend.setModelSetting(key, value);
+      status.replaceChildren(el("div", { class: "note" }, `Saved ${key} = ${value}. Rebuild to apply it to persons and sessions.`));
+    } catch (e) {
+      status.replaceChildren(errorBox(errorMessage(e)));
+    }
+  };
+  const row = (label: string, control: HTMLElement, hint: string): HTMLElement =>
+    el("label", { class: "setting" }, el("span", { class: "field-label" }, label), control, el("span", { class: "field-hint" }, hint));
+  const sel = (key: string, value: string, options: [string, string][]): HTMLSelectElement => {
+    const x = el("select", { id: `setting-${key}` }, ...options.map(([v, l]) => el("option", v === value ? { value: v, selected: "" } : { value: v }, l)));
+    x.addEventListener("change", () => void set(key, x.value));
+    return x;
+  };
+  const txt = (key: string, value: string): HTMLInputElement => {
+    const x = el("input", { type: "text", id: `setting-${key}`, value });
+    x.addEventListener("change", () => void set(key, x.value.trim()));
+    return x;
+  };
+  let jobId: string | null = null;
+  const cancel = button("Cancel", () => {
+    if (jobId) void backend.cancelJob(jobId);
+  }, { id: "cancel-rebuild", disabled: "" });
+  const rebuild = button("Rebuild now", async () => {
+    jobId = newJobId();
+    rebuild.setAttribute("disabled", "");
+    cancel.removeAttribute("disabled");
+    progress.hidden = false;
+    const started = performance.now();
+    try {
+      const r = await backend.rebuildModel(jobId, (ev) => {
+        if (ev.type === "progress") {
+          const pct = ev.bytesTotal > 0 ? (100 * ev.bytesDone) / ev.bytesTotal : 0;
+          (progress.firstChild as HTMLElement).style.width = `${pct.toFixed(0)}%`;
+          progressText.textContent = `${ev.phase} — ${fmtInt(ev.rows)} rows`;
+        }
+      });
+      status.replaceChildren(el("div", { class: "note" }, `Rebuilt in ${((performance.now() - started) / 1000).toFixed(1)} s: ${fmtInt(r.persons)} persons (${fmtInt(r.identifiedPersons)} identified), ${fmtInt(r.sessions)} sessions, ${fmtInt(r.mergesApplied)} merges applied, ${fmtInt(r.mergesRefused)} refused.`));
+    } catch (e) {
+      status.replaceChildren(errorBox(errorMessage(e)));
+    } finally {
+      jobId = null;
+      rebuild.removeAttribute("disabled");
+      cancel.setAttribute("disabled", "");
+      progress.hidden = true;
+      progressText.textContent = "";
+    }
+  }, { class: "btn btn-primary", id: "rebuild" });
+  const theme = el("select", { id: "theme" }, el("option", { value: "light" }, "Light"), el("option", { value: "dark" }, "Dark"));
+  theme.value = document.documentElement.dataset.theme === "dark" ? "dark" : "light";
+  theme.addEventListener("change", () => {
+    document.documentElement.dataset.theme = theme.value;
+    localStorage.setItem("theme", theme.value);
+  });
+  const secs = (n: number): string => String(n);
+  const m: ModelSettings = s;
+  return el(
+    "div",
+    { class: "page settings" },
+    el("h1", {}, "Settings"),
+    el("section", { class: "card" },
+      el("h2", {}, "Identity and sessions"),
+      row("Identity mode", sel("identity_mode", m.identityMode, MODES), "How anonymous and device ids merge into persons."),
+      row("Session timeout (s)", txt("session_timeout_seconds", secs(m.sessionTimeoutSeconds)), "A new inferred session after a longer gap (default 1800)."),
+      row("Session max length (s)", txt("session_max_length_seconds", secs(m.sessionMaxLengthSeconds)), "Split inferred sessions longer than this (default 86400)."),
+      row("Split at midnight", sel("split_at_midnight", String(m.splitAtMidnight), [["false", "No"], ["true", "Yes (Universal Analytics)"]]), "Local midnight in the workspace time zone."),
+      row("Split on campaign change", sel("split_on_campaign", String(m.splitOnCampaign), [["false", "No"], ["true", "Yes"]]), "When utm source / medium / campaign changes."),
+      row("Time zone", txt("time_zone", m.timeZone), "IANA name, e.g. Europe/Berlin; days and weeks use it."),
+      row("Week starts on", sel("week_start", m.weekStart, [["monday", "Monday"], ["sunday", "Sunday"]]), "For weekly insights and account activity."),
+      el("div", { class: "row" }, rebuild, cancel),
+      progress,
+      progressText,
+      status),
+    el("section", { class: "card" }, el("h2", {}, "Appearance"), row("Theme", theme, "Light or dark.")),
+  );
+}
