@@ -29,7 +29,7 @@ pub enum Interval {
 }
 
 impl Interval {
-    fn unit(self) -> &'static str {
+    pub(crate) fn unit(self) -> &'static str {
         match self {
             Interval::Day => "day",
             Interval::Week => "week",

@@ -62,26 +62,56 @@ pub fn run(ws: &Workspace, q: &Query, now_us: i64) -> Result<InsightResult> {
 }
 
 /// The persons behind one number. Funnels: `cell` is a step (`2` reached step 2, `-2`
-/// dropped off before step 2), optionally `step@breakdown value`. Retention: `cohort:period`
+/// dropped off before step 2), optionally `step@breakdown value`, or a funnel-trends period
+/// `period:3:converted` (`:dropped`, `:entered`; 0-based). Retention: `cohort:period`
 /// (0-based), e.g. `0:1`. Trends: `series:period[@value]` (0-based). Stickiness: a number of
 /// active periods. Lifecycle: `period:status`. Paths: a node `2_signup` or an edge
 /// `1_home>2_signup`.
 pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<PersonSummary>> {
     match q {
         Query::Funnel(f) => {
-            let (step, value) = match cell.split_once('@') {
-                Some((s, v)) => (s, Some(v)),
-                None => (cell, None),
+            let (_, detail) = funnel::run(ws, f, now_us)?;
+            let ids = match cell.trim().strip_prefix("period:") {
+                Some(rest) => {
+                    let bad = || crate::EngineError::InvalidQuery {
+                        code: "drill_cell",
+                        message: format!(
+                            "\"{cell}\" is not a funnel-trends cell such as period:3:converted (or :dropped, :entered)"
+                        ),
+                    };
+                    let (p, which) = rest.split_once(':').ok_or_else(bad)?;
+                    let p: usize = p.trim().parse().map_err(|_| bad())?;
+                    let which = match which.trim() {
+                        "entered" => funnel::TrendPersons::Entered,
+                        "converted" => funnel::TrendPersons::Converted,
+                        "dropped" => funnel::TrendPersons::Dropped,
+                        _ => return Err(bad()),
+                    };
+                    if f.display != funnel::FunnelDisplay::Trends {
+                        return Err(crate::EngineError::InvalidQuery {
+                            code: "drill_cell",
+                            message: "period cells need a funnel with display: trends".into(),
+                        });
+                    }
+                    detail.trend_persons(p, which)
+                }
+                None => {
+                    let (step, value) = match cell.split_once('@') {
+                        Some((s, v)) => (s, Some(v)),
+                        None => (cell, None),
+                    };
+                    let step: i64 =
+                        step.trim()
+                            .parse()
+                            .map_err(|_| crate::EngineError::InvalidQuery {
+                                code: "drill_cell",
+                                message: format!(
+                                    "\"{cell}\" is not a funnel step such as 2, -2 or 2@Chrome"
+                                ),
+                            })?;
+                    detail.persons_at(step, value)?
+                }
             };
-            let step: i64 = step
-                .trim()
-                .parse()
-                .map_err(|_| crate::EngineError::InvalidQuery {
-                    code: "drill_cell",
-                    message: format!("\"{cell}\" is not a funnel step such as 2, -2 or 2@Chrome"),
-                })?;
-            let (_, outcomes) = funnel::run(ws, f, now_us)?;
-            let ids = funnel::persons_at(&outcomes, step, value)?;
             person::summaries(ws, &ids)
         }
         Query::Retention(r) => {
