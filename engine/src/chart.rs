@@ -426,7 +426,12 @@ fn trends<DB: DrawingBackend>(root: &Area<'_, DB>, t: &TrendsResult, title: &str
             series: t
                 .series
                 .iter()
-                .map(|s| (s.label.clone(), s.values.iter().copied().map(Some).collect()))
+                .map(|s| {
+                    (
+                        s.label.clone(),
+                        s.values.iter().copied().map(Some).collect(),
+                    )
+                })
                 .collect(),
             y_desc: "Value",
         },

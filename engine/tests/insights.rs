@@ -908,6 +908,20 @@ fn every_chart_type_renders_to_png_and_svg_of_the_asked_size() {
             "{kind}: the title is drawn"
         );
     }
+    // Funnel trends draw the conversion rate per period as lines, open windows apart.
+    let q: Query = serde_json::from_value(json!({"kind": "funnel", "display": "trends",
+        "steps": [{"event": "signup"}, {"event": "pay"}], "date_range": range, "window": 1}))
+    .unwrap();
+    let r = insights::run(&ws, &q, (DAY0 + 5 * d) * 1_000_000).unwrap();
+    let svg = dir.path().join("funnel_trends.svg");
+    chart::render(&r, "funnel trends", &svg, (900, 500)).unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("Conversion %"), "the rate axis");
+    assert!(
+        text.contains("Incomplete (window still open)"),
+        "open periods apart"
+    );
+    assert!(text.contains("<polyline"), "drawn as lines");
     // Other extensions are refused.
     let r = insights::run(
         &ws,
@@ -1067,7 +1081,8 @@ fn an_optional_step_counts_those_who_did_it_and_later_steps_stay_required() {
         (5, "p3", "B"),
         (0, "p4", "A"), // A only
     ]);
-    let q = query(json!({"steps": [{"event": "A"}, {"event": "B", "optional": true}, {"event": "C"}]}));
+    let q =
+        query(json!({"steps": [{"event": "A"}, {"event": "B", "optional": true}, {"event": "C"}]}));
     let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
     // Step 1: all four. Step 2 (optional): those who did B, p2 and p3. Step 3: p1 (skipping
     // B) and p2.
@@ -1091,14 +1106,20 @@ fn an_optional_step_counts_those_who_did_it_and_later_steps_stay_required() {
     assert_eq!(drilled(&ws, &q, "-2"), vec!["p1", "p4"]);
     // Without the flag p1 cannot skip B.
     let plain = query(json!({"steps": [{"event": "A"}, {"event": "B"}, {"event": "C"}]}));
-    assert_eq!(counts(&funnel::run(&ws, &plain, NOW).unwrap().0), vec![4, 2, 1]);
+    assert_eq!(
+        counts(&funnel::run(&ws, &plain, NOW).unwrap().0),
+        vec![4, 2, 1]
+    );
     // The first and the last step cannot be optional; nor a step equal to the next one.
     for steps in [
         json!([{"event": "A", "optional": true}, {"event": "B"}, {"event": "C"}]),
         json!([{"event": "A"}, {"event": "B"}, {"event": "C", "optional": true}]),
         json!([{"event": "A"}, {"event": "C", "optional": true}, {"event": "C"}]),
     ] {
-        assert_eq!(error_code(&ws, json!({"steps": steps})), "funnel_optional_step");
+        assert_eq!(
+            error_code(&ws, json!({"steps": steps})),
+            "funnel_optional_step"
+        );
     }
     assert_eq!(
         error_code(
@@ -1134,7 +1155,10 @@ fn a_step_window_from_the_previous_step_is_inclusive_and_the_funnel_window_still
     // Without the step window p2 converts too (31 s from A).
     let mut loose = q.clone();
     loose.steps[2].window = None;
-    assert_eq!(counts(&funnel::run(&ws, &loose, NOW).unwrap().0), vec![3, 3, 2]);
+    assert_eq!(
+        counts(&funnel::run(&ws, &loose, NOW).unwrap().0),
+        vec![3, 3, 2]
+    );
     assert_eq!(
         error_code(
             &ws,
@@ -1265,15 +1289,25 @@ fn funnel_trends_give_conversion_per_entry_period_and_mark_open_windows() {
     ]);
     // Window 1 day; now = Jan 3 12:00.
     let now = (DAY0 + 2 * d + 12 * h) * 1_000_000;
-    let mut q = query(json!({"steps": [{"event": "A"}, {"event": "B"}], "window": 1,
+    let mut q = query(
+        json!({"steps": [{"event": "A"}, {"event": "B"}], "window": 1,
                              "display": "trends", "interval": "day",
-                             "date_range": {"from": "2024-01-01", "to": "2024-01-03"}}));
+                             "date_range": {"from": "2024-01-01", "to": "2024-01-03"}}),
+    );
     let table = |q: &FunnelQuery| {
         let (r, _) = funnel::run(&ws, q, now).unwrap();
         let t = r.trends.unwrap();
         t.periods
             .iter()
-            .map(|p| (p.date.clone(), p.entered, p.converted, p.conversion_rate, p.complete))
+            .map(|p| {
+                (
+                    p.date.clone(),
+                    p.entered,
+                    p.converted,
+                    p.conversion_rate,
+                    p.complete,
+                )
+            })
             .collect::<Vec<_>>()
     };
     // Jan 1: a, b, c entered; a and c converted. Jan 1's last entry (23:59:59) plus a day
@@ -1290,18 +1324,34 @@ fn funnel_trends_give_conversion_per_entry_period_and_mark_open_windows() {
     let (r, detail) = funnel::run(&ws, &q, now).unwrap();
     // The step counts are the plain funnel's: c's first attempt converts.
     assert_eq!(counts(&r), vec![4, 3]);
-    assert!(r.notes.iter().any(|n| n.contains("incomplete")), "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("incomplete")),
+        "{:?}",
+        r.notes
+    );
     let names = |ids: Vec<String>| {
         let mut v: Vec<String> = ids.iter().map(|p| distinct_of(&ws, p)).collect();
         v.sort();
         v
     };
     use funnel::TrendPersons;
-    assert_eq!(names(detail.trend_persons(0, TrendPersons::Converted)), vec!["a", "c"]);
-    assert_eq!(names(detail.trend_persons(0, TrendPersons::Dropped)), vec!["b"]);
-    assert_eq!(names(detail.trend_persons(1, TrendPersons::Dropped)), vec!["c"]);
+    assert_eq!(
+        names(detail.trend_persons(0, TrendPersons::Converted)),
+        vec!["a", "c"]
+    );
+    assert_eq!(
+        names(detail.trend_persons(0, TrendPersons::Dropped)),
+        vec!["b"]
+    );
+    assert_eq!(
+        names(detail.trend_persons(1, TrendPersons::Dropped)),
+        vec!["c"]
+    );
     let who = insights::drill(&ws, &Query::Funnel(q.clone()), now, "period:1:converted").unwrap();
-    assert_eq!(names(who.into_iter().map(|p| p.person_id).collect()), vec!["d"]);
+    assert_eq!(
+        names(who.into_iter().map(|p| p.person_id).collect()),
+        vec!["d"]
+    );
     // Weekly: one week (from Monday Jan 1); c counts once in it, converted by its first entry.
     q.interval = insights::activity::Interval::Week;
     assert_eq!(
@@ -1320,13 +1370,19 @@ fn funnel_trends_give_conversion_per_entry_period_and_mark_open_windows() {
     );
     // Steps must go forward; trends take no breakdown.
     assert_eq!(
-        error_code(&ws, json!({"steps": [{"event": "A"}, {"event": "B"}], "display": "trends",
-                               "from_step": 1, "to_step": 1})),
+        error_code(
+            &ws,
+            json!({"steps": [{"event": "A"}, {"event": "B"}], "display": "trends",
+                               "from_step": 1, "to_step": 1})
+        ),
         "funnel_trend_steps"
     );
     assert_eq!(
-        error_code(&ws, json!({"steps": [{"event": "A"}, {"event": "B"}], "display": "trends",
-                               "breakdown": {"property": "x"}})),
+        error_code(
+            &ws,
+            json!({"steps": [{"event": "A"}, {"event": "B"}], "display": "trends",
+                               "breakdown": {"property": "x"}})
+        ),
         "funnel_trends_breakdown"
     );
     // A period cell needs funnel trends.

@@ -279,8 +279,7 @@ impl FunnelQuery {
     pub fn trend_steps(&self) -> (usize, usize) {
         (
             self.from_step.unwrap_or(0),
-            self.to_step
-                .unwrap_or(self.steps.len().saturating_sub(1)),
+            self.to_step.unwrap_or(self.steps.len().saturating_sub(1)),
         )
     }
 
@@ -319,7 +318,10 @@ impl FunnelQuery {
             }
         }
         self.validate_steps()?;
-        if self.display == FunnelDisplay::Trends || self.from_step.is_some() || self.to_step.is_some() {
+        if self.display == FunnelDisplay::Trends
+            || self.from_step.is_some()
+            || self.to_step.is_some()
+        {
             let (from, to) = self.trend_steps();
             if from >= to || to >= n {
                 return Err(EngineError::InvalidQuery {
@@ -362,9 +364,8 @@ impl FunnelQuery {
     /// Optional steps and per-step windows (semantics.md §3.7).
     fn validate_steps(&self) -> Result<()> {
         let n = self.steps.len();
-        let bad = |code: &'static str, message: String| {
-            Err(EngineError::InvalidQuery { code, message })
-        };
+        let bad =
+            |code: &'static str, message: String| Err(EngineError::InvalidQuery { code, message });
         for (i, st) in self.steps.iter().enumerate() {
             if st.optional {
                 if i == 0 || i == n - 1 {
@@ -687,7 +688,14 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
             }
             // One more start than periods: the end of the last one.
             let n = (last + 2) as usize;
-            Some(super::query::period_starts(ws, unit, tz, range.from_us, sunday, n)?)
+            Some(super::query::period_starts(
+                ws,
+                unit,
+                tz,
+                range.from_us,
+                sunday,
+                n,
+            )?)
         }
     };
     let (labels, periods): (Vec<String>, Option<Periods>) = match periods {
@@ -1086,7 +1094,10 @@ fn median(v: &mut [f64]) -> Option<f64> {
 
 /// The nearest required step before 0-based step `i` (the basis of its step-to-step rate).
 fn previous_required(rules: &Rules, i: usize) -> usize {
-    (0..i).rev().find(|&j| !rules.is_optional(j + 1)).unwrap_or(0)
+    (0..i)
+        .rev()
+        .find(|&j| !rules.is_optional(j + 1))
+        .unwrap_or(0)
 }
 
 /// Step counts (cumulative: reached ≥ i; an optional step: did it), rates and times (0-second

@@ -354,7 +354,6 @@ fn step_event(
 /// Any order (unordered_steps.rs): one deque per step; events older than the window fall
 /// out; an exclusion clears the attempt in progress but never removes the actor.
 fn unordered(events: &[FunnelEvent], n: usize, window_us: i64) -> ActorResult {
-
     let mut deques: Vec<VecDeque<i64>> = vec![VecDeque::new(); n];
     let mut best: (usize, Vec<i64>) = (0, Vec::new());
     let record = |deques: &[VecDeque<i64>], best: &mut (usize, Vec<i64>)| {
@@ -467,7 +466,12 @@ mod tests {
         // Mixpanel: the exclusion ends the attempt; the user still counts at step 1.
         let r = run(
             &[ev(1, 100, &[1]), ev(2, 200, &[-2]), ev(3, 300, &[2])],
-            &Rules::new(2, 14 * 86_400 * S, Order::Ordered, ExclusionMode::EndAttempt),
+            &Rules::new(
+                2,
+                14 * 86_400 * S,
+                Order::Ordered,
+                ExclusionMode::EndAttempt,
+            ),
         );
         assert_eq!((r.reached, r.excluded), (1, false));
     }
@@ -521,10 +525,7 @@ mod tests {
 
     #[test]
     fn tv_fun_9_duplicate_step_needs_two_events() {
-        assert_eq!(
-            go(&[ev(1, 0, &[1, 2])], 2, 60, Order::Ordered).reached,
-            1
-        );
+        assert_eq!(go(&[ev(1, 0, &[1, 2])], 2, 60, Order::Ordered).reached, 1);
         let r = go(
             &[ev(1, 0, &[1, 2]), ev(2, 5, &[1, 2])],
             2,
@@ -622,11 +623,7 @@ mod tests {
                 ev(4, 30, &[2]),
                 ev(5, 40, &[1]),
             ]),
-            vec![
-                (2, vec![Some(10.0)]),
-                (2, vec![Some(10.0)]),
-                (1, vec![])
-            ]
+            vec![(2, vec![Some(10.0)]), (2, vec![Some(10.0)]), (1, vec![])]
         );
         // A step-1 event inside an open attempt restarts it: one attempt, 10 s.
         assert_eq!(

@@ -73,11 +73,13 @@ pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<P
             let (_, detail) = funnel::run(ws, f, now_us)?;
             let ids = match cell.trim().strip_prefix("period:") {
                 Some(rest) => {
-                    let bad = || crate::EngineError::InvalidQuery {
+                    let bad = || {
+                        crate::EngineError::InvalidQuery {
                         code: "drill_cell",
                         message: format!(
                             "\"{cell}\" is not a funnel-trends cell such as period:3:converted (or :dropped, :entered)"
                         ),
+                    }
                     };
                     let (p, which) = rest.split_once(':').ok_or_else(bad)?;
                     let p: usize = p.trim().parse().map_err(|_| bad())?;
