@@ -216,23 +216,8 @@ fn tv_fun_12_dropped_off_lists() {
         (1, "p2", "b"),
         (0, "p3", "a"),
     ]);
-    let q = Query::Funnel(query(
-        json!({"steps": [{"event": "a"}, {"event": "b"}, {"event": "c"}]}),
-    ));
-    let ids = |cell: &str| {
-        let mut v: Vec<String> = insights::drill(&ws, &q, NOW, cell)
-            .unwrap()
-            .into_iter()
-            .map(|p| {
-                stitchbook_engine::model::person::detail(&ws, &p.person_id, false, 0)
-                    .unwrap()
-                    .ids
-                    .join(",")
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let q = query(json!({"steps": [{"event": "a"}, {"event": "b"}, {"event": "c"}]}));
+    let ids = |cell: &str| drilled(&ws, &q, cell);
     assert_eq!(ids("2"), vec!["p1", "p2"]);
     assert_eq!(ids("-2"), vec!["p3"]);
     assert_eq!(ids("-3"), vec!["p2"]);

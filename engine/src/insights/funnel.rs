@@ -199,7 +199,7 @@ pub struct FunnelQuery {
     #[serde(default)]
     pub display: FunnelDisplay,
     /// Entry periods of funnel trends (default day).
-    #[serde(default = "daily")]
+    #[serde(default)]
     pub interval: Interval,
     /// Funnel trends: the conversion from this step (0-based, default the first)…
     #[serde(default)]
@@ -211,10 +211,6 @@ pub struct FunnelQuery {
     #[serde(flatten)]
     #[ts(flatten)]
     pub scope: super::cohort::Scope,
-}
-
-fn daily() -> Interval {
-    Interval::Day
 }
 
 fn window_us(value: i64, unit: WindowUnit) -> i64 {
@@ -672,29 +668,15 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
     let periods = match q.display {
         FunnelDisplay::Steps => None,
         FunnelDisplay::Trends => {
-            let unit = q.interval.unit();
-            let sunday = settings.week_start == "sunday";
-            let tz = &settings.time_zone;
-            let last =
-                super::query::period_index(ws, unit, tz, range.from_us, sunday, range.to_us)?;
-            if last >= 5000 {
-                return Err(EngineError::InvalidQuery {
-                    code: "too_many_periods",
-                    message: format!(
-                        "{} periods; narrow the date range or use a longer interval",
-                        last + 1
-                    ),
-                });
-            }
+            let f = super::activity::frame(ws, &q.date_range, q.interval, now_us)?;
             // One more start than periods: the end of the last one.
-            let n = (last + 2) as usize;
             Some(super::query::period_starts(
                 ws,
-                unit,
-                tz,
-                range.from_us,
-                sunday,
-                n,
+                q.interval.unit(),
+                &f.tz,
+                f.range.from_us,
+                f.sunday,
+                f.periods + 1,
             )?)
         }
     };
@@ -1190,7 +1172,62 @@ pub enum TrendPersons {
     Dropped,
 }
 
+/// A drillable funnel number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunnelCell {
+    /// `2` (counted at step 2), `-2` (dropped off before it), `2@value`.
+    Step { step: i64, value: Option<String> },
+    /// `period:3:converted` (`:dropped`, `:entered`), 0-based, with `display: trends`.
+    Period { period: usize, which: TrendPersons },
+}
+
+impl FunnelCell {
+    pub fn parse(q: &FunnelQuery, cell: &str) -> Result<Self> {
+        let bad = |message: String| EngineError::InvalidQuery {
+            code: "drill_cell",
+            message,
+        };
+        let Some(rest) = cell.trim().strip_prefix("period:") else {
+            let (step, value) = match cell.split_once('@') {
+                Some((s, v)) => (s, Some(v.to_string())),
+                None => (cell, None),
+            };
+            let step = step.trim().parse().map_err(|_| {
+                bad(format!(
+                    "\"{cell}\" is not a funnel step such as 2, -2 or 2@Chrome"
+                ))
+            })?;
+            return Ok(FunnelCell::Step { step, value });
+        };
+        if q.display != FunnelDisplay::Trends {
+            return Err(bad("period cells need a funnel with display: trends".into()));
+        }
+        let not_a_period = || {
+            bad(format!(
+                "\"{cell}\" is not a funnel-trends cell such as period:3:converted (or :dropped, :entered)"
+            ))
+        };
+        let (p, which) = rest.split_once(':').ok_or_else(not_a_period)?;
+        let period = p.trim().parse().map_err(|_| not_a_period())?;
+        let which = match which.trim() {
+            "entered" => TrendPersons::Entered,
+            "converted" => TrendPersons::Converted,
+            "dropped" => TrendPersons::Dropped,
+            _ => return Err(not_a_period()),
+        };
+        Ok(FunnelCell::Period { period, which })
+    }
+}
+
 impl FunnelDetail {
+    /// The persons behind a cell, sorted, each once.
+    pub fn persons(&self, cell: &FunnelCell) -> Result<Vec<String>> {
+        match cell {
+            FunnelCell::Step { step, value } => self.persons_at(*step, value.as_deref()),
+            FunnelCell::Period { period, which } => Ok(self.trend_persons(*period, *which)),
+        }
+    }
+
     /// The persons behind a step: `step > 0` counted at 1-based step `step`; `step < 0`
     /// counted at the required step before `|step|` but not at `|step|` (dropped off before
     /// it; semantics.md §3.9). Sorted, each person once.

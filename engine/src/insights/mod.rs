@@ -70,51 +70,9 @@ pub fn run(ws: &Workspace, q: &Query, now_us: i64) -> Result<InsightResult> {
 pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<PersonSummary>> {
     match q {
         Query::Funnel(f) => {
+            let cell = funnel::FunnelCell::parse(f, cell)?;
             let (_, detail) = funnel::run(ws, f, now_us)?;
-            let ids = match cell.trim().strip_prefix("period:") {
-                Some(rest) => {
-                    let bad = || {
-                        crate::EngineError::InvalidQuery {
-                        code: "drill_cell",
-                        message: format!(
-                            "\"{cell}\" is not a funnel-trends cell such as period:3:converted (or :dropped, :entered)"
-                        ),
-                    }
-                    };
-                    let (p, which) = rest.split_once(':').ok_or_else(bad)?;
-                    let p: usize = p.trim().parse().map_err(|_| bad())?;
-                    let which = match which.trim() {
-                        "entered" => funnel::TrendPersons::Entered,
-                        "converted" => funnel::TrendPersons::Converted,
-                        "dropped" => funnel::TrendPersons::Dropped,
-                        _ => return Err(bad()),
-                    };
-                    if f.display != funnel::FunnelDisplay::Trends {
-                        return Err(crate::EngineError::InvalidQuery {
-                            code: "drill_cell",
-                            message: "period cells need a funnel with display: trends".into(),
-                        });
-                    }
-                    detail.trend_persons(p, which)
-                }
-                None => {
-                    let (step, value) = match cell.split_once('@') {
-                        Some((s, v)) => (s, Some(v)),
-                        None => (cell, None),
-                    };
-                    let step: i64 =
-                        step.trim()
-                            .parse()
-                            .map_err(|_| crate::EngineError::InvalidQuery {
-                                code: "drill_cell",
-                                message: format!(
-                                    "\"{cell}\" is not a funnel step such as 2, -2 or 2@Chrome"
-                                ),
-                            })?;
-                    detail.persons_at(step, value)?
-                }
-            };
-            person::summaries(ws, &ids)
+            person::summaries(ws, &detail.persons(&cell)?)
         }
         Query::Retention(r) => {
             let bad = || crate::EngineError::InvalidQuery {
