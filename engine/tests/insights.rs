@@ -1347,6 +1347,20 @@ fn funnel_trends_give_conversion_per_entry_period_and_mark_open_windows() {
     let later = now + 7 * d * 1_000_000;
     let (r, _) = funnel::run(&ws, &q, later).unwrap();
     assert!(r.trends.unwrap().periods.iter().all(|p| p.complete));
+    // Unless conversions must fall inside the range (PostHog's rule): daily, Jan 2's window
+    // ends exactly at the range's end (inclusive: complete); Jan 3's runs past it for good.
+    let mut bound = q.clone();
+    bound.bound_all_steps = true;
+    bound.interval = insights::activity::Interval::Day;
+    let (r, _) = funnel::run(&ws, &bound, later).unwrap();
+    let complete: Vec<bool> = r
+        .trends
+        .unwrap()
+        .periods
+        .iter()
+        .map(|p| p.complete)
+        .collect();
+    assert_eq!(complete, vec![true, true, false]);
     // Totals bucket each attempt by its entry: c's two attempts fall in one week.
     q.count = funnel::FunnelCount::Totals;
     assert_eq!(

@@ -849,7 +849,8 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
         let incomplete = periods.iter().filter(|p| !p.complete).count();
         if incomplete > 0 {
             notes.push(format!(
-                "the last {incomplete} period(s) are incomplete: their entries' conversion window has not ended yet"
+                "the last {incomplete} period(s) are incomplete: their entries' conversion window runs past {}",
+                if q.bound_all_steps { "now or the range's end (bound_all_steps)" } else { "now" }
             ));
         }
         FunnelTrends {
