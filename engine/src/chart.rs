@@ -1,6 +1,6 @@
-//! Chart images of insight results with `plotters`, as PNG or SVG: funnel bars, the
-//! retention heatmap with its mean curve, trend lines, stickiness bars, lifecycle bars
-//! (dormant below zero) and a Sankey diagram of paths. Text uses the bundled DejaVu Sans, so
+//! Chart images of insight results with `plotters`, as PNG or SVG: funnel bars (funnel
+//! trends: a line of the conversion rate), the retention heatmap with its mean curve, trend
+//! lines, stickiness bars, lifecycle bars (dormant below zero) and a Sankey diagram of paths. Text uses the bundled DejaVu Sans, so
 //! images look the same on every machine.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::insights::activity::{LifecycleResult, StickinessResult, TrendsResult};
-use crate::insights::funnel::FunnelResult;
+use crate::insights::funnel::{FunnelResult, FunnelTrendPeriod, FunnelTrends};
 use crate::insights::paths::PathsResult;
 use crate::insights::retention::RetentionResult;
 use crate::insights::InsightResult;
@@ -289,7 +289,55 @@ fn bars<DB: DrawingBackend>(root: &Area<'_, DB>, b: Bars<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Funnel trends: the conversion rate per entry period; periods whose window is still open
+/// get their own line, so a young period's low rate does not read as a fall.
+fn funnel_trends<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    t: &FunnelTrends,
+    title: &str,
+) -> Result<()> {
+    let rate = |p: &FunnelTrendPeriod| p.conversion_rate.map(|r| r * 100.0);
+    let complete: Vec<Option<f64>> = t
+        .periods
+        .iter()
+        .map(|p| if p.complete { rate(p) } else { None })
+        .collect();
+    // The incomplete line starts at the last complete point, so the two lines join.
+    let incomplete: Vec<Option<f64>> = t
+        .periods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let next_incomplete = t.periods.get(i + 1).is_some_and(|q| !q.complete);
+            if !p.complete || next_incomplete {
+                rate(p)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let dates: Vec<String> = t.periods.iter().map(|p| p.date.clone()).collect();
+    lines(
+        root,
+        Lines {
+            title,
+            dates: &dates,
+            series: vec![
+                (
+                    format!("Conversion, step {} → {}", t.from_step + 1, t.to_step + 1),
+                    complete,
+                ),
+                ("Incomplete (window still open)".into(), incomplete),
+            ],
+            y_desc: "Conversion %",
+        },
+    )
+}
+
 fn funnel<DB: DrawingBackend>(root: &Area<'_, DB>, f: &FunnelResult, title: &str) -> Result<()> {
+    if let Some(t) = &f.trends {
+        return funnel_trends(root, t, title);
+    }
     let categories: Vec<String> = f
         .steps
         .iter()
@@ -331,7 +379,7 @@ fn funnel<DB: DrawingBackend>(root: &Area<'_, DB>, f: &FunnelResult, title: &str
             title,
             categories,
             series,
-            y_desc: "Persons",
+            y_desc: f.count.noun(),
             x_desc: "Step",
             annotations,
         },
@@ -370,26 +418,47 @@ fn stickiness<DB: DrawingBackend>(
 }
 
 fn trends<DB: DrawingBackend>(root: &Area<'_, DB>, t: &TrendsResult, title: &str) -> Result<()> {
-    let n = t.dates.len().max(1);
+    lines(
+        root,
+        Lines {
+            title,
+            dates: &t.dates,
+            series: t
+                .series
+                .iter()
+                .map(|s| {
+                    (
+                        s.label.clone(),
+                        s.values.iter().copied().map(Some).collect(),
+                    )
+                })
+                .collect(),
+            y_desc: "Value",
+        },
+    )
+}
+
+/// Lines over periods; a missing value breaks its line.
+struct Lines<'a> {
+    title: &'a str,
+    dates: &'a [String],
+    /// (label, value per period)
+    series: Vec<(String, Vec<Option<f64>>)>,
+    y_desc: &'a str,
+}
+
+fn lines<DB: DrawingBackend>(root: &Area<'_, DB>, l: Lines<'_>) -> Result<()> {
+    let n = l.dates.len().max(1);
+    let values = || l.series.iter().flat_map(|s| s.1.iter().flatten().copied());
     // Headroom above for the legend.
-    let ymax = nice_max(
-        t.series
-            .iter()
-            .flat_map(|s| s.values.iter().copied())
-            .fold(0.0, f64::max)
-            * 1.25,
-    );
-    let ymin = t
-        .series
-        .iter()
-        .flat_map(|s| s.values.iter().copied())
-        .fold(0.0, f64::min);
+    let ymax = nice_max(values().fold(0.0, f64::max) * 1.25);
+    let ymin = values().fold(0.0, f64::min);
     let ymin = if ymin < 0.0 { -nice_max(-ymin) } else { 0.0 };
     let (w, _) = root.dim_in_pixel();
     let step = label_step(n, (w as usize / 110).max(2));
-    let dates = t.dates.clone();
+    let dates = l.dates.to_vec();
     let mut chart = ChartBuilder::on(root)
-        .caption(title, font(26))
+        .caption(l.title, font(26))
         .margin(24)
         .x_label_area_size(56)
         .y_label_area_size(80)
@@ -401,37 +470,47 @@ fn trends<DB: DrawingBackend>(root: &Area<'_, DB>, t: &TrendsResult, title: &str
         .x_label_formatter(&|x| every_nth(&dates, step, *x))
         .y_label_formatter(&|y| count_label(*y))
         .light_line_style(BLACK.mix(0.05))
-        .y_desc("Value")
+        .y_desc(l.y_desc)
         .x_desc("Period starting")
         .label_style(font(15))
         .axis_desc_style(font(16))
         .draw()
         .map_err(err)?;
-    for (i, s) in t.series.iter().take(12).enumerate() {
+    for (i, (label, values)) in l.series.iter().take(12).enumerate() {
         let c = color(i);
-        chart
-            .draw_series(LineSeries::new(
-                s.values.iter().enumerate().map(|(x, v)| (x as f64, *v)),
-                c.stroke_width(3),
-            ))
-            .map_err(err)?
-            .label(short(&s.label, 40))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
-        if n <= 40 {
-            chart
-                .draw_series(
-                    s.values
-                        .iter()
-                        .enumerate()
-                        .map(|(x, v)| Circle::new((x as f64, *v), 3, c.filled())),
-                )
+        // Runs of consecutive values, each its own line.
+        let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+        let mut run: Vec<(f64, f64)> = Vec::new();
+        for (x, v) in values.iter().enumerate() {
+            match v {
+                Some(v) => run.push((x as f64, *v)),
+                None if !run.is_empty() => runs.push(std::mem::take(&mut run)),
+                None => {}
+            }
+        }
+        if !run.is_empty() {
+            runs.push(run);
+        }
+        for (k, points) in runs.iter().enumerate() {
+            let drawn = chart
+                .draw_series(LineSeries::new(points.clone(), c.stroke_width(3)))
                 .map_err(err)?;
+            if k == 0 {
+                drawn.label(short(label, 40)).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
+            }
+            if n <= 40 {
+                chart
+                    .draw_series(points.iter().map(|p| Circle::new(*p, 3, c.filled())))
+                    .map_err(err)?;
+            }
         }
     }
     legend(&mut chart, SeriesLabelPosition::UpperLeft, 14)?;
-    if t.series.len() > 12 {
+    if l.series.len() > 12 {
         root.draw(&Text::new(
-            format!("showing 12 of {} series", t.series.len()),
+            format!("showing 12 of {} series", l.series.len()),
             (24, 40),
             font(13),
         ))

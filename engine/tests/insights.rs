@@ -216,23 +216,8 @@ fn tv_fun_12_dropped_off_lists() {
         (1, "p2", "b"),
         (0, "p3", "a"),
     ]);
-    let q = Query::Funnel(query(
-        json!({"steps": [{"event": "a"}, {"event": "b"}, {"event": "c"}]}),
-    ));
-    let ids = |cell: &str| {
-        let mut v: Vec<String> = insights::drill(&ws, &q, NOW, cell)
-            .unwrap()
-            .into_iter()
-            .map(|p| {
-                stitchbook_engine::model::person::detail(&ws, &p.person_id, false, 0)
-                    .unwrap()
-                    .ids
-                    .join(",")
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let q = query(json!({"steps": [{"event": "a"}, {"event": "b"}, {"event": "c"}]}));
+    let ids = |cell: &str| drilled(&ws, &q, cell);
     assert_eq!(ids("2"), vec!["p1", "p2"]);
     assert_eq!(ids("-2"), vec!["p3"]);
     assert_eq!(ids("-3"), vec!["p2"]);
@@ -908,6 +893,20 @@ fn every_chart_type_renders_to_png_and_svg_of_the_asked_size() {
             "{kind}: the title is drawn"
         );
     }
+    // Funnel trends draw the conversion rate per period as lines, open windows apart.
+    let q: Query = serde_json::from_value(json!({"kind": "funnel", "display": "trends",
+        "steps": [{"event": "signup"}, {"event": "pay"}], "date_range": range, "window": 1}))
+    .unwrap();
+    let r = insights::run(&ws, &q, (DAY0 + 5 * d) * 1_000_000).unwrap();
+    let svg = dir.path().join("funnel_trends.svg");
+    chart::render(&r, "funnel trends", &svg, (900, 500)).unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("Conversion %"), "the rate axis");
+    assert!(
+        text.contains("Incomplete (window still open)"),
+        "open periods apart"
+    );
+    assert!(text.contains("<polyline"), "drawn as lines");
     // Other extensions are refused.
     let r = insights::run(
         &ws,
@@ -1032,4 +1031,360 @@ fn tv_fun_8_zero_second_conversions_leave_the_average_unless_asked() {
     let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
     assert_eq!(r.steps[1].average_time_s, Some(50.0));
     assert_eq!(r.steps[1].median_time_s, Some(50.0));
+}
+
+// ---- optional steps, per-step windows, hold constant, counting, funnel trends ----
+
+/// The persons behind a funnel cell, by their distinct ids.
+fn drilled(ws: &Workspace, q: &FunnelQuery, cell: &str) -> Vec<String> {
+    let mut v: Vec<String> = insights::drill(ws, &Query::Funnel(q.clone()), NOW, cell)
+        .unwrap()
+        .into_iter()
+        .map(|p| distinct_of(ws, &p.person_id))
+        .collect();
+    v.sort();
+    v
+}
+
+fn error_code(ws: &Workspace, v: Value) -> &'static str {
+    match funnel::run(ws, &query(v), NOW) {
+        Err(EngineError::InvalidQuery { code, .. }) => code,
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_optional_step_counts_those_who_did_it_and_later_steps_stay_required() {
+    // A → B (optional) → C.
+    let ws = ws_of(&[
+        (0, "p1", "A"), // skips B
+        (10, "p1", "C"),
+        (0, "p2", "A"), // does B
+        (5, "p2", "B"),
+        (10, "p2", "C"),
+        (0, "p3", "A"), // does B, never C
+        (5, "p3", "B"),
+        (0, "p4", "A"), // A only
+    ]);
+    let q =
+        query(json!({"steps": [{"event": "A"}, {"event": "B", "optional": true}, {"event": "C"}]}));
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    // Step 1: all four. Step 2 (optional): those who did B, p2 and p3. Step 3: p1 (skipping
+    // B) and p2.
+    assert_eq!(counts(&r), vec![4, 2, 2]);
+    assert_eq!(
+        r.steps.iter().map(|s| s.optional).collect::<Vec<_>>(),
+        vec![false, true, false]
+    );
+    // Step 3's rate from the previous *required* step: 2 / 4.
+    assert_eq!(r.steps[1].conversion_from_previous, Some(0.5));
+    assert_eq!(r.steps[2].conversion_from_previous, Some(0.5));
+    // B times: p2 5 s, p3 5 s. C times from the previous step done: p1 10 s (from A), p2
+    // 5 s (from B) → average 7.5 s. Time to convert: p1 10 s, p2 10 s.
+    assert_eq!(r.steps[1].average_time_s, Some(5.0));
+    assert_eq!(r.steps[2].average_time_s, Some(7.5));
+    assert_eq!(r.time_to_convert.average_s, Some(10.0));
+    assert_eq!(drilled(&ws, &q, "3"), vec!["p1", "p2"]);
+    assert_eq!(drilled(&ws, &q, "-3"), vec!["p3", "p4"]);
+    assert_eq!(drilled(&ws, &q, "2"), vec!["p2", "p3"]);
+    // Dropped before the optional step: counted at step 1, did not do B.
+    assert_eq!(drilled(&ws, &q, "-2"), vec!["p1", "p4"]);
+    // Without the flag p1 cannot skip B.
+    let plain = query(json!({"steps": [{"event": "A"}, {"event": "B"}, {"event": "C"}]}));
+    assert_eq!(
+        counts(&funnel::run(&ws, &plain, NOW).unwrap().0),
+        vec![4, 2, 1]
+    );
+    // The first and the last step cannot be optional; nor a step equal to the next one.
+    for steps in [
+        json!([{"event": "A", "optional": true}, {"event": "B"}, {"event": "C"}]),
+        json!([{"event": "A"}, {"event": "B"}, {"event": "C", "optional": true}]),
+        json!([{"event": "A"}, {"event": "C", "optional": true}, {"event": "C"}]),
+    ] {
+        assert_eq!(
+            error_code(&ws, json!({"steps": steps})),
+            "funnel_optional_step"
+        );
+    }
+    assert_eq!(
+        error_code(
+            &ws,
+            json!({"steps": [{"event": "A"}, {"event": "B", "optional": true}, {"event": "C"}],
+                   "order": "unordered"})
+        ),
+        "funnel_optional_step"
+    );
+}
+
+#[test]
+fn a_step_window_from_the_previous_step_is_inclusive_and_the_funnel_window_still_holds() {
+    // A → B → C; funnel window 60 s; C at most 20 s after B.
+    let ws = ws_of(&[
+        (0, "p1", "A"), // C exactly 20 s after B: converts
+        (10, "p1", "B"),
+        (30, "p1", "C"),
+        (0, "p2", "A"), // C 21 s after B: stops at B
+        (10, "p2", "B"),
+        (31, "p2", "C"),
+        (0, "p3", "A"), // C 11 s after B but 61 s after A: stops at B
+        (50, "p3", "B"),
+        (61, "p3", "C"),
+    ]);
+    let q = query(json!({"steps": [{"event": "A"}, {"event": "B"},
+                                   {"event": "C", "window": {"value": 20, "unit": "second"}}],
+                         "window": 60, "window_unit": "second"}));
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    assert_eq!(counts(&r), vec![3, 3, 1]);
+    assert_eq!(r.steps[2].average_time_s, Some(20.0));
+    assert_eq!(drilled(&ws, &q, "3"), vec!["p1"]);
+    // Without the step window p2 converts too (31 s from A).
+    let mut loose = q.clone();
+    loose.steps[2].window = None;
+    assert_eq!(
+        counts(&funnel::run(&ws, &loose, NOW).unwrap().0),
+        vec![3, 3, 2]
+    );
+    assert_eq!(
+        error_code(
+            &ws,
+            json!({"steps": [{"event": "A", "window": {"value": 1, "unit": "hour"}}, {"event": "B"}]})
+        ),
+        "funnel_step_window"
+    );
+    assert_eq!(
+        error_code(
+            &ws,
+            json!({"steps": [{"event": "A"}, {"event": "B", "window": {"value": 0, "unit": "hour"}}]})
+        ),
+        "funnel_step_window"
+    );
+}
+
+#[test]
+fn holding_a_property_constant_keeps_each_chain_on_one_value() {
+    let ws = ws_from(&[
+        // p1: the cart and the payment are different orders.
+        ev(1, DAY0, "p1", "cart", json!({"order_id": "1"})),
+        ev(2, DAY0 + 10, "p1", "pay", json!({"order_id": "2"})),
+        // p2: one order, 10 s.
+        ev(3, DAY0, "p2", "cart", json!({"order_id": "1"})),
+        ev(4, DAY0 + 10, "p2", "pay", json!({"order_id": "1"})),
+        // p3: order 1's payment follows order 2's cart; held, the chain is order 1's (20 s).
+        ev(5, DAY0, "p3", "cart", json!({"order_id": "1"})),
+        ev(6, DAY0 + 5, "p3", "cart", json!({"order_id": "2"})),
+        ev(7, DAY0 + 20, "p3", "pay", json!({"order_id": "1"})),
+        // p4: a cart without an order id takes no part when the order is held.
+        ev(8, DAY0, "p4", "cart", json!({})),
+        ev(9, DAY0 + 10, "p4", "pay", json!({"order_id": "1"})),
+    ]);
+    let mut q = query(json!({"steps": [{"event": "cart"}, {"event": "pay"}],
+                             "hold_constant": ["order_id"]}));
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    // Entered: p1, p2, p3 (p4's only cart has no order). Converted: p2 (10 s), p3 (20 s).
+    assert_eq!(counts(&r), vec![3, 2]);
+    assert_eq!(r.steps[1].average_time_s, Some(15.0));
+    assert_eq!(drilled(&ws, &q, "-2"), vec!["p1"]);
+    // Not held: everyone converts; p3 from the latest cart (15 s): (10+10+15+10)/4.
+    q.hold_constant.clear();
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    assert_eq!(counts(&r), vec![4, 4]);
+    assert_eq!(r.steps[1].average_time_s, Some(11.25));
+    // A held property nobody has is refused like any unknown property.
+    q.hold_constant = vec!["order".into()];
+    match funnel::run(&ws, &q, NOW) {
+        Err(EngineError::InvalidQuery { code, .. }) => assert_eq!(code, "unknown_property"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn totals_count_every_attempt_and_a_person_re_enters_after_converting_or_a_closed_window() {
+    // A → B, window 60 s.
+    let ws = ws_of(&[
+        // p: A0 B10 | A20 B30 | A40 → 3 attempts, 2 converted.
+        (0, "p", "A"),
+        (10, "p", "B"),
+        (20, "p", "A"),
+        (30, "p", "B"),
+        (40, "p", "A"),
+        // q: A10 restarts the open attempt → 1 attempt, converted in 10 s.
+        (0, "q", "A"),
+        (10, "q", "A"),
+        (20, "q", "B"),
+        // r: A0's window closes at 60 s; A100 B120 is a second attempt → 2, 1 converted.
+        (0, "r", "A"),
+        (100, "r", "A"),
+        (120, "r", "B"),
+    ]);
+    let mut q = query(json!({"steps": [{"event": "A"}, {"event": "B"}],
+                             "window": 60, "window_unit": "second", "count": "totals"}));
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    // 3 + 1 + 2 attempts; 2 + 1 + 1 converted.
+    assert_eq!(counts(&r), vec![6, 4]);
+    assert_eq!(r.count, funnel::FunnelCount::Totals);
+    // Times: p 10, 10; q 10; r 20 → 12.5.
+    assert_eq!(r.steps[1].average_time_s, Some(12.5));
+    // Persons with an attempt that stopped at A.
+    assert_eq!(drilled(&ws, &q, "-2"), vec!["p", "r"]);
+    q.count = funnel::FunnelCount::Persons;
+    assert_eq!(counts(&funnel::run(&ws, &q, NOW).unwrap().0), vec![3, 3]);
+}
+
+#[test]
+fn sessions_count_chains_inside_one_session() {
+    let h = 3600;
+    // No client session ids: the model splits sessions after 30 minutes of inactivity.
+    let ws = ws_of(&[
+        // p: session 1 converts; session 2 only enters; session 3 converts.
+        (0, "p", "A"),
+        (60, "p", "B"),
+        (2 * h, "p", "A"),
+        (4 * h, "p", "A"),
+        (4 * h + 10, "p", "B"),
+        // q: A and B an hour apart are two sessions: the chain cannot cross them.
+        (0, "q", "A"),
+        (h, "q", "B"),
+    ]);
+    let mut q = query(json!({"steps": [{"event": "A"}, {"event": "B"}], "count": "sessions"}));
+    let (r, _) = funnel::run(&ws, &q, NOW).unwrap();
+    assert_eq!(counts(&r), vec![4, 2]);
+    assert_eq!(drilled(&ws, &q, "-2"), vec!["p", "q"]);
+    assert_eq!(drilled(&ws, &q, "2"), vec!["p"]);
+    q.count = funnel::FunnelCount::Persons;
+    assert_eq!(counts(&funnel::run(&ws, &q, NOW).unwrap().0), vec![2, 2]);
+}
+
+#[test]
+fn funnel_trends_give_conversion_per_entry_period_and_mark_open_windows() {
+    let h = 3600;
+    let d = 86_400;
+    let ws = ws_of(&[
+        // a: enters Jan 1, converts Jan 2 (counted on Jan 1, the entry period).
+        (10 * h, "a", "A"),
+        (d + 9 * h, "a", "B"),
+        // b: enters Jan 1, never converts.
+        (11 * h, "b", "A"),
+        // c: converts on Jan 1, enters again Jan 2 without converting.
+        (12 * h, "c", "A"),
+        (13 * h, "c", "B"),
+        (d + 8 * h, "c", "A"),
+        // d: enters and converts Jan 2.
+        (d + 10 * h, "d", "A"),
+        (d + 10 * h + 1800, "d", "B"),
+    ]);
+    // Window 1 day; now = Jan 3 12:00.
+    let now = (DAY0 + 2 * d + 12 * h) * 1_000_000;
+    let mut q = query(
+        json!({"steps": [{"event": "A"}, {"event": "B"}], "window": 1,
+                             "display": "trends", "interval": "day",
+                             "date_range": {"from": "2024-01-01", "to": "2024-01-03"}}),
+    );
+    let table = |q: &FunnelQuery| {
+        let (r, _) = funnel::run(&ws, q, now).unwrap();
+        let t = r.trends.unwrap();
+        t.periods
+            .iter()
+            .map(|p| {
+                (
+                    p.date.clone(),
+                    p.entered,
+                    p.converted,
+                    p.conversion_rate,
+                    p.complete,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Jan 1: a, b, c entered; a and c converted. Jan 1's last entry (23:59:59) plus a day
+    // ends before now: complete. Jan 2: c and d entered, d converted; its window runs past
+    // now (Jan 3 12:00): incomplete, as is Jan 3.
+    assert_eq!(
+        table(&q),
+        vec![
+            ("2024-01-01".to_string(), 3, 2, Some(2.0 / 3.0), true),
+            ("2024-01-02".to_string(), 2, 1, Some(0.5), false),
+            ("2024-01-03".to_string(), 0, 0, None, false),
+        ]
+    );
+    let (r, detail) = funnel::run(&ws, &q, now).unwrap();
+    // The step counts are the plain funnel's: c's first attempt converts.
+    assert_eq!(counts(&r), vec![4, 3]);
+    assert!(
+        r.notes.iter().any(|n| n.contains("incomplete")),
+        "{:?}",
+        r.notes
+    );
+    let names = |ids: Vec<String>| {
+        let mut v: Vec<String> = ids.iter().map(|p| distinct_of(&ws, p)).collect();
+        v.sort();
+        v
+    };
+    use funnel::TrendPersons;
+    assert_eq!(
+        names(detail.trend_persons(0, TrendPersons::Converted)),
+        vec!["a", "c"]
+    );
+    assert_eq!(
+        names(detail.trend_persons(0, TrendPersons::Dropped)),
+        vec!["b"]
+    );
+    assert_eq!(
+        names(detail.trend_persons(1, TrendPersons::Dropped)),
+        vec!["c"]
+    );
+    let who = insights::drill(&ws, &Query::Funnel(q.clone()), now, "period:1:converted").unwrap();
+    assert_eq!(
+        names(who.into_iter().map(|p| p.person_id).collect()),
+        vec!["d"]
+    );
+    // Weekly: one week (from Monday Jan 1); c counts once in it, converted by its first entry.
+    q.interval = insights::activity::Interval::Week;
+    assert_eq!(
+        table(&q),
+        vec![("2024-01-01".to_string(), 4, 3, Some(0.75), false)]
+    );
+    // Once a week has passed since, every period is complete.
+    let later = now + 7 * d * 1_000_000;
+    let (r, _) = funnel::run(&ws, &q, later).unwrap();
+    assert!(r.trends.unwrap().periods.iter().all(|p| p.complete));
+    // Unless conversions must fall inside the range (PostHog's rule): daily, Jan 2's window
+    // ends exactly at the range's end (inclusive: complete); Jan 3's runs past it for good.
+    let mut bound = q.clone();
+    bound.bound_all_steps = true;
+    bound.interval = insights::activity::Interval::Day;
+    let (r, _) = funnel::run(&ws, &bound, later).unwrap();
+    let complete: Vec<bool> = r
+        .trends
+        .unwrap()
+        .periods
+        .iter()
+        .map(|p| p.complete)
+        .collect();
+    assert_eq!(complete, vec![true, true, false]);
+    // Totals bucket each attempt by its entry: c's two attempts fall in one week.
+    q.count = funnel::FunnelCount::Totals;
+    assert_eq!(
+        table(&q),
+        vec![("2024-01-01".to_string(), 5, 3, Some(0.6), false)]
+    );
+    // Steps must go forward; trends take no breakdown.
+    assert_eq!(
+        error_code(
+            &ws,
+            json!({"steps": [{"event": "A"}, {"event": "B"}], "display": "trends",
+                               "from_step": 1, "to_step": 1})
+        ),
+        "funnel_trend_steps"
+    );
+    assert_eq!(
+        error_code(
+            &ws,
+            json!({"steps": [{"event": "A"}, {"event": "B"}], "display": "trends",
+                               "breakdown": {"property": "x"}})
+        ),
+        "funnel_trends_breakdown"
+    );
+    // A period cell needs funnel trends.
+    q.display = funnel::FunnelDisplay::Steps;
+    assert!(insights::drill(&ws, &Query::Funnel(q), now, "period:0:converted").is_err());
 }

@@ -204,8 +204,8 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
-    /// The persons behind one number of an insight (funnels: --cell 2, -2 or 2@value;
-    /// retention 0:1; trends 0:5 or 0:5@value; stickiness 3; lifecycle 3:new; paths 2_x or
+    /// The persons behind one number of an insight (funnels: --cell 2, -2 or 2@value, funnel
+    /// trends period:3:converted, :dropped or :entered; retention 0:1; trends 0:5 or 0:5@value; stickiness 3; lifecycle 3:new; paths 2_x or
     /// 1_x>2_y).
     Drill {
         workspace: PathBuf,
@@ -1291,16 +1291,22 @@ fn print_retention_table(
 }
 
 fn print_funnel(f: &insights::funnel::FunnelResult, explain: bool) {
+    let noun = f.count.noun().to_uppercase();
     let table = |steps: &[insights::funnel::StepResult]| {
         println!(
             "  {:<4} {:<28} {:>8} {:>9} {:>9} {:>10} {:>10}",
-            "STEP", "EVENT", "PERSONS", "OVERALL", "FROM PREV", "AVG TIME", "MEDIAN"
+            "STEP", "EVENT", noun, "OVERALL", "FROM PREV", "AVG TIME", "MEDIAN"
         );
         for s in steps {
+            let name = if s.optional {
+                format!("{} (optional)", s.name)
+            } else {
+                s.name.clone()
+            };
             println!(
                 "  {:<4} {:<28} {:>8} {:>9} {:>9} {:>10} {:>10}",
                 s.index + 1,
-                truncate(&s.name, 28),
+                truncate(&name, 28),
                 s.count,
                 pct(s.conversion_overall),
                 pct(s.conversion_from_previous),
@@ -1329,6 +1335,29 @@ fn print_funnel(f: &insights::funnel::FunnelResult, explain: bool) {
         );
         for (start, n) in &f.time_to_convert.bins {
             println!("  from {start:>9.0}s  {n}");
+        }
+    }
+    if let Some(t) = &f.trends {
+        println!(
+            "conversion from step {} to step {} by entry {} (drill: --cell period:N:converted|dropped|entered):",
+            t.from_step + 1,
+            t.to_step + 1,
+            format!("{:?}", t.interval).to_lowercase()
+        );
+        println!(
+            "  {:<4} {:<10} {:>8} {:>9} {:>9}",
+            "N", "PERIOD", "ENTERED", "CONVERTED", "RATE"
+        );
+        for (i, p) in t.periods.iter().enumerate() {
+            println!(
+                "  {:<4} {:<10} {:>8} {:>9} {:>9}{}",
+                i,
+                p.date,
+                p.entered,
+                p.converted,
+                pct(p.conversion_rate),
+                if p.complete { "" } else { "  (incomplete)" }
+            );
         }
     }
     for n in &f.notes {

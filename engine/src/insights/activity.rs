@@ -19,17 +19,18 @@ use crate::sql::Sql;
 use crate::workspace::Workspace;
 use crate::{EngineError, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub enum Interval {
+    #[default]
     Day,
     Week,
     Month,
 }
 
 impl Interval {
-    fn unit(self) -> &'static str {
+    pub(crate) fn unit(self) -> &'static str {
         match self {
             Interval::Day => "day",
             Interval::Week => "week",
@@ -222,16 +223,22 @@ pub struct TrendsResult {
     pub millis: f64,
 }
 
-struct Frame {
+/// A query's calendar periods: the resolved range, the time zone and week start, how many.
+pub(crate) struct Frame {
     /// `events e JOIN person_map ep …`
-    events: String,
-    tz: String,
-    sunday: bool,
-    range: Resolved,
-    periods: usize,
+    pub(crate) events: String,
+    pub(crate) tz: String,
+    pub(crate) sunday: bool,
+    pub(crate) range: Resolved,
+    pub(crate) periods: usize,
 }
 
-fn frame(ws: &Workspace, range: &DateRange, interval: Interval, now_us: i64) -> Result<Frame> {
+pub(crate) fn frame(
+    ws: &Workspace,
+    range: &DateRange,
+    interval: Interval,
+    now_us: i64,
+) -> Result<Frame> {
     let settings = ModelSettings::load(ws)?;
     let range = range.resolve(ws, now_us, &settings.time_zone)?;
     let sunday = settings.week_start == "sunday";

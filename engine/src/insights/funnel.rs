@@ -1,17 +1,25 @@
 //! Funnels (semantics.md §3): SQL collects each person's matching events in time order with
 //! the steps they match; the state machine in [`super::funnel_steps`] runs per person in Rust;
 //! results aggregate to step counts, conversion rates, times, a time-to-convert histogram,
-//! breakdowns and the persons behind every step.
+//! breakdowns, conversion per entry period (funnel trends) and the persons behind every
+//! number.
+//!
+//! What is counted (`count`): persons (each person's best chain), attempts (`totals`, see
+//! [`funnel_steps::attempts`]) or sessions (a chain inside one model session, each session's
+//! best chain). `hold_constant` and sessions split a person's events into partitions (by the
+//! held values, by session) and the machine runs on each partition alone, so every step of
+//! a chain shares them; events missing a held value (or a session) take no part.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::funnel_steps::{self, ExclusionMode, FunnelEvent, Order};
+use super::activity::Interval;
+use super::funnel_steps::{self, ActorResult, ExclusionMode, FunnelEvent, Order, Rules};
 use super::query::{
-    int_list, push_filters, push_property, DateRange, PropertyFilter, PropertySource,
+    int_list, push_filters, push_property, text_list, DateRange, PropertyFilter, PropertySource,
 };
 use crate::model::ModelSettings;
 use crate::sql::Sql;
@@ -27,6 +35,60 @@ pub struct FunnelStep {
     /// A label for output (default: the event name).
     #[serde(default)]
     pub name: Option<String>,
+    /// The step may be skipped; the steps after it are still required, and its count is
+    /// the chains that did it (not the first or last step; ordered and strict funnels).
+    #[serde(default)]
+    pub optional: bool,
+    /// At most this long (inclusive) after the previous step the chain did, on top of the
+    /// funnel's window from step 1 (not on the first step; ordered and strict funnels).
+    #[serde(default)]
+    pub window: Option<StepWindow>,
+}
+
+/// A per-step conversion window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct StepWindow {
+    pub value: i64,
+    pub unit: WindowUnit,
+}
+
+/// What a funnel counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum FunnelCount {
+    /// Unique persons, each by their best chain.
+    #[default]
+    Persons,
+    /// Attempts: a person can enter again after converting or once the window since their
+    /// latest entry has passed ([`funnel_steps::attempts`]).
+    Totals,
+    /// Unique sessions: a chain stays inside one session; each session by its best chain.
+    Sessions,
+}
+
+impl FunnelCount {
+    /// The counted noun, for tables and axes.
+    pub fn noun(self) -> &'static str {
+        match self {
+            FunnelCount::Persons => "Persons",
+            FunnelCount::Totals => "Attempts",
+            FunnelCount::Sessions => "Sessions",
+        }
+    }
+}
+
+/// How a funnel is shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum FunnelDisplay {
+    /// Counts per step.
+    #[default]
+    Steps,
+    /// Also the conversion from `from_step` to `to_step` per entry period.
+    Trends,
 }
 
 /// An exclusion between two steps (0-based, `from_step < to_step`).
@@ -129,10 +191,38 @@ pub struct FunnelQuery {
     /// left out, PostHog's rule).
     #[serde(default)]
     pub include_zero_second_times: bool,
+    /// Event properties every step of a chain must share (e.g. `order_id`).
+    #[serde(default)]
+    pub hold_constant: Vec<String>,
+    #[serde(default)]
+    pub count: FunnelCount,
+    #[serde(default)]
+    pub display: FunnelDisplay,
+    /// Entry periods of funnel trends (default day).
+    #[serde(default)]
+    pub interval: Interval,
+    /// Funnel trends: the conversion from this step (0-based, default the first)…
+    #[serde(default)]
+    pub from_step: Option<usize>,
+    /// …to this one (default the last).
+    #[serde(default)]
+    pub to_step: Option<usize>,
     /// Only members of a saved cohort, minus members of another.
     #[serde(flatten)]
     #[ts(flatten)]
     pub scope: super::cohort::Scope,
+}
+
+fn window_us(value: i64, unit: WindowUnit) -> i64 {
+    let unit: i64 = match unit {
+        WindowUnit::Second => 1,
+        WindowUnit::Minute => 60,
+        WindowUnit::Hour => 3600,
+        WindowUnit::Day => 86_400,
+        WindowUnit::Week => 7 * 86_400,
+        WindowUnit::Month => 30 * 86_400,
+    };
+    value.saturating_mul(unit).saturating_mul(1_000_000)
 }
 
 fn ordered() -> FunnelOrder {
@@ -150,15 +240,43 @@ fn drop_person() -> ExclusionBehaviour {
 
 impl FunnelQuery {
     pub fn window_us(&self) -> i64 {
-        let unit: i64 = match self.window_unit {
-            WindowUnit::Second => 1,
-            WindowUnit::Minute => 60,
-            WindowUnit::Hour => 3600,
-            WindowUnit::Day => 86_400,
-            WindowUnit::Week => 7 * 86_400,
-            WindowUnit::Month => 30 * 86_400,
-        };
-        self.window.saturating_mul(unit).saturating_mul(1_000_000)
+        window_us(self.window, self.window_unit)
+    }
+
+    /// The machine's rules for this funnel.
+    pub fn rules(&self) -> Rules {
+        let mut rules = Rules::new(
+            self.steps.len(),
+            self.window_us(),
+            match self.order {
+                FunnelOrder::Ordered => Order::Ordered,
+                FunnelOrder::Strict => Order::Strict,
+                FunnelOrder::Unordered => Order::Unordered,
+            },
+            match self.exclusion_behaviour {
+                ExclusionBehaviour::DropPerson => ExclusionMode::DropActor,
+                ExclusionBehaviour::EndAttempt => ExclusionMode::EndAttempt,
+            },
+        );
+        rules.optional = std::iter::once(false)
+            .chain(self.steps.iter().map(|s| s.optional))
+            .collect();
+        rules.step_windows_us = std::iter::once(None)
+            .chain(
+                self.steps
+                    .iter()
+                    .map(|s| s.window.map(|w| window_us(w.value, w.unit))),
+            )
+            .collect();
+        rules
+    }
+
+    /// Funnel trends' (from, to) steps, 0-based.
+    pub fn trend_steps(&self) -> (usize, usize) {
+        (
+            self.from_step.unwrap_or(0),
+            self.to_step.unwrap_or(self.steps.len().saturating_sub(1)),
+        )
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -195,6 +313,35 @@ impl FunnelQuery {
                 });
             }
         }
+        self.validate_steps()?;
+        if self.display == FunnelDisplay::Trends
+            || self.from_step.is_some()
+            || self.to_step.is_some()
+        {
+            let (from, to) = self.trend_steps();
+            if from >= to || to >= n {
+                return Err(EngineError::InvalidQuery {
+                    code: "funnel_trend_steps",
+                    message: format!(
+                        "funnel trends convert from a step to a later one (0-based, < {n}); got {from} → {to}"
+                    ),
+                });
+            }
+        }
+        if self.display == FunnelDisplay::Trends {
+            if self.breakdown.is_some() {
+                return Err(EngineError::InvalidQuery {
+                    code: "funnel_trends_breakdown",
+                    message: "funnel trends are not broken down; remove the breakdown".into(),
+                });
+            }
+            if self.order == FunnelOrder::Unordered {
+                return Err(EngineError::InvalidQuery {
+                    code: "funnel_trends_order",
+                    message: "funnel trends need an ordered or strict funnel".into(),
+                });
+            }
+        }
         if let Some(Breakdown {
             attribution: Attribution::Step { step },
             ..
@@ -209,6 +356,63 @@ impl FunnelQuery {
         }
         Ok(())
     }
+
+    /// Optional steps and per-step windows (semantics.md §3.7).
+    fn validate_steps(&self) -> Result<()> {
+        let n = self.steps.len();
+        let bad =
+            |code: &'static str, message: String| Err(EngineError::InvalidQuery { code, message });
+        for (i, st) in self.steps.iter().enumerate() {
+            if st.optional {
+                if i == 0 || i == n - 1 {
+                    return bad(
+                        "funnel_optional_step",
+                        format!(
+                            "step {} cannot be optional: only steps between the first and the last can",
+                            i + 1
+                        ),
+                    );
+                }
+                if self.order == FunnelOrder::Unordered {
+                    return bad(
+                        "funnel_optional_step",
+                        "any-order funnels have no optional steps".into(),
+                    );
+                }
+                let next = &self.steps[i + 1];
+                if next.event == st.event && next.filters == st.filters {
+                    return bad(
+                        "funnel_optional_step",
+                        format!(
+                            "optional step {} is the same as the step after it, so it could never be skipped",
+                            i + 1
+                        ),
+                    );
+                }
+            }
+            if let Some(w) = st.window {
+                if i == 0 {
+                    return bad(
+                        "funnel_step_window",
+                        "the first step has no previous step to have a window from".into(),
+                    );
+                }
+                if w.value <= 0 {
+                    return bad(
+                        "funnel_step_window",
+                        format!("step {}'s window must be positive", i + 1),
+                    );
+                }
+                if self.order == FunnelOrder::Unordered {
+                    return bad(
+                        "funnel_step_window",
+                        "any-order funnels have no per-step windows".into(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -217,12 +421,15 @@ impl FunnelQuery {
 pub struct StepResult {
     pub index: usize,
     pub name: String,
+    /// Optional: the count is the chains that did this step.
+    pub optional: bool,
     pub count: u64,
     /// count / first step's count
     pub conversion_overall: Option<f64>,
-    /// count / previous step's count
+    /// count / the previous required step's count
     pub conversion_from_previous: Option<f64>,
-    /// Seconds from the previous step, over conversions that took more than 0 s.
+    /// Seconds from the previous step the chain did, over conversions that took more than
+    /// 0 s.
     pub average_time_s: Option<f64>,
     pub median_time_s: Option<f64>,
 }
@@ -248,22 +455,68 @@ pub struct Histogram {
 #[serde(rename_all = "camelCase")]
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct FunnelResult {
+    /// What the counts count.
+    pub count: FunnelCount,
     pub steps: Vec<StepResult>,
     pub breakdown: Vec<BreakdownRow>,
     pub time_to_convert: Histogram,
+    /// Conversion per entry period (`display: trends`).
+    pub trends: Option<FunnelTrends>,
     /// Said whenever values were merged into "Other".
     pub notes: Vec<String>,
     pub sql: String,
     pub millis: f64,
 }
 
-/// One person's outcome, kept for drill-down.
+/// Funnel trends: per period in which units entered (their chain's first step, workspace
+/// time zone), how many got to `from_step` and how many of those to `to_step`.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct FunnelTrends {
+    pub interval: Interval,
+    pub from_step: usize,
+    pub to_step: usize,
+    pub periods: Vec<FunnelTrendPeriod>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct FunnelTrendPeriod {
+    /// The period's local start date.
+    pub date: String,
+    pub entered: u64,
+    pub converted: u64,
+    /// converted / entered (None when nobody entered).
+    pub conversion_rate: Option<f64>,
+    /// False while an entry in this period could still convert: its window has not ended
+    /// by `now` (or, with `bound_all_steps`, by the range's end). The rate can still rise.
+    pub complete: bool,
+}
+
+/// One counted unit (a person, an attempt or a session), kept for drill-down.
 #[derive(Debug, Clone)]
 pub struct PersonOutcome {
     pub person_id: String,
     pub value: String,
-    pub reached: usize,
-    pub step_times: Vec<f64>,
+    pub result: ActorResult,
+}
+
+/// One unit that entered a funnel-trends period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrendCell {
+    pub period: usize,
+    pub person_id: String,
+    pub converted: bool,
+}
+
+/// Everything behind a funnel's numbers.
+#[derive(Debug, Clone)]
+pub struct FunnelDetail {
+    pub outcomes: Vec<PersonOutcome>,
+    pub trend_cells: Vec<TrendCell>,
+    rules: Rules,
 }
 
 /// The loader's SQL: each person's events in range with their step numbers and breakdown.
@@ -301,7 +554,28 @@ pub fn loader_sql(
             s.push("NULL::VARCHAR");
         }
     }
-    s.push(" AS bd FROM ").push(from);
+    s.push(" AS bd, ");
+    if q.hold_constant.is_empty() {
+        s.push("NULL::VARCHAR[]");
+    } else {
+        s.push("[");
+        for (i, key) in q.hold_constant.iter().enumerate() {
+            if i > 0 {
+                s.push(", ");
+            }
+            push_property(&mut s, PropertySource::Event, key);
+        }
+        s.push("]");
+    }
+    s.push(if q.count == FunnelCount::Sessions {
+        " AS hold, es.session_id AS sid FROM "
+    } else {
+        " AS hold, NULL::VARCHAR AS sid FROM "
+    })
+    .push(from);
+    if q.count == FunnelCount::Sessions {
+        s.push(" LEFT JOIN event_sessions es ON es.event_seq = e.event_seq");
+    }
     let needs_person = q.filters.iter().any(|f| f.source == PropertySource::Person)
         || q.steps
             .iter()
@@ -337,37 +611,101 @@ pub fn loader_sql(
     Ok(s)
 }
 
-/// Run the funnel. `now_us` resolves relative dates.
-pub fn run(
-    ws: &Workspace,
-    q: &FunnelQuery,
-    now_us: i64,
-) -> Result<(FunnelResult, Vec<PersonOutcome>)> {
+/// One loaded event: what the machine sees, its breakdown value and its partition (None:
+/// it lacks a held value or a session and takes no part).
+struct Row {
+    ev: FunnelEvent,
+    bd: Option<String>,
+    part: Option<Vec<String>>,
+}
+
+/// Funnel trends' periods: start instants of periods 0..=n (the last one ends period n−1).
+struct Periods {
+    starts: Vec<i64>,
+    from: usize,
+    to: usize,
+}
+
+impl Periods {
+    fn of(&self, ts_us: i64) -> Option<usize> {
+        let i = self.starts.partition_point(|s| *s <= ts_us);
+        (i >= 1 && i < self.starts.len()).then(|| i - 1)
+    }
+}
+
+/// What [`evaluate`] needs besides the person's events.
+struct Context<'a> {
+    q: &'a FunnelQuery,
+    rules: Rules,
+    to_us: i64,
+    periods: Option<Periods>,
+}
+
+/// Run the funnel. `now_us` resolves relative dates and says which trend periods are
+/// complete.
+pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult, FunnelDetail)> {
     q.validate()?;
     let started = Instant::now();
     let settings = ModelSettings::load(ws)?;
     let range = q.date_range.resolve(ws, now_us, &settings.time_zone)?;
-    let breakdown: Vec<(PropertySource, &str)> = q
+    let mut properties: Vec<(PropertySource, &str)> = q
         .breakdown
         .iter()
         .map(|b| (b.source, b.property.as_str()))
         .collect();
+    properties.extend(
+        q.hold_constant
+            .iter()
+            .map(|k| (PropertySource::Event, k.as_str())),
+    );
     super::query::check_properties(
         ws,
         q.filters
             .iter()
             .chain(q.steps.iter().flat_map(|s| &s.filters)),
-        &breakdown,
+        &properties,
     )?;
+    let periods = match q.display {
+        FunnelDisplay::Steps => None,
+        FunnelDisplay::Trends => {
+            let f = super::activity::frame(ws, &q.date_range, q.interval, now_us)?;
+            // One more start than periods: the end of the last one.
+            Some(super::query::period_starts(
+                ws,
+                q.interval.unit(),
+                &f.tz,
+                f.range.from_us,
+                f.sunday,
+                f.periods + 1,
+            )?)
+        }
+    };
+    let (labels, periods): (Vec<String>, Option<Periods>) = match periods {
+        Some(starts) => {
+            let (from, to) = q.trend_steps();
+            let (labels, starts) = starts.into_iter().unzip();
+            (labels, Some(Periods { starts, from, to }))
+        }
+        None => (Vec::new(), None),
+    };
     let scope = super::cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
     let from = super::query::events_with_persons(ws)?;
     let sql = loader_sql(q, &from, range.from_us, range.to_us, &scope)?;
     let mut stmt = ws.conn().prepare(&sql.text)?;
     let mut rows = stmt.query(duckdb::params_from_iter(sql.params.iter()))?;
-    let n = q.steps.len();
-    let mut outcomes: Vec<PersonOutcome> = Vec::new();
+    let ctx = Context {
+        q,
+        rules: q.rules(),
+        to_us: range.to_us,
+        periods,
+    };
+    let mut detail = FunnelDetail {
+        outcomes: Vec::new(),
+        trend_cells: Vec::new(),
+        rules: ctx.rules.clone(),
+    };
     let mut current: Option<String> = None;
-    let mut events: Vec<(FunnelEvent, Option<String>)> = Vec::new();
+    let mut events: Vec<Row> = Vec::new();
     while let Some(r) = rows.next()? {
         let person: String = r.get(0)?;
         let ts: i64 = r.get(1)?;
@@ -377,24 +715,37 @@ pub fn run(
             .filter_map(|i| i32::try_from(i).ok())
             .collect();
         let bd: Option<String> = r.get(4)?;
+        let hold = text_list(r.get(5)?);
+        let sid: Option<String> = r.get(6)?;
+        let part = match q.count {
+            FunnelCount::Sessions => sid.map(|s| vec![s]),
+            _ => Some(Vec::new()),
+        }
+        .and_then(|mut key| {
+            for v in hold {
+                key.push(v?);
+            }
+            Some(key)
+        });
         if current.as_deref() != Some(person.as_str()) {
             if let Some(p) = current.take() {
-                evaluate(q, &p, &events, range.to_us, n, &mut outcomes);
+                evaluate(&ctx, &p, &events, &mut detail);
             }
             events.clear();
             current = Some(person);
         }
-        events.push((
-            FunnelEvent {
+        events.push(Row {
+            ev: FunnelEvent {
                 ts_us: ts,
                 seq,
                 steps,
             },
             bd,
-        ));
+            part,
+        });
     }
     if let Some(p) = current.take() {
-        evaluate(q, &p, &events, range.to_us, n, &mut outcomes);
+        evaluate(&ctx, &p, &events, &mut detail);
     }
     let names: Vec<String> = q
         .steps
@@ -402,20 +753,21 @@ pub fn run(
         .map(|s| s.name.clone().unwrap_or_else(|| s.event.clone()))
         .collect();
     let zero = q.include_zero_second_times;
-    let steps = aggregate(&names, outcomes.iter(), zero);
+    let rules = &ctx.rules;
+    let steps = aggregate(&names, rules, detail.outcomes.iter(), zero);
     let mut notes = Vec::new();
     let breakdown = match &q.breakdown {
         None => Vec::new(),
         Some(b) => {
             let mut by: BTreeMap<&str, Vec<&PersonOutcome>> = BTreeMap::new();
-            for o in &outcomes {
+            for o in &detail.outcomes {
                 by.entry(o.value.as_str()).or_default().push(o);
             }
             let mut rows: Vec<BreakdownRow> = by
                 .into_iter()
                 .map(|(v, os)| BreakdownRow {
                     value: v.to_string(),
-                    steps: aggregate(&names, os.into_iter(), zero),
+                    steps: aggregate(&names, rules, os.into_iter(), zero),
                 })
                 .collect();
             // Rank by the deepest step, then shallower ones (PostHog's ordering).
@@ -434,7 +786,9 @@ pub fn run(
                 let keep: Vec<&str> = rows.iter().map(|r| r.value.as_str()).collect();
                 let other = aggregate(
                     &names,
-                    outcomes
+                    rules,
+                    detail
+                        .outcomes
                         .iter()
                         .filter(|o| !keep.contains(&o.value.as_str())),
                     zero,
@@ -447,99 +801,179 @@ pub fn run(
             rows
         }
     };
+    let n = q.steps.len();
     let time_to_convert = histogram(
-        &outcomes
+        &detail
+            .outcomes
             .iter()
-            .filter(|o| o.reached >= n)
-            .map(|o| o.step_times.iter().sum::<f64>())
+            .filter(|o| o.result.reached >= n)
+            .filter_map(|o| {
+                let (a, b) = (o.result.entered_at()?, o.result.last_at()?);
+                Some((b - a) as f64 / 1e6)
+            })
             .collect::<Vec<_>>(),
     );
+    let trends = ctx.periods.as_ref().map(|p| {
+        // Entries in a period can convert until its last instant (or the range's end) plus
+        // the window; with bound_all_steps nothing after the range's end is seen.
+        let horizon = if q.bound_all_steps {
+            now_us.min(range.to_us)
+        } else {
+            now_us
+        };
+        let mut periods: Vec<FunnelTrendPeriod> = labels
+            .iter()
+            .take(p.starts.len().saturating_sub(1))
+            .enumerate()
+            .map(|(i, date)| {
+                let last_entry = (p.starts[i + 1] - 1).min(range.to_us);
+                FunnelTrendPeriod {
+                    date: date.clone(),
+                    entered: 0,
+                    converted: 0,
+                    conversion_rate: None,
+                    complete: last_entry.saturating_add(q.window_us()) <= horizon,
+                }
+            })
+            .collect();
+        for c in &detail.trend_cells {
+            if let Some(period) = periods.get_mut(c.period) {
+                period.entered += 1;
+                period.converted += u64::from(c.converted);
+            }
+        }
+        for period in &mut periods {
+            period.conversion_rate = (period.entered > 0)
+                .then(|| period.converted as f64 / period.entered as f64);
+        }
+        let incomplete = periods.iter().filter(|p| !p.complete).count();
+        if incomplete > 0 {
+            notes.push(format!(
+                "the last {incomplete} period(s) are incomplete: their entries' conversion window runs past {}",
+                if q.bound_all_steps { "now or the range's end (bound_all_steps)" } else { "now" }
+            ));
+        }
+        FunnelTrends {
+            interval: q.interval,
+            from_step: p.from,
+            to_step: p.to,
+            periods,
+        }
+    });
     Ok((
         FunnelResult {
+            count: q.count,
             steps,
             breakdown,
             time_to_convert,
+            trends,
             notes,
             sql: sql.text.clone(),
             millis: started.elapsed().as_secs_f64() * 1000.0,
         },
-        outcomes,
+        detail,
     ))
 }
 
 /// Which steps an event counts for under one breakdown value (None: the event is left out).
 type StepsOf<'a> = dyn Fn(&FunnelEvent, &Option<String>) -> Option<Vec<i32>> + 'a;
 
-/// Run the machine for one person, per breakdown value as the attribution says.
-fn evaluate(
-    q: &FunnelQuery,
-    person: &str,
-    events: &[(FunnelEvent, Option<String>)],
-    to_us: i64,
-    n: usize,
-    out: &mut Vec<PersonOutcome>,
-) {
-    let order = match q.order {
-        FunnelOrder::Ordered => Order::Ordered,
-        FunnelOrder::Strict => Order::Strict,
-        FunnelOrder::Unordered => Order::Unordered,
-    };
-    let mode = match q.exclusion_behaviour {
-        ExclusionBehaviour::DropPerson => ExclusionMode::DropActor,
-        ExclusionBehaviour::EndAttempt => ExclusionMode::EndAttempt,
-    };
-    let window = q.window_us();
+/// The counted units of one person's events (already cut to one breakdown value): the
+/// machine runs on each partition; persons and sessions keep their best chain (PostHog's
+/// `max_step` rule, partitions in key order), totals every attempt. Units that never
+/// entered, or whose best chain was excluded, are left out.
+fn units(ctx: &Context, events: &[(FunnelEvent, &Row)]) -> Vec<ActorResult> {
+    let mut parts: BTreeMap<&[String], Vec<FunnelEvent>> = BTreeMap::new();
+    for (e, row) in events {
+        if let Some(key) = &row.part {
+            parts.entry(key.as_slice()).or_default().push(e.clone());
+        }
+    }
+    let rules = &ctx.rules;
+    let mut out: Vec<ActorResult> = Vec::new();
+    match ctx.q.count {
+        FunnelCount::Totals => {
+            for evs in parts.values() {
+                out.extend(funnel_steps::attempts(evs, rules));
+            }
+        }
+        FunnelCount::Persons | FunnelCount::Sessions => {
+            // Persons: one group; sessions: a group per session (the key's first value).
+            let mut best: BTreeMap<Option<&String>, ActorResult> = BTreeMap::new();
+            for (key, evs) in &parts {
+                let group = match ctx.q.count {
+                    FunnelCount::Sessions => key.first(),
+                    _ => None,
+                };
+                let r = funnel_steps::run(evs, rules);
+                match best.get(&group) {
+                    Some(b) if !r.beats(b) => {}
+                    _ => {
+                        best.insert(group, r);
+                    }
+                }
+            }
+            out.extend(best.into_values());
+        }
+    }
+    out.retain(|r| r.reached >= 1 && !r.excluded);
+    out
+}
+
+/// Run the machine for one person, per breakdown value as the attribution says; with
+/// funnel trends, once more per entry period.
+fn evaluate(ctx: &Context, person: &str, events: &[Row], detail: &mut FunnelDetail) {
+    let q = ctx.q;
+    let to_us = ctx.to_us;
     // Only events inside the date range may enter the funnel.
     let prepared = |keep: &StepsOf| {
         events
             .iter()
-            .filter_map(|(e, bd)| {
-                let mut steps = keep(e, bd)?;
+            .filter_map(|row| {
+                let e = &row.ev;
+                let mut steps = keep(e, &row.bd)?;
                 if e.ts_us > to_us {
                     steps.retain(|s| *s != 1);
                 }
-                Some(FunnelEvent {
-                    ts_us: e.ts_us,
-                    seq: e.seq,
-                    steps,
-                })
+                Some((
+                    FunnelEvent {
+                        ts_us: e.ts_us,
+                        seq: e.seq,
+                        steps,
+                    },
+                    row,
+                ))
             })
             .collect::<Vec<_>>()
     };
-    let mut push = |value: String, evs: Vec<FunnelEvent>| {
-        let r = funnel_steps::run(&evs, n, window, order, mode);
-        if let Some(reached) = r.reached {
-            if reached >= 1 {
-                out.push(PersonOutcome {
-                    person_id: person.to_string(),
-                    value,
-                    reached,
-                    step_times: r.step_times,
-                });
-            }
+    let first_outcome = detail.outcomes.len();
+    let mut push = |value: String, evs: Vec<(FunnelEvent, &Row)>| {
+        for result in units(ctx, &evs) {
+            detail.outcomes.push(PersonOutcome {
+                person_id: person.to_string(),
+                value: value.clone(),
+                result,
+            });
         }
     };
     let funnel_value = |first: bool| -> String {
         let mut it = events
             .iter()
-            .filter(|(e, bd)| bd.is_some() && e.steps.iter().any(|s| *s > 0));
+            .filter(|row| row.bd.is_some() && row.ev.steps.iter().any(|s| *s > 0));
         let v = if first { it.next() } else { it.next_back() };
-        v.and_then(|(_, bd)| bd.clone()).unwrap_or_default()
+        v.and_then(|row| row.bd.clone()).unwrap_or_default()
     };
+    let all = |e: &FunnelEvent, _: &Option<String>| Some(e.steps.clone());
     match q.breakdown.as_ref().map(|b| &b.attribution) {
-        None => push(String::new(), prepared(&|e, _| Some(e.steps.clone()))),
-        Some(Attribution::FirstTouch) => {
-            push(funnel_value(true), prepared(&|e, _| Some(e.steps.clone())))
-        }
-        Some(Attribution::LastTouch) => {
-            push(funnel_value(false), prepared(&|e, _| Some(e.steps.clone())))
-        }
+        None => push(String::new(), prepared(&all)),
+        Some(Attribution::FirstTouch) => push(funnel_value(true), prepared(&all)),
+        Some(Attribution::LastTouch) => push(funnel_value(false), prepared(&all)),
         Some(Attribution::Step { step }) => {
             let k = (*step + 1) as i32;
             let mut values: Vec<String> = events
                 .iter()
-                .filter(|(e, _)| e.steps.contains(&k))
-                .map(|(_, bd)| bd.clone().unwrap_or_default())
+                .filter(|row| row.ev.steps.contains(&k))
+                .map(|row| row.bd.clone().unwrap_or_default())
                 .collect();
             values.sort();
             values.dedup();
@@ -555,7 +989,7 @@ fn evaluate(
             }
         }
         Some(Attribution::AllEvents) => {
-            let mut values: Vec<String> = events.iter().filter_map(|(_, bd)| bd.clone()).collect();
+            let mut values: Vec<String> = events.iter().filter_map(|row| row.bd.clone()).collect();
             values.sort();
             values.dedup();
             for v in values {
@@ -563,6 +997,67 @@ fn evaluate(
                     prepared(&|e, bd| (bd.as_deref() == Some(v.as_str())).then(|| e.steps.clone()));
                 push(v.clone(), evs);
             }
+        }
+    }
+    if let Some(periods) = &ctx.periods {
+        trend_cells(ctx, periods, person, events, first_outcome, detail);
+    }
+}
+
+/// Funnel trends for one person (validation keeps breakdowns out). Totals: each attempt
+/// (the person's outcomes from `first_outcome` on) in the period of its entry. Persons and sessions (semantics.md §3.9): per period holding
+/// one of the person's step-1 events, the machine runs with only that period's step-1
+/// events able to start a chain; each unit that got to `from` counts once there, converted
+/// if it got to `to`, even when the conversion falls in a later period.
+fn trend_cells(
+    ctx: &Context,
+    periods: &Periods,
+    person: &str,
+    events: &[Row],
+    first_outcome: usize,
+    detail: &mut FunnelDetail,
+) {
+    let rules = &ctx.rules;
+    let (from, to) = (periods.from + 1, periods.to + 1);
+    let mut cell = |period: usize, r: &ActorResult| {
+        if rules.counts_at(r, from) {
+            detail.trend_cells.push(TrendCell {
+                period,
+                person_id: person.to_string(),
+                converted: rules.counts_at(r, to),
+            });
+        }
+    };
+    if ctx.q.count == FunnelCount::Totals {
+        let mine: Vec<ActorResult> = detail.outcomes[first_outcome..]
+            .iter()
+            .map(|o| o.result.clone())
+            .collect();
+        for r in &mine {
+            if let Some(p) = r.entered_at().and_then(|t| periods.of(t)) {
+                cell(p, r);
+            }
+        }
+        return;
+    }
+    let entries: BTreeSet<usize> = events
+        .iter()
+        .filter(|row| row.ev.ts_us <= ctx.to_us && row.ev.steps.contains(&1))
+        .filter_map(|row| periods.of(row.ev.ts_us))
+        .collect();
+    for p in entries {
+        let evs: Vec<(FunnelEvent, &Row)> = events
+            .iter()
+            .map(|row| {
+                let mut e = row.ev.clone();
+                if e.ts_us > ctx.to_us || periods.of(e.ts_us) != Some(p) {
+                    e.steps.retain(|s| *s != 1);
+                }
+                (e, row)
+            })
+            .collect();
+        for r in units(ctx, &evs) {
+            cell(p, &r);
         }
     }
 }
@@ -580,10 +1075,19 @@ fn median(v: &mut [f64]) -> Option<f64> {
     })
 }
 
-/// Step counts (cumulative: reached ≥ i), rates and times (0-second conversions left out
-/// unless `zero_second_times`).
+/// The nearest required step before 0-based step `i` (the basis of its step-to-step rate).
+fn previous_required(rules: &Rules, i: usize) -> usize {
+    (0..i)
+        .rev()
+        .find(|&j| !rules.is_optional(j + 1))
+        .unwrap_or(0)
+}
+
+/// Step counts (cumulative: reached ≥ i; an optional step: did it), rates and times (0-second
+/// conversions left out unless `zero_second_times`).
 pub fn aggregate<'a>(
     names: &[String],
+    rules: &Rules,
     outcomes: impl Iterator<Item = &'a PersonOutcome>,
     zero_second_times: bool,
 ) -> Vec<StepResult> {
@@ -591,13 +1095,15 @@ pub fn aggregate<'a>(
     let mut counts = vec![0u64; n];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); n];
     for o in outcomes {
-        for i in 0..o.reached.min(n) {
+        let step_times = o.result.step_times();
+        for i in 0..n {
+            if !rules.counts_at(&o.result, i + 1) {
+                continue;
+            }
             counts[i] += 1;
-            if i >= 1 {
-                if let Some(t) = o.step_times.get(i - 1) {
-                    if *t > 0.0 || zero_second_times {
-                        times[i].push(*t);
-                    }
+            if let Some(Some(t)) = i.checked_sub(1).and_then(|j| step_times.get(j)) {
+                if *t > 0.0 || zero_second_times {
+                    times[i].push(*t);
                 }
             }
         }
@@ -605,15 +1111,17 @@ pub fn aggregate<'a>(
     (0..n)
         .map(|i| {
             let t = &mut times[i];
+            let basis = counts[previous_required(rules, i)];
             StepResult {
                 index: i,
                 name: names[i].clone(),
+                optional: rules.is_optional(i + 1),
                 count: counts[i],
                 conversion_overall: (counts[0] > 0).then(|| counts[i] as f64 / counts[0] as f64),
                 conversion_from_previous: if i == 0 {
                     (counts[0] > 0).then_some(1.0)
                 } else {
-                    (counts[i - 1] > 0).then(|| counts[i] as f64 / counts[i - 1] as f64)
+                    (basis > 0).then(|| counts[i] as f64 / basis as f64)
                 },
                 average_time_s: (!t.is_empty()).then(|| t.iter().sum::<f64>() / t.len() as f64),
                 median_time_s: median(t),
@@ -656,33 +1164,120 @@ pub fn histogram(times: &[f64]) -> Histogram {
     }
 }
 
-/// The persons behind a step: `step > 0` reached 1-based step `step`; `step < 0` reached
-/// step `|step| − 1` and dropped off before `|step|` (semantics.md §3.9).
-pub fn persons_at(
-    outcomes: &[PersonOutcome],
-    step: i64,
-    value: Option<&str>,
-) -> Result<Vec<String>> {
-    if step == 0 || step == -1 {
-        return Err(EngineError::InvalidQuery {
-            code: "funnel_step",
-            message: "a step is 1, 2, … (reached it) or −2, −3, … (dropped off before it)".into(),
-        });
+/// Which units of a funnel-trends period: all that entered, those that converted, those
+/// that did not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrendPersons {
+    Entered,
+    Converted,
+    Dropped,
+}
+
+/// A drillable funnel number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunnelCell {
+    /// `2` (counted at step 2), `-2` (dropped off before it), `2@value`.
+    Step { step: i64, value: Option<String> },
+    /// `period:3:converted` (`:dropped`, `:entered`), 0-based, with `display: trends`.
+    Period { period: usize, which: TrendPersons },
+}
+
+impl FunnelCell {
+    pub fn parse(q: &FunnelQuery, cell: &str) -> Result<Self> {
+        let bad = |message: String| EngineError::InvalidQuery {
+            code: "drill_cell",
+            message,
+        };
+        let Some(rest) = cell.trim().strip_prefix("period:") else {
+            let (step, value) = match cell.split_once('@') {
+                Some((s, v)) => (s, Some(v.to_string())),
+                None => (cell, None),
+            };
+            let step = step.trim().parse().map_err(|_| {
+                bad(format!(
+                    "\"{cell}\" is not a funnel step such as 2, -2 or 2@Chrome"
+                ))
+            })?;
+            return Ok(FunnelCell::Step { step, value });
+        };
+        if q.display != FunnelDisplay::Trends {
+            return Err(bad("period cells need a funnel with display: trends".into()));
+        }
+        let not_a_period = || {
+            bad(format!(
+                "\"{cell}\" is not a funnel-trends cell such as period:3:converted (or :dropped, :entered)"
+            ))
+        };
+        let (p, which) = rest.split_once(':').ok_or_else(not_a_period)?;
+        let period = p.trim().parse().map_err(|_| not_a_period())?;
+        let which = match which.trim() {
+            "entered" => TrendPersons::Entered,
+            "converted" => TrendPersons::Converted,
+            "dropped" => TrendPersons::Dropped,
+            _ => return Err(not_a_period()),
+        };
+        Ok(FunnelCell::Period { period, which })
     }
-    let mut seen: HashMap<&str, ()> = HashMap::new();
-    let mut out: Vec<String> = outcomes
-        .iter()
-        .filter(|o| value.is_none_or(|v| o.value == v))
-        .filter(|o| {
-            if step > 0 {
-                o.reached >= step as usize
-            } else {
-                o.reached == (-step - 1) as usize
-            }
-        })
-        .filter(|o| seen.insert(o.person_id.as_str(), ()).is_none())
-        .map(|o| o.person_id.clone())
-        .collect();
-    out.sort();
-    Ok(out)
+}
+
+impl FunnelDetail {
+    /// The persons behind a cell, sorted, each once.
+    pub fn persons(&self, cell: &FunnelCell) -> Result<Vec<String>> {
+        match cell {
+            FunnelCell::Step { step, value } => self.persons_at(*step, value.as_deref()),
+            FunnelCell::Period { period, which } => Ok(self.trend_persons(*period, *which)),
+        }
+    }
+
+    /// The persons behind a step: `step > 0` counted at 1-based step `step`; `step < 0`
+    /// counted at the required step before `|step|` but not at `|step|` (dropped off before
+    /// it; semantics.md §3.9). Sorted, each person once.
+    pub fn persons_at(&self, step: i64, value: Option<&str>) -> Result<Vec<String>> {
+        let n = self.rules.n_steps;
+        let k = step.unsigned_abs() as usize;
+        if step == 0 || step == -1 || k > n {
+            return Err(EngineError::InvalidQuery {
+                code: "funnel_step",
+                message: format!(
+                    "a step is 1 … {n} (reached it) or −2 … −{n} (dropped off before it)"
+                ),
+            });
+        }
+        let basis = previous_required(&self.rules, k - 1) + 1;
+        let ids = self
+            .outcomes
+            .iter()
+            .filter(|o| value.is_none_or(|v| o.value == v))
+            .filter(|o| {
+                if step > 0 {
+                    self.rules.counts_at(&o.result, k)
+                } else {
+                    self.rules.counts_at(&o.result, basis) && !self.rules.counts_at(&o.result, k)
+                }
+            })
+            .map(|o| o.person_id.as_str());
+        Ok(sorted_unique(ids))
+    }
+
+    /// The persons behind a funnel-trends period (0-based), sorted, each once.
+    pub fn trend_persons(&self, period: usize, which: TrendPersons) -> Vec<String> {
+        sorted_unique(
+            self.trend_cells
+                .iter()
+                .filter(|c| c.period == period)
+                .filter(|c| match which {
+                    TrendPersons::Entered => true,
+                    TrendPersons::Converted => c.converted,
+                    TrendPersons::Dropped => !c.converted,
+                })
+                .map(|c| c.person_id.as_str()),
+        )
+    }
+}
+
+fn sorted_unique<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
+    ids.map(str::to_string)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }

@@ -62,27 +62,17 @@ pub fn run(ws: &Workspace, q: &Query, now_us: i64) -> Result<InsightResult> {
 }
 
 /// The persons behind one number. Funnels: `cell` is a step (`2` reached step 2, `-2`
-/// dropped off before step 2), optionally `step@breakdown value`. Retention: `cohort:period`
+/// dropped off before step 2), optionally `step@breakdown value`, or a funnel-trends period
+/// `period:3:converted` (`:dropped`, `:entered`; 0-based). Retention: `cohort:period`
 /// (0-based), e.g. `0:1`. Trends: `series:period[@value]` (0-based). Stickiness: a number of
 /// active periods. Lifecycle: `period:status`. Paths: a node `2_signup` or an edge
 /// `1_home>2_signup`.
 pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<PersonSummary>> {
     match q {
         Query::Funnel(f) => {
-            let (step, value) = match cell.split_once('@') {
-                Some((s, v)) => (s, Some(v)),
-                None => (cell, None),
-            };
-            let step: i64 = step
-                .trim()
-                .parse()
-                .map_err(|_| crate::EngineError::InvalidQuery {
-                    code: "drill_cell",
-                    message: format!("\"{cell}\" is not a funnel step such as 2, -2 or 2@Chrome"),
-                })?;
-            let (_, outcomes) = funnel::run(ws, f, now_us)?;
-            let ids = funnel::persons_at(&outcomes, step, value)?;
-            person::summaries(ws, &ids)
+            let cell = funnel::FunnelCell::parse(f, cell)?;
+            let (_, detail) = funnel::run(ws, f, now_us)?;
+            person::summaries(ws, &detail.persons(&cell)?)
         }
         Query::Retention(r) => {
             let bad = || crate::EngineError::InvalidQuery {

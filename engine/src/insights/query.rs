@@ -388,6 +388,20 @@ pub fn int_list(v: duckdb::types::Value) -> Vec<i64> {
     }
 }
 
+/// The texts of a DuckDB list value, NULL items as None (other values: empty).
+pub fn text_list(v: duckdb::types::Value) -> Vec<Option<String>> {
+    match v {
+        duckdb::types::Value::List(x) => x
+            .into_iter()
+            .map(|i| match i {
+                duckdb::types::Value::Text(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The local start dates (`YYYY-MM-DD`) of periods 0..n from the period holding `from_us`.
 pub fn period_labels(
     ws: &Workspace,
@@ -397,35 +411,52 @@ pub fn period_labels(
     sunday: bool,
     n: usize,
 ) -> Result<Vec<String>> {
-    let mut q = Sql::new("SELECT strftime(date_trunc('");
-    q.push(unit)
+    Ok(period_starts(ws, unit, tz, from_us, sunday, n)?
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect())
+}
+
+/// Periods 0..n from the period holding `from_us`: each one's local start date
+/// (`YYYY-MM-DD`) and the instant it starts (µs), in time zone `tz`.
+pub fn period_starts(
+    ws: &Workspace,
+    unit: &'static str,
+    tz: &str,
+    from_us: i64,
+    sunday: bool,
+    n: usize,
+) -> Result<Vec<(String, i64)>> {
+    let shift = if sunday && unit == "week" {
+        "INTERVAL 1 DAY"
+    } else {
+        "INTERVAL 0 DAY"
+    };
+    let mut q = Sql::new("SELECT strftime(d, '%Y-%m-%d'), epoch_us(timezone(");
+    q.bind(tz.to_string())
+        .push(", d)) FROM (SELECT i, date_trunc('")
+        .push(unit)
         .push("', CAST(timezone(")
         .bind(tz.to_string())
         .push(", make_timestamptz(")
         .bind(from_us)
         .push(")) AS TIMESTAMP) + ")
-        .push(if sunday && unit == "week" {
-            "INTERVAL 1 DAY"
-        } else {
-            "INTERVAL 0 DAY"
-        })
+        .push(shift)
         .push(") - ")
-        .push(if sunday && unit == "week" {
-            "INTERVAL 1 DAY"
-        } else {
-            "INTERVAL 0 DAY"
-        })
+        .push(shift)
         .push(" + to_")
         .push(match unit {
             "week" => "weeks",
             "month" => "months",
             _ => "days",
         })
-        .push("(CAST(i AS INTEGER)), '%Y-%m-%d') FROM range(0, ")
+        .push("(CAST(i AS INTEGER)) AS d FROM range(0, ")
         .bind(n as i64)
-        .push(") t(i) ORDER BY i");
+        .push(") t(i)) ORDER BY i");
     let mut st = ws.conn().prepare(&q.text)?;
-    let rows = st.query_map(duckdb::params_from_iter(q.params.iter()), |r| r.get(0))?;
+    let rows = st.query_map(duckdb::params_from_iter(q.params.iter()), |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
     Ok(rows.collect::<duckdb::Result<_>>()?)
 }
 

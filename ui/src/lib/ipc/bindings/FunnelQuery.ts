@@ -2,9 +2,12 @@
 import type { Breakdown } from "./Breakdown";
 import type { DateRange } from "./DateRange";
 import type { ExclusionBehaviour } from "./ExclusionBehaviour";
+import type { FunnelCount } from "./FunnelCount";
+import type { FunnelDisplay } from "./FunnelDisplay";
 import type { FunnelExclusion } from "./FunnelExclusion";
 import type { FunnelOrder } from "./FunnelOrder";
 import type { FunnelStep } from "./FunnelStep";
+import type { Interval } from "./Interval";
 import type { PropertyFilter } from "./PropertyFilter";
 import type { WindowUnit } from "./WindowUnit";
 
@@ -26,4 +29,20 @@ filters: Array<PropertyFilter>, breakdown: Breakdown | null,
  * Count 0-second conversions in the average and median times (default false: they are
  * left out, PostHog's rule).
  */
-include_zero_second_times: boolean, cohort?: string, exclude_cohort?: string, };
+include_zero_second_times: boolean, 
+/**
+ * Event properties every step of a chain must share (e.g. `order_id`).
+ */
+hold_constant: Array<string>, count: FunnelCount, display: FunnelDisplay, 
+/**
+ * Entry periods of funnel trends (default day).
+ */
+interval: Interval, 
+/**
+ * Funnel trends: the conversion from this step (0-based, default the first)…
+ */
+from_step: number | null, 
+/**
+ * …to this one (default the last).
+ */
+to_step: number | null, cohort?: string, exclude_cohort?: string, };
