@@ -25,7 +25,11 @@ fi
 echo "== the app window, driven over WebDriver under Xvfb"
 demo="$STITCHBOOK_CACHE/e2e-demo.duckdb"
 "$ROOT/scripts/build-demo.sh" "$demo" >/dev/null
+# Event data is untrusted: a workspace whose names and values are HTML/script payloads.
+xss="$STITCHBOOK_CACHE/e2e-xss.duckdb"
+rm -f "$xss" "$xss.wal"
+"$CARGO_TARGET_DIR/debug/stitchbook" import "$xss" "$ROOT/tests/e2e/fixtures/xss_events.jsonl" >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
-STITCHBOOK_APP="$CARGO_TARGET_DIR/debug/stitchbook-app" STITCHBOOK_DEMO="$demo" \
+STITCHBOOK_APP="$CARGO_TARGET_DIR/debug/stitchbook-app" STITCHBOOK_DEMO="$demo" STITCHBOOK_XSS="$xss" \
   SCREENSHOT_DIR="$STITCHBOOK_CACHE/screenshots" \
   xvfb-run -a -s "-screen 0 1280x800x24" node --test "$ROOT/tests/e2e/"

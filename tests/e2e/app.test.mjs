@@ -1,7 +1,10 @@
 // End-to-end: the real Stitchbook window, driven over WebDriver (tauri-driver →
 // WebKitWebDriver) under Xvfb. Plain W3C WebDriver over fetch; node's own test runner.
+// The scenarios run in order in one window on the demo workspace; the last one switches to
+// a workspace of hostile property values.
 //
-// Env: STITCHBOOK_APP (app binary), STITCHBOOK_DEMO (workspace), SCREENSHOT_DIR.
+// Env: STITCHBOOK_APP (app binary), STITCHBOOK_DEMO (workspace), STITCHBOOK_XSS (workspace
+// built from fixtures/xss_events.jsonl), SCREENSHOT_DIR.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -10,6 +13,7 @@ import { join } from "node:path";
 
 const APP = process.env.STITCHBOOK_APP;
 const WORKSPACE = process.env.STITCHBOOK_DEMO;
+const XSS = process.env.STITCHBOOK_XSS;
 const SHOTS = process.env.SCREENSHOT_DIR ?? "/tmp";
 const DRIVER = "http://127.0.0.1:4444";
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
@@ -40,7 +44,7 @@ async function waitForDriver() {
   throw new Error("tauri-driver did not start");
 }
 
-async function find(css, timeoutMs = 15000) {
+async function find(css, timeoutMs = 20000) {
   const end = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -55,6 +59,31 @@ async function find(css, timeoutMs = 15000) {
 
 const text = (id) => wd("GET", `/session/${session}/element/${id}/text`);
 const prop = (id, name) => wd("GET", `/session/${session}/element/${id}/property/${name}`);
+const click = (id) => wd("POST", `/session/${session}/element/${id}/click`, {});
+const type = (id, t) => wd("POST", `/session/${session}/element/${id}/value`, { text: t });
+const js = (script, args = []) => wd("POST", `/session/${session}/execute/sync`, { script, args });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function go(hash) {
+  await js("location.hash = arguments[0];", [hash]);
+}
+
+async function until(fn, what, timeoutMs = 20000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+async function shot(name) {
+  await sleep(500); // let chart animations settle
+  const png = await wd("GET", `/session/${session}/screenshot`);
+  mkdirSync(SHOTS, { recursive: true });
+  writeFileSync(join(SHOTS, `${name}.png`), Buffer.from(png, "base64"));
+}
 
 before(async () => {
   assert.ok(APP, "STITCHBOOK_APP must name the app binary");
@@ -75,23 +104,147 @@ after(async () => {
   driver?.kill("SIGTERM");
 });
 
-test("the window shows the workspace's import summary", async () => {
+test("the data screen shows the imports, the event catalog and the quality panel", async () => {
   const table = await find("#imports-table");
   const body = await text(table);
   assert.match(body, /demo_2023-11\.zip/);
   assert.match(body, /demo_events\.jsonl\.gz/);
-  assert.match(body, /small_events\.jsonl/);
   assert.match(body, /app_events\.csv/);
   assert.match(body, /complete/);
-  const path = await prop(await find("#workspace-path"), "textContent");
+  const path = await prop(await find("#workspace-path"), "title");
   assert.ok(path.endsWith(".duckdb"), path);
-  const stats = await text(await find(".stats"));
-  assert.match(stats, /Events/);
-  assert.match(stats, /Quarantined rows/);
-  // The demo mixes two vendors: an Amplitude zip first, then PostHog exports.
+  assert.match(await text(await find(".stats")), /Quarantined rows/);
   assert.match(await text(await find('tr[data-import-id="1"]')), /amplitude/);
-  assert.match(await text(await find('tr[data-import-id="2"]')), /posthog/);
-  const png = await wd("GET", `/session/${session}/screenshot`);
-  mkdirSync(SHOTS, { recursive: true });
-  writeFileSync(join(SHOTS, "e2e-overview.png"), Buffer.from(png, "base64"));
+  assert.match(await text(await find("#event-catalog")), /\$pageview/);
+  assert.match(await text(await find("#quality-panel")), /duplicate rows removed/);
+  await click(await find('#event-catalog button[data-event="$pageview"]'));
+  assert.match(await text(await find("#property-table")), /\$current_url/);
+  await shot("e2e-data");
+});
+
+test("a funnel is built by clicking, and a drop-off opens a person's timeline stepped with the keyboard", async () => {
+  await click(await find("#nav-insights-funnel"));
+  const t = await find("#funnel-table");
+  const rows = await text(t);
+  assert.match(rows, /1\. signed_up/);
+  assert.match(rows, /2\. created_project/);
+  await find("#insight-chart canvas");
+  await shot("e2e-funnel");
+  // Add a step and rerun: the table grows.
+  await click(await find("#add-step"));
+  await click(await find("#run-insight"));
+  await until(async () => /4\. /.test(await text(await find("#funnel-table"))), "a fourth step");
+  // Drop-offs before step 2 → persons drawer.
+  await click(await find('#funnel-table button[data-drill="-2"]'));
+  const first = await find("#drill-persons a.person-link");
+  assert.match(await text(await find("#drill-drawer")), /persons/);
+  await shot("e2e-funnel-drill");
+  const started = Date.now();
+  await click(first);
+  await find("#timeline .tl-row.selected");
+  const clickToPaint = Date.now() - started;
+  const timing = await text(await find("#timeline-timing"));
+  console.log(`person page: click to selected timeline row ${clickToPaint} ms (WebDriver round trips included); ${timing}`);
+  assert.match(await text(await find("#merge-history")), /→|No identity links/);
+  const tl = await find("#timeline");
+  const sel = async () => Number(await js("return Number(document.querySelector('#timeline .tl-row.selected')?.dataset.index ?? -1)"));
+  assert.equal(await sel(), 0);
+  await type(tl, "jjj");
+  assert.equal(await sel(), 3);
+  await type(tl, "k");
+  assert.equal(await sel(), 2);
+  const inspector = await text(await find("#event-inspector"));
+  assert.match(inspector, /properties/i);
+  assert.match(inspector, /#3 of /);
+  // n jumps to the next session's first event.
+  const next = Number(await js("return Number([...document.querySelectorAll('#timeline .tl-row.tl-session-start')].map(r => Number(r.dataset.index)).filter(i => i > 2)[0] ?? -1)"));
+  await type(tl, "n");
+  if (next > 0) assert.equal(await sel(), next);
+  await shot("e2e-timeline");
+  // The deep link reopens the same person.
+  const hash = await js("return location.hash");
+  assert.match(hash, /^#\/person\//);
+});
+
+test("a person is found by email and a session link opens that session's timeline", async () => {
+  await go("#/persons");
+  const box = await find("#person-search");
+  await type(box, "ada\uE007");
+  await until(async () => /ada/.test(await text(await find("#person-results"))), "search results");
+  await click(await find("#person-results a.person-link"));
+  await click(await find("#session-list a[data-session]"));
+  await until(async () => /\/session\//.test(await js("return location.hash")), "session route");
+  await find("#timeline .tl-row.selected");
+  assert.match(await text(await find(".timeline-bar")), /Session timeline/);
+  await shot("e2e-person");
+});
+
+test("the retention table shows cohorts with clickable cells", async () => {
+  await go("#/insights/retention");
+  const t = await find("#retention-table");
+  const body = await text(t);
+  assert.match(body, /Cohort/);
+  assert.match(body, /Mean/);
+  const cells = await js("return document.querySelectorAll('#retention-table button[data-drill]').length");
+  assert.ok(cells > 3, `retention cells: ${cells}`);
+  await find("#insight-chart canvas");
+  await shot("e2e-retention");
+  await click(await find('#retention-table button[data-drill="0:0"]'));
+  await find("#drill-persons");
+});
+
+test("trends, lifecycle and paths render their charts", async () => {
+  for (const [kind, marker] of [["trends", "#trends-table"], ["lifecycle", "#insight-chart canvas"], ["paths", "#insight-chart canvas"], ["stickiness", "#insight-chart canvas"]]) {
+    await go(`#/insights/${kind}`);
+    await find(marker);
+    await sleep(600);
+    await shot(`e2e-${kind}`);
+  }
+});
+
+test("the SQL console runs a read-only query and refuses file access", async () => {
+  await go("#/sql");
+  const ed = await find("#sql-editor");
+  await js("document.querySelector('#sql-editor').value = arguments[0]", ["SELECT event_name, count(*) AS n FROM events GROUP BY 1 ORDER BY 2 DESC LIMIT 5"]);
+  await click(await find("#run-sql"));
+  const grid = await text(await find("#sql-grid"));
+  assert.match(grid, /event_name/);
+  assert.match(grid, /\$pageview/);
+  assert.match(await text(await find("#sql-schema")), /events/);
+  await shot("e2e-sql");
+  await js("document.querySelector('#sql-editor').value = arguments[0]", ["SELECT * FROM read_text('/etc/passwd')"]);
+  await click(await find("#run-sql"));
+  assert.match(await text(await find("#sql-result .error")), /sql_read_only|file access/);
+  assert.ok(ed);
+});
+
+test("settings show the model settings", async () => {
+  await go("#/settings");
+  const mode = await find("#setting-identity_mode");
+  assert.equal(await prop(mode, "value"), "posthog");
+  await shot("e2e-settings");
+});
+
+test("hostile property values are shown as text and never run", async () => {
+  assert.ok(XSS, "STITCHBOOK_XSS must name the hostile workspace");
+  await js("return window.__TAURI_INTERNALS__.invoke('open_workspace', { path: arguments[0], openedAt: '2024-01-01T00:00:00Z' })", [XSS]);
+  await go("#/data");
+  await js("location.reload()");
+  const catalog = await find("#event-catalog");
+  assert.match(await text(catalog), /<script>window.__xss=2<\/script>/);
+  await click(await find("#event-catalog button[data-event^='<img']"));
+  await find("#property-table");
+  await go("#/persons");
+  await click(await find("#person-results a.person-link"));
+  await find("#timeline .tl-row.selected");
+  await type(await find("#timeline"), "jj");
+  await go("#/insights/trends");
+  await find("#trends-table");
+  await sleep(500);
+  const state = await js("return { xss: window.__xss ?? null, imgs: document.querySelectorAll('img').length, scripts: [...document.querySelectorAll('script')].filter(s => s.textContent.includes('__xss')).length }");
+  assert.deepEqual(state, { xss: null, imgs: 0, scripts: 0 });
+  await go("#/persons");
+  await click(await find("#person-results a.person-link"));
+  assert.match(await text(await find("#person-name")), /<img src=x/);
+  await shot("e2e-xss");
 });

@@ -32,7 +32,7 @@ export const PALETTE = ["#1d4ed8", "#ea580c", "#16a34a", "#be185d", "#7c3aed", "
 export function mountChart(host: HTMLElement, option: ChartOption, onPoint?: (drill: string) => void): echarts.ECharts {
   const dark = document.documentElement.dataset.theme === "dark";
   const chart = echarts.init(host, dark ? "dark" : undefined, { renderer: "canvas" });
-  chart.setOption({ color: PALETTE, backgroundColor: "transparent", textStyle: { fontFamily: "inherit" }, ...option });
+  chart.setOption({ color: PALETTE, backgroundColor: "transparent", textStyle: { fontFamily: "inherit" }, animationDuration: 250, animationDurationUpdate: 150, ...option });
   if (onPoint) {
     chart.on("click", (p) => {
       const d = (p.data as { drill?: string } | undefined)?.drill;

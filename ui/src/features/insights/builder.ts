@@ -59,9 +59,9 @@ export function defaultQuery(kind: Kind, v: Vocabulary): Query {
     case "funnel": {
       const q: FunnelQuery = {
         steps: [
-          { event: pick(ev, ["signed_up", "sign_up", "Sign Up"], 0), filters: [], name: null },
-          { event: pick(ev, ["created_project", "$pageview"], 1), filters: [], name: null },
-          { event: pick(ev, ["invited_teammate", "upgraded_plan"], 2), filters: [], name: null },
+          { event: pick(ev, ["signed_up", "sign_up", "Sign Up"], 0), filters: [], name: null, optional: false, window: null },
+          { event: pick(ev, ["created_project", "$pageview"], 1), filters: [], name: null, optional: false, window: null },
+          { event: pick(ev, ["invited_teammate", "upgraded_plan"], 2), filters: [], name: null, optional: false, window: null },
         ],
         date_range: defaultRange(v, 60),
         order: "ordered",
@@ -73,6 +73,12 @@ export function defaultQuery(kind: Kind, v: Vocabulary): Query {
         filters: [],
         breakdown: null,
         include_zero_second_times: false,
+        hold_constant: [],
+        count: "persons",
+        display: "steps",
+        interval: "week",
+        from_step: null,
+        to_step: null,
         ...scope,
       };
       return { kind, ...q };
@@ -334,6 +340,12 @@ export function kindFields(q: Query, v: Vocabulary, onChange: () => void, redraw
               s.event = x.trim();
               onChange();
             }, { "data-step": String(i) }),
+            i > 0 && i < q.steps.length - 1
+              ? checkbox("optional", s.optional, (x) => {
+                  s.optional = x;
+                  onChange();
+                })
+              : null,
             q.steps.length > 2
               ? button("×", () => {
                   q.steps.splice(i, 1);
@@ -347,7 +359,7 @@ export function kindFields(q: Query, v: Vocabulary, onChange: () => void, redraw
       box.append(
         el("div", { class: "field" }, el("span", { class: "field-label" }, "Steps"), steps,
           q.steps.length < 20 ? button("+ step", () => {
-            q.steps.push({ event: v.events[0] ?? "", filters: [], name: null });
+            q.steps.push({ event: v.events[0] ?? "", filters: [], name: null, optional: false, window: null });
             redraw();
           }, { class: "btn-link", id: "add-step" }) : null),
         el(
@@ -365,6 +377,28 @@ export function kindFields(q: Query, v: Vocabulary, onChange: () => void, redraw
             onChange();
           }))),
         ),
+        el(
+          "div",
+          { class: "row" },
+          field("Count", select(q.count, [["persons", "Unique persons"], ["totals", "Attempts (totals)"], ["sessions", "Sessions"]], (x) => {
+            q.count = x;
+            onChange();
+          }, { id: "funnel-count" })),
+          field("Show", select(q.display, [["steps", "Steps"], ["trends", "Conversion over time"]], (x) => {
+            q.display = x;
+            redraw();
+          }, { id: "funnel-display" })),
+        ),
+        q.display === "trends"
+          ? field("Entry periods", select(q.interval, INTERVALS, (x) => {
+              q.interval = x;
+              onChange();
+            }))
+          : el("span"),
+        field("Hold constant", input(q.hold_constant.join(", "), (x) => {
+          q.hold_constant = x.split(",").map((p) => p.trim()).filter(Boolean);
+          onChange();
+        }, { placeholder: "e.g. order_id" }), "Every step of a chain must share these event properties."),
         field("Breakdown", input(q.breakdown?.property ?? "", (x) => {
           const p = x.trim();
           q.breakdown = p ? { property: p, source: q.breakdown?.source ?? "event", attribution: q.breakdown?.attribution ?? { type: "first_touch" }, limit: q.breakdown?.limit ?? null } : null;

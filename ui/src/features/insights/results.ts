@@ -87,7 +87,7 @@ export function render(r: InsightResult, q: Query, onDrill: (cell: string) => vo
         label: { show: true, position: "top", formatter: (p: { dataIndex: number }) => fmtPct(rows[p.dataIndex]?.conversionOverall ?? null, 1), fontSize: 11 },
         data: rows.map((s, i) => ({ value: s.count, drill: `${i + 1}${suffix}` })),
       });
-      const series = r.breakdown.length > 0 ? r.breakdown.map((b) => seriesFor(b.value, b.steps, `@${b.value}`)) : [seriesFor("Persons", steps, "")];
+      const series = r.breakdown.length > 0 ? r.breakdown.map((b) => seriesFor(b.value, b.steps, `@${b.value}`)) : [seriesFor(r.count === "persons" ? "Persons" : r.count === "sessions" ? "Sessions" : "Attempts", steps, "")];
       const dropped = r.breakdown.length === 0
         ? [{
             name: "Dropped off",
@@ -120,7 +120,25 @@ export function render(r: InsightResult, q: Query, onDrill: (cell: string) => vo
             } as ChartOption,
           }
         : undefined;
-      const headers = ["Step", "Persons", "Overall", "From previous", "Dropped", "Avg time", "Median time"];
+      if (r.trends) {
+        const tr = r.trends;
+        const option: ChartOption = {
+          tooltip: { trigger: "axis", valueFormatter: (v: number) => fmtPct(v, 1) },
+          legend: { top: 0 },
+          grid,
+          xAxis: { type: "category", data: tr.periods.map((p) => p.date), axisLabel },
+          yAxis: { type: "value", min: 0, max: 1, axisLabel: { ...axisLabel, formatter: (v: number) => `${Math.round(v * 100)}%` } },
+          series: [
+            { name: `Conversion, step ${tr.fromStep + 1} → ${tr.toStep + 1}`, type: "line", data: tr.periods.map((p, i) => ({ value: p.complete ? p.conversionRate : null, drill: `period:${i}:converted` })) },
+            { name: "Incomplete (window still open)", type: "line", lineStyle: { type: "dashed" }, data: tr.periods.map((p, i) => ({ value: p.complete ? null : p.conversionRate, drill: `period:${i}:converted` })) },
+          ],
+        };
+        const rows = tr.periods.map((p) => [p.date, p.entered, p.converted, fmtPct(p.conversionRate), p.complete ? "yes" : "no"]);
+        const table = numbersTable(["Period", "Entered", "Converted", "Rate", "Complete"], rows, (ri, ci) => (ci === 1 ? `period:${ri}:entered` : ci === 2 ? `period:${ri}:converted` : null), onDrill);
+        return { option, table, csv: [["period", "entered", "converted", "rate", "complete"], ...tr.periods.map((p) => [p.date, p.entered, p.converted, p.conversionRate, String(p.complete)])], notes: r.notes, sql: r.sql, millis: r.millis };
+      }
+      const unit = r.count === "persons" ? "Persons" : r.count === "sessions" ? "Sessions" : "Attempts";
+      const headers = ["Step", unit, "Overall", "From previous", "Dropped", "Avg time", "Median time"];
       const rows = steps.map((s, i) => [labels[i] ?? s.name, s.count, fmtPct(s.conversionOverall), fmtPct(s.conversionFromPrevious), i > 0 ? (steps[i - 1]?.count ?? 0) - s.count : null, fmtDuration(s.averageTimeS), fmtDuration(s.medianTimeS)]);
       const table = numbersTable(headers, rows, (ri, ci) => (ci === 1 ? `${ri + 1}` : ci === 4 && ri > 0 ? `-${ri + 1}` : null), onDrill);
       table.id = "funnel-table";

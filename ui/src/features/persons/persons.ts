@@ -90,7 +90,7 @@ function sidePanel(d: PersonDetail, activeSession: string | null, personKey: str
     ids,
     why ? el("details", {}, el("summary", {}, "How these ids joined"), why) : null,
     el("h3", {}, `Merge history (${d.merges.length})`),
-    d.merges.length ? merges : el("p", { class: "muted" }, "No identity links."),
+    d.merges.length ? merges : el("p", { class: "muted", id: "merge-history" }, "No identity links."),
     el("h3", {}, "Properties"),
     props,
   );
