@@ -8,6 +8,7 @@ cd "$ROOT"
 echo "== format and lints"
 cargo fmt --all -- --check
 (cd ui && npx tsc --noEmit)
+(cd ui && npx vitest run)
 (cd ui && npm run build --silent)
 cargo clippy --workspace --all-targets -- -D warnings
 

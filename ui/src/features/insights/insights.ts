@@ -69,7 +69,7 @@ function insightView(backend: Backend, q: Query, v: Vocabulary, savedName: strin
     try {
       const persons = await backend.drill(q, lastNow, cell);
       drawer.replaceChildren(
-        el("div", { class: "drawer-head" }, el("h3", {}, `${fmtInt(persons.length)} persons`), el("span", { class: "muted mono" }, cell), button("Close", () => (drawer.hidden = true), { class: "btn-icon" })),
+        el("div", { class: "drawer-head" }, el("h3", {}, `${fmtInt(persons.length)} persons`), el("span", { class: "muted" }, describeCell(q, cell)), button("Close", () => (drawer.hidden = true), { class: "btn-icon" })),
         persons.length > 0 ? personsTable(persons, "drill-persons") : emptyState("Nobody here", "No person is behind this number."),
         button("Export CSV", () => {
           void backend.saveTextFile(`${q.kind}_${cell.replace(/[^\w-]+/g, "_")}_persons.csv`, csv([["person_id", "name", "email", "events", "sessions", "last_seen"], ...persons.map((p) => [p.personId, p.displayName, p.email, p.events, p.sessions, p.lastSeen])]));
@@ -171,4 +171,35 @@ export function toast(message: string, error = false): void {
   const t = el("div", { class: error ? "toast toast-error" : "toast", role: "status" }, message);
   document.body.append(t);
   setTimeout(() => t.remove(), 4000);
+}
+
+/** What a drill cell means, in words. */
+function describeCell(q: Query, cell: string): string {
+  const [point, value] = cell.split("@", 2);
+  const by = value !== undefined ? ` · ${value}` : "";
+  const p = point ?? "";
+  switch (q.kind) {
+    case "funnel": {
+      const m = /^period:(\d+):(\w+)$/.exec(p);
+      if (m) return `entry period ${Number(m[1]) + 1}: ${m[2]}${by}`;
+      const n = Number(p);
+      return n < 0 ? `dropped off before step ${-n}${by}` : `reached step ${n}${by}`;
+    }
+    case "retention": {
+      const [c, k] = p.split(":");
+      return `cohort ${Number(c) + 1}, period ${k}${by}`;
+    }
+    case "trends": {
+      const [s, i] = p.split(":");
+      return `series ${String.fromCharCode(65 + Number(s))}, period ${Number(i) + 1}${by}`;
+    }
+    case "stickiness":
+      return `active in ${p} period(s)`;
+    case "lifecycle": {
+      const [i, st] = p.split(":");
+      return `${st} in period ${Number(i) + 1}`;
+    }
+    case "paths":
+      return p.replace(/(^|>)\d+_/g, "$1").replace(">", " → ");
+  }
 }
