@@ -762,3 +762,108 @@ fn identity_clusters_and_sessions_snapshot() {
     let ws = workspace(&ev, &[]);
     insta::assert_snapshot!(person::render(&ws).unwrap());
 }
+
+#[test]
+fn a_timeline_pages_through_a_person_with_gaps_sessions_and_merge_markers() {
+    // anonA browses, logs in as U1 (merge), comes back 2 hours later (new session).
+    let ws = workspace(
+        &[
+            ph(
+                1,
+                0,
+                "anonA",
+                "$pageview",
+                json!({"$current_url": "https://x.test/a"}),
+            ),
+            ph(
+                2,
+                30,
+                "anonA",
+                "$pageview",
+                json!({"$current_url": "https://x.test/b"}),
+            ),
+            identify(3, 90, "U1", "anonA"),
+            ph(4, 7290, "U1", "purchase", json!({"amount": 5})),
+            ph(5, 7300, "other", "$pageview", json!({})),
+        ],
+        &[],
+    );
+    let pid = stitchbook_engine::model::person::person_of(&ws, "anonA")
+        .unwrap()
+        .unwrap();
+    let page = stitchbook_engine::model::timeline::page(&ws, &pid, None, 0, 10, true).unwrap();
+    assert_eq!(page.total, 4, "the other person's event is not here");
+    let names: Vec<&str> = page.events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["$pageview", "$pageview", "$identify", "purchase"]);
+    let gaps: Vec<Option<f64>> = page.events.iter().map(|e| e.gap_s).collect();
+    assert_eq!(gaps, [None, Some(30.0), Some(60.0), Some(7200.0)]);
+    assert_eq!(page.events[0].page.as_deref(), Some("https://x.test/a"));
+    // Two sessions (the 2-hour gap splits them), each marked where it opens.
+    let starts: Vec<bool> = page.events.iter().map(|e| e.session_start).collect();
+    assert_eq!(starts, [true, false, false, true]);
+    assert_eq!(page.sessions.len(), 2);
+    assert_eq!(
+        (page.sessions[1].start_index, page.sessions[1].events),
+        (3, 1)
+    );
+    // The identify event carries its merge.
+    assert_eq!(
+        page.events[2].merges.len(),
+        1,
+        "{:?}",
+        page.events[2].merges
+    );
+    assert!(
+        page.events[2].merges[0].contains("anonA → U1"),
+        "{:?}",
+        page.events[2].merges
+    );
+    assert!(page.events[3].properties.contains("\"amount\""));
+    // A later page, and one session only.
+    let p2 = stitchbook_engine::model::timeline::page(&ws, &pid, None, 2, 1, false).unwrap();
+    assert_eq!((p2.offset, p2.events.len(), p2.events[0].index), (2, 1, 2));
+    assert_eq!(
+        p2.events[0].gap_s,
+        Some(60.0),
+        "gaps are computed over the whole timeline"
+    );
+    let sid = page.events[3].session_id.clone().unwrap();
+    let one = stitchbook_engine::model::timeline::page(&ws, &pid, Some(&sid), 0, 10, true).unwrap();
+    assert_eq!(one.total, 1);
+    assert!(one.events[0].session_start);
+    // Email lookup resolves too (none here) and unknown ids do not.
+    assert!(
+        stitchbook_engine::model::person::person_of(&ws, "nobody@x.test")
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn the_catalog_counts_reach_and_the_quality_panel_finds_spelling_collisions() {
+    let ws = workspace(
+        &[
+            ph(1, 0, "a", "UserLogin", json!({"plan": "pro"})),
+            ph(2, 10, "b", "user_login", json!({"plan": 3})),
+            ph(3, 20, "b", "User Logged In", json!({})),
+            ph(4, 30, "c", "purchase", json!({"plan": "free"})),
+        ],
+        &[],
+    );
+    let cat = stitchbook_engine::catalog::events(&ws).unwrap();
+    let login = cat.iter().find(|e| e.name == "user_login").unwrap();
+    assert_eq!((login.events, login.persons), (1, 1));
+    assert!((login.person_share - 1.0 / 3.0).abs() < 1e-9);
+    let issues = stitchbook_engine::catalog::quality(&ws).unwrap();
+    let names = issues
+        .iter()
+        .find(|i| i.kind == "naming_collision")
+        .unwrap();
+    assert_eq!(names.items.len(), 3, "{names:?}");
+    let mixed = issues.iter().find(|i| i.kind == "mixed_types").unwrap();
+    assert_eq!(mixed.items, ["plan"]);
+    let props = stitchbook_engine::catalog::event_properties(&ws, "purchase").unwrap();
+    assert_eq!(props.total, 1);
+    assert_eq!(props.properties[0].key, "plan");
+    assert_eq!(props.properties[0].examples, ["free"]);
+}

@@ -5,7 +5,6 @@
 use serde::Serialize;
 use ts_rs::TS;
 
-use crate::insights::query::events_with_persons;
 use crate::workspace::Workspace;
 use crate::{EngineError, Result};
 
@@ -87,20 +86,16 @@ pub fn page(
         )));
     }
     let started = std::time::Instant::now();
-    let source = events_with_persons(ws)?;
-    // The person's events, numbered once; pages and the session index read from it.
-    let base = format!(
-        "WITH t AS (
-            SELECT e.event_seq, e.ts_utc, e.event_name, e.event_kind, e.properties, e.distinct_id,
-                   e.event_uuid, e.source_vendor, e.source_file, e.source_line, es.session_id,
+    // The person's events, numbered once (from the rebuild's `person_events`, sorted by
+    // person); pages join back to `events` for the few rows shown.
+    let base = "WITH t AS (
+            SELECT pe.event_seq, pe.ts_utc, pe.session_id,
                    row_number() OVER w - 1 AS idx,
-                   epoch_us(e.ts_utc) - epoch_us(lag(e.ts_utc) OVER w) AS gap_us,
-                   es.session_id IS DISTINCT FROM lag(es.session_id) OVER w AS opens
-            FROM {source}
-            LEFT JOIN event_sessions es ON es.event_seq = e.event_seq
-            WHERE ep.person_id = ? AND (?::VARCHAR IS NULL OR es.session_id = ?)
-            WINDOW w AS (ORDER BY e.ts_utc, e.event_seq))"
-    );
+                   epoch_us(pe.ts_utc) - epoch_us(lag(pe.ts_utc) OVER w) AS gap_us,
+                   pe.session_id IS DISTINCT FROM lag(pe.session_id) OVER w AS opens
+            FROM person_events pe
+            WHERE pe.person_id = ? AND (?::VARCHAR IS NULL OR pe.session_id = ?)
+            WINDOW w AS (ORDER BY pe.ts_utc, pe.event_seq))";
     let conn = ws.conn();
     let total: i64 = conn.query_row(
         &format!("{base} SELECT count(*) FROM t"),
@@ -108,14 +103,18 @@ pub fn page(
         |r| r.get(0),
     )?;
     let mut st = conn.prepare(&format!(
-        "{base}, p AS (SELECT * FROM t WHERE idx >= ? AND idx < ?)
+        "{base}, p AS (SELECT * FROM t WHERE idx >= ? AND idx < ?),
+         pe AS (
+            SELECT p.*, e.event_name, e.event_kind, e.properties, e.distinct_id, e.event_uuid,
+                   e.source_vendor, e.source_file, e.source_line
+            FROM p JOIN events e ON e.event_seq = p.event_seq)
          SELECT p.idx, p.event_seq, strftime(p.ts_utc, '%Y-%m-%dT%H:%M:%S.%fZ'),
                 p.gap_us / 1e6, p.event_name, p.event_kind, sb_url(p.properties), p.session_id,
                 p.opens AND p.session_id IS NOT NULL, p.distinct_id,
                 coalesce((SELECT list(m.link_kind || ': ' || m.from_id || ' → ' || m.into_id || ' (' || m.outcome || ')' ORDER BY m.seq)
                           FROM merge_log m WHERE m.event_uuid = p.event_uuid), []),
                 p.properties::VARCHAR, p.source_vendor, p.source_file, p.source_line
-         FROM p ORDER BY p.idx"
+         FROM pe AS p ORDER BY p.idx"
     ))?;
     let from = offset as i64;
     let to = from + limit as i64;
