@@ -278,8 +278,9 @@ pub fn rebuild(ws: &Workspace, ctx: &JobCtx) -> Result<RebuildReport> {
     let settings = ModelSettings::load(ws)?;
     let conn = ws.conn();
     ctx.cancel.attach(conn.interrupt_handle());
-    // Bounded memory: DuckDB spills to the workspace's temp folder beyond this.
-    conn.execute_batch("SET memory_limit = '1536MB'")?;
+    // Bounded memory: DuckDB spills to the workspace's temp folder beyond this. (1.5 GB ran
+    // out of memory in session assignment at 10M events; 4 GB completes.)
+    conn.execute_batch("SET memory_limit = '4GB'")?;
     conn.execute_batch("BEGIN TRANSACTION")?;
     let r = rebuild_in_transaction(ws, &settings, ctx);
     let _ = conn.execute_batch("RESET memory_limit");

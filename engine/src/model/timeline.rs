@@ -102,46 +102,107 @@ pub fn page(
         duckdb::params![person_id, session, session],
         |r| r.get(0),
     )?;
-    let mut st = conn.prepare(&format!(
-        "{base}, p AS (SELECT * FROM t WHERE idx >= ? AND idx < ?),
-         pe AS (
-            SELECT p.*, e.event_name, e.event_kind, e.properties, e.distinct_id, e.event_uuid,
-                   e.source_vendor, e.source_file, e.source_line
-            FROM p JOIN events e ON e.event_seq = p.event_seq)
-         SELECT p.idx, p.event_seq, strftime(p.ts_utc, '%Y-%m-%dT%H:%M:%S.%fZ'),
-                p.gap_us / 1e6, p.event_name, p.event_kind, sb_url(p.properties), p.session_id,
-                p.opens AND p.session_id IS NOT NULL, p.distinct_id,
-                coalesce((SELECT list(m.link_kind || ': ' || m.from_id || ' → ' || m.into_id || ' (' || m.outcome || ')' ORDER BY m.seq)
-                          FROM merge_log m WHERE m.event_uuid = p.event_uuid), []),
-                p.properties::VARCHAR, p.source_vendor, p.source_file, p.source_line
-         FROM pe AS p ORDER BY p.idx"
-    ))?;
+    // 1. The page's positions, times, gaps and sessions from person_events.
     let from = offset as i64;
     let to = from + limit as i64;
-    let rows = st.query_map(
-        duckdb::params![person_id, session, session, from, to],
-        |r| {
-            let merges: duckdb::types::Value = r.get(10)?;
-            Ok(TimelineEvent {
-                index: r.get(0)?,
-                event_seq: r.get(1)?,
-                ts_utc: r.get(2)?,
-                gap_s: r.get(3)?,
-                event: r.get(4)?,
-                kind: r.get(5)?,
-                page: r.get(6)?,
-                session_id: r.get(7)?,
-                session_start: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
-                distinct_id: r.get(9)?,
-                merges: strings(merges),
-                properties: r.get(11)?,
-                source_vendor: r.get(12)?,
-                source_file: r.get(13)?,
-                source_line: r.get(14)?,
-            })
-        },
-    )?;
-    let events = rows.collect::<duckdb::Result<Vec<_>>>()?;
+    let mut st = conn.prepare(&format!(
+        "{base} SELECT idx, event_seq, strftime(ts_utc, '%Y-%m-%dT%H:%M:%S.%fZ'), gap_us / 1e6,
+                session_id, opens AND session_id IS NOT NULL
+         FROM t WHERE idx >= ? AND idx < ? ORDER BY idx"
+    ))?;
+    let mut events = st
+        .query_map(
+            duckdb::params![person_id, session, session, from, to],
+            |r| {
+                Ok(TimelineEvent {
+                    index: r.get(0)?,
+                    event_seq: r.get(1)?,
+                    ts_utc: r.get(2)?,
+                    gap_s: r.get(3)?,
+                    event: String::new(),
+                    kind: String::new(),
+                    page: None,
+                    session_id: r.get(4)?,
+                    session_start: r.get::<_, Option<bool>>(5)?.unwrap_or(false),
+                    distinct_id: None,
+                    merges: Vec::new(),
+                    properties: String::new(),
+                    source_vendor: String::new(),
+                    source_file: String::new(),
+                    source_line: 0,
+                })
+            },
+        )?
+        .collect::<duckdb::Result<Vec<_>>>()?;
+    // 2. Those events' details, by their sequence numbers (a bound IN list: the planner
+    // prunes `events` by zone maps instead of hashing the whole table).
+    if !events.is_empty() {
+        let marks = vec!["?"; events.len()].join(", ");
+        let mut st = conn.prepare(&format!(
+            "SELECT event_seq, event_name, event_kind, sb_url(properties), distinct_id, event_uuid,
+                    properties::VARCHAR, source_vendor, source_file, source_line
+             FROM events WHERE event_seq IN ({marks})"
+        ))?;
+        let seqs: Vec<i64> = events.iter().map(|e| e.event_seq).collect();
+        let mut details = std::collections::HashMap::new();
+        let rows = st.query_map(duckdb::params_from_iter(seqs.iter()), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                (
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, i64>(9)?,
+                ),
+            ))
+        })?;
+        for row in rows {
+            let (seq, d) = row?;
+            details.insert(seq, d);
+        }
+        let mut uuids = Vec::new();
+        for e in &mut events {
+            if let Some((name, kind, page, distinct, uuid, props, vendor, file, line)) =
+                details.remove(&e.event_seq)
+            {
+                e.event = name;
+                e.kind = kind;
+                e.page = page;
+                e.distinct_id = distinct;
+                e.properties = props;
+                e.source_vendor = vendor;
+                e.source_file = file;
+                e.source_line = line;
+                uuids.push(uuid);
+            } else {
+                uuids.push(String::new());
+            }
+        }
+        // 3. The identity links those events carried.
+        let marks = vec!["?"; uuids.len()].join(", ");
+        let mut st = conn.prepare(&format!(
+            "SELECT event_uuid, list(link_kind || ': ' || from_id || ' → ' || into_id || ' (' || outcome || ')' ORDER BY seq)
+             FROM merge_log WHERE event_uuid IN ({marks}) GROUP BY event_uuid"
+        ))?;
+        let mut merges = std::collections::HashMap::new();
+        let rows = st.query_map(duckdb::params_from_iter(uuids.iter()), |r| {
+            Ok((r.get::<_, String>(0)?, strings(r.get(1)?)))
+        })?;
+        for row in rows {
+            let (u, m) = row?;
+            merges.insert(u, m);
+        }
+        for (e, u) in events.iter_mut().zip(&uuids) {
+            if let Some(m) = merges.get(u) {
+                e.merges = m.clone();
+            }
+        }
+    }
     let sessions = if with_sessions {
         let mut st = conn.prepare(&format!(
             "{base}, runs AS (
