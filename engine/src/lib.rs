@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod insights;
 pub mod jobs;
 pub mod model;
+pub mod pii;
 pub mod sql;
 pub mod workspace;
 
