@@ -40,7 +40,7 @@ impl Class {
             Class::Iban => "iban",
         }
     }
-    fn of(d: Detector) -> Option<Class> {
+    pub fn of(d: Detector) -> Option<Class> {
         match d {
             Detector::Email => Some(Class::Email),
             Detector::Phone => Some(Class::Phone),
@@ -219,9 +219,9 @@ const IBAN_LAYOUTS: &[(&str, &str)] = &[
     ("FR", "nnnnnnnnnnnnnnnnnnnnnnn"),
     ("NL", "aaaannnnnnnnnn"),
     ("ES", "nnnnnnnnnnnnnnnnnnnn"),
-    ("IT", "annnnnnnnnnccccccccccccc"),
+    ("IT", "annnnnnnnnncccccccccccc"),
     ("BE", "nnnnnnnnnnnn"),
-    ("CH", "nnnnnccccccccccccc"),
+    ("CH", "nnnnncccccccccccc"),
 ];
 
 fn iban(rng: &mut Rng, valid: bool) -> String {

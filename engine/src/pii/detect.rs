@@ -445,6 +445,9 @@ pub fn find_phones(s: &str, hints: KeyHints, out: &mut Vec<Match>) {
                 end,
             });
             i = end;
+        } else if c == b'(' {
+            // `(020 7946 0958)`: the parenthesis wraps the number, try again inside it.
+            i += 1;
         } else {
             i = j.max(i + 1);
         }
@@ -468,7 +471,6 @@ fn is_phone(cand: &str, hints: KeyHints) -> bool {
     if let Some(rest) = cand.strip_prefix('+') {
         return (8..=15).contains(&n)
             && !rest.starts_with('0')
-            && groups.iter().all(|g| *g <= 12)
             && !(groups.len() == 4 && cand.contains('.') && groups.iter().all(|g| *g <= 3));
     }
     if hints.phone && (7..=15).contains(&n) {
@@ -660,7 +662,10 @@ pub fn find_cards(s: &str, out: &mut Vec<Match>) {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if !b[i].is_ascii_digit() || before(b, i).is_some_and(|p| alnum(p) || p == b'_') {
+        // After a `+` it is an international phone number, not a card.
+        if !b[i].is_ascii_digit()
+            || before(b, i).is_some_and(|p| alnum(p) || p == b'_' || p == b'+')
+        {
             i += 1;
             continue;
         }

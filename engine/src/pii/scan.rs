@@ -493,9 +493,16 @@ impl<'a> Scanner<'a> {
               CAST(e.distinct_id AS VARCHAR), CAST(e.user_id AS VARCHAR), CAST(e.anon_id AS VARCHAR),
               CAST(e.session_id AS VARCHAR), CAST(e.vendor_person_id AS VARCHAR),
               CAST(e.properties AS VARCHAR), CAST(e.person_properties AS VARCHAR),
-              CAST(e.groups AS VARCHAR)
-             FROM ",
+              CAST(e.groups AS VARCHAR), ",
         );
+        // The original record, when the import kept it (`--keep-raw`): it holds every value
+        // again. Exported files never carry it.
+        q.push(if person_join {
+            "CAST(e.raw AS VARCHAR)"
+        } else {
+            "NULL"
+        });
+        q.push(" FROM ");
         q.embed(&from);
         if person_join {
             q.push(
@@ -537,7 +544,7 @@ impl<'a> Scanner<'a> {
                     self.leaf(Source::Events, col, col, &v, &rc)?;
                 }
             }
-            for (k, col) in ["properties", "person_properties", "groups"]
+            for (k, col) in ["properties", "person_properties", "groups", "raw"]
                 .iter()
                 .enumerate()
             {
