@@ -438,3 +438,44 @@ pub fn bench_insights(dir: &Path, events: usize, files: usize) -> Result<Insight
         peak_rss_mb: peak_rss_mb(),
     })
 }
+
+/// `stitchbook bench pii`: the PII scan over generated PostHog events.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PiiBench {
+    pub events: u64,
+    pub import_secs: f64,
+    pub scan_secs: f64,
+    pub events_per_sec: f64,
+    pub values_checked: i64,
+    pub values_per_sec: f64,
+    pub findings: usize,
+    pub peak_rss_mb: f64,
+}
+
+/// Generate and import `events` PostHog events (emails, phones, IPs on them), then time a
+/// full PII scan (events, persons, snapshots; findings stored).
+pub fn bench_pii(dir: &Path, events: usize, now_us: i64) -> Result<PiiBench> {
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    let ws_path = dir.join("bench-pii.duckdb");
+    let _ = std::fs::remove_file(&ws_path);
+    let mut wal = ws_path.as_os_str().to_owned();
+    wal.push(".wal");
+    let _ = std::fs::remove_file(wal);
+    let ws = Workspace::open(&ws_path)?;
+    let import_secs = import_generated(&ws, dir, events, 1)?;
+    reset_peak_rss();
+    let t = Instant::now();
+    let r = crate::pii::scan(&ws, now_us, &JobCtx::silent())?;
+    let scan_secs = t.elapsed().as_secs_f64();
+    Ok(PiiBench {
+        events: r.totals.events as u64,
+        import_secs,
+        scan_secs,
+        events_per_sec: r.totals.events as f64 / scan_secs,
+        values_checked: r.totals.values_checked,
+        values_per_sec: r.totals.values_checked as f64 / scan_secs,
+        findings: r.findings.len(),
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
