@@ -33,7 +33,7 @@ use ts_rs::TS;
 
 use super::detect::{detect_value, key_hints, Detector, Match};
 use super::mask::mask;
-use super::scan::{EventSource, Finding, ScanTotals, Scanner, Source};
+use super::scan::{count_rows, EventSource, Finding, ScanTotals, Scanner, Source};
 use crate::jobs::{JobCtx, JobEvent};
 use crate::sql::Sql;
 use crate::workspace::Workspace;
@@ -157,7 +157,7 @@ impl RedactionRules {
 }
 
 /// Event columns a path rule may name directly.
-const TOP: [&str; 5] = [
+pub(crate) const TOP: [&str; 5] = [
     "distinct_id",
     "user_id",
     "anon_id",
@@ -714,28 +714,18 @@ pub fn export(
         path: data_str.clone(),
         format: opts.format,
     };
-    let mut count = Sql::new("SELECT count(*) FROM ");
-    count.embed(&opts.format.reader_sql(&data_str));
-    let rows_written: i64 = verify_conn.query_row(
-        &count.text,
-        duckdb::params_from_iter(count.params.iter()),
-        |r| r.get(0),
-    )?;
+    let reader = opts.format.reader_sql(&data_str);
+    let rows_written = count_rows(&verify_conn, &reader)?;
     let mut scanner = Scanner::new(&custom, rule_conn)?;
     scanner.scan_events(&verify_conn, &source, ctx)?;
     let totals = ScanTotals {
         events: rows_written,
-        persons: verify_conn.query_row(
-            &{
-                let mut s = Sql::new(
-                    "SELECT count(DISTINCT coalesce(e.distinct_id, e.user_id, e.anon_id)) FROM ",
-                );
-                s.embed(&opts.format.reader_sql(&data_str));
-                s.text
-            },
-            duckdb::params![data_str],
-            |r| r.get(0),
-        )?,
+        persons: {
+            let mut q =
+                Sql::new("(SELECT DISTINCT coalesce(e.distinct_id, e.user_id, e.anon_id) FROM ");
+            q.embed(&reader).push(")");
+            count_rows(&verify_conn, &q)?
+        },
         ..ScanTotals::default()
     };
     let rescan = scanner.finish(&totals)?;

@@ -27,6 +27,8 @@ use crate::Result;
 /// How many masked samples a finding keeps, and how many event names.
 const SAMPLES: usize = 3;
 const EVENT_NAMES: usize = 20;
+/// Events per scan query.
+const SCAN_BATCH: i64 = 50_000;
 /// Leaf values per custom-rule batch.
 const BATCH: usize = 8192;
 
@@ -211,6 +213,8 @@ pub(crate) struct Scanner<'a> {
     rule_conn: Option<duckdb::Connection>,
     pending: Vec<Pending>,
     values_checked: u64,
+    /// Events per workspace query.
+    batch: i64,
 }
 
 fn hash_str(s: &str) -> u64 {
@@ -237,6 +241,7 @@ impl<'a> Scanner<'a> {
             rule_conn,
             pending: Vec::new(),
             values_checked: 0,
+            batch: SCAN_BATCH,
         })
     }
 
@@ -475,13 +480,7 @@ impl<'a> Scanner<'a> {
             EventSource::Workspace => (Sql::new("events e"), true),
             EventSource::File { path, format } => (format.reader_sql(path), false),
         };
-        let mut count = Sql::new("SELECT count(*) FROM ");
-        count.embed(&from);
-        let total: i64 = conn.query_row(
-            &count.text,
-            duckdb::params_from_iter(count.params.iter()),
-            |r| r.get(0),
-        )?;
+        let total = count_rows(conn, &from)?;
         let mut q = Sql::new(if person_join {
             "SELECT coalesce(pm.person_id, e.distinct_id, e.user_id, e.anon_id),"
         } else {
@@ -502,7 +501,7 @@ impl<'a> Scanner<'a> {
         } else {
             "NULL"
         });
-        q.push(" FROM ");
+        q.push(", TRY_CAST(e.event_seq AS BIGINT) FROM ");
         q.embed(&from);
         if person_join {
             q.push(
@@ -510,55 +509,75 @@ impl<'a> Scanner<'a> {
                    ON pm.distinct_id = e.distinct_id",
             );
         }
+        // The workspace is read in event_seq order, a bounded batch at a time: a single
+        // query's result would be held in memory whole. An exported file is read in one go.
+        if person_join {
+            q.push(" WHERE e.event_seq > ? ORDER BY e.event_seq LIMIT ?");
+        }
         let mut st = conn.prepare(&q.text)?;
-        let mut rows = st.query(duckdb::params_from_iter(q.params.iter()))?;
         let mut n: u64 = 0;
-        const TOP: [&str; 5] = [
-            "distinct_id",
-            "user_id",
-            "anon_id",
-            "session_id",
-            "vendor_person_id",
-        ];
-        while let Some(r) = rows.next()? {
-            let person: Option<String> = r.get(0)?;
-            let name: Option<String> = r.get(1)?;
-            let file: Option<String> = r.get(2)?;
-            let vendor: Option<String> = r.get(3)?;
-            let ts: Option<i64> = r.get(4)?;
-            let event_name = name.as_deref().map(|s| self.intern(s));
-            let file = match (file.as_deref(), vendor.as_deref()) {
-                (Some(f), Some(v)) => Some((self.intern(f), self.intern(v))),
-                _ => None,
-            };
-            let rc = RowCtx {
-                row: n,
-                person: person.as_deref().map(hash_str),
-                event_name,
-                file,
-                ts,
-            };
-            for (k, col) in TOP.iter().enumerate() {
-                let v: Option<String> = r.get(5 + k)?;
-                if let Some(v) = v {
-                    self.leaf(Source::Events, col, col, &v, &rc)?;
+        let mut after = i64::MIN;
+        loop {
+            let mut params = q.params.clone();
+            if person_join {
+                params.push(duckdb::types::Value::BigInt(after));
+                params.push(duckdb::types::Value::BigInt(self.batch));
+            }
+            let mut rows = st.query(duckdb::params_from_iter(params.iter()))?;
+            let mut in_batch: i64 = 0;
+            while let Some(r) = rows.next()? {
+                in_batch += 1;
+                if let Some(seq) = r.get::<_, Option<i64>>(14)? {
+                    after = seq;
+                }
+                self.event_row(r, n)?;
+                n += 1;
+                if n.is_multiple_of(4096) {
+                    ctx.cancel.check()?;
+                    progress(ctx, "scan events", n, total as u64, false);
                 }
             }
-            for (k, col) in ["properties", "person_properties", "groups", "raw"]
-                .iter()
-                .enumerate()
-            {
-                let v: Option<String> = r.get(10 + k)?;
-                self.json_column(Source::Events, col, v.as_deref(), &rc)?;
-            }
-            n += 1;
-            if n.is_multiple_of(4096) {
-                ctx.cancel.check()?;
-                progress(ctx, "scan events", n, total as u64, false);
+            if !person_join || in_batch < self.batch {
+                break;
             }
         }
         progress(ctx, "scan events", n, total as u64, true);
         Ok(n)
+    }
+
+    /// One event row of the scan query.
+    fn event_row(&mut self, r: &duckdb::Row<'_>, n: u64) -> Result<()> {
+        let person: Option<String> = r.get(0)?;
+        let name: Option<String> = r.get(1)?;
+        let file: Option<String> = r.get(2)?;
+        let vendor: Option<String> = r.get(3)?;
+        let ts: Option<i64> = r.get(4)?;
+        let event_name = name.as_deref().map(|s| self.intern(s));
+        let file = match (file.as_deref(), vendor.as_deref()) {
+            (Some(f), Some(v)) => Some((self.intern(f), self.intern(v))),
+            _ => None,
+        };
+        let rc = RowCtx {
+            row: n,
+            person: person.as_deref().map(hash_str),
+            event_name,
+            file,
+            ts,
+        };
+        for (k, col) in super::export::TOP.iter().enumerate() {
+            let v: Option<String> = r.get(5 + k)?;
+            if let Some(v) = v {
+                self.leaf(Source::Events, col, col, &v, &rc)?;
+            }
+        }
+        for (k, col) in ["properties", "person_properties", "groups", "raw"]
+            .iter()
+            .enumerate()
+        {
+            let v: Option<String> = r.get(10 + k)?;
+            self.json_column(Source::Events, col, v.as_deref(), &rc)?;
+        }
+        Ok(())
     }
 
     /// Scan persons and the person / group snapshots.
@@ -737,16 +756,29 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Most severe first, then most rows, then by path.
+/// `SELECT count(*) FROM <from>`.
+pub(crate) fn count_rows(conn: &duckdb::Connection, from: &Sql) -> Result<i64> {
+    let mut q = Sql::new("SELECT count(*) FROM ");
+    q.embed(from);
+    Ok(
+        conn.query_row(&q.text, duckdb::params_from_iter(q.params.iter()), |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// Most severe first, then most rows, then by source, path and detector.
+pub(crate) fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    b.severity
+        .cmp(&a.severity)
+        .then(b.rows.cmp(&a.rows))
+        .then(a.source.cmp(&b.source))
+        .then(a.path.cmp(&b.path))
+        .then(a.detector.cmp(&b.detector))
+}
+
 pub(crate) fn sort_findings(f: &mut [Finding]) {
-    f.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(b.rows.cmp(&a.rows))
-            .then(a.source.cmp(&b.source))
-            .then(a.path.cmp(&b.path))
-            .then(a.detector.cmp(&b.detector))
-    });
+    f.sort_by(finding_order);
 }
 
 fn progress(ctx: &JobCtx, phase: &str, done: u64, total: u64, force: bool) {
@@ -820,4 +852,45 @@ pub fn scan(ws: &Workspace, now_us: i64, ctx: &JobCtx) -> Result<ScanResult> {
         findings,
         millis,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_events_are_read_in_batches_without_loss() {
+        let ws = Workspace::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        ws.conn()
+            .execute_batch(
+                "INSERT INTO events (source_vendor, source_file, source_line, import_id, event_uuid,
+                    event_name, event_kind, ts_utc, distinct_id, properties, event_seq)
+                 SELECT 'posthog', 'f.jsonl', i, 1, 'u' || i, 'e', 'track', TIMESTAMPTZ '2024-01-01' + to_seconds(i),
+                        'd' || (i % 5), json_object('email', 'user' || i || '@example.com'), 4294967296 + i
+                 FROM range(1, 26) t(i)",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        for batch in [1, 7, 25, 1000] {
+            let mut sc = Scanner::new(&[], None).unwrap_or_else(|e| panic!("{e}"));
+            sc.batch = batch;
+            let n = sc
+                .scan_events(ws.conn(), &EventSource::Workspace, &JobCtx::silent())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(n, 25, "batch {batch}");
+            let totals = ScanTotals {
+                events: 25,
+                persons: 5,
+                ..ScanTotals::default()
+            };
+            let f = sc.finish(&totals).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(f.len(), 1);
+            assert_eq!(
+                (f[0].hits, f[0].rows, f[0].persons),
+                (25, 25, 5),
+                "batch {batch}"
+            );
+            // user1..user9 and user10..user25 mask alike: two distinct masked samples.
+            assert_eq!(f[0].samples, ["u****@e******.com", "u*****@e******.com"]);
+        }
+    }
 }

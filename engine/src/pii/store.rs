@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::detect::Severity;
-use super::scan::{sort_findings, Finding, NameCount, ScanTotals, Source, SourceFile};
+use super::scan::{finding_order, Finding, NameCount, ScanTotals, Source, SourceFile};
 use crate::workspace::Workspace;
 use crate::{EngineError, Result};
 
@@ -87,8 +87,7 @@ pub(crate) fn save_scan(
     secs: f64,
 ) -> Result<()> {
     let c = ws.conn();
-    c.execute_batch("BEGIN TRANSACTION")?;
-    let run = || -> Result<()> {
+    in_transaction(c, || {
         c.execute_batch("DELETE FROM pii_findings; DELETE FROM pii_scans")?;
         c.execute(
             "INSERT INTO pii_scans VALUES (make_timestamptz(?), ?, ?, ?, ?, ?, ?, ?)",
@@ -127,8 +126,13 @@ pub(crate) fn save_scan(
             ])?;
         }
         Ok(())
-    };
-    match run() {
+    })
+}
+
+/// Run `f` in one transaction: committed when it succeeds, rolled back otherwise.
+fn in_transaction(c: &duckdb::Connection, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    c.execute_batch("BEGIN TRANSACTION")?;
+    match f() {
         Ok(()) => {
             c.execute_batch("COMMIT")?;
             Ok(())
@@ -252,14 +256,7 @@ pub fn findings(ws: &Workspace) -> Result<Vec<ReviewedFinding>> {
         Ok((finding, review))
     })?;
     let mut pairs = rows.collect::<duckdb::Result<Vec<_>>>()?;
-    let mut fs: Vec<Finding> = pairs.iter().map(|p| p.0.clone()).collect();
-    sort_findings(&mut fs);
-    let order: std::collections::HashMap<String, usize> = fs
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.id.clone(), i))
-        .collect();
-    pairs.sort_by_key(|p| order.get(&p.0.id).copied().unwrap_or(usize::MAX));
+    pairs.sort_by(|a, b| finding_order(&a.0, &b.0));
     Ok(pairs
         .into_iter()
         .map(|(finding, review)| {
@@ -316,8 +313,7 @@ pub fn review(
     let f = finding(ws, finding_id)?;
     let c = ws.conn();
     let id = &f.finding.id;
-    c.execute_batch("BEGIN TRANSACTION")?;
-    let run = || -> Result<()> {
+    in_transaction(c, || {
         c.execute(
             "INSERT OR REPLACE INTO pii_reviews VALUES (?, ?, ?, ?, make_timestamptz(?), ?, ?, ?, ?)",
             duckdb::params![
@@ -338,14 +334,7 @@ pub fn review(
             duckdb::params![id, status.as_str(), note, reviewer, at_us, f.finding.hits],
         )?;
         Ok(())
-    };
-    match run() {
-        Ok(()) => c.execute_batch("COMMIT")?,
-        Err(e) => {
-            let _ = c.execute_batch("ROLLBACK");
-            return Err(e);
-        }
-    }
+    })?;
     finding(ws, id)
 }
 
