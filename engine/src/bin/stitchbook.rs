@@ -1035,7 +1035,10 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     r.values_checked, r.values_per_sec
                 );
                 println!("findings         {}", r.findings);
-                println!("peak RSS         {:.0} MB", r.peak_rss_mb);
+                println!(
+                    "RSS              {:.0} MB at the start, {:.0} MB peak",
+                    r.rss_before_scan_mb, r.peak_rss_mb
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
