@@ -438,3 +438,66 @@ pub fn bench_insights(dir: &Path, events: usize, files: usize) -> Result<Insight
         peak_rss_mb: peak_rss_mb(),
     })
 }
+
+/// `stitchbook bench pii`: the PII scan over generated PostHog events.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PiiBench {
+    pub events: u64,
+    pub import_secs: f64,
+    pub scan_secs: f64,
+    pub events_per_sec: f64,
+    pub values_checked: i64,
+    pub values_per_sec: f64,
+    pub findings: usize,
+    /// Resident memory when the scan started (DuckDB's buffers from the import included).
+    pub rss_before_scan_mb: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// Current resident set size of this process, from /proc (Linux).
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Generate and import `events` PostHog events (emails, phones, IPs on them), then time a
+/// full PII scan (events, persons, snapshots; findings stored).
+pub fn bench_pii(dir: &Path, events: usize, now_us: i64) -> Result<PiiBench> {
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    let ws_path = dir.join("bench-pii.duckdb");
+    let _ = std::fs::remove_file(&ws_path);
+    let mut wal = ws_path.as_os_str().to_owned();
+    wal.push(".wal");
+    let _ = std::fs::remove_file(wal);
+    let ws = Workspace::open(&ws_path)?;
+    let import_secs = import_generated(&ws, dir, events, 1)?;
+    // A fresh connection, so the import's buffers are not counted against the scan.
+    drop(ws);
+    let ws = Workspace::open(&ws_path)?;
+    reset_peak_rss();
+    let rss_before_scan_mb = rss_mb();
+    let t = Instant::now();
+    let r = crate::pii::scan(&ws, now_us, &JobCtx::silent())?;
+    let scan_secs = t.elapsed().as_secs_f64();
+    Ok(PiiBench {
+        events: r.totals.events as u64,
+        import_secs,
+        scan_secs,
+        events_per_sec: r.totals.events as f64 / scan_secs,
+        values_checked: r.totals.values_checked,
+        values_per_sec: r.totals.values_checked as f64 / scan_secs,
+        findings: r.findings.len(),
+        rss_before_scan_mb,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}

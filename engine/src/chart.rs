@@ -72,14 +72,7 @@ fn err(e: impl std::fmt::Display) -> EngineError {
 
 /// Render an insight result to `path` (PNG or SVG by extension) at `size`.
 pub fn render(result: &InsightResult, title: &str, path: &Path, size: (u32, u32)) -> Result<()> {
-    let ready = *FONT_READY.get_or_init(|| {
-        plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()
-    });
-    if !ready {
-        return Err(EngineError::InvalidArgument(
-            "drawing the chart: the bundled font could not be loaded".into(),
-        ));
-    }
+    ensure_font()?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     }
@@ -95,6 +88,84 @@ pub fn render(result: &InsightResult, title: &str, path: &Path, size: (u32, u32)
             root.present().map_err(err)
         }
     }
+}
+
+/// Register the bundled font once per process.
+fn ensure_font() -> Result<()> {
+    let ready = *FONT_READY.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()
+    });
+    if ready {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidArgument(
+            "drawing the chart: the bundled font could not be loaded".into(),
+        ))
+    }
+}
+
+/// A bar chart of labelled values as PNG bytes, drawn in memory (for reports that embed
+/// their images as `data:` URIs).
+pub fn bar_chart_png(
+    title: &str,
+    labels: &[String],
+    values: &[f64],
+    x_desc: &str,
+    y_desc: &str,
+    size: (u32, u32),
+) -> Result<Vec<u8>> {
+    ensure_font()?;
+    let (w, h) = size;
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        bars(
+            &root,
+            Bars {
+                title,
+                categories: labels.to_vec(),
+                series: vec![("".into(), values.to_vec())],
+                y_desc,
+                x_desc,
+                annotations: values.iter().map(|v| count_label(*v)).collect(),
+            },
+        )?;
+        root.present().map_err(err)?;
+    }
+    encode_png(&rgb, w, h)
+}
+
+/// A minimal PNG encoder (8-bit RGB, no filtering, zlib via flate2).
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
+    use std::io::Write;
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    let io = |e: std::io::Error| EngineError::InvalidArgument(format!("encoding the chart: {e}"));
+    let mut raw = Vec::with_capacity(rgb.len() + h as usize);
+    for row in rgb.chunks((w * 3) as usize) {
+        raw.push(0);
+        raw.extend_from_slice(row);
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&raw).map_err(io)?;
+    let idat = z.finish().map_err(io)?;
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &idat);
+    chunk(&mut out, b"IEND", &[]);
+    Ok(out)
 }
 
 type Area<'a, DB> = DrawingArea<DB, Shift>;

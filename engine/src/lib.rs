@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod insights;
 pub mod jobs;
 pub mod model;
+pub mod pii;
 pub mod recent;
 pub mod sql;
 pub mod workspace;

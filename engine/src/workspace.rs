@@ -17,10 +17,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0003_profiles.sql"),
     ),
     (4, "cohorts", include_str!("../migrations/0004_cohorts.sql")),
+    (5, "pii", include_str!("../migrations/0005_pii.sql")),
 ];
 
 /// The newest schema version this build understands.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// SQL helpers every connection gets. Timestamps are parsed with explicit formats only.
 const MACROS: &str = include_str!("../sql/macros.sql");

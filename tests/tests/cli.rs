@@ -430,3 +430,146 @@ fn sql_cohorts_and_saved_insights() {
     assert_eq!(code, 0);
     assert!(out.contains("monthly") && out.contains("trends"), "{out}");
 }
+
+#[test]
+fn pii_scan_review_export_report_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("pii.duckdb");
+    let ws_s = ws.to_string_lossy().to_string();
+    let sample = repo()
+        .join("sample-data/posthog")
+        .to_string_lossy()
+        .to_string();
+    let (code, _, err) = run(&["import", &ws_s, &sample]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = run(&["pii", "scan", &ws_s, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let scan: Value = serde_json::from_str(&out).unwrap();
+    let findings = scan["findings"].as_array().unwrap();
+    let email = findings
+        .iter()
+        .find(|f| f["path"] == "properties.$set.email" && f["detector"] == "email")
+        .expect("the generated emails are found");
+    assert!(email["samples"][0]
+        .as_str()
+        .unwrap()
+        .contains("@e******.com"));
+    assert!(findings
+        .iter()
+        .any(|f| f["path"] == "properties.$ip" && f["detector"] == "ipv4"));
+    // Raw values never printed: the generator's addresses end in @example.com.
+    assert!(!out.contains("@example.com") && !err.contains("@example.com"));
+    let id = email["id"].as_str().unwrap();
+
+    let (code, out, err) = run(&[
+        "pii",
+        "review",
+        &ws_s,
+        id,
+        "--status",
+        "needs_redaction",
+        "--note",
+        "pseudonymize",
+        "--reviewer",
+        "ana",
+        "--at",
+        "2025-01-02T03:04:05Z",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["review"]["status"], "needs_redaction");
+    assert_eq!(r["review"]["reviewedAt"], "2025-01-02T03:04:05Z");
+    assert_eq!(r["needsReview"], false);
+    let (code, _, err) = run(&[
+        "pii",
+        "review",
+        &ws_s,
+        id,
+        "--status",
+        "maybe",
+        "--reviewer",
+        "ana",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("needs_redaction"), "{err}");
+    let (_, out, _) = run(&["pii", "list", &ws_s, "--pending", "--json"]);
+    let pending: Value = serde_json::from_str(&out).unwrap();
+    assert!(pending.as_array().unwrap().iter().all(|f| f["id"] != id));
+
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[field]]\npath = \"distinct_id\"\naction = \"pseudonymize\"\n[[field]]\ndetector = \"email\"\naction = \"mask\"\n[[field]]\npath = \"properties.$ip\"\naction = \"drop\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("export");
+    let (code, out, err) = run(&[
+        "pii",
+        "export",
+        &ws_s,
+        "--rules",
+        &rules.to_string_lossy(),
+        "--out",
+        &out_dir.to_string_lossy(),
+        "--format",
+        "csv",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let x: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(x["status"], "complete");
+    assert_eq!(x["rowsWritten"], x["rowsSource"]);
+    let csv = std::fs::read_to_string(out_dir.join("events.csv")).unwrap();
+    assert!(!csv.contains("@example.com") && !csv.contains("203.0.113."));
+    assert_eq!(
+        csv.lines().count() as i64,
+        x["rowsWritten"].as_i64().unwrap() + 1
+    );
+
+    let report = dir.path().join("audit/report.html");
+    let (code, _, err) = run(&["pii", "report", &ws_s, "--out", &report.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("needs_redaction") && html.contains("data:image/png;base64,"));
+    assert!(!html.contains("@example.com"));
+    assert!(
+        dir.path().join("audit/report.csv").exists()
+            && dir.path().join("audit/report.json").exists()
+    );
+
+    let (code, out, err) = run(&[
+        "pii",
+        "retention",
+        &ws_s,
+        "--before",
+        "2024-01-15",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ret: Value = serde_json::from_str(&out).unwrap();
+    let (older, kept) = (
+        ret["older"].as_i64().unwrap(),
+        ret["kept"].as_i64().unwrap(),
+    );
+    assert!(older > 0 && kept > 0);
+    let (code, out, err) = run(&[
+        "pii",
+        "retention",
+        &ws_s,
+        "--before",
+        "2024-01-15",
+        "--export",
+        &dir.path().join("recent").to_string_lossy(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let x: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(x["rowsWritten"].as_i64().unwrap(), kept);
+    assert_eq!(x["rowsLeftOut"].as_i64().unwrap(), older);
+
+    let (code, _, err) = run(&["pii", "rule", "add", &ws_s, "bad", "(unclosed"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("pii_invalid_rule"), "{err}");
+}

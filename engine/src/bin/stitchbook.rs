@@ -252,6 +252,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// PII audit: scan, review findings, redacted export, audit report, retention.
+    Pii {
+        #[command(subcommand)]
+        which: PiiCommand,
+    },
     /// Benchmarks that print numbers.
     Bench {
         #[command(subcommand)]
@@ -306,7 +311,118 @@ enum CohortCommand {
 }
 
 #[derive(Subcommand)]
+enum PiiCommand {
+    /// Scan every event, person and group property (and id columns) for PII; store the
+    /// findings (review decisions are kept) and print the field report.
+    Scan {
+        workspace: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the latest scan's findings with their review state.
+    List {
+        workspace: PathBuf,
+        /// Only findings that need review (never reviewed, or hits changed since).
+        #[arg(long)]
+        pending: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a decision on a finding (id or a unique prefix).
+    Review {
+        workspace: PathBuf,
+        finding: String,
+        /// expected, needs_redaction or false_positive.
+        #[arg(long)]
+        status: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        reviewer: String,
+        /// The review time (RFC 3339; default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a redacted copy of the events (rules file: TOML or JSON) and verify it by
+    /// re-scanning; exits 1 when the verification fails.
+    Export {
+        workspace: PathBuf,
+        #[arg(long)]
+        rules: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// parquet, csv or jsonl (default: the rules file's, else parquet).
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the audit report: HTML (self-contained), plus .csv and .json beside it.
+    Report {
+        workspace: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Custom detectors (regular expressions, RE2 syntax) saved in the workspace.
+    Rule {
+        #[command(subcommand)]
+        which: PiiRuleCommand,
+    },
+    /// Count events older than a date, by file; with --export, write a copy without them
+    /// (redacted with --rules if given).
+    Retention {
+        workspace: PathBuf,
+        /// The cut-off: events strictly before this date (YYYY-MM-DD, UTC) or instant.
+        #[arg(long)]
+        before: String,
+        #[arg(long)]
+        export: Option<PathBuf>,
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        #[arg(long, default_value = "parquet")]
+        format: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PiiRuleCommand {
+    /// Save (or replace) a rule.
+    Add {
+        workspace: PathBuf,
+        name: String,
+        pattern: String,
+        /// low, medium or high.
+        #[arg(long, default_value = "medium")]
+        severity: String,
+    },
+    List {
+        workspace: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        workspace: PathBuf,
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
+    /// Generate and import N PostHog events, then time a full PII scan (events/s).
+    Pii {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Time the insights and drill-downs on a generated workspace (reused between
     /// runs while it holds --events events).
     Insights {
@@ -1066,6 +1182,41 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Pii { which } => run_pii(which),
+        Command::Bench {
+            which: BenchCommand::Pii { events, dir, json },
+        } => {
+            let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("stitchbook-bench"));
+            eprintln!(
+                "generating and importing {events} events in {} ...",
+                dir.display()
+            );
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0);
+            let r = stitchbook_engine::bench::bench_pii(&dir, events, now)?;
+            if json {
+                println!("{}", to_json(&r)?);
+            } else {
+                println!("events           {}", r.events);
+                println!("import           {:.1} s", r.import_secs);
+                println!(
+                    "scan             {:.2} s  ({:.0} events/s)",
+                    r.scan_secs, r.events_per_sec
+                );
+                println!(
+                    "values checked   {}  ({:.0} values/s)",
+                    r.values_checked, r.values_per_sec
+                );
+                println!("findings         {}", r.findings);
+                println!(
+                    "RSS              {:.0} MB at the start, {:.0} MB peak",
+                    r.rss_before_scan_mb, r.peak_rss_mb
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             which:
                 BenchCommand::Insights {
@@ -1759,5 +1910,294 @@ fn duration(s: f64) -> String {
         format!("+{}h {:02}m", t / 3600, (t % 3600) / 60)
     } else {
         format!("+{}d {}h", t / 86_400, (t % 86_400) / 3600)
+    }
+}
+
+fn run_pii(which: PiiCommand) -> Result<ExitCode, EngineError> {
+    use stitchbook_engine::pii;
+    let progress_ctx = || {
+        let tty = std::io::stderr().is_terminal();
+        JobCtx::new(move |ev| progress(ev, tty), CancelToken::new())
+    };
+    match which {
+        PiiCommand::Scan { workspace, json } => {
+            let ws = open_existing(&workspace)?;
+            let r = pii::scan(&ws, now_micros(&ws, None)?, &progress_ctx())?;
+            if std::io::stderr().is_terminal() {
+                eprint!("\r\x1b[2K");
+            }
+            if json {
+                println!("{}", to_json(&r)?);
+            } else {
+                println!(
+                    "scanned {} events, {} persons, {} snapshots ({} values) in {:.2} s: {} findings",
+                    r.totals.events,
+                    r.totals.person_rows,
+                    r.totals.snapshot_rows,
+                    r.totals.values_checked,
+                    r.millis / 1000.0,
+                    r.findings.len()
+                );
+                print_findings(&pii::findings(&ws)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PiiCommand::List {
+            workspace,
+            pending,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            let mut all = pii::findings(&ws)?;
+            if pending {
+                all.retain(|f| f.needs_review);
+            }
+            if json {
+                println!("{}", to_json(&all)?);
+            } else {
+                if pii::scan_info(&ws)?.is_none() {
+                    println!("(no scan yet; run `stitchbook pii scan`)");
+                }
+                print_findings(&all);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PiiCommand::Review {
+            workspace,
+            finding,
+            status,
+            note,
+            reviewer,
+            at,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            let status = pii::ReviewStatus::parse(&status)?;
+            let at = now_micros(&ws, at.as_deref())?;
+            let f = pii::review(&ws, &finding, status, &note, &reviewer, at)?;
+            if json {
+                println!("{}", to_json(&f)?);
+            } else {
+                println!(
+                    "{} {} {}: {} by {}",
+                    f.finding.id,
+                    f.finding.path,
+                    f.finding.detector,
+                    status.as_str(),
+                    reviewer
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PiiCommand::Export {
+            workspace,
+            rules,
+            out,
+            format,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            let rules = pii::RedactionRules::load(&rules)?;
+            let format = match format {
+                Some(f) => pii::ExportFormat::parse(&f)?,
+                None => rules.format.unwrap_or(pii::ExportFormat::Parquet),
+            };
+            let opts = pii::ExportOptions {
+                out_dir: out,
+                format,
+                keep_from_us: None,
+                salt: None,
+                now_us: now_micros(&ws, None)?,
+            };
+            let r = pii::export(&ws, &rules, &opts, &progress_ctx())?;
+            print_export(&r, json)
+        }
+        PiiCommand::Report {
+            workspace,
+            out,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            let r = pii::audit_report(&ws, now_micros(&ws, None)?)?;
+            let files = pii::write_report(&r, &out)?;
+            if json {
+                println!("{}", to_json(&files)?);
+            } else {
+                for f in files {
+                    println!("wrote {}", f.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PiiCommand::Rule { which } => match which {
+            PiiRuleCommand::Add {
+                workspace,
+                name,
+                pattern,
+                severity,
+            } => {
+                let ws = open_existing(&workspace)?;
+                let severity = pii::Severity::parse(&severity).ok_or_else(|| {
+                    EngineError::InvalidArgument(format!(
+                        "severity is low, medium or high, not \"{severity}\""
+                    ))
+                })?;
+                let rule = pii::CustomRule {
+                    name,
+                    pattern,
+                    severity,
+                };
+                pii::rules::save(&ws, &rule, now_micros(&ws, None)?)?;
+                println!("saved rule \"{}\" (applies from the next scan)", rule.name);
+                Ok(ExitCode::SUCCESS)
+            }
+            PiiRuleCommand::List { workspace, json } => {
+                let ws = open_existing(&workspace)?;
+                let rules = pii::rules::list(&ws)?;
+                if json {
+                    println!("{}", to_json(&rules)?);
+                } else {
+                    println!("{:<24}  {:<8}  PATTERN", "RULE", "SEVERITY");
+                    for r in &rules {
+                        println!("{:<24}  {:<8}  {}", r.name, r.severity.as_str(), r.pattern);
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            PiiRuleCommand::Delete { workspace, name } => {
+                let ws = open_existing(&workspace)?;
+                if pii::rules::delete(&ws, &name)? {
+                    println!("deleted rule \"{name}\"");
+                    Ok(ExitCode::SUCCESS)
+                } else {
+                    Err(EngineError::InvalidArgument(format!("no rule \"{name}\"")))
+                }
+            }
+        },
+        PiiCommand::Retention {
+            workspace,
+            before,
+            export,
+            rules,
+            format,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            let cutoff = if before.len() == 10 {
+                date_to_micros(&before)?
+            } else {
+                now_micros(&ws, Some(&before))?
+            };
+            let summary = pii::older_than(&ws, cutoff)?;
+            let Some(out) = export else {
+                if json {
+                    println!("{}", to_json(&summary)?);
+                } else {
+                    print_data_retention(&summary);
+                }
+                return Ok(ExitCode::SUCCESS);
+            };
+            let rules = match rules {
+                Some(p) => pii::RedactionRules::load(&p)?,
+                None => pii::RedactionRules::default(),
+            };
+            let opts = pii::ExportOptions {
+                out_dir: out,
+                format: pii::ExportFormat::parse(&format)?,
+                keep_from_us: Some(cutoff),
+                salt: None,
+                now_us: now_micros(&ws, None)?,
+            };
+            let r = pii::export(&ws, &rules, &opts, &progress_ctx())?;
+            if !json {
+                print_data_retention(&summary);
+            }
+            print_export(&r, json)
+        }
+    }
+}
+
+fn print_findings(all: &[stitchbook_engine::pii::ReviewedFinding]) {
+    println!(
+        "  {:<12}  {:<6}  {:<40}  {:<14}  {:>7}  {:>7}  {:>7}  {:<22}  REVIEW",
+        "ID", "SEV", "PATH", "DETECTOR", "HITS", "%EVENTS", "%PERS", "SAMPLE"
+    );
+    for f in all {
+        let x = &f.finding;
+        let path = x.path.clone();
+        let review = match (&f.review, f.needs_review) {
+            (Some(r), false) => r.status.as_str().to_string(),
+            (Some(r), true) => format!("{} (hits changed: review again)", r.status.as_str()),
+            (None, _) => "needs review".into(),
+        };
+        println!(
+            "  {:<12}  {:<6}  {:<40}  {:<14}  {:>7}  {:>6.1}%  {:>6.1}%  {:<22}  {}",
+            x.id,
+            x.severity.as_str(),
+            truncate(&path, 40),
+            truncate(&x.detector, 14),
+            x.hits,
+            x.event_share * 100.0,
+            x.person_share * 100.0,
+            truncate(x.samples.first().map(String::as_str).unwrap_or(""), 22),
+            review
+        );
+    }
+}
+
+fn print_export(
+    r: &stitchbook_engine::pii::ExportReport,
+    json: bool,
+) -> Result<ExitCode, EngineError> {
+    use stitchbook_engine::pii::ExportStatus;
+    if json {
+        println!("{}", to_json(r)?);
+    } else {
+        println!(
+            "wrote {} ({} of {} rows{}); verification: {}",
+            r.data_file,
+            r.rows_written,
+            r.rows_source,
+            if r.keep_from.is_some() {
+                format!(", {} older events left out", r.rows_left_out)
+            } else {
+                String::new()
+            },
+            match r.status {
+                ExportStatus::Complete => "clean",
+                ExportStatus::Failed => "FAILED",
+            }
+        );
+        for c in &r.checks {
+            println!(
+                "  {:<40}  {:<12}  {:>7} redacted  {:>5} hits after  {}",
+                truncate(&c.target, 40),
+                format!("{:?}", c.action).to_lowercase(),
+                c.redacted,
+                c.hits_after,
+                if c.ok { "ok" } else { "NOT CLEAN" }
+            );
+        }
+        for p in &r.problems {
+            println!("  problem: {p}");
+        }
+    }
+    Ok(match r.status {
+        ExportStatus::Complete => ExitCode::SUCCESS,
+        ExportStatus::Failed => ExitCode::from(1),
+    })
+}
+
+fn print_data_retention(s: &stitchbook_engine::pii::RetentionSummary) {
+    println!("{} events before {} ({} kept)", s.older, s.cutoff, s.kept);
+    for f in &s.by_file {
+        println!(
+            "  {:<12}  {:>8}  {} .. {}  {}",
+            f.vendor,
+            f.events,
+            f.first_event.as_deref().unwrap_or("-"),
+            f.last_event.as_deref().unwrap_or("-"),
+            f.file
+        );
     }
 }

@@ -1,0 +1,32 @@
+//! PII audit (issue 7): detectors, the field report, the review trail, the redacted export
+//! with its verification re-scan, the audit report and a retention helper.
+//!
+//! Flow: [`scan`] walks the workspace and stores findings (one per source, JSON path and
+//! detector); [`review`] records decisions that survive re-scans; [`export`] writes a
+//! redacted copy and re-scans it; [`report`] renders everything as offline HTML, CSV and
+//! JSON. Raw values never leave the detectors: findings, logs, errors and reports carry
+//! masked samples only.
+
+pub mod corpus;
+pub mod detect;
+pub mod export;
+pub mod mask;
+pub mod report;
+pub mod retention;
+pub mod rules;
+pub mod scan;
+pub mod store;
+
+pub use detect::{Detector, Severity};
+pub use export::{
+    export, exports, ExportFormat, ExportOptions, ExportReport, ExportStatus, RedactAction,
+    RedactionCheck, RedactionRule, RedactionRules,
+};
+pub use report::{audit_report, write_report, AuditReport};
+pub use retention::{older_than, RetentionSummary};
+pub use rules::CustomRule;
+pub use scan::{finding_id, scan, Finding, NameCount, ScanResult, ScanTotals, Source, SourceFile};
+pub use store::{
+    finding, findings, review, review_log, scan_info, Review, ReviewStatus, ReviewedFinding,
+    ScanInfo,
+};

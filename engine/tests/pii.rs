@@ -1,0 +1,827 @@
+//! PII audit tests: detector quality on a labelled corpus, the shared samples, the field
+//! report, review decisions across re-scans, the redacted export and its verification, the
+//! audit report and the promise that raw values never reach logs, errors or reports.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use stitchbook_engine::generate::{write_posthog_jsonl, GenerateOptions};
+use stitchbook_engine::ingest::{import_paths, ImportOptions};
+use stitchbook_engine::pii::{
+    self, corpus, CustomRule, ExportFormat, ExportOptions, ExportStatus, RedactAction,
+    RedactionRule, RedactionRules, ReviewStatus, Severity,
+};
+use stitchbook_engine::{CancelToken, JobCtx, JobEvent, Workspace};
+
+const NOW: i64 = 1_735_689_600_000_000; // 2025-01-01T00:00:00Z
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples")
+}
+
+fn import(ws: &Workspace, path: &Path) {
+    let r = import_paths(
+        ws,
+        &[path.to_path_buf()],
+        &ImportOptions::default(),
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert!(r.files.iter().all(|f| f.rows_loaded > 0), "{path:?}");
+}
+
+/// PostHog export lines with hand-placed PII.
+fn posthog_line(
+    uuid: &str,
+    event: &str,
+    distinct_id: &str,
+    ts: &str,
+    props: serde_json::Value,
+) -> String {
+    serde_json::json!({
+        "uuid": uuid, "event": event, "distinct_id": distinct_id, "timestamp": ts,
+        "properties": props
+    })
+    .to_string()
+}
+
+const CARD: &str = "4242 4242 4242 4242";
+const IBAN: &str = "GB82 WEST 1234 5698 7654 32";
+const EMAIL: &str = "jane.doe@example.com";
+
+fn handmade(dir: &Path) -> PathBuf {
+    let lines = [
+        posthog_line(
+            "00000000-0000-4000-8000-000000000001",
+            "checkout",
+            EMAIL,
+            "2024-03-01T10:00:00Z",
+            serde_json::json!({"$set": {"email": EMAIL, "first_name": "Jane"}, "card": CARD,
+                "items": [{"sku": "A-1", "gift_to": "bob.smith@example.org"}],
+                "<script>alert(1)</script>": "ping jane.doe@example.com",
+                "app_version": "1.2.3.4", "$ip": "198.51.100.23"}),
+        ),
+        posthog_line(
+            "00000000-0000-4000-8000-000000000002",
+            "payout",
+            EMAIL,
+            "2024-03-02T10:00:00Z",
+            serde_json::json!({"bank": IBAN, "note": "call +44 20 7946 0958", "lat": 51.50735, "lng": -0.12776,
+                "card": "4242 4242 4242 4241"}),
+        ),
+        posthog_line(
+            "00000000-0000-4000-8000-000000000003",
+            "$pageview",
+            "anon-1",
+            "2023-06-01T10:00:00Z",
+            serde_json::json!({"$current_url": "https://x.io/?e=jane.doe%40example.com", "$ip": "198.51.100.24",
+                "auth": "Bearer sk_live_4eC39HqLyjWDarjtT1zdp7dc"}),
+        ),
+    ];
+    let p = dir.join("handmade.jsonl");
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    p
+}
+
+fn finding<'a>(r: &'a [pii::Finding], path: &str, det: &str) -> &'a pii::Finding {
+    r.iter()
+        .find(|f| f.path == path && f.detector == det)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {det} finding at {path}: {:#?}",
+                r.iter().map(|f| (&f.path, &f.detector)).collect::<Vec<_>>()
+            )
+        })
+}
+
+#[test]
+fn labelled_corpus_precision_and_recall() {
+    let c = corpus::corpus(3000, 42);
+    let scores = corpus::evaluate(&c);
+    println!("class         TP     FP     FN   precision  recall");
+    for s in &scores {
+        println!(
+            "{:<12} {:>5}  {:>5}  {:>5}   {:.4}     {:.4}",
+            s.class.as_str(),
+            s.true_positives,
+            s.false_positives,
+            s.false_negatives,
+            s.precision,
+            s.recall
+        );
+    }
+    for class in corpus::CLASSES {
+        let misses: Vec<_> = c
+            .iter()
+            .filter(|x| {
+                let found = pii::detect::detectors_in(&x.key, &x.value)
+                    .into_iter()
+                    .any(|d| corpus::Class::of(d) == Some(class));
+                found != x.labels.contains(&class)
+            })
+            .take(4)
+            .map(|x| format!("{}={:?} labels={:?}", x.key, x.value, x.labels))
+            .collect();
+        if !misses.is_empty() {
+            println!("{} misses, e.g. {misses:?}", class.as_str());
+        }
+    }
+    for s in &scores {
+        assert!(s.true_positives >= 3000, "{s:?}");
+        assert!(s.precision >= 0.95, "{s:?}");
+        assert!(s.recall >= 0.99, "{s:?}");
+    }
+    // The near misses are in the corpus and none is flagged as one of the five classes.
+    let near: Vec<_> = c.iter().filter(|x| x.labels.is_empty()).collect();
+    assert!(near.len() >= 3000);
+}
+
+#[test]
+fn shared_samples_email_and_ips_are_found() {
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &samples().join("posthog/events.jsonl"));
+    // The original records kept: RudderStack's server-added request_ip is only there.
+    import_paths(
+        &ws,
+        &[samples().join("rudderstack/rudder-server_original100.json.gz")],
+        &ImportOptions {
+            keep_raw: true,
+            ..Default::default()
+        },
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    import(
+        &ws,
+        &samples().join("rudderstack/rudder-server_datalake_test_tracks.json.gz"),
+    );
+    import(
+        &ws,
+        &samples().join("segment/dbt-segment_example_segment_pages.csv"),
+    );
+    // Snowplow's user_ipaddress is already hashed in this sample; its user agents carry
+    // version strings such as Chrome/86.0.4240.185 and Instagram 165.1.0.29.119.
+    import(
+        &ws,
+        &samples().join("snowplow/dbt-snowplow-web_snowplow_web_events.csv"),
+    );
+    let r = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let email = finding(&r.findings, "properties.$set.email", "email");
+    assert!(email.hits >= 1);
+    assert_eq!(email.samples, ["x*****@p******.com"]);
+    assert_eq!(email.files[0].vendor, "posthog");
+    assert!(email
+        .event_names
+        .iter()
+        .any(|n| n.name == "$set" || n.name == "$identify"));
+    let ips: Vec<_> = r.findings.iter().filter(|f| f.detector == "ipv4").collect();
+    let request_ip = finding(&r.findings, "raw.request_ip", "ipv4");
+    assert_eq!(request_ip.samples, ["10.•.•.•"]);
+    assert_eq!(request_ip.rows, 99);
+    assert!(
+        ips.iter().any(|f| f
+            .files
+            .iter()
+            .any(|x| x.file.ends_with("datalake_test_tracks.json.gz"))),
+        "{ips:#?}"
+    );
+    assert!(
+        ips.iter()
+            .any(|f| f.files.iter().any(|x| x.vendor == "segment")
+                && f.samples.contains(&"8.•.•.•".to_string())),
+        "{ips:#?}"
+    );
+    // Versions in user agents are not addresses.
+    assert!(
+        !ips.iter()
+            .any(|f| f.files.iter().any(|x| x.vendor == "snowplow")),
+        "{ips:#?}"
+    );
+    // The RudderStack sample is a CRM lead feed: emails, phones and key-named fields.
+    finding(&r.findings, "properties.email", "email");
+    finding(&r.findings, "properties.firstName", "person_name");
+    finding(&r.findings, "properties.phone", "phone");
+    finding(&r.findings, "properties.address", "postal_address");
+    // Nothing raw in the report.
+    let all = serde_json::to_string(&r).unwrap();
+    assert!(!all.contains("xavier@posthog.com"));
+    assert!(!all.contains("10.7.63.218"));
+}
+
+#[test]
+fn field_report_on_handmade_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &handmade(dir.path()));
+    let r = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let f = &r.findings;
+    let e = finding(f, "properties.$set.email", "email");
+    assert_eq!((e.hits, e.rows), (1, 1));
+    assert_eq!(e.samples, ["j*******@e******.com"]);
+    assert!((e.event_share - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(e.event_names[0].name, "checkout");
+    assert_eq!(
+        e.first_seen.as_deref(),
+        Some("2024-03-01T10:00:00.000000+00:00")
+    );
+    // distinct ids can be emails.
+    assert_eq!(finding(f, "distinct_id", "email").rows, 2);
+    assert_eq!(finding(f, "properties.items[].gift_to", "email").hits, 1);
+    assert_eq!(finding(f, "properties.$current_url", "email").hits, 1);
+    let card = finding(f, "properties.card", "credit_card");
+    assert_eq!(card.hits, 1, "the Luhn-invalid card is not counted");
+    assert_eq!(card.samples, ["•••• •••• •••• 4242"]);
+    assert_eq!(card.severity, Severity::High);
+    assert_eq!(
+        finding(f, "properties.bank", "iban").samples,
+        ["GB••••••••••••••••5432"]
+    );
+    finding(f, "properties.note", "phone");
+    finding(f, "properties.lat", "geolocation");
+    finding(f, "properties.lng", "geolocation");
+    finding(f, "properties.auth", "bearer_token");
+    finding(f, "properties.$set.first_name", "person_name");
+    let ip = finding(f, "properties.$ip", "ipv4");
+    assert_eq!((ip.hits, ip.rows), (2, 2));
+    assert_eq!(
+        ip.first_seen.as_deref(),
+        Some("2023-06-01T10:00:00.000000+00:00")
+    );
+    assert_eq!(
+        ip.last_seen.as_deref(),
+        Some("2024-03-01T10:00:00.000000+00:00")
+    );
+    assert!(!f.iter().any(|x| x.path == "properties.app_version"));
+    // Stored and read back with the same ids.
+    let stored = pii::findings(&ws).unwrap();
+    assert_eq!(stored.len(), f.len());
+    assert!(stored.iter().all(|s| s.needs_review && s.review.is_none()));
+    let ids: Vec<_> = f.iter().map(|x| x.id.clone()).collect();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|s| s.finding.id.clone())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    assert_eq!(pii::scan_info(&ws).unwrap().unwrap().totals.events, 3);
+}
+
+#[test]
+fn custom_rules_run_in_duckdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &handmade(dir.path()));
+    let bad = CustomRule {
+        name: "broken".into(),
+        pattern: "(unclosed".into(),
+        severity: Severity::Low,
+    };
+    let err = pii::rules::save(&ws, &bad, NOW).unwrap_err();
+    assert!(err.to_string().contains("does not compile"), "{err}");
+    let sku = CustomRule {
+        name: "sku".into(),
+        pattern: "^[A-Z]-[0-9]+$".into(),
+        severity: Severity::Low,
+    };
+    pii::rules::save(&ws, &sku, NOW).unwrap();
+    assert_eq!(pii::rules::list(&ws).unwrap(), vec![sku]);
+    let r = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let f = finding(&r.findings, "properties.items[].sku", "custom:sku");
+    assert_eq!((f.hits, f.severity), (1, Severity::Low));
+    assert_eq!(f.samples, ["A••"]);
+    assert!(pii::rules::delete(&ws, "sku").unwrap());
+}
+
+fn generated(dir: &Path, seed: u64, events: usize) -> PathBuf {
+    let p = dir.join(format!("gen-{seed}.jsonl"));
+    write_posthog_jsonl(
+        &p,
+        &GenerateOptions {
+            events,
+            seed,
+            duplicate_rate: 0.0,
+            malformed_rate: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn reviews_survive_rescans_and_changed_counts_need_review_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &generated(dir.path(), 1, 600));
+    let r = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let ip = finding(&r.findings, "properties.$ip", "ipv4").clone();
+    let email = finding(&r.findings, "properties.$set.email", "email").clone();
+    let reviewed = pii::review(
+        &ws,
+        &ip.id,
+        ReviewStatus::Expected,
+        "needed for geo",
+        "ana",
+        NOW,
+    )
+    .unwrap();
+    assert!(!reviewed.needs_review);
+    let rv = reviewed.review.unwrap();
+    assert_eq!(
+        (
+            rv.reviewer.as_str(),
+            rv.reviewed_at.as_str(),
+            rv.hits_at_review
+        ),
+        ("ana", "2025-01-01T00:00:00Z", ip.hits)
+    );
+    // A unique prefix works too.
+    pii::review(
+        &ws,
+        &email.id[..8],
+        ReviewStatus::NeedsRedaction,
+        "",
+        "ana",
+        NOW + 1_000_000,
+    )
+    .unwrap();
+    assert!(pii::review(&ws, "nope", ReviewStatus::Expected, "", "ana", NOW).is_err());
+    assert!(pii::review(&ws, &ip.id, ReviewStatus::Expected, "", " ", NOW).is_err());
+
+    // Same data: decisions stand.
+    pii::scan(&ws, NOW + 5, &JobCtx::silent()).unwrap();
+    let again = pii::finding(&ws, &ip.id).unwrap();
+    assert!(!again.needs_review);
+    assert_eq!(again.review.unwrap().status, ReviewStatus::Expected);
+
+    // A new import changes the counts: flagged again, decision kept.
+    import(&ws, &generated(dir.path(), 2, 300));
+    pii::scan(&ws, NOW + 10, &JobCtx::silent()).unwrap();
+    let after = pii::finding(&ws, &ip.id).unwrap();
+    assert!(after.finding.hits > ip.hits);
+    assert!(after.needs_review);
+    assert_eq!(
+        after.review.as_ref().unwrap().status,
+        ReviewStatus::Expected
+    );
+    let trail = pii::review_log(&ws).unwrap();
+    assert_eq!(trail.len(), 2);
+    assert_eq!(trail[1].status, ReviewStatus::NeedsRedaction);
+}
+
+fn events_fingerprint(ws: &Workspace) -> (i64, i64) {
+    ws.conn()
+        .query_row(
+            "SELECT count(*), sum(hash(event_uuid, CAST(properties AS VARCHAR), distinct_id)) % 1000000007 FROM events",
+            [],
+            |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)),
+        )
+        .unwrap()
+}
+
+fn sha(path: &Path) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn redacted_export_rescans_clean_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let src = generated(dir.path(), 3, 800);
+    let hand = handmade(dir.path());
+    import(&ws, &src);
+    import(&ws, &hand);
+    let (src_sha, hand_sha) = (sha(&src), sha(&hand));
+    let before = events_fingerprint(&ws);
+    let scan = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let ip = finding(&scan.findings, "properties.$ip", "ipv4").id.clone();
+    let rules = RedactionRules {
+        format: None,
+        fields: vec![
+            RedactionRule {
+                path: Some("distinct_id".into()),
+                detector: None,
+                finding: None,
+                action: RedactAction::Pseudonymize,
+            },
+            RedactionRule {
+                path: Some("properties.$set.email".into()),
+                detector: None,
+                finding: None,
+                action: RedactAction::Pseudonymize,
+            },
+            RedactionRule {
+                path: None,
+                detector: Some("email".into()),
+                finding: None,
+                action: RedactAction::Mask,
+            },
+            RedactionRule {
+                path: None,
+                detector: Some("credit_card".into()),
+                finding: None,
+                action: RedactAction::Mask,
+            },
+            RedactionRule {
+                path: None,
+                detector: Some("phone".into()),
+                finding: None,
+                action: RedactAction::Drop,
+            },
+            RedactionRule {
+                path: None,
+                detector: None,
+                finding: Some(ip),
+                action: RedactAction::Mask,
+            },
+            RedactionRule {
+                path: Some("properties.bank".into()),
+                detector: None,
+                finding: None,
+                action: RedactAction::Drop,
+            },
+        ],
+    };
+    let salt = b"not-in-the-output-7f3a".to_vec();
+    for format in [
+        ExportFormat::Parquet,
+        ExportFormat::Csv,
+        ExportFormat::Jsonl,
+    ] {
+        let out = dir.path().join(format!("out-{}", format.as_str()));
+        let rep = pii::export(
+            &ws,
+            &rules,
+            &ExportOptions {
+                out_dir: out.clone(),
+                format,
+                keep_from_us: None,
+                salt: Some(salt.clone()),
+                now_us: NOW,
+            },
+            &JobCtx::silent(),
+        )
+        .unwrap();
+        assert_eq!(
+            rep.status,
+            ExportStatus::Complete,
+            "{format:?}: {:?}",
+            rep.problems
+        );
+        assert_eq!(rep.rows_written, rep.rows_source);
+        assert_eq!(rep.rows_source, before.0);
+        assert!(rep.checks.iter().all(|c| c.ok && c.hits_after == 0));
+        assert!(
+            rep.checks.iter().all(|c| c.redacted > 0),
+            "{:?}",
+            rep.checks
+        );
+        // The re-scan finds no email, card, phone or IP anywhere; key-name findings remain.
+        for d in ["email", "credit_card", "phone", "iban"] {
+            assert!(
+                !rep.rescan.iter().any(|f| f.detector == d),
+                "{d} in {format:?}: {:#?}",
+                rep.rescan
+            );
+        }
+        assert!(!rep
+            .rescan
+            .iter()
+            .any(|f| f.path == "properties.$ip" && f.detector == "ipv4"));
+        let bytes = std::fs::read(&rep.data_file).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for raw in [
+            EMAIL,
+            "not-in-the-output-7f3a",
+            "198.51.100.23",
+            "GB82",
+            "4242 4242 4242 4242",
+        ] {
+            assert!(!text.contains(raw), "{raw} in {format:?}");
+        }
+        let manifest = std::fs::read_to_string(out.join("pii-export.json")).unwrap();
+        assert!(!manifest.contains("not-in-the-output"));
+        assert!(!manifest.contains(EMAIL));
+    }
+    // Pseudonyms: the same input gets the same pseudonym across rows and columns.
+    let c = duckdb::Connection::open_in_memory().unwrap();
+    let pq = dir
+        .path()
+        .join("out-parquet/events.parquet")
+        .to_string_lossy()
+        .to_string();
+    let (distinct_pn, set_email_pn): (i64, String) = c
+        .query_row(
+            "SELECT count(DISTINCT distinct_id) FILTER (WHERE event_uuid LIKE '00000000-0000-4000-8000-00000000000%' AND distinct_id <> (SELECT distinct_id FROM read_parquet(?) WHERE event_uuid LIKE '%0003')),
+                    any_value(json_extract_string(properties, '$.\"$set\".email')) FILTER (WHERE event_uuid LIKE '%0001')
+             FROM read_parquet(?)",
+            [&pq, &pq],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(distinct_pn, 1, "both jane events share one pseudonym");
+    let jane_id: String = c
+        .query_row(
+            "SELECT distinct_id FROM read_parquet(?) WHERE event_uuid LIKE '%0001'",
+            [&pq],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        jane_id, set_email_pn,
+        "distinct_id and $set.email hold the same value, so the same pseudonym"
+    );
+    assert!(jane_id.starts_with("pn_") && jane_id.len() == 19);
+    // Masked in text, dropped keys gone.
+    let (note, bank, gift): (Option<String>, Option<String>, String) = c
+        .query_row(
+            "SELECT json_extract_string(properties, '$.note'), json_extract_string(properties, '$.bank'),
+                    (SELECT json_extract_string(properties, '$.items[0].gift_to') FROM read_parquet(?) WHERE event_uuid LIKE '%0001')
+             FROM read_parquet(?) WHERE event_uuid LIKE '%0002'",
+            [&pq, &pq],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((note, bank), (None, None));
+    assert_eq!(gift, "b********@e******.org");
+    // Sources untouched.
+    assert_eq!(events_fingerprint(&ws), before);
+    assert_eq!((sha(&src), sha(&hand)), (src_sha, hand_sha));
+    assert_eq!(pii::exports(&ws).unwrap().len(), 3);
+}
+
+#[test]
+fn an_export_that_does_not_rescan_clean_is_marked_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &handmade(dir.path()));
+    // A custom rule that recognises the pseudonyms themselves: the re-scan must catch it.
+    pii::rules::save(
+        &ws,
+        &CustomRule {
+            name: "pseudonym".into(),
+            pattern: "pn_[0-9a-f]{16}".into(),
+            severity: Severity::High,
+        },
+        NOW,
+    )
+    .unwrap();
+    let rules = RedactionRules {
+        format: Some(ExportFormat::Parquet),
+        fields: vec![RedactionRule {
+            path: Some("properties.$set.email".into()),
+            detector: None,
+            finding: None,
+            action: RedactAction::Pseudonymize,
+        }],
+    };
+    let rep = pii::export(
+        &ws,
+        &rules,
+        &ExportOptions {
+            out_dir: dir.path().join("x"),
+            format: ExportFormat::Parquet,
+            keep_from_us: None,
+            salt: None,
+            now_us: NOW,
+        },
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(rep.status, ExportStatus::Failed);
+    assert_eq!(rep.checks[0].hits_after, 1);
+    assert!(rep.problems[0].contains("properties.$set.email"));
+    let stored = pii::exports(&ws).unwrap();
+    assert_eq!(stored[0].status, ExportStatus::Failed);
+    // Bad rules are refused with a code.
+    let bad = RedactionRules {
+        format: None,
+        fields: vec![RedactionRule {
+            path: Some("event_name".into()),
+            detector: None,
+            finding: None,
+            action: RedactAction::Drop,
+        }],
+    };
+    let e = pii::export(
+        &ws,
+        &bad,
+        &ExportOptions {
+            out_dir: dir.path().join("y"),
+            format: ExportFormat::Csv,
+            keep_from_us: None,
+            salt: None,
+            now_us: NOW,
+        },
+        &JobCtx::silent(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().starts_with("pii_invalid_rules"), "{e}");
+}
+
+#[test]
+fn rules_file_toml_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("r.toml");
+    std::fs::write(&t, "format = \"csv\"\n[[field]]\npath = \"properties.$set.email\"\naction = \"pseudonymize\"\n[[field]]\ndetector = \"email\"\naction = \"mask\"\n").unwrap();
+    let r = RedactionRules::load(&t).unwrap();
+    assert_eq!(r.format, Some(ExportFormat::Csv));
+    assert_eq!(r.fields.len(), 2);
+    assert_eq!(r.fields[1].detector.as_deref(), Some("email"));
+    let j = dir.path().join("r.json");
+    std::fs::write(
+        &j,
+        r#"{"field": [{"finding": "abc123", "action": "drop"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        RedactionRules::load(&j).unwrap().fields[0].action,
+        RedactAction::Drop
+    );
+    std::fs::write(&j, r#"{"field": [{"path": "x", "action": "shred"}]}"#).unwrap();
+    assert!(RedactionRules::load(&j).is_err());
+}
+
+#[test]
+fn retention_counts_and_export_without_old_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &handmade(dir.path()));
+    let cutoff = 1_704_067_200_000_000; // 2024-01-01
+    let s = pii::older_than(&ws, cutoff).unwrap();
+    assert_eq!((s.older, s.kept), (1, 2));
+    assert_eq!(s.by_file[0].events, 1);
+    let rep = pii::export(
+        &ws,
+        &RedactionRules::default(),
+        &ExportOptions {
+            out_dir: dir.path().join("ret"),
+            format: ExportFormat::Parquet,
+            keep_from_us: Some(cutoff),
+            salt: None,
+            now_us: NOW,
+        },
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(rep.status, ExportStatus::Complete);
+    assert_eq!(
+        (rep.rows_source, rep.rows_written, rep.rows_left_out),
+        (2, 2, 1)
+    );
+    assert_eq!(events_fingerprint(&ws).0, 3);
+}
+
+#[test]
+fn audit_report_is_offline_escaped_and_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &handmade(dir.path()));
+    let r = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let card = finding(&r.findings, "properties.card", "credit_card")
+        .id
+        .clone();
+    pii::review(
+        &ws,
+        &card,
+        ReviewStatus::NeedsRedaction,
+        "<b>test card</b> & more",
+        "ana",
+        NOW,
+    )
+    .unwrap();
+    let rules = RedactionRules {
+        format: None,
+        fields: vec![RedactionRule {
+            path: None,
+            detector: Some("credit_card".into()),
+            finding: None,
+            action: RedactAction::Mask,
+        }],
+    };
+    pii::export(
+        &ws,
+        &rules,
+        &ExportOptions {
+            out_dir: dir.path().join("o"),
+            format: ExportFormat::Parquet,
+            keep_from_us: None,
+            salt: None,
+            now_us: NOW,
+        },
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    let report = pii::audit_report(&ws, NOW).unwrap();
+    assert_eq!(report.scope.files.len(), 1);
+    assert_eq!(report.scope.files[0].sha256.len(), 64);
+    assert_eq!(report.scope.events, 3);
+    let out = dir.path().join("rep/report.html");
+    let files = pii::write_report(&report, &out).unwrap();
+    assert_eq!(files.len(), 3);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        html.contains("data:image/png;base64,iVBORw0KGgo"),
+        "an embedded PNG"
+    );
+    assert!(!html.contains("<script>"), "property names are escaped");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains("&lt;b&gt;test card&lt;/b&gt; &amp; more"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://x.io"),
+        "no external resources, no raw URLs"
+    );
+    assert!(html.contains("verified"));
+    for f in &files {
+        let t = std::fs::read_to_string(f).unwrap();
+        for raw in [
+            EMAIL,
+            "4242 4242 4242 4242",
+            "198.51.100.23",
+            "sk_live_4eC39",
+            "+44 20 7946 0958",
+            "GB82 WEST",
+        ] {
+            assert!(!t.contains(raw), "{raw} in {f:?}");
+        }
+    }
+    let csv = std::fs::read_to_string(dir.path().join("rep/report.csv")).unwrap();
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("id,severity,source,path,detector"));
+    assert_eq!(csv.lines().count(), report.findings.len() + 1);
+}
+
+#[test]
+fn raw_values_never_reach_progress_or_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &generated(dir.path(), 5, 20_000));
+    import(&ws, &handmade(dir.path()));
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = log.clone();
+    let ctx = JobCtx::new(
+        move |e: &JobEvent| sink.lock().unwrap().push(serde_json::to_string(e).unwrap()),
+        CancelToken::new(),
+    );
+    let r = pii::scan(&ws, NOW, &ctx).unwrap();
+    let rules = RedactionRules {
+        format: None,
+        fields: vec![RedactionRule {
+            path: None,
+            detector: Some("email".into()),
+            finding: None,
+            action: RedactAction::Pseudonymize,
+        }],
+    };
+    let rep = pii::export(
+        &ws,
+        &rules,
+        &ExportOptions {
+            out_dir: dir.path().join("o"),
+            format: ExportFormat::Jsonl,
+            keep_from_us: None,
+            salt: None,
+            now_us: NOW,
+        },
+        &ctx,
+    )
+    .unwrap();
+    assert_eq!(rep.status, ExportStatus::Complete);
+    // A cancelled scan fails with Cancelled and says nothing else.
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let err = pii::scan(&ws, NOW, &JobCtx::new(|_| {}, cancel)).unwrap_err();
+    let mut emitted = log.lock().unwrap().clone();
+    assert!(emitted.len() >= 2, "progress was reported");
+    emitted.push(err.to_string());
+    emitted.push(serde_json::to_string(&r).unwrap());
+    emitted.push(serde_json::to_string(&rep).unwrap());
+    // Every raw email, phone and IP in the workspace.
+    let raws: Vec<String> = ws
+        .conn()
+        .prepare(
+            "SELECT DISTINCT v FROM (
+                SELECT json_extract_string(properties, '$.\"$set\".email') AS v FROM events
+                UNION ALL SELECT json_extract_string(properties, '$.\"$ip\"') FROM events
+                UNION ALL SELECT json_extract_string(properties, '$.\"$set\".phone') FROM events)
+             WHERE v IS NOT NULL",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|x| x.unwrap())
+        .collect();
+    assert!(raws.len() > 100, "{}", raws.len());
+    for line in &emitted {
+        for raw in &raws {
+            assert!(!line.contains(raw.as_str()), "raw value {raw} leaked");
+        }
+    }
+}
