@@ -5,7 +5,7 @@
 mod commands;
 mod state;
 
-use commands::{data, insights, jobs, persons, workspace};
+use commands::{data, insights, jobs, persons, pii, workspace};
 use state::AppState;
 
 fn main() {
@@ -45,6 +45,12 @@ fn main() {
             data::model_settings,
             data::set_model_setting,
             data::rebuild_model,
+            pii::pii_scan,
+            pii::pii_scan_info,
+            pii::pii_findings,
+            pii::pii_review,
+            pii::pii_export,
+            pii::pii_report,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -225,6 +225,24 @@ test("settings show the model settings", async () => {
   await shot("e2e-settings");
 });
 
+test("the PII audit scans, lists masked findings and records a review", async () => {
+  await go("#/pii");
+  await type(await find("#pii-reviewer"), "e2e reviewer");
+  await click(await find("#pii-scan"));
+  const table = await find("#pii-findings", 60000);
+  const body = await text(table);
+  assert.match(body, /email/);
+  assert.match(body, /\*\*\*@/, "samples are masked");
+  // No unmasked demo address is on screen.
+  assert.doesNotMatch(await text(await find("#pii-body")), /[a-z]+\.[a-z]+\d*@example\.com/);
+  const id = await js("const s = [...document.querySelectorAll('#pii-findings tr')].find(r => /email/.test(r.textContent))?.querySelector('select'); return s?.dataset.finding ?? null");
+  assert.ok(id, "an email finding");
+  await js("const s = document.querySelector(`#pii-findings select[data-finding='${arguments[0]}']`); s.value = 'needs_redaction'; s.dispatchEvent(new Event('change'));", [id]);
+  await until(async () => /needs redaction/.test(await text(await find("#pii-findings"))), "the review badge");
+  assert.match(await text(await find("#pii-findings")), /e2e reviewer/);
+  await shot("e2e-pii");
+});
+
 test("hostile property values are shown as text and never run", async () => {
   assert.ok(XSS, "STITCHBOOK_XSS must name the hostile workspace");
   await js("return window.__TAURI_INTERNALS__.invoke('open_workspace', { path: arguments[0], openedAt: '2024-01-01T00:00:00Z' })", [XSS]);

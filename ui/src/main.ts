@@ -6,6 +6,7 @@ import { dataScreen } from "./features/data/data";
 import { insightsScreen } from "./features/insights/insights";
 import { personScreen, personsScreen } from "./features/persons/persons";
 import { sqlScreen } from "./features/sql/sql";
+import { piiScreen } from "./features/pii/pii";
 import { settingsScreen } from "./features/settings/settings";
 import { welcomeScreen } from "./features/welcome/welcome";
 
@@ -23,6 +24,7 @@ const NAV: { path: string; label: string; icon: string }[] = [
   { path: "insights/paths", label: "Paths", icon: "⇶" },
   { path: "insights/cohorts", label: "Cohorts", icon: "◎" },
   { path: "persons", label: "Persons", icon: "☺" },
+  { path: "pii", label: "PII audit", icon: "⚑" },
   { path: "sql", label: "SQL", icon: "⌘" },
   { path: "settings", label: "Settings", icon: "⚙" },
 ];
@@ -71,6 +73,9 @@ async function render(): Promise<void> {
         break;
       case "sql":
         body = await sqlScreen(backend);
+        break;
+      case "pii":
+        body = await piiScreen(backend);
         break;
       case "settings":
         body = await settingsScreen(backend);

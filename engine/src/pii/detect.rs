@@ -255,7 +255,19 @@ pub fn key_hints(key: &str) -> KeyHints {
         Some(Detector::BirthDate)
     } else if key_in(&k, POSTAL_KEYS) {
         Some(Detector::PostalCode)
-    } else if key_in(&k, ADDRESS_KEYS) {
+    } else if key_in(&k, ADDRESS_KEYS)
+        && ![
+            "ipaddress",
+            "ipaddr",
+            "macaddress",
+            "emailaddress",
+            "walletaddress",
+        ]
+        .iter()
+        .any(|n| k.ends_with(n))
+    {
+        // `ip_address`, `mac_address`, `email_address` are not postal addresses (their
+        // values are checked by the value detectors).
         Some(Detector::PostalAddress)
     } else if key_in(&k, ID_KEYS) {
         Some(Detector::GovernmentId)
@@ -1461,6 +1473,10 @@ mod tests {
             "token",
             "$browser",
             "street_view_enabled",
+            "ip_address",
+            "$context.ip_address",
+            "mac_address",
+            "email_address",
         ] {
             assert_eq!(key_hints(k).key_detector, None, "{k}");
         }

@@ -5,6 +5,7 @@ pub mod data;
 pub mod insights;
 pub mod jobs;
 pub mod persons;
+pub mod pii;
 pub mod workspace;
 
 use stitchbook_engine::{EngineError, ErrorCode, IpcError, Workspace};

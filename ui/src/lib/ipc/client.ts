@@ -14,6 +14,13 @@ import type {
   QualityIssue,
   QuarantineRow,
   Query,
+  RedactionRules,
+  ReviewedFinding,
+  ReviewStatus,
+  ScanInfo,
+  ScanResult,
+  ExportFormat,
+  ExportReport,
   RebuildReport,
   RecentWorkspace,
   SavedCohort,
@@ -59,6 +66,13 @@ export interface Backend {
   modelSettings(): Promise<ModelSettings>;
   setModelSetting(key: string, value: string): Promise<ModelSettings>;
   rebuildModel(jobId: string, onEvent: (e: JobEvent) => void): Promise<RebuildReport>;
+
+  piiScan(jobId: string, nowMs: number, onEvent: (e: JobEvent) => void): Promise<ScanResult>;
+  piiScanInfo(): Promise<ScanInfo | null>;
+  piiFindings(): Promise<ReviewedFinding[]>;
+  piiReview(findingId: string, status: ReviewStatus, note: string, reviewer: string, nowMs: number): Promise<ReviewedFinding>;
+  piiExport(rules: RedactionRules, format: ExportFormat, jobId: string, nowMs: number, onEvent: (e: JobEvent) => void): Promise<ExportReport | null>;
+  piiReport(nowMs: number): Promise<string[] | null>;
 }
 
 const openedAt = (): string => new Date().toISOString();
@@ -107,6 +121,13 @@ export const tauriBackend: Backend = {
   modelSettings: () => invoke("model_settings"),
   setModelSetting: (key, value) => invoke("set_model_setting", { key, value }),
   rebuildModel: (jobId, onEvent) => invoke("rebuild_model", { jobId, channel: channel(onEvent) }),
+
+  piiScan: (jobId, nowMs, onEvent) => invoke("pii_scan", { jobId, nowMs, channel: channel(onEvent) }),
+  piiScanInfo: () => invoke("pii_scan_info"),
+  piiFindings: () => invoke("pii_findings"),
+  piiReview: (findingId, status, note, reviewer, nowMs) => invoke("pii_review", { findingId, status, note, reviewer, nowMs }),
+  piiExport: (rules, format, jobId, nowMs, onEvent) => invoke("pii_export", { rules, format, jobId, nowMs, channel: channel(onEvent) }),
+  piiReport: (nowMs) => invoke("pii_report", { nowMs }),
 };
 
 /** A readable message with its code, for any rejected IPC call. */

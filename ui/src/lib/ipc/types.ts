@@ -48,6 +48,14 @@ export type { EventProperties } from "./bindings/EventProperties";
 export type { PropertyStat } from "./bindings/PropertyStat";
 export type { QualityIssue } from "./bindings/QualityIssue";
 export type { RecentWorkspace } from "./bindings/RecentWorkspace";
+export type { ReviewedFinding } from "./bindings/ReviewedFinding";
+export type { ReviewStatus } from "./bindings/ReviewStatus";
+export type { ScanInfo } from "./bindings/ScanInfo";
+export type { ScanResult } from "./bindings/ScanResult";
+export type { ExportReport } from "./bindings/ExportReport";
+export type { ExportFormat } from "./bindings/ExportFormat";
+export type { RedactAction } from "./bindings/RedactAction";
+export type { RedactionRules } from "./bindings/RedactionRules";
 
 /** A progress report of a long job (the engine's `JobEvent`). */
 export type JobEvent =
