@@ -91,7 +91,7 @@ pub fn events(ws: &Workspace) -> Result<Vec<CatalogEvent>> {
             person_share: r.get(3)?,
             first_seen: r.get(4)?,
             last_seen: r.get(5)?,
-            vendors: text_list(r.get(6)?),
+            vendors: crate::sql::text_list(r.get(6)?),
         })
     })?;
     Ok(rows.collect::<duckdb::Result<_>>()?)
@@ -155,7 +155,7 @@ pub fn event_properties(ws: &Workspace, event: &str) -> Result<EventProperties> 
                 key: r.get(0)?,
                 types,
                 fill_rate: r.get(2)?,
-                examples: text_list(r.get(3)?),
+                examples: crate::sql::text_list(r.get(3)?),
             },
             r.get::<_, i64>(4)?,
         ))
@@ -296,8 +296,8 @@ pub fn quality(ws: &Workspace) -> Result<Vec<QualityIssue>> {
     let rows = st.query_map([PROPERTY_SAMPLE], |r| {
         Ok((
             r.get::<_, String>(0)?,
-            text_list(r.get(1)?),
-            text_list(r.get(2)?),
+            crate::sql::text_list(r.get(1)?),
+            crate::sql::text_list(r.get(2)?),
             r.get::<_, i64>(3)?,
         ))
     })?;
@@ -401,19 +401,6 @@ pub fn quality(ws: &Workspace) -> Result<Vec<QualityIssue>> {
         });
     }
     Ok(out)
-}
-
-fn text_list(v: duckdb::types::Value) -> Vec<String> {
-    match v {
-        duckdb::types::Value::List(items) => items
-            .into_iter()
-            .filter_map(|x| match x {
-                duckdb::types::Value::Text(s) => Some(s),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 #[cfg(test)]

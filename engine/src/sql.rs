@@ -5,6 +5,20 @@
 
 use duckdb::types::Value;
 
+/// The text items of a DuckDB list value (other items and non-lists give nothing).
+pub fn text_list(v: Value) -> Vec<String> {
+    match v {
+        Value::List(items) => items
+            .into_iter()
+            .filter_map(|x| match x {
+                Value::Text(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Quote an identifier for DuckDB: wrap in double quotes, double any inner quote.
 pub fn ident(name: &str) -> String {
     let mut s = String::with_capacity(name.len() + 2);

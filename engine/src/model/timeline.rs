@@ -191,7 +191,7 @@ pub fn page(
         ))?;
         let mut merges = std::collections::HashMap::new();
         let rows = st.query_map(duckdb::params_from_iter(uuids.iter()), |r| {
-            Ok((r.get::<_, String>(0)?, strings(r.get(1)?)))
+            Ok((r.get::<_, String>(0)?, crate::sql::text_list(r.get(1)?)))
         })?;
         for row in rows {
             let (u, m) = row?;
@@ -228,19 +228,6 @@ pub fn page(
         sessions,
         millis: started.elapsed().as_secs_f64() * 1000.0,
     })
-}
-
-fn strings(v: duckdb::types::Value) -> Vec<String> {
-    match v {
-        duckdb::types::Value::List(items) => items
-            .into_iter()
-            .filter_map(|x| match x {
-                duckdb::types::Value::Text(s) => Some(s),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 #[cfg(test)]
