@@ -818,7 +818,10 @@ fn a_timeline_pages_through_a_person_with_gaps_sessions_and_merge_markers() {
         "{:?}",
         page.events[2].merges
     );
-    assert!(page.events[3].properties.contains("\"amount\""));
+    let props = stitchbook_engine::model::timeline::event_properties(&ws, page.events[3].event_seq)
+        .unwrap();
+    assert!(props.contains("\"amount\""), "{props}");
+    assert!(stitchbook_engine::model::timeline::event_properties(&ws, -1).is_err());
     // A later page, and one session only.
     let p2 = stitchbook_engine::model::timeline::page(&ws, &pid, None, 2, 1, false).unwrap();
     assert_eq!((p2.offset, p2.events.len(), p2.events[0].index), (2, 1, 2));

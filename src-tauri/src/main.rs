@@ -36,6 +36,7 @@ fn main() {
             persons::search_persons,
             persons::person_detail,
             persons::person_timeline,
+            persons::timeline_event_properties,
             data::catalog_events,
             data::event_properties,
             data::quality_issues,

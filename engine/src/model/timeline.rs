@@ -33,8 +33,6 @@ pub struct TimelineEvent {
     pub distinct_id: Option<String>,
     /// Identity links this event carried, as "kind: from → into (outcome)".
     pub merges: Vec<String>,
-    /// The event's properties as JSON text (rendered as text by the UI, never as HTML).
-    pub properties: String,
     pub source_vendor: String,
     pub source_file: String,
     #[ts(type = "number")]
@@ -70,6 +68,21 @@ pub struct TimelinePage {
     pub millis: f64,
 }
 
+/// One event's properties as JSON text (the timeline's inspector; rendered as text by the
+/// UI, never as HTML).
+pub fn event_properties(ws: &Workspace, event_seq: i64) -> Result<String> {
+    let mut st = ws
+        .conn()
+        .prepare("SELECT properties::VARCHAR FROM events WHERE event_seq = ?")?;
+    let mut rows = st.query([event_seq])?;
+    match rows.next()? {
+        Some(r) => Ok(r.get(0)?),
+        None => Err(EngineError::InvalidArgument(format!(
+            "no event has the sequence number {event_seq}"
+        ))),
+    }
+}
+
 /// The person's events (of one session when `session` is given), ordered by time then
 /// ingestion order, from `offset`, at most `limit` (≤ [`MAX_PAGE`]).
 pub fn page(
@@ -89,7 +102,7 @@ pub fn page(
     // The person's events, numbered once (from the rebuild's `person_events`, sorted by
     // person); pages join back to `events` for the few rows shown.
     let base = "WITH t AS (
-            SELECT pe.event_seq, pe.ts_utc, pe.session_id,
+            SELECT pe.*,
                    row_number() OVER w - 1 AS idx,
                    epoch_us(pe.ts_utc) - epoch_us(lag(pe.ts_utc) OVER w) AS gap_us,
                    pe.session_id IS DISTINCT FROM lag(pe.session_id) OVER w AS opens
@@ -102,15 +115,19 @@ pub fn page(
         duckdb::params![person_id, session, session],
         |r| r.get(0),
     )?;
-    // 1. The page's positions, times, gaps and sessions from person_events.
+    // Everything a row shows was stored with the person's events at rebuild time, so a page
+    // reads one person's contiguous rows; properties come one event at a time
+    // ([`event_properties`]) for the inspector.
     let from = offset as i64;
     let to = from + limit as i64;
     let mut st = conn.prepare(&format!(
-        "{base} SELECT idx, event_seq, strftime(ts_utc, '%Y-%m-%dT%H:%M:%S.%fZ'), gap_us / 1e6,
-                session_id, opens AND session_id IS NOT NULL
-         FROM t WHERE idx >= ? AND idx < ? ORDER BY idx"
+        "{base} SELECT t.idx, t.event_seq, strftime(t.ts_utc, '%Y-%m-%dT%H:%M:%S.%fZ'), t.gap_us / 1e6,
+                t.event_name, t.event_kind, t.page, t.session_id,
+                t.opens AND t.session_id IS NOT NULL, t.distinct_id, coalesce(t.merges, []),
+                t.source_vendor, t.source_file, t.source_line
+         FROM t WHERE t.idx >= ? AND t.idx < ? ORDER BY t.idx"
     ))?;
-    let mut events = st
+    let events = st
         .query_map(
             duckdb::params![person_id, session, session, from, to],
             |r| {
@@ -119,90 +136,20 @@ pub fn page(
                     event_seq: r.get(1)?,
                     ts_utc: r.get(2)?,
                     gap_s: r.get(3)?,
-                    event: String::new(),
-                    kind: String::new(),
-                    page: None,
-                    session_id: r.get(4)?,
-                    session_start: r.get::<_, Option<bool>>(5)?.unwrap_or(false),
-                    distinct_id: None,
-                    merges: Vec::new(),
-                    properties: String::new(),
-                    source_vendor: String::new(),
-                    source_file: String::new(),
-                    source_line: 0,
+                    event: r.get(4)?,
+                    kind: r.get(5)?,
+                    page: r.get(6)?,
+                    session_id: r.get(7)?,
+                    session_start: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
+                    distinct_id: r.get(9)?,
+                    merges: crate::sql::text_list(r.get(10)?),
+                    source_vendor: r.get(11)?,
+                    source_file: r.get(12)?,
+                    source_line: r.get(13)?,
                 })
             },
         )?
         .collect::<duckdb::Result<Vec<_>>>()?;
-    // 2. Those events' details, by their sequence numbers (a bound IN list: the planner
-    // prunes `events` by zone maps instead of hashing the whole table).
-    if !events.is_empty() {
-        let marks = vec!["?"; events.len()].join(", ");
-        let mut st = conn.prepare(&format!(
-            "SELECT event_seq, event_name, event_kind, sb_url(properties), distinct_id, event_uuid,
-                    properties::VARCHAR, source_vendor, source_file, source_line
-             FROM events WHERE event_seq IN ({marks})"
-        ))?;
-        let seqs: Vec<i64> = events.iter().map(|e| e.event_seq).collect();
-        let mut details = std::collections::HashMap::new();
-        let rows = st.query_map(duckdb::params_from_iter(seqs.iter()), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                (
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, String>(8)?,
-                    r.get::<_, i64>(9)?,
-                ),
-            ))
-        })?;
-        for row in rows {
-            let (seq, d) = row?;
-            details.insert(seq, d);
-        }
-        let mut uuids = Vec::new();
-        for e in &mut events {
-            if let Some((name, kind, page, distinct, uuid, props, vendor, file, line)) =
-                details.remove(&e.event_seq)
-            {
-                e.event = name;
-                e.kind = kind;
-                e.page = page;
-                e.distinct_id = distinct;
-                e.properties = props;
-                e.source_vendor = vendor;
-                e.source_file = file;
-                e.source_line = line;
-                uuids.push(uuid);
-            } else {
-                uuids.push(String::new());
-            }
-        }
-        // 3. The identity links those events carried.
-        let marks = vec!["?"; uuids.len()].join(", ");
-        let mut st = conn.prepare(&format!(
-            "SELECT event_uuid, list(link_kind || ': ' || from_id || ' → ' || into_id || ' (' || outcome || ')' ORDER BY seq)
-             FROM merge_log WHERE event_uuid IN ({marks}) GROUP BY event_uuid"
-        ))?;
-        let mut merges = std::collections::HashMap::new();
-        let rows = st.query_map(duckdb::params_from_iter(uuids.iter()), |r| {
-            Ok((r.get::<_, String>(0)?, crate::sql::text_list(r.get(1)?)))
-        })?;
-        for row in rows {
-            let (u, m) = row?;
-            merges.insert(u, m);
-        }
-        for (e, u) in events.iter_mut().zip(&uuids) {
-            if let Some(m) = merges.get(u) {
-                e.merges = m.clone();
-            }
-        }
-    }
     let sessions = if with_sessions {
         let mut st = conn.prepare(&format!(
             "{base}, runs AS (

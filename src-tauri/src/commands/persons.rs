@@ -48,3 +48,12 @@ pub async fn person_timeline(
     })
     .await
 }
+
+/// One timeline event's properties (JSON text) for the inspector.
+#[tauri::command]
+pub async fn timeline_event_properties(
+    event_seq: i64,
+    state: State<'_, AppState>,
+) -> Result<String, IpcError> {
+    on_workspace(&state, move |ws| timeline::event_properties(ws, event_seq)).await
+}

@@ -196,12 +196,7 @@ class Timeline {
   private inspect(): void {
     const e = this.event(this.selected);
     if (!e) return;
-    let props: Record<string, unknown> = {};
-    try {
-      props = JSON.parse(e.properties) as Record<string, unknown>;
-    } catch {
-      props = { properties: e.properties };
-    }
+    const props = el("div", {}, loading("Loading properties…"));
     this.inspector.replaceChildren(
       el("h3", {}, e.event),
       el("div", { class: "muted small" }, `#${e.index + 1} of ${fmtInt(this.total)} · ${fmtTime(e.tsUtc)} UTC`),
@@ -213,7 +208,21 @@ class Timeline {
         ...e.merges.map((m): [string, string] => ["identity", m]),
       ], { id: "event-fields" }),
       el("h4", {}, "Properties"),
-      table(["Property", "Value"], Object.entries(props).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]), { id: "event-properties" }),
+      props,
+    );
+    const seq = e.eventSeq;
+    void this.backend.timelineEventProperties(seq).then(
+      (text) => {
+        if (this.event(this.selected)?.eventSeq !== seq) return;
+        let parsed: Record<string, unknown>;
+        try {
+          parsed = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          parsed = { properties: text };
+        }
+        props.replaceChildren(table(["Property", "Value"], Object.entries(parsed).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]), { id: "event-properties" }));
+      },
+      (err) => props.replaceChildren(errorBox(errorMessage(err))),
     );
   }
 

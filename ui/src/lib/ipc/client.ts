@@ -56,6 +56,7 @@ export interface Backend {
   searchPersons(text: string, limit: number): Promise<PersonSummary[]>;
   personDetail(id: string): Promise<PersonDetail>;
   personTimeline(personId: string, session: string | null, offset: number, limit: number, withSessions: boolean): Promise<TimelinePage>;
+  timelineEventProperties(eventSeq: number): Promise<string>;
 
   catalogEvents(): Promise<CatalogEvent[]>;
   eventProperties(event: string): Promise<EventProperties>;
@@ -111,6 +112,7 @@ export const tauriBackend: Backend = {
   personDetail: (id) => invoke("person_detail", { id }),
   personTimeline: (personId, session, offset, limit, withSessions) =>
     invoke("person_timeline", { personId, session, offset, limit, withSessions }),
+  timelineEventProperties: (eventSeq) => invoke("timeline_event_properties", { eventSeq }),
 
   catalogEvents: () => invoke("catalog_events"),
   eventProperties: (event) => invoke("event_properties", { event }),

@@ -20,8 +20,4 @@ sessionStart: boolean, distinctId: string | null,
 /**
  * Identity links this event carried, as "kind: from → into (outcome)".
  */
-merges: Array<string>, 
-/**
- * The event's properties as JSON text (rendered as text by the UI, never as HTML).
- */
-properties: string, sourceVendor: string, sourceFile: string, sourceLine: number, };
+merges: Array<string>, sourceVendor: string, sourceFile: string, sourceLine: number, };
