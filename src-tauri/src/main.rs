@@ -21,6 +21,7 @@ fn main() {
             workspace::pick_new_workspace,
             workspace::open_demo,
             workspace::workspace_summary,
+            workspace::import_files,
             jobs::cancel_job,
             insights::run_insight,
             insights::drill,

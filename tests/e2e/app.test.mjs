@@ -58,6 +58,17 @@ async function find(css, timeoutMs = 20000) {
 }
 
 const text = (id) => wd("GET", `/session/${session}/element/${id}/text`);
+// The text of the element `css` matches, found afresh (screens re-render while loading).
+async function textOf(css) {
+  for (let i = 0; ; i++) {
+    try {
+      return await text(await find(css));
+    } catch (e) {
+      if (i > 20 || !/stale element/.test(String(e))) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
 const prop = (id, name) => wd("GET", `/session/${session}/element/${id}/property/${name}`);
 const click = (id) => wd("POST", `/session/${session}/element/${id}/click`, {});
 const type = (id, t) => wd("POST", `/session/${session}/element/${id}/value`, { text: t });
@@ -117,6 +128,8 @@ test("the data screen shows the imports, the event catalog and the quality panel
   assert.match(await text(await find('tr[data-import-id="1"]')), /amplitude/);
   assert.match(await text(await find("#event-catalog")), /\$pageview/);
   assert.match(await text(await find("#quality-panel")), /duplicate rows removed/);
+  assert.match(await text(await find("#import-files")), /Import files/);
+  await shot("e2e-data-top");
   await click(await find('#event-catalog button[data-event="$pageview"]'));
   assert.match(await text(await find("#property-table")), /\$current_url/);
   await shot("e2e-data");
@@ -227,19 +240,22 @@ test("settings show the model settings", async () => {
 
 test("the PII audit scans, lists masked findings and records a review", async () => {
   await go("#/pii");
+  await find("#pii-scan");
+  await sleep(500);
   await type(await find("#pii-reviewer"), "e2e reviewer");
   await click(await find("#pii-scan"));
-  const table = await find("#pii-findings", 60000);
-  const body = await text(table);
+  await until(async () => /Scanned .* findings/.test(await textOf("#pii-status")), "the scan summary", 60000);
+  await find("#pii-findings", 60000);
+  const body = await textOf("#pii-findings");
   assert.match(body, /email/);
   assert.match(body, /\*\*\*@/, "samples are masked");
   // No unmasked demo address is on screen.
-  assert.doesNotMatch(await text(await find("#pii-body")), /[a-z]+\.[a-z]+\d*@example\.com/);
+  assert.doesNotMatch(await textOf("#pii-body"), /[a-z]+\.[a-z]+\d*@example\.com/);
   const id = await js("const s = [...document.querySelectorAll('#pii-findings tr')].find(r => /email/.test(r.textContent))?.querySelector('select'); return s?.dataset.finding ?? null");
   assert.ok(id, "an email finding");
   await js("const s = document.querySelector(`#pii-findings select[data-finding='${arguments[0]}']`); s.value = 'needs_redaction'; s.dispatchEvent(new Event('change'));", [id]);
-  await until(async () => /needs redaction/.test(await text(await find("#pii-findings"))), "the review badge");
-  assert.match(await text(await find("#pii-findings")), /e2e reviewer/);
+  await until(async () => /needs redaction/.test(await textOf("#pii-findings")), "the review badge");
+  assert.match(await textOf("#pii-findings"), /e2e reviewer/);
   await shot("e2e-pii");
 });
 

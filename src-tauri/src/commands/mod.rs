@@ -79,3 +79,35 @@ pub fn now_us(now_ms: f64) -> Result<i64, IpcError> {
     }
     Ok((now_ms * 1000.0) as i64)
 }
+
+/// Run a long job on the open workspace with progress on `channel`, cancellable under
+/// `job_id`.
+pub async fn run_job<T, F>(
+    state: &AppState,
+    job_id: &str,
+    channel: tauri::ipc::Channel<stitchbook_engine::JobEvent>,
+    f: F,
+) -> Result<T, IpcError>
+where
+    T: Send + 'static,
+    F: FnOnce(
+            &stitchbook_engine::Workspace,
+            &stitchbook_engine::JobCtx,
+        ) -> stitchbook_engine::Result<T>
+        + Send
+        + 'static,
+{
+    ensure_open(state)?;
+    let cancel = jobs::start(state, job_id)?;
+    let shared = state.workspace.clone();
+    let result = tauri::async_runtime::spawn_blocking(move || {
+        let guard = shared.lock().map_err(|_| lock_error())?;
+        let ws = guard.as_ref().ok_or_else(no_workspace)?;
+        let ctx = stitchbook_engine::JobCtx::new(move |ev| drop(channel.send(ev.clone())), cancel);
+        f(ws, &ctx).map_err(ipc)
+    })
+    .await
+    .map_err(internal);
+    jobs::finish(state, job_id);
+    result?
+}

@@ -5,40 +5,12 @@ use stitchbook_engine::pii::{
     self, ExportFormat, ExportOptions, ExportReport, RedactionRules, ReviewStatus, ReviewedFinding,
     ScanInfo, ScanResult,
 };
-use stitchbook_engine::{IpcError, JobCtx, JobEvent};
+use stitchbook_engine::{IpcError, JobEvent};
 use tauri::ipc::Channel;
 use tauri::State;
 
-use super::{ensure_open, internal, ipc, jobs, lock_error, no_workspace, now_us, on_workspace};
+use super::{now_us, on_workspace, run_job};
 use crate::state::AppState;
-
-/// Run a job with progress on `channel`, cancellable under `job_id`.
-async fn job<T, F>(
-    state: &AppState,
-    job_id: &str,
-    channel: Channel<JobEvent>,
-    f: F,
-) -> Result<T, IpcError>
-where
-    T: Send + 'static,
-    F: FnOnce(&stitchbook_engine::Workspace, &JobCtx) -> stitchbook_engine::Result<T>
-        + Send
-        + 'static,
-{
-    ensure_open(state)?;
-    let cancel = jobs::start(state, job_id)?;
-    let shared = state.workspace.clone();
-    let result = tauri::async_runtime::spawn_blocking(move || {
-        let guard = shared.lock().map_err(|_| lock_error())?;
-        let ws = guard.as_ref().ok_or_else(no_workspace)?;
-        let ctx = JobCtx::new(move |ev| drop(channel.send(ev.clone())), cancel);
-        f(ws, &ctx).map_err(ipc)
-    })
-    .await
-    .map_err(internal);
-    jobs::finish(state, job_id);
-    result?
-}
 
 #[tauri::command]
 pub async fn pii_scan(
@@ -48,7 +20,7 @@ pub async fn pii_scan(
     state: State<'_, AppState>,
 ) -> Result<ScanResult, IpcError> {
     let now = now_us(now_ms)?;
-    job(&state, &job_id, channel, move |ws, ctx| {
+    run_job(&state, &job_id, channel, move |ws, ctx| {
         pii::scan(ws, now, ctx)
     })
     .await
@@ -106,7 +78,7 @@ pub async fn pii_export(
         salt: None,
         now_us: now,
     };
-    job(&state, &job_id, channel, move |ws, ctx| {
+    run_job(&state, &job_id, channel, move |ws, ctx| {
         pii::export(ws, &rules, &opts, ctx)
     })
     .await

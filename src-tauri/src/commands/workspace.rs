@@ -145,3 +145,43 @@ pub async fn open_demo(
 pub async fn workspace_summary(state: State<'_, AppState>) -> Result<WorkspaceInfo, IpcError> {
     on_workspace(&state, |ws| workspace_info(ws, 15)).await
 }
+
+/// Import files (or one folder) the user picks into the open workspace, with progress on
+/// `channel` and Cancel under `job_id`, then rebuild the model. Null if the dialog was
+/// dismissed.
+#[tauri::command]
+pub async fn import_files(
+    job_id: String,
+    folder: bool,
+    channel: Channel<JobEvent>,
+    state: State<'_, AppState>,
+) -> Result<Option<stitchbook_engine::ingest::ImportReport>, IpcError> {
+    let picked: Vec<PathBuf> = if folder {
+        rfd::AsyncFileDialog::new()
+            .set_title("Import a folder of exports")
+            .pick_folder()
+            .await
+            .map(|f| vec![f.path().to_path_buf()])
+            .unwrap_or_default()
+    } else {
+        rfd::AsyncFileDialog::new()
+            .set_title("Import export files")
+            .pick_files()
+            .await
+            .map(|v| v.iter().map(|f| f.path().to_path_buf()).collect())
+            .unwrap_or_default()
+    };
+    if picked.is_empty() {
+        return Ok(None);
+    }
+    super::run_job(&state, &job_id, channel, move |ws, ctx| {
+        let opts = stitchbook_engine::ingest::ImportOptions::default();
+        let report = stitchbook_engine::ingest::import_paths(ws, &picked, &opts, ctx)?;
+        if !report.cancelled && stitchbook_engine::model::is_stale(ws)? {
+            stitchbook_engine::model::rebuild(ws, ctx)?;
+        }
+        Ok(report)
+    })
+    .await
+    .map(Some)
+}

@@ -54,6 +54,6 @@ export async function welcomeScreen(backend: Backend, opened: () => void): Promi
           return el("li", {}, b, el("span", { class: "muted small" }, r.exists ? ` opened ${fmtTime(r.openedAt)}` : " (missing)"));
         }))
       : el("p", { class: "muted" }, "None yet."),
-    el("p", { class: "muted small" }, "New workspaces are filled with `stitchbook import <workspace> <files>` (the in-app import wizard is not built yet)."),
+    el("p", { class: "muted small" }, "After opening a new workspace, import exports from its Data screen (or with `stitchbook import <workspace> <files>`)."),
   );
 }

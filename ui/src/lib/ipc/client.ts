@@ -5,6 +5,7 @@ import type {
   CatalogEvent,
   CohortDef,
   EventProperties,
+  ImportReport,
   InsightResult,
   IpcError,
   JobEvent,
@@ -40,6 +41,7 @@ export interface Backend {
   openDemo(jobId: string, rebuild: boolean, onEvent: (e: JobEvent) => void): Promise<string>;
   cancelJob(jobId: string): Promise<boolean>;
   workspaceSummary(): Promise<WorkspaceInfo>;
+  importFiles(jobId: string, folder: boolean, onEvent: (e: JobEvent) => void): Promise<ImportReport | null>;
 
   runInsight(query: Query, nowMs: number): Promise<InsightResult>;
   drill(query: Query, nowMs: number, cell: string): Promise<PersonSummary[]>;
@@ -95,6 +97,7 @@ export const tauriBackend: Backend = {
     invoke("open_demo", { jobId, openedAt: openedAt(), rebuild, channel: channel(onEvent) }),
   cancelJob: (jobId) => invoke("cancel_job", { jobId }),
   workspaceSummary: () => invoke("workspace_summary"),
+  importFiles: (jobId, folder, onEvent) => invoke("import_files", { jobId, folder, channel: channel(onEvent) }),
 
   runInsight: (query, nowMs) => invoke("run_insight", { query, nowMs }),
   drill: (query, nowMs, cell) => invoke("drill", { query, nowMs, cell }),

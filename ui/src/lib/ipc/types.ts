@@ -64,3 +64,23 @@ export type JobEvent =
   | { type: "warning"; message: string }
   | { type: "finished"; files: number }
   | { type: "failed"; message: string };
+
+/** One file's import outcome (the engine's `FileOutcome`; the fields the UI reads). */
+export interface ImportedFile {
+  path: string;
+  importId: number | null;
+  vendor: string | null;
+  rowsRead: number;
+  rowsLoaded: number;
+  rowsDuplicate: number;
+  rowsQuarantined: number;
+  status: "complete" | "failed" | "cancelled" | "skipped";
+  message: string | null;
+  identicalTo: number | null;
+}
+
+/** The engine's `ImportReport`. */
+export interface ImportReport {
+  files: ImportedFile[];
+  cancelled: boolean;
+}
