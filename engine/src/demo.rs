@@ -8,6 +8,12 @@ use crate::ingest::{import_paths, ColumnMapping, ImportOptions};
 use crate::workspace::Workspace;
 use crate::{EngineError, JobCtx, Result};
 
+/// The `sample-data` folder of the source tree this build came from (the app and the CLI
+/// are run from a checkout).
+pub fn source_sample_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-data")
+}
+
 /// The imports, in order: (path under `sample-data/`, mapping file).
 const PARTS: [(&str, Option<&str>); 3] = [
     ("amplitude/demo_2023-11.zip", None),

@@ -753,9 +753,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { out, sample_data } => {
-            let dir = sample_data.unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-data")
-            });
+            let dir = sample_data.unwrap_or_else(stitchbook_engine::demo::source_sample_data);
             let tty = std::io::stderr().is_terminal();
             let ctx = JobCtx::new(move |ev| progress(ev, tty), CancelToken::new());
             let ws = stitchbook_engine::demo::build(&dir, &out, &ctx)?;
@@ -1191,11 +1189,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 "generating and importing {events} events in {} ...",
                 dir.display()
             );
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as i64)
-                .unwrap_or(0);
-            let r = stitchbook_engine::bench::bench_pii(&dir, events, now)?;
+            let r = stitchbook_engine::bench::bench_pii(&dir, events, wall_clock_us()?)?;
             if json {
                 println!("{}", to_json(&r)?);
             } else {
@@ -1364,16 +1358,20 @@ fn read_query(path: &std::path::Path) -> Result<insights::Query, EngineError> {
     })
 }
 
-/// The CLI is where the clock is read; analytics code only receives `now`.
+/// The current time in microseconds since 1970: the CLI is where the clock is read;
+/// analytics code only receives `now`.
+fn wall_clock_us() -> Result<i64, EngineError> {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+    Ok(d.as_micros() as i64)
+}
+
+/// `--now`, or the current time.
 fn now_micros(ws: &Workspace, now: Option<&str>) -> Result<i64, EngineError> {
     let text = match now {
         Some(t) => t.to_string(),
-        None => {
-            let d = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-            return Ok(d.as_micros() as i64);
-        }
+        None => return wall_clock_us(),
     };
     let v: Option<i64> = ws.conn().query_row(
         "SELECT epoch_us(TRY_CAST(? AS TIMESTAMPTZ))",

@@ -4,11 +4,11 @@ use stitchbook_engine::catalog::{self, CatalogEvent, EventProperties, QualityIss
 use stitchbook_engine::console::{self, SqlTable};
 use stitchbook_engine::info::{self, QuarantineRow};
 use stitchbook_engine::model::{self, ModelSettings, RebuildReport};
-use stitchbook_engine::{IpcError, JobCtx, JobEvent};
+use stitchbook_engine::{IpcError, JobEvent};
 use tauri::ipc::Channel;
 use tauri::State;
 
-use super::{ensure_open, internal, ipc, jobs, lock_error, no_workspace, on_workspace};
+use super::{blocking, ipc, on_workspace, run_job};
 use crate::state::AppState;
 
 #[tauri::command]
@@ -71,15 +71,11 @@ pub async fn set_model_setting(
     value: String,
     state: State<'_, AppState>,
 ) -> Result<ModelSettings, IpcError> {
-    ensure_open(&state)?;
-    let shared = state.workspace.clone();
-    tauri::async_runtime::spawn_blocking(move || {
-        let guard = shared.lock().map_err(|_| lock_error())?;
-        let ws = guard.as_ref().ok_or_else(no_workspace)?;
+    // No model build first: the setting is what the next rebuild will use.
+    blocking(&state, move |ws| {
         ModelSettings::set(ws, &key, &value).map_err(ipc)
     })
     .await
-    .map_err(internal)?
 }
 
 /// Rebuild identity, sessions and profiles, reporting progress on `channel`; cancellable
@@ -90,17 +86,5 @@ pub async fn rebuild_model(
     channel: Channel<JobEvent>,
     state: State<'_, AppState>,
 ) -> Result<RebuildReport, IpcError> {
-    ensure_open(&state)?;
-    let cancel = jobs::start(&state, &job_id)?;
-    let shared = state.workspace.clone();
-    let result = tauri::async_runtime::spawn_blocking(move || {
-        let guard = shared.lock().map_err(|_| lock_error())?;
-        let ws = guard.as_ref().ok_or_else(no_workspace)?;
-        let ctx = JobCtx::new(move |ev| drop(channel.send(ev.clone())), cancel);
-        model::rebuild(ws, &ctx).map_err(ipc)
-    })
-    .await
-    .map_err(internal);
-    jobs::finish(&state, &job_id);
-    result?
+    run_job(&state, &job_id, channel, model::rebuild).await
 }

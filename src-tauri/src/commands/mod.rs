@@ -48,24 +48,36 @@ pub fn ensure_open(state: &AppState) -> Result<(), IpcError> {
     Ok(())
 }
 
-/// Run `f` on the open workspace on a blocking thread (DuckDB work never runs on the UI
-/// thread), with the model built first.
-pub async fn on_workspace<T, F>(state: &AppState, f: F) -> Result<T, IpcError>
+/// Run `f` on the open workspace on a blocking thread: DuckDB work never runs on the UI
+/// thread, and the workspace lock serialises it.
+pub async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, IpcError>
 where
     T: Send + 'static,
-    F: FnOnce(&Workspace) -> stitchbook_engine::Result<T> + Send + 'static,
+    F: FnOnce(&Workspace) -> Result<T, IpcError> + Send + 'static,
 {
     ensure_open(state)?;
     let shared = state.workspace.clone();
     tauri::async_runtime::spawn_blocking(move || {
         let guard = shared.lock().map_err(|_| lock_error())?;
         let ws = guard.as_ref().ok_or_else(no_workspace)?;
+        f(ws)
+    })
+    .await
+    .map_err(internal)?
+}
+
+/// [`blocking`], with the model built first (queries read persons and sessions).
+pub async fn on_workspace<T, F>(state: &AppState, f: F) -> Result<T, IpcError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Workspace) -> stitchbook_engine::Result<T> + Send + 'static,
+{
+    blocking(state, move |ws| {
         stitchbook_engine::model::ensure_built(ws, &stitchbook_engine::JobCtx::silent())
             .map_err(ipc)?;
         f(ws).map_err(ipc)
     })
     .await
-    .map_err(internal)?
 }
 
 /// `now` for analytics: the instant the UI sent (milliseconds since the epoch), so the
@@ -97,17 +109,12 @@ where
         + Send
         + 'static,
 {
-    ensure_open(state)?;
     let cancel = jobs::start(state, job_id)?;
-    let shared = state.workspace.clone();
-    let result = tauri::async_runtime::spawn_blocking(move || {
-        let guard = shared.lock().map_err(|_| lock_error())?;
-        let ws = guard.as_ref().ok_or_else(no_workspace)?;
+    let result = blocking(state, move |ws| {
         let ctx = stitchbook_engine::JobCtx::new(move |ev| drop(channel.send(ev.clone())), cancel);
         f(ws, &ctx).map_err(ipc)
     })
-    .await
-    .map_err(internal);
+    .await;
     jobs::finish(state, job_id);
-    result?
+    result
 }

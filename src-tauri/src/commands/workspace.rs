@@ -124,7 +124,7 @@ pub async fn open_demo(
         let ws = if target.exists() && !rebuild {
             Workspace::open(&target).map_err(ipc)?
         } else {
-            let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-data");
+            let sample = stitchbook_engine::demo::source_sample_data();
             let ctx = JobCtx::new(move |ev| drop(channel.send(ev.clone())), cancel);
             stitchbook_engine::demo::build(&sample, &target, &ctx).map_err(ipc)?
         };
