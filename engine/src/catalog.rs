@@ -13,6 +13,9 @@ use crate::Result;
 /// Property statistics read at most this many of an event's most recent rows.
 pub const PROPERTY_SAMPLE: i64 = 20_000;
 
+/// The mixed-types check reads this many of the most recently loaded events.
+pub const TYPE_SAMPLE: i64 = 200_000;
+
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
@@ -107,9 +110,11 @@ pub fn event_properties(ws: &Workspace, event: &str) -> Result<EventProperties> 
         |r| r.get(0),
     )?;
     let mut st = c.prepare(
-        "WITH s AS (
-            SELECT properties FROM events WHERE event_name = ?
+        "WITH latest AS (
+            SELECT rowid AS r FROM events WHERE event_name = ?
             ORDER BY ts_utc DESC, event_seq DESC LIMIT ?),
+         -- properties are read only for the chosen rows, not while choosing them
+         s AS (SELECT e.properties FROM events e JOIN latest ON e.rowid = latest.r),
          n AS (SELECT count(*) AS n FROM s),
          kv AS (
             SELECT k, json_type(properties, '$.\"' || replace(k, '\"', '\\\"') || '\"') AS t,
@@ -277,13 +282,11 @@ pub fn quality(ws: &Workspace) -> Result<Vec<QualityIssue>> {
     }
 
     // Mixed types: a top-level property key seen with two or more non-null JSON types,
-    // over the most recent rows of each event (the same sample as the property view).
+    // over the latest loaded events (a row-id range: the scan reads only those row groups).
     let mut st = c.prepare(
         "WITH s AS (
-            SELECT event_name, properties FROM (
-              SELECT event_name, properties,
-                     row_number() OVER (PARTITION BY event_name ORDER BY ts_utc DESC, event_seq DESC) AS rn
-              FROM events) WHERE rn <= ?),
+            SELECT event_name, properties FROM events
+            WHERE rowid >= (SELECT count(*) FROM events) - ?),
          kv AS (
             SELECT event_name, k, json_type(properties, '$.\"' || replace(k, '\"', '\\\"') || '\"') AS t
             FROM s, unnest(json_keys(properties)) AS u(k))
@@ -293,7 +296,7 @@ pub fn quality(ws: &Workspace) -> Result<Vec<QualityIssue>> {
          HAVING count(DISTINCT CASE WHEN t IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN 'NUMBER' ELSE t END) > 1
          ORDER BY k",
     )?;
-    let rows = st.query_map([PROPERTY_SAMPLE], |r| {
+    let rows = st.query_map([TYPE_SAMPLE], |r| {
         Ok((
             r.get::<_, String>(0)?,
             crate::sql::text_list(r.get(1)?),
@@ -308,7 +311,7 @@ pub fn quality(ws: &Workspace) -> Result<Vec<QualityIssue>> {
             severity: "warning".into(),
             title: format!("\"{key}\" has mixed types"),
             detail: format!(
-                "seen as {} in {}",
+                "seen as {} in {} (among the latest {TYPE_SAMPLE} loaded events)",
                 types.join(", "),
                 events
                     .iter()
