@@ -39,7 +39,15 @@ export function mountChart(host: HTMLElement, option: ChartOption, onPoint?: (dr
       if (d) onPoint(d);
     });
   }
-  const ro = new ResizeObserver(() => chart.resize());
+  // Follow the host's size; let go of the chart once its screen is gone.
+  const ro = new ResizeObserver(() => {
+    if (!host.isConnected) {
+      ro.disconnect();
+      chart.dispose();
+      return;
+    }
+    chart.resize();
+  });
   ro.observe(host);
   return chart;
 }

@@ -1,5 +1,5 @@
 // A list of person summaries; a click opens the person page.
-import { el, fmtInt, fmtTime } from "./dom";
+import { csv, el, fmtInt, fmtTime } from "./dom";
 import { link } from "../lib/router";
 import type { PersonSummary } from "../lib/ipc/types";
 
@@ -27,4 +27,9 @@ export function personsTable(rows: PersonSummary[], id = "persons-table"): HTMLE
   }
   t.append(body);
   return el("div", { class: "table-scroll" }, t);
+}
+
+/** A person list as CSV (drill-downs and cohort members). */
+export function personsCsv(rows: PersonSummary[]): string {
+  return csv([["person_id", "name", "email", "events", "sessions", "last_seen"], ...rows.map((p) => [p.personId, p.displayName, p.email, p.events, p.sessions, p.lastSeen])]);
 }

@@ -3,6 +3,7 @@
 import { button, el, emptyState, errorBox, fmtBytes, fmtInt, fmtPct, fmtTime, loading, table } from "../../components/dom";
 import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
 import type { ImportReport } from "../../lib/ipc/types";
+import { forgetVocabulary } from "../insights/insights";
 import { renderOverview } from "../overview/overview";
 
 export async function dataScreen(backend: Backend): Promise<HTMLElement> {
@@ -94,6 +95,7 @@ function importPanel(backend: Backend): HTMLElement {
           text.textContent = ev.message;
         }
       });
+      if (r) forgetVocabulary();
       out.replaceChildren(r ? importResult(r) : el("span"));
     } catch (e) {
       out.replaceChildren(errorBox(errorMessage(e)));

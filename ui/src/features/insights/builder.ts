@@ -54,7 +54,6 @@ function pick(events: string[], wanted: string[], fallback: number): string {
 export function defaultQuery(kind: Kind, v: Vocabulary): Query {
   const ev = v.events;
   const range = defaultRange(v);
-  const scope = {};
   switch (kind) {
     case "funnel": {
       const q: FunnelQuery = {
@@ -79,7 +78,6 @@ export function defaultQuery(kind: Kind, v: Vocabulary): Query {
         interval: "week",
         from_step: null,
         to_step: null,
-        ...scope,
       };
       return { kind, ...q };
     }

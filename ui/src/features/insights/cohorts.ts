@@ -1,7 +1,7 @@
 // Saved cohorts: the list, their members (with CSV export) and an editor for behavioural,
 // property and first-seen criteria combined with all / any.
-import { button, csv, el, emptyState, errorBox, fmtInt, loading } from "../../components/dom";
-import { personsTable } from "../../components/persons";
+import { button, el, emptyState, errorBox, fmtInt, loading } from "../../components/dom";
+import { personsCsv, personsTable } from "../../components/persons";
 import { errorMessage, type Backend } from "../../lib/ipc/client";
 import type { CohortDef, SavedCohort } from "../../lib/ipc/types";
 import { eventDatalist, filtersEditor, type Vocabulary } from "./builder";
@@ -47,7 +47,7 @@ export async function cohortsScreen(backend: Backend, v: Vocabulary): Promise<HT
       const rows = await backend.cohortMembers(c.name, Date.now());
       detail.replaceChildren(
         el("div", { class: "result-head" }, el("h2", {}, `${c.name}: ${fmtInt(rows.length)} members`),
-          button("Export CSV", () => void backend.saveTextFile(`${c.name}_members.csv`, csv([["person_id", "name", "email", "events", "sessions", "last_seen"], ...rows.map((p) => [p.personId, p.displayName, p.email, p.events, p.sessions, p.lastSeen])])))),
+          button("Export CSV", () => void backend.saveTextFile(`${c.name}_members.csv`, personsCsv(rows)))),
         rows.length ? personsTable(rows, "cohort-members") : emptyState("No members", "Nobody matches this cohort as of now."),
       );
     } catch (e) {

@@ -2,7 +2,7 @@
 // persons behind any clicked number in a drawer, save/load, export and a debug panel.
 import { button, csv, el, emptyState, errorBox, fmtInt, loading } from "../../components/dom";
 import { mountChart } from "../../components/chart";
-import { personsTable } from "../../components/persons";
+import { personsCsv, personsTable } from "../../components/persons";
 import { errorMessage, type Backend } from "../../lib/ipc/client";
 import { go, link } from "../../lib/router";
 import type { Query } from "../../lib/ipc/types";
@@ -13,14 +13,27 @@ import { cohortsScreen } from "./cohorts";
 /** One query per kind, kept while the app runs so switching tabs keeps the builder. */
 const drafts = new Map<Kind, Query>();
 
+/** Event names and the data's first/last day: a scan of every event, so kept per workspace
+ *  until an import or rebuild changes the data ([`forgetVocabulary`]). */
+let catalogCache: { workspace: string; events: string[]; firstDay: string | null; lastDay: string | null } | null = null;
+
+export function forgetVocabulary(): void {
+  catalogCache = null;
+}
+
 export async function vocabulary(backend: Backend): Promise<Vocabulary> {
-  const [events, cohorts, info] = await Promise.all([backend.catalogEvents(), backend.cohorts(), backend.workspaceSummary()]);
-  return {
-    events: events.map((e) => e.name),
-    cohorts: cohorts.map((c) => c.name),
-    lastDay: info.lastEvent ? info.lastEvent.slice(0, 10) : null,
-    firstDay: info.firstEvent ? info.firstEvent.slice(0, 10) : null,
-  };
+  const workspace = (await backend.currentWorkspace()) ?? "";
+  if (!catalogCache || catalogCache.workspace !== workspace) {
+    const [events, info] = await Promise.all([backend.catalogEvents(), backend.workspaceSummary()]);
+    catalogCache = {
+      workspace,
+      events: events.map((e) => e.name),
+      lastDay: info.lastEvent ? info.lastEvent.slice(0, 10) : null,
+      firstDay: info.firstEvent ? info.firstEvent.slice(0, 10) : null,
+    };
+  }
+  const cohorts = await backend.cohorts();
+  return { events: catalogCache.events, cohorts: cohorts.map((c) => c.name), lastDay: catalogCache.lastDay, firstDay: catalogCache.firstDay };
 }
 
 export async function insightsScreen(backend: Backend, kind: string, params: URLSearchParams): Promise<HTMLElement> {
@@ -72,7 +85,7 @@ function insightView(backend: Backend, q: Query, v: Vocabulary, savedName: strin
         el("div", { class: "drawer-head" }, el("h3", {}, `${fmtInt(persons.length)} persons`), el("span", { class: "muted" }, describeCell(q, cell)), button("Close", () => (drawer.hidden = true), { class: "btn-icon" })),
         persons.length > 0 ? personsTable(persons, "drill-persons") : emptyState("Nobody here", "No person is behind this number."),
         button("Export CSV", () => {
-          void backend.saveTextFile(`${q.kind}_${cell.replace(/[^\w-]+/g, "_")}_persons.csv`, csv([["person_id", "name", "email", "events", "sessions", "last_seen"], ...persons.map((p) => [p.personId, p.displayName, p.email, p.events, p.sessions, p.lastSeen])]));
+          void backend.saveTextFile(`${q.kind}_${cell.replace(/[^\w-]+/g, "_")}_persons.csv`, personsCsv(persons));
         }),
       );
     } catch (e) {
@@ -140,17 +153,20 @@ function insightView(backend: Backend, q: Query, v: Vocabulary, savedName: strin
     }
   };
 
+  const savedKinds = new Map<string, Kind>();
   const savedSelect = el("select", { id: "saved-insights" }, el("option", { value: "" }, "Open saved…"));
   savedSelect.addEventListener("change", () => {
-    if (savedSelect.value) go(["insights", savedSelect.dataset[`k${savedSelect.selectedIndex}`] ?? q.kind], { saved: savedSelect.value });
+    const kind = savedKinds.get(savedSelect.value);
+    if (kind) go(["insights", kind], { saved: savedSelect.value });
   });
   const refreshSaved = async (): Promise<void> => {
     const all = await backend.savedInsights();
+    savedKinds.clear();
     savedSelect.replaceChildren(el("option", { value: "" }, all.length ? "Open saved…" : "No saved insights"));
-    all.forEach((s, i) => {
+    for (const s of all) {
+      savedKinds.set(s.name, s.query.kind);
       savedSelect.append(el("option", { value: s.name }, `${s.name} (${s.query.kind})`));
-      savedSelect.dataset[`k${i + 1}`] = s.query.kind;
-    });
+    }
   };
   void refreshSaved();
 

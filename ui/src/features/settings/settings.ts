@@ -2,7 +2,7 @@
 // progress and Cancel.
 import { button, el, errorBox, fmtInt } from "../../components/dom";
 import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
-import type { ModelSettings } from "../../lib/ipc/types";
+import { forgetVocabulary } from "../insights/insights";
 
 const MODES: [string, string][] = [
   ["posthog", "PostHog (default)"],
@@ -55,6 +55,7 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
           progressText.textContent = `${ev.phase} — ${fmtInt(ev.rows)} rows`;
         }
       });
+      forgetVocabulary();
       status.replaceChildren(el("div", { class: "note" }, `Rebuilt in ${((performance.now() - started) / 1000).toFixed(1)} s: ${fmtInt(r.persons)} persons (${fmtInt(r.identifiedPersons)} identified), ${fmtInt(r.sessions)} sessions, ${fmtInt(r.mergesApplied)} merges applied, ${fmtInt(r.mergesRefused)} refused.`));
     } catch (e) {
       status.replaceChildren(errorBox(errorMessage(e)));
@@ -72,8 +73,7 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
     document.documentElement.dataset.theme = theme.value;
     localStorage.setItem("theme", theme.value);
   });
-  const secs = (n: number): string => String(n);
-  const m: ModelSettings = s;
+  const m = s;
   return el(
     "div",
     { class: "page settings" },
@@ -81,8 +81,8 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
     el("section", { class: "card" },
       el("h2", {}, "Identity and sessions"),
       row("Identity mode", sel("identity_mode", m.identityMode, MODES), "How anonymous and device ids merge into persons."),
-      row("Session timeout (s)", txt("session_timeout_seconds", secs(m.sessionTimeoutSeconds)), "A new inferred session after a longer gap (default 1800)."),
-      row("Session max length (s)", txt("session_max_length_seconds", secs(m.sessionMaxLengthSeconds)), "Split inferred sessions longer than this (default 86400)."),
+      row("Session timeout (s)", txt("session_timeout_seconds", String(m.sessionTimeoutSeconds)), "A new inferred session after a longer gap (default 1800)."),
+      row("Session max length (s)", txt("session_max_length_seconds", String(m.sessionMaxLengthSeconds)), "Split inferred sessions longer than this (default 86400)."),
       row("Split at midnight", sel("split_at_midnight", String(m.splitAtMidnight), [["false", "No"], ["true", "Yes (Universal Analytics)"]]), "Local midnight in the workspace time zone."),
       row("Split on campaign change", sel("split_on_campaign", String(m.splitOnCampaign), [["false", "No"], ["true", "Yes"]]), "When utm source / medium / campaign changes."),
       row("Time zone", txt("time_zone", m.timeZone), "IANA name, e.g. Europe/Berlin; days and weeks use it."),
