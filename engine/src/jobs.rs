@@ -9,8 +9,9 @@ use serde::Serialize;
 
 /// One progress report. `done`/`total` are bytes of the current file during reading and
 /// rows during SQL phases; `phase` says which.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub enum JobEvent {
     #[serde(rename_all = "camelCase")]
     Started { files: usize, total_bytes: u64 },

@@ -145,8 +145,9 @@ pub struct ImportOptions {
     pub keep_raw: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub enum ImportStatus {
     Complete,
     Failed,
@@ -166,8 +167,9 @@ impl ImportStatus {
 }
 
 /// How long one step of a file's import took.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct StepTiming {
     pub step: String,
     pub secs: f64,
@@ -196,8 +198,9 @@ impl Laps {
 }
 
 /// The result of importing one file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct FileOutcome {
     pub path: String,
     pub import_id: Option<i64>,
@@ -219,8 +222,9 @@ pub struct FileOutcome {
     pub timings: Vec<StepTiming>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct ImportReport {
     pub files: Vec<FileOutcome>,
     pub cancelled: bool,

@@ -71,8 +71,9 @@ impl Vendor {
 }
 
 /// What the records in a file are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub enum RecordKind {
     Events,
     /// PostHog persons model: distinct_id → person_id with properties.

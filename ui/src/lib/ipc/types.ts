@@ -48,6 +48,8 @@ export type { EventProperties } from "./bindings/EventProperties";
 export type { PropertyStat } from "./bindings/PropertyStat";
 export type { QualityIssue } from "./bindings/QualityIssue";
 export type { RecentWorkspace } from "./bindings/RecentWorkspace";
+export type { FileOutcome } from "./bindings/FileOutcome";
+export type { ImportReport } from "./bindings/ImportReport";
 export type { ReviewedFinding } from "./bindings/ReviewedFinding";
 export type { ReviewStatus } from "./bindings/ReviewStatus";
 export type { ScanInfo } from "./bindings/ScanInfo";
@@ -57,30 +59,4 @@ export type { ExportFormat } from "./bindings/ExportFormat";
 export type { RedactAction } from "./bindings/RedactAction";
 export type { RedactionRules } from "./bindings/RedactionRules";
 
-/** A progress report of a long job (the engine's `JobEvent`). */
-export type JobEvent =
-  | { type: "started"; files: number; totalBytes: number }
-  | { type: "progress"; file: string; fileIndex: number; phase: string; bytesDone: number; bytesTotal: number; rows: number }
-  | { type: "warning"; message: string }
-  | { type: "finished"; files: number }
-  | { type: "failed"; message: string };
-
-/** One file's import outcome (the engine's `FileOutcome`; the fields the UI reads). */
-export interface ImportedFile {
-  path: string;
-  importId: number | null;
-  vendor: string | null;
-  rowsRead: number;
-  rowsLoaded: number;
-  rowsDuplicate: number;
-  rowsQuarantined: number;
-  status: "complete" | "failed" | "cancelled" | "skipped";
-  message: string | null;
-  identicalTo: number | null;
-}
-
-/** The engine's `ImportReport`. */
-export interface ImportReport {
-  files: ImportedFile[];
-  cancelled: boolean;
-}
+export type { JobEvent } from "./bindings/JobEvent";
