@@ -1348,3 +1348,151 @@ fn ga4_repeated_param_keys_keep_the_first_value() {
         1
     );
 }
+
+// ---- the import wizard's preview ----
+
+use stitchbook_engine::ingest::preview::{preview, ImportChoice};
+
+#[test]
+fn preview_maps_the_first_records_as_the_import_would_without_a_workspace() {
+    let path = samples().join("posthog/events.jsonl");
+    let p = preview(&path, &ImportOptions::default(), 5).unwrap();
+    assert_eq!(p.vendor.as_deref(), Some("posthog"));
+    assert_eq!(p.container.as_deref(), Some("jsonl"));
+    assert_eq!(p.target.as_deref(), Some("events"));
+    assert!(p.problem.is_none(), "{:?}", p.problem);
+    assert!(!p.needs_mapping);
+    assert_eq!(p.rows.len(), 5, "the preview stops at the limit");
+    let col = |name: &str| p.columns.iter().position(|c| c == name).unwrap();
+    // The same values the import writes for those lines.
+    let ws = Workspace::in_memory().unwrap();
+    import_one(&ws, &path, None);
+    for row in &p.rows {
+        let line: i64 = row[col("line")].as_ref().unwrap().parse().unwrap();
+        let (name, distinct): (String, String) = ws
+            .conn()
+            .query_row(
+                "SELECT event_name, distinct_id FROM events WHERE source_line = ?",
+                [line],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(row[col("event_name")].as_deref(), Some(name.as_str()));
+        assert_eq!(row[col("distinct_id")].as_deref(), Some(distinct.as_str()));
+    }
+    assert!(
+        p.source_columns.iter().any(|c| c == "event"),
+        "{:?}",
+        p.source_columns
+    );
+}
+
+#[test]
+fn preview_of_an_unrecognised_csv_offers_its_columns_then_maps_with_a_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("clicks.csv");
+    std::fs::write(
+        &csv,
+        "when,action,who,device,amount\n\
+         2024-03-01T10:00:00Z,Opened app,u1,d1,3\n\
+         not a time,Clicked,u2,d2,4\n\
+         2024-03-01T10:05:00Z,Clicked,u1,d1,5\n",
+    )
+    .unwrap();
+    let p = preview(&csv, &ImportOptions::default(), 20).unwrap();
+    assert!(p.needs_mapping, "{p:?}");
+    assert!(p
+        .problem
+        .as_deref()
+        .unwrap()
+        .contains("could not recognise"));
+    assert_eq!(
+        p.source_columns,
+        ["when", "action", "who", "device", "amount"]
+    );
+    assert_eq!(p.raw_samples.len(), 3);
+    assert!(p.rows.is_empty());
+
+    let choice: ImportChoice = serde_json::from_value(serde_json::json!({
+        "index": 0, "format": null,
+        "mapping": {"event": "action", "timestamp": "when", "timestamp_format": "iso8601",
+                    "user_id": "who", "anon_id": "device", "session_id": null,
+                    "distinct_id": null, "event_id": null}
+    }))
+    .unwrap();
+    let p = preview(&csv, &choice.options().unwrap(), 20).unwrap();
+    assert_eq!(p.vendor.as_deref(), Some("generic"));
+    assert!(!p.needs_mapping && p.problem.is_none(), "{p:?}");
+    assert_eq!(p.rows.len(), 3);
+    assert_eq!(
+        p.rejected, 1,
+        "the row without a valid time would be quarantined"
+    );
+    let col = |name: &str| p.columns.iter().position(|c| c == name).unwrap();
+    assert_eq!(p.rows[0][col("event_name")].as_deref(), Some("Opened app"));
+    assert_eq!(p.rows[0][col("user_id")].as_deref(), Some("u1"));
+    assert!(p.rows[1][col("reject_reason")].is_some());
+
+    // The import with the same choice gives the same accounting.
+    let ws = Workspace::in_memory().unwrap();
+    let r = stitchbook_engine::ingest::import_plan(
+        &ws,
+        &[(csv.clone(), choice.options().unwrap())],
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(
+        (r.files[0].rows_loaded, r.files[0].rows_quarantined),
+        (2, 1)
+    );
+}
+
+#[test]
+fn import_choices_refuse_bad_overrides_and_mappings() {
+    let bad_format: ImportChoice =
+        serde_json::from_value(serde_json::json!({"index": 0, "format": "excel", "mapping": null}))
+            .unwrap();
+    assert!(bad_format.options().is_err());
+    let bad_mapping: ImportChoice = serde_json::from_value(serde_json::json!({
+        "index": 0, "format": null,
+        "mapping": {"event": "", "timestamp": "t", "timestamp_format": "iso8601", "user_id": null,
+                    "anon_id": null, "session_id": null, "distinct_id": null, "event_id": null}
+    }))
+    .unwrap();
+    assert!(bad_mapping.options().is_err());
+}
+
+#[test]
+fn preview_reads_only_the_first_records_of_every_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let jsonl = dir.path().join("ph.jsonl");
+    write_posthog_jsonl(
+        &jsonl,
+        &GenerateOptions {
+            events: 500,
+            malformed_rate: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let parquet = dir.path().join("ph.parquet");
+    write_parquet(
+        &ws,
+        &format!(
+            "SELECT * FROM read_json_auto('{}', format = 'newline_delimited')",
+            jsonl.display()
+        ),
+        &parquet,
+    );
+    for f in [&jsonl, &parquet] {
+        let p = preview(f, &ImportOptions::default(), 7).unwrap();
+        assert_eq!(
+            p.vendor.as_deref(),
+            Some("posthog"),
+            "{}: {p:?}",
+            f.display()
+        );
+        assert_eq!(p.rows.len(), 7, "{}", f.display());
+    }
+}

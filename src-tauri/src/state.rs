@@ -13,6 +13,8 @@ pub struct AppState {
     /// A workspace named on the command line or by the demo, opened on first use.
     pub pending: Mutex<Option<PathBuf>>,
     pub jobs: Mutex<HashMap<String, CancelToken>>,
+    /// The files last picked in the import wizard, referred to by position.
+    pub import_files: Mutex<Vec<PathBuf>>,
 }
 
 impl AppState {
@@ -21,6 +23,7 @@ impl AppState {
             workspace: Arc::new(Mutex::new(None)),
             pending: Mutex::new(initial),
             jobs: Mutex::new(HashMap::new()),
+            import_files: Mutex::new(Vec::new()),
         }
     }
 }

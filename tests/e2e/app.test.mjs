@@ -1,7 +1,7 @@
 // End-to-end: the real Stitchbook window, driven over WebDriver (tauri-driver →
 // WebKitWebDriver) under Xvfb. Plain W3C WebDriver over fetch; node's own test runner.
 // The scenarios run in order in one window on the demo workspace; the last one switches to
-// a workspace of hostile property values.
+// a workspace of hostile property values, and the import wizard loads files into that one.
 //
 // Env: STITCHBOOK_APP (app binary), STITCHBOOK_DEMO (workspace), STITCHBOOK_XSS (workspace
 // built from fixtures/xss_events.jsonl), SCREENSHOT_DIR.
@@ -9,7 +9,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 
 const APP = process.env.STITCHBOOK_APP;
 const WORKSPACE = process.env.STITCHBOOK_DEMO;
@@ -17,6 +18,10 @@ const XSS = process.env.STITCHBOOK_XSS;
 const SHOTS = process.env.SCREENSHOT_DIR ?? "/tmp";
 const DRIVER = "http://127.0.0.1:4444";
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
+// What the import dialog "picks" (the app's STITCHBOOK_PICK test hook): a generic CSV that
+// needs a column mapping, with two bad rows, and a Segment export the app recognises.
+const HERE = dirname(fileURLToPath(import.meta.url));
+const PICKED = [join(HERE, "fixtures", "generic_events.csv"), resolve(HERE, "..", "..", "sample-data", "every-vendor", "segment_events.json.gz")];
 
 let driver;
 let session;
@@ -99,7 +104,7 @@ async function shot(name) {
 before(async () => {
   assert.ok(APP, "STITCHBOOK_APP must name the app binary");
   assert.ok(WORKSPACE, "STITCHBOOK_DEMO must name a workspace");
-  driver = spawn("tauri-driver", ["--port", "4444"], { stdio: "ignore" });
+  driver = spawn("tauri-driver", ["--port", "4444"], { stdio: "ignore", env: { ...process.env, STITCHBOOK_PICK: PICKED.join(delimiter) } });
   await waitForDriver();
   const s = await wd("POST", "/session", {
     capabilities: {
@@ -265,8 +270,8 @@ test("hostile property values are shown as text and never run", async () => {
   await js("return window.__TAURI_INTERNALS__.invoke('open_workspace', { path: arguments[0], openedAt: '2024-01-01T00:00:00Z' })", [XSS]);
   await go("#/data");
   await js("location.reload()");
-  const catalog = await find("#event-catalog");
-  assert.match(await text(catalog), /<script>window.__xss=2<\/script>/);
+  // The reload replaces the page under us: read the catalog once the new one shows.
+  await until(async () => /<script>window.__xss=2<\/script>/.test(await textOf("#event-catalog").catch(() => "")), "the hostile event catalog");
   await click(await find("#event-catalog button[data-event^='<img']"));
   await find("#property-table");
   await go("#/persons");
@@ -282,4 +287,37 @@ test("hostile property values are shown as text and never run", async () => {
   await click(await find("#person-results a.person-link"));
   assert.match(await text(await find("#person-name")), /<img src=x/);
   await shot("e2e-xss");
+});
+
+test("the import wizard previews, maps a generic CSV and reports each file's outcome", async () => {
+  await go("#/data");
+  await click(await find("#import-files"));
+  const wizard = await find("#import-wizard");
+  const body = await text(wizard);
+  assert.match(body, /generic_events\.csv/);
+  assert.match(body, /segment_events\.json\.gz/);
+  assert.match(body, /segment/);
+  // The generic file gets a mapping form with guesses from its column names.
+  const eventCol = await js("return document.querySelector('#import-wizard select[data-field=\"event\"]')?.value ?? null");
+  assert.equal(eventCol, "action");
+  assert.equal(await js("return document.querySelector('#import-wizard select[data-field=\"timestamp\"]').value"), "when");
+  await click(await find("#import-wizard .preview-mapping"));
+  await until(async () => /would be quarantined/.test(await textOf("#import-wizard")), "the mapped preview");
+  assert.match(await textOf("#import-wizard .preview-table"), /Viewed Report/);
+  const marked = await js("return document.querySelectorAll('#import-wizard .preview-table tr.rejected').length");
+  assert.equal(marked, 2, "the unparseable time and the missing event name are marked");
+  await shot("e2e-import-wizard");
+  assert.match(await textOf("#start-import"), /Import 2 files/);
+  await click(await find("#start-import"));
+  const summary = await find("#import-summary", 60000);
+  const result = await text(summary);
+  assert.match(result, /Import finished/i);
+  const csvRow = await js("return [...document.querySelectorAll('#import-result tbody tr')].find(r => /generic_events/.test(r.textContent))?.innerText ?? ''");
+  assert.match(csvRow, /\b8\b[\s\S]*\b6\b[\s\S]*\b0\b[\s\S]*\b2\b/, `read 8, loaded 6, 0 duplicates, 2 quarantined: ${csvRow}`);
+  assert.match(result, /segment_events/);
+  await click(await find("#import-result tbody tr:first-child button.cell-link"));
+  await until(async () => /not a time/.test(await textOf("#import-quarantine")), "the quarantined rows with their reasons");
+  // The overview below the summary is read again: the new files are in the imports table.
+  await until(async () => /generic_events\.csv/.test(await textOf("#imports-table")), "the refreshed imports table");
+  await shot("e2e-import-summary");
 });

@@ -4,6 +4,8 @@ import { csv, fmtDuration, fmtPct } from "../src/components/dom";
 import { personsTable } from "../src/components/persons";
 import { render } from "../src/features/insights/results";
 import { defaultQuery } from "../src/features/insights/builder";
+import { guessMapping, importable, mappingForm, previewTable } from "../src/features/data/import";
+import type { FilePreview } from "../src/lib/ipc/types";
 import { funnel, hostile, retention, trends } from "./fixture";
 
 const vocab = { events: ["signed_up", "created_project", "upgraded_plan", "$pageview"], cohorts: [], lastDay: "2024-01-31", firstDay: "2024-01-01" };
@@ -62,5 +64,49 @@ describe("formatting", () => {
     expect(fmtDuration(90000)).toBe("1d 1h");
     expect(fmtPct(0.1234)).toBe("12.3%");
     expect(fmtPct(null)).toBe("—");
+  });
+});
+
+describe("import wizard", () => {
+  const generic: FilePreview = {
+    path: "/data/clicks.csv", sizeBytes: 120, vendor: null, kind: null, container: "csv", compression: "none", target: null,
+    problem: "could not recognise this csv file as any vendor's export", needsMapping: true,
+    sourceColumns: ["when", "action", "who", "device_id", "amount"], rawSamples: ['{"when":"2024-03-01T10:00:00Z","action":"<img src=x onerror=\\"window.__xss=3\\">"}'],
+    columns: [], rows: [], rejected: 0,
+  };
+
+  it("guesses a first mapping from the column names", () => {
+    expect(guessMapping(generic.sourceColumns)).toEqual({ event: "action", timestamp: "when", timestamp_format: "iso8601", user_id: "who", anon_id: "device_id", session_id: null, distinct_id: null, event_id: null });
+    expect(guessMapping(["a", "b"]).event).toBe("");
+  });
+
+  it("the mapping form offers the file's columns and reports edits", () => {
+    const onChange = vi.fn();
+    const form = mappingForm(generic.sourceColumns, guessMapping(generic.sourceColumns), onChange);
+    const event = form.querySelector<HTMLSelectElement>('select[data-field="event"]');
+    expect([...(event?.options ?? [])].map((o) => o.value)).toEqual(["", ...generic.sourceColumns]);
+    expect(event?.value).toBe("action");
+    const session = form.querySelector<HTMLSelectElement>('select[data-field="session_id"]');
+    if (!session) throw new Error("no session select");
+    session.value = "amount";
+    session.dispatchEvent(new Event("change"));
+    expect(onChange).toHaveBeenCalledWith(expect.objectContaining({ session_id: "amount" }));
+  });
+
+  it("previewed rows are text, and rows the import would quarantine are marked", () => {
+    const p: FilePreview = {
+      ...generic, vendor: "generic", problem: null, needsMapping: false, target: "events",
+      columns: ["line", "event_name", "reject_reason"],
+      rows: [["1", '<img src=x onerror="window.__xss=4">', null], ["2", "Clicked", "no valid time"]],
+      rejected: 1,
+    };
+    const t = previewTable(p);
+    document.body.append(t);
+    expect(t.querySelectorAll("img").length).toBe(0);
+    expect(t.querySelectorAll("tr.rejected").length).toBe(1);
+    expect(t.textContent).toContain("null");
+    expect((window as unknown as { __xss?: number }).__xss).toBeUndefined();
+    expect(importable(p)).toBe(true);
+    expect(importable(generic)).toBe(false);
   });
 });

@@ -219,10 +219,16 @@ pub fn stage_zip(
                 line,
                 Some((truncate_chars(name, 1000), line_no)),
             )?;
+            if label.done(records) {
+                break;
+            }
             if records.is_multiple_of(8192) {
                 ctx.cancel.check()?;
                 report(ctx, label, "reading", bytes_done, records, false);
             }
+        }
+        if label.done(records) {
+            break;
         }
         bytes_done += compressed;
         ctx.cancel.check()?;

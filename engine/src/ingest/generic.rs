@@ -19,8 +19,9 @@ use super::VendorImporter;
 use crate::sql::Sql;
 use crate::{EngineError, Result};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct ColumnMapping {
     pub event: String,
     pub timestamp: String,

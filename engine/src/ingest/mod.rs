@@ -15,6 +15,7 @@
 
 pub mod archive;
 pub mod generic;
+pub mod preview;
 pub mod reader;
 pub mod sniff;
 pub mod vendors;
@@ -286,14 +287,27 @@ pub fn import_paths(
     opts: &ImportOptions,
     ctx: &JobCtx,
 ) -> Result<ImportReport> {
-    let files = expand_paths(paths)?;
-    let total_bytes = files
+    let plan: Vec<(PathBuf, ImportOptions)> = expand_paths(paths)?
+        .into_iter()
+        .map(|f| (f, opts.clone()))
+        .collect();
+    import_plan(ws, &plan, ctx)
+}
+
+/// Import files, each with its own options (the import wizard's per-file format or column
+/// mapping), one transaction per file, in the given order.
+pub fn import_plan(
+    ws: &Workspace,
+    plan: &[(PathBuf, ImportOptions)],
+    ctx: &JobCtx,
+) -> Result<ImportReport> {
+    let total_bytes = plan
         .iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .map(|(f, _)| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
     ctx.emit(
         JobEvent::Started {
-            files: files.len(),
+            files: plan.len(),
             total_bytes,
         },
         true,
@@ -304,7 +318,7 @@ pub fn import_paths(
         files: Vec::new(),
         cancelled: false,
     };
-    for (i, f) in files.iter().enumerate() {
+    for (i, (f, opts)) in plan.iter().enumerate() {
         if ctx.cancel.is_cancelled() {
             report.cancelled = true;
             break;
@@ -755,28 +769,21 @@ fn explain_invalid_json(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_pipeline(
+/// Steps 1–3 of the pipeline on this connection's temporary tables: stage the file's records
+/// into `stg_raw` (the first `label.limit` only, for previews) and map them with the vendor's
+/// SQL into `stg_events`. Nothing in the workspace's own tables is touched.
+fn stage_and_map(
     conn: &Connection,
     path: &Path,
-    shown: &str,
-    size: u64,
     d: &Detection,
     importer: &dyn VendorImporter,
-    opts: &ImportOptions,
     ctx: &JobCtx,
-    index: usize,
-    started: &str,
-) -> Result<(i64, Counts)> {
+    label: &ProgressLabel<'_>,
+    laps: &mut Laps,
+) -> Result<reader::ReadStats> {
     let interrupted =
         |e: duckdb::Error| EngineError::from(e).cancelled_if(ctx.cancel.is_cancelled());
-    let mut laps = Laps::new();
     conn.execute_batch(reader::STAGING_DDL)?;
-    let label = ProgressLabel {
-        file: shown,
-        file_index: index,
-        size,
-    };
     let phys = sniff::Physical {
         container: d.container,
         compression: d.compression,
@@ -786,7 +793,7 @@ fn run_pipeline(
         && d.container == Container::Tsv
         && !sniff::has_header_field(path, d.compression, "event_id"))
     .then_some(&vendors::SNOWPLOW_ENRICHED_COLUMNS[..]);
-    let stats = reader::stage_file(conn, path, phys, names, ctx, &label)?;
+    let stats = reader::stage_file(conn, path, phys, names, ctx, label)?;
     laps.lap("read");
     if let Some(cols) = &stats.columns {
         let missing: Vec<String> = importer
@@ -839,11 +846,11 @@ fn run_pipeline(
     let phase = |p: &str, rows: u64| {
         ctx.emit(
             JobEvent::Progress {
-                file: shown.to_string(),
-                file_index: index,
+                file: label.file.to_string(),
+                file_index: label.file_index,
                 phase: p.to_string(),
-                bytes_done: size,
-                bytes_total: size,
+                bytes_done: label.size,
+                bytes_total: label.size,
                 rows,
             },
             true,
@@ -861,6 +868,45 @@ fn run_pipeline(
     ev.execute(conn).map_err(interrupted)?;
     explain_invalid_json(conn)?;
     laps.lap("map");
+    Ok(stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_pipeline(
+    conn: &Connection,
+    path: &Path,
+    shown: &str,
+    size: u64,
+    d: &Detection,
+    importer: &dyn VendorImporter,
+    opts: &ImportOptions,
+    ctx: &JobCtx,
+    index: usize,
+    started: &str,
+) -> Result<(i64, Counts)> {
+    let interrupted =
+        |e: duckdb::Error| EngineError::from(e).cancelled_if(ctx.cancel.is_cancelled());
+    let mut laps = Laps::new();
+    let label = ProgressLabel {
+        file: shown,
+        file_index: index,
+        size,
+        limit: None,
+    };
+    let stats = stage_and_map(conn, path, d, importer, ctx, &label, &mut laps)?;
+    let phase = |p: &str, rows: u64| {
+        ctx.emit(
+            JobEvent::Progress {
+                file: shown.to_string(),
+                file_index: index,
+                phase: p.to_string(),
+                bytes_done: size,
+                bytes_total: size,
+                rows,
+            },
+            true,
+        )
+    };
     // Staging and mapping touch only this connection's temporary tables and run in
     // autocommit mode (DuckDB scans committed temp data in parallel, transaction-local data
     // much more slowly). Everything that reads or writes the workspace's own tables is one

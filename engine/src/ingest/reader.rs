@@ -85,9 +85,17 @@ pub struct ProgressLabel<'a> {
     pub file: &'a str,
     pub file_index: usize,
     pub size: u64,
+    /// Stop after this many records (an import preview); None reads the whole file.
+    pub limit: Option<u64>,
 }
 
-/// Stream `path` into `stg_raw`.
+impl ProgressLabel<'_> {
+    /// True once `records` have been staged and the preview limit is reached.
+    pub(super) fn done(&self, records: u64) -> bool {
+        self.limit.is_some_and(|l| records >= l)
+    }
+}
+
 /// Stream `path` into `stg_raw`. `names` gives the columns of a headerless delimited file
 /// (Snowplow enriched TSV); otherwise the first row is the header.
 pub fn stage_file(
@@ -191,6 +199,9 @@ fn stage_lines(
     {
         records += 1;
         append_record(&mut app, line_no, line, None)?;
+        if label.done(records) {
+            break;
+        }
         if records.is_multiple_of(8192) {
             ctx.cancel.check()?;
             report(
@@ -467,6 +478,9 @@ fn stage_delimited(
                 None::<i64>
             ])?;
         }
+        if label.done(records) {
+            break;
+        }
         if records.is_multiple_of(8192) {
             ctx.cancel.check()?;
             report(
@@ -596,6 +610,9 @@ fn stage_document(
         };
         let text = rec.to_string();
         append_record(&mut app, n as i64, text.as_bytes(), None)?;
+        if label.done(n) {
+            break;
+        }
         if n.is_multiple_of(8192) {
             ctx.cancel.check()?;
         }
@@ -662,7 +679,11 @@ fn stage_parquet(
     }
     sql.push(")::VARCHAR AS j FROM read_parquet(");
     sql.bind(path.to_string_lossy().to_string());
-    sql.push(", file_row_number = true))");
+    sql.push(", file_row_number = true)");
+    if let Some(l) = label.limit {
+        sql.push(" ORDER BY file_row_number LIMIT ").bind(l as i64);
+    }
+    sql.push(")");
     let n = sql
         .execute(conn)
         .map_err(|e| EngineError::from(e).cancelled_if(ctx.cancel.is_cancelled()))?;

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use stitchbook_engine::info::{workspace_info, WorkspaceInfo};
+use stitchbook_engine::ingest::preview::{FilePreview, ImportChoice, PREVIEW_RECORDS};
+use stitchbook_engine::ingest::{self, ImportOptions};
 use stitchbook_engine::recent::{self, RecentWorkspace};
 use stitchbook_engine::{IpcError, JobCtx, JobEvent, Workspace};
 use tauri::ipc::Channel;
@@ -146,17 +148,17 @@ pub async fn workspace_summary(state: State<'_, AppState>) -> Result<WorkspaceIn
     on_workspace(&state, |ws| workspace_info(ws, 15)).await
 }
 
-/// Import files (or one folder) the user picks into the open workspace, with progress on
-/// `channel` and Cancel under `job_id`, then rebuild the model. Null if the dialog was
-/// dismissed.
-#[tauri::command]
-pub async fn import_files(
-    job_id: String,
-    folder: bool,
-    channel: Channel<JobEvent>,
-    state: State<'_, AppState>,
-) -> Result<Option<stitchbook_engine::ingest::ImportReport>, IpcError> {
-    let picked: Vec<PathBuf> = if folder {
+/// Test automation cannot drive the native file dialog: when this variable is set (by the
+/// end-to-end tests), its paths (separated by the platform's path separator) are "picked".
+const PICK_ENV: &str = "STITCHBOOK_PICK";
+
+/// Files (or one folder) the user picks for import, held by the shell: the UI refers to
+/// them by position and never sends a path to import.
+async fn pick_import_paths(folder: bool) -> Vec<PathBuf> {
+    if let Some(v) = std::env::var_os(PICK_ENV) {
+        return std::env::split_paths(&v).collect();
+    }
+    if folder {
         rfd::AsyncFileDialog::new()
             .set_title("Import a folder of exports")
             .pick_folder()
@@ -170,18 +172,90 @@ pub async fn import_files(
             .await
             .map(|v| v.iter().map(|f| f.path().to_path_buf()).collect())
             .unwrap_or_default()
-    };
+    }
+}
+
+/// Step 1 of the import wizard: pick files or a folder, and preview each file (detected
+/// vendor and format, the first rows mapped to the canonical columns). Null if the dialog
+/// was dismissed.
+#[tauri::command]
+pub async fn choose_import(
+    folder: bool,
+    state: State<'_, AppState>,
+) -> Result<Option<Vec<FilePreview>>, IpcError> {
+    let picked = pick_import_paths(folder).await;
     if picked.is_empty() {
         return Ok(None);
     }
+    let files = tauri::async_runtime::spawn_blocking(move || {
+        let files = ingest::expand_paths(&picked)?;
+        let previews = files
+            .iter()
+            .map(|f| ingest::preview::preview(f, &ImportOptions::default(), PREVIEW_RECORDS))
+            .collect::<stitchbook_engine::Result<Vec<_>>>()?;
+        Ok::<_, stitchbook_engine::EngineError>((files, previews))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(ipc)?;
+    *state.import_files.lock().map_err(|_| lock_error())? = files.0;
+    Ok(Some(files.1))
+}
+
+fn chosen_file(state: &AppState, index: usize) -> Result<PathBuf, IpcError> {
+    state
+        .import_files
+        .lock()
+        .map_err(|_| lock_error())?
+        .get(index)
+        .cloned()
+        .ok_or_else(|| IpcError {
+            code: stitchbook_engine::ErrorCode::InvalidArgument,
+            message: format!("no picked file number {index}; pick the files again"),
+        })
+}
+
+/// Preview one picked file again with a format override or a column mapping.
+#[tauri::command]
+pub async fn preview_import(
+    choice: ImportChoice,
+    state: State<'_, AppState>,
+) -> Result<FilePreview, IpcError> {
+    let path = chosen_file(&state, choice.index)?;
+    let opts = choice.options().map_err(ipc)?;
+    tauri::async_runtime::spawn_blocking(move || {
+        ingest::preview::preview(&path, &opts, PREVIEW_RECORDS)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(ipc)
+}
+
+/// Step 2: import the chosen picked files, each with its options, with progress on
+/// `channel` and Cancel under `job_id`, then rebuild the model.
+#[tauri::command]
+pub async fn run_import(
+    job_id: String,
+    files: Vec<ImportChoice>,
+    channel: Channel<JobEvent>,
+    state: State<'_, AppState>,
+) -> Result<ingest::ImportReport, IpcError> {
+    let mut plan = Vec::with_capacity(files.len());
+    for c in &files {
+        plan.push((chosen_file(&state, c.index)?, c.options().map_err(ipc)?));
+    }
+    if plan.is_empty() {
+        return Err(IpcError {
+            code: stitchbook_engine::ErrorCode::InvalidArgument,
+            message: "no files chosen for import".into(),
+        });
+    }
     super::run_job(&state, &job_id, channel, move |ws, ctx| {
-        let opts = stitchbook_engine::ingest::ImportOptions::default();
-        let report = stitchbook_engine::ingest::import_paths(ws, &picked, &opts, ctx)?;
+        let report = ingest::import_plan(ws, &plan, ctx)?;
         if !report.cancelled && stitchbook_engine::model::is_stale(ws)? {
             stitchbook_engine::model::rebuild(ws, ctx)?;
         }
         Ok(report)
     })
     .await
-    .map(Some)
 }

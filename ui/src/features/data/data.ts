@@ -1,12 +1,32 @@
 // The data overview: the import summary, the event catalog with each event's properties,
 // the data-quality panel and the quarantined rows with their reasons.
-import { button, el, emptyState, errorBox, fmtBytes, fmtInt, fmtPct, fmtTime, loading, table } from "../../components/dom";
-import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
-import type { ImportReport } from "../../lib/ipc/types";
-import { forgetVocabulary } from "../insights/insights";
+import { button, el, emptyState, errorBox, fmtInt, fmtPct, fmtTime, loading, table } from "../../components/dom";
+import { errorMessage, type Backend } from "../../lib/ipc/client";
 import { renderOverview } from "../overview/overview";
+import { importPanel } from "./import";
 
 export async function dataScreen(backend: Backend): Promise<HTMLElement> {
+  const body = el("div", { class: "page-body" }, ...(await dataBody(backend)));
+  // After an import the overview below the summary is read again; the summary stays.
+  const refresh = async (): Promise<void> => {
+    try {
+      body.replaceChildren(...(await dataBody(backend)));
+    } catch (e) {
+      body.replaceChildren(errorBox(errorMessage(e)));
+    }
+  };
+  const imports = importPanel(backend, () => void refresh());
+  return el(
+    "div",
+    { class: "page" },
+    el("div", { class: "result-head" }, el("h1", {}, "Data"), imports.actions),
+    imports.output,
+    body,
+  );
+}
+
+/** The overview, the quality panel, the event catalog with properties and the quarantine. */
+async function dataBody(backend: Backend): Promise<HTMLElement[]> {
   const [info, events, quality] = await Promise.all([backend.workspaceSummary(), backend.catalogEvents(), backend.qualityIssues()]);
   const props = el("section", { class: "card wide", id: "event-properties-card" }, emptyState("Pick an event", "Its properties, observed types, fill rate and examples appear here."));
   const showProps = async (name: string): Promise<void> => {
@@ -61,66 +81,11 @@ export async function dataScreen(backend: Backend): Promise<HTMLElement> {
   }
   quarantine.append(qBody);
 
-  return el(
-    "div",
-    { class: "page" },
-    el("div", { class: "result-head" }, el("h1", {}, "Data"), importPanel(backend)),
+  return [
     renderOverview(info),
     qualityCard,
     el("section", { class: "card wide" }, el("h2", {}, `Event catalog (${events.length})`), el("div", { class: "table-scroll" }, catalog)),
     props,
     quarantine,
-  );
-}
-
-/** Import files or a folder: native picker, progress (file, phase, bytes, rows, MB/s),
- *  Cancel, and each file's outcome. */
-function importPanel(backend: Backend): HTMLElement {
-  const out = el("div", { class: "import-out", id: "import-status" });
-  let job: string | null = null;
-  const start = async (folder: boolean): Promise<void> => {
-    job = newJobId();
-    const bar = el("div", { class: "progress" }, el("div", { class: "progress-fill" }));
-    const text = el("div", { class: "muted small" }, "Waiting for the file dialog…");
-    out.replaceChildren(bar, text, button("Cancel", () => job && void backend.cancelJob(job), { id: "cancel-import" }));
-    const t0 = performance.now();
-    try {
-      const r = await backend.importFiles(job, folder, (ev) => {
-        if (ev.type === "progress") {
-          const pct = ev.bytesTotal > 0 ? (100 * ev.bytesDone) / ev.bytesTotal : 0;
-          (bar.firstChild as HTMLElement).style.width = `${pct.toFixed(0)}%`;
-          const secs = (performance.now() - t0) / 1000;
-          text.textContent = `File ${ev.fileIndex + 1}: ${ev.file.split(/[\\/]/).pop()} — ${ev.phase} — ${fmtBytes(ev.bytesDone)} of ${fmtBytes(ev.bytesTotal)} · ${fmtInt(ev.rows)} rows · ${(ev.bytesDone / 1e6 / Math.max(secs, 0.001)).toFixed(1)} MB/s`;
-        } else if (ev.type === "warning") {
-          text.textContent = ev.message;
-        }
-      });
-      if (r) forgetVocabulary();
-      out.replaceChildren(r ? importResult(r) : el("span"));
-    } catch (e) {
-      out.replaceChildren(errorBox(errorMessage(e)));
-    } finally {
-      job = null;
-    }
-  };
-  return el("div", { class: "import-panel" },
-    el("div", { class: "row" },
-      button("Import files…", () => void start(false), { class: "btn btn-primary", id: "import-files" }),
-      button("Import folder…", () => void start(true), { id: "import-folder" })),
-    out);
-}
-
-function importResult(r: ImportReport): HTMLElement {
-  return el("div", { class: r.cancelled ? "error" : "note" },
-    el("b", {}, r.cancelled ? "Import cancelled — the workspace keeps what it had before the cancelled file." : "Import finished"),
-    table(["File", "Vendor", "Read", "Loaded", "Duplicates", "Quarantined", "Status"], r.files.map((f) => [
-      f.path.split(/[\\/]/).pop() ?? f.path,
-      f.vendor ?? "—",
-      fmtInt(f.rowsRead),
-      fmtInt(f.rowsLoaded),
-      fmtInt(f.rowsDuplicate),
-      fmtInt(f.rowsQuarantined),
-      f.identicalTo !== null ? `identical to import ${f.identicalTo}` : `${f.status}${f.message ? ` — ${f.message}` : ""}`,
-    ]), { id: "import-result" }, [2, 3, 4, 5]),
-    button("Refresh the overview", () => window.dispatchEvent(new HashChangeEvent("hashchange"))));
+  ];
 }

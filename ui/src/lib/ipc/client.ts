@@ -5,6 +5,8 @@ import type {
   CatalogEvent,
   CohortDef,
   EventProperties,
+  FilePreview,
+  ImportChoice,
   ImportReport,
   InsightResult,
   IpcError,
@@ -41,7 +43,9 @@ export interface Backend {
   openDemo(jobId: string, rebuild: boolean, onEvent: (e: JobEvent) => void): Promise<string>;
   cancelJob(jobId: string): Promise<boolean>;
   workspaceSummary(): Promise<WorkspaceInfo>;
-  importFiles(jobId: string, folder: boolean, onEvent: (e: JobEvent) => void): Promise<ImportReport | null>;
+  chooseImport(folder: boolean): Promise<FilePreview[] | null>;
+  previewImport(choice: ImportChoice): Promise<FilePreview>;
+  runImport(jobId: string, files: ImportChoice[], onEvent: (e: JobEvent) => void): Promise<ImportReport>;
 
   runInsight(query: Query, nowMs: number): Promise<InsightResult>;
   drill(query: Query, nowMs: number, cell: string): Promise<PersonSummary[]>;
@@ -97,7 +101,9 @@ export const tauriBackend: Backend = {
     invoke("open_demo", { jobId, openedAt: openedAt(), rebuild, channel: channel(onEvent) }),
   cancelJob: (jobId) => invoke("cancel_job", { jobId }),
   workspaceSummary: () => invoke("workspace_summary"),
-  importFiles: (jobId, folder, onEvent) => invoke("import_files", { jobId, folder, channel: channel(onEvent) }),
+  chooseImport: (folder) => invoke("choose_import", { folder }),
+  previewImport: (choice) => invoke("preview_import", { choice }),
+  runImport: (jobId, files, onEvent) => invoke("run_import", { jobId, files, channel: channel(onEvent) }),
 
   runInsight: (query, nowMs) => invoke("run_insight", { query, nowMs }),
   drill: (query, nowMs, cell) => invoke("drill", { query, nowMs, cell }),
