@@ -14,6 +14,7 @@ use super::query::{
     push_period_index, push_property, DateRange, PeriodAt, PropertyFilter, PropertySource,
     Resolved,
 };
+use super::facts;
 use crate::model::ModelSettings;
 use crate::sql::Sql;
 use crate::workspace::Workspace;
@@ -231,6 +232,8 @@ pub(crate) struct Frame {
     pub(crate) sunday: bool,
     pub(crate) range: Resolved,
     pub(crate) periods: usize,
+    /// The local day of the range's start, when the insight facts may be read.
+    pub(crate) facts_from_day: Option<i64>,
 }
 
 pub(crate) fn frame(
@@ -259,12 +262,18 @@ pub(crate) fn frame(
             ),
         });
     }
+    let facts_from_day = if facts::available(ws)? {
+        Some(facts::local_day(ws, &settings.time_zone, range.from_us)?.0)
+    } else {
+        None
+    };
     Ok(Frame {
         events: super::query::events_with_persons(ws)?,
         tz: settings.time_zone,
         sunday,
         range,
         periods: (last + 1) as usize,
+        facts_from_day,
     })
 }
 
@@ -275,6 +284,126 @@ struct Columns<'a> {
     value: Option<&'a str>,
     group_type: Option<&'a str>,
     breakdown: Option<(PropertySource, &'a str)>,
+    /// The consumer only asks which persons were active in which periods (not how many
+    /// events): rows may come deduplicated per (person, day).
+    distinct_only: bool,
+}
+
+/// The loaded rows; `pid`: their `person_id` is the integer `person_index.pid` (the insight
+/// facts' fast path), not the text id.
+struct Rows {
+    sql: Sql,
+    pid: bool,
+}
+
+/// Rows from the insight facts (see [`rows_sql`]), when they answer the query exactly:
+/// no filters, no cohort scope, no sessions, accounts or property math, and a breakdown (if
+/// any) on an event property stored as a facts column.
+fn fact_rows_sql(
+    ws: &Workspace,
+    f: &Frame,
+    unit: &'static str,
+    event: Option<&str>,
+    filter_sets: &[&[PropertyFilter]],
+    from_us: i64,
+    cols: &Columns<'_>,
+    scope: &Sql,
+) -> Result<Option<Sql>> {
+    let Some(from_day) = f.facts_from_day else {
+        return Ok(None);
+    };
+    if filter_sets.iter().any(|fs| !fs.is_empty())
+        || !scope.text.trim().is_empty()
+        || cols.sessions
+        || cols.value.is_some()
+        || cols.group_type.is_some()
+    {
+        return Ok(None);
+    }
+    let bd_col = match cols.breakdown {
+        None => None,
+        Some((source, key)) => match facts::column_of(source, key) {
+            Some(c) => Some(c),
+            None => return Ok(None),
+        },
+    };
+    let mut s = Sql::new("SELECT ");
+    let days = if cols.distinct_only && bd_col.is_none() {
+        facts::whole_days(ws, &f.tz, from_us, f.range.to_us)?
+    } else {
+        None
+    };
+    if let Some((lo, hi)) = days {
+        // Whole local days: the distinct (day, person) pairs say as much as the events.
+        facts::push_day_period(&mut s, unit, from_day, f.sunday, "d.day");
+        s.push(" AS p, d.pid AS person_id, NULL::VARCHAR AS session_id, NULL::DOUBLE AS v, NULL::VARCHAR AS acct, NULL::VARCHAR AS bd FROM (SELECT ");
+        s.push(if event.is_some() { "" } else { "DISTINCT " });
+        s.push("day, pid FROM person_days WHERE day >= ");
+        facts::push_date(&mut s, lo);
+        s.push(" AND day <= ");
+        facts::push_date(&mut s, hi);
+        if let Some(ev) = event {
+            s.push(" AND event_name = ").bind(ev.to_string());
+        }
+        s.push(") d");
+        return Ok(Some(s));
+    }
+    facts::push_day_period(&mut s, unit, from_day, f.sunday, "x.day");
+    s.push(" AS p, x.pid AS person_id, NULL::VARCHAR AS session_id, NULL::DOUBLE AS v, NULL::VARCHAR AS acct, ");
+    match bd_col {
+        Some(c) => {
+            s.push("coalesce(nullif(x.")
+                .push(c)
+                .push(", ''), 'None') AS bd");
+        }
+        None => {
+            s.push("NULL::VARCHAR AS bd");
+        }
+    }
+    s.push(" FROM event_facts x WHERE x.ts_us >= ")
+        .bind(from_us)
+        .push(" AND x.ts_us <= ")
+        .bind(f.range.to_us);
+    if let Some(ev) = event {
+        s.push(" AND x.event_name = ").bind(ev.to_string());
+    }
+    Ok(Some(s))
+}
+
+/// [`rows_sql`], from the insight facts when they can answer.
+#[allow(clippy::too_many_arguments)]
+fn load_rows(
+    ws: &Workspace,
+    f: &Frame,
+    unit: &'static str,
+    event: Option<&str>,
+    filter_sets: &[&[PropertyFilter]],
+    from_us: i64,
+    cols: &Columns<'_>,
+    scope: &Sql,
+) -> Result<Rows> {
+    if let Some(sql) = fact_rows_sql(ws, f, unit, event, filter_sets, from_us, cols, scope)? {
+        return Ok(Rows { sql, pid: true });
+    }
+    Ok(Rows {
+        sql: rows_sql(f, unit, event, filter_sets, from_us, cols, scope)?,
+        pid: false,
+    })
+}
+
+/// Wrap a query whose first column is a person (`person_id`, an integer pid when `pid`)
+/// so that it gives text person ids, sorted.
+fn person_ids_sql(inner: Sql, pid: bool) -> Sql {
+    if !pid {
+        let mut s = Sql::new("SELECT * FROM (");
+        s.embed(&inner);
+        s.push(") ORDER BY 1");
+        return s;
+    }
+    let mut s = Sql::new("SELECT pi.person_id FROM (");
+    s.embed(&inner);
+    s.push(") w JOIN person_index pi ON pi.pid = w.person_id ORDER BY 1");
+    s
 }
 
 /// `(p, person_id, session_id, v, acct, bd)` of matching events from `from_us` to the
@@ -375,7 +504,7 @@ fn series_rows(
     scope: &Sql,
     now_us: i64,
     cohort: Option<&str>,
-) -> Result<Sql> {
+) -> Result<Rows> {
     let window = s.math.window();
     let lookback_us = (window - 1) * 86_400_000_000;
     let bd = match &q.breakdown {
@@ -397,6 +526,10 @@ fn series_rows(
             None
         },
         breakdown: bd,
+        distinct_only: matches!(
+            s.math,
+            Math::UniquePersons | Math::WeeklyActive | Math::MonthlyActive
+        ),
     };
     let mut scope = scope.clone();
     if let Some(name) = cohort {
@@ -410,7 +543,8 @@ fn series_rows(
             now_us,
         )?);
     }
-    let rows = rows_sql(
+    let rows = load_rows(
+        ws,
         f,
         q.interval.unit(),
         s.event.as_deref(),
@@ -420,7 +554,7 @@ fn series_rows(
         &scope,
     )?;
     let mut sql = Sql::new("WITH r0 AS (");
-    sql.embed(&rows);
+    sql.embed(&rows.sql);
     match &q.breakdown {
         Some(TrendsBreakdown::Property { limit, .. }) => {
             sql.push("), top AS (SELECT bd, row_number() OVER (ORDER BY count(*) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= ")
@@ -436,7 +570,10 @@ fn series_rows(
             sql.push("), nv AS (SELECT 0 AS n), r AS (SELECT * FROM r0) ");
         }
     }
-    Ok(sql)
+    Ok(Rows {
+        sql,
+        pid: rows.pid,
+    })
 }
 
 impl TrendsQuery {
@@ -567,7 +704,7 @@ pub fn trends(ws: &Workspace, q: &TrendsQuery, now_us: i64) -> Result<TrendsResu
     for (k, s) in q.series.iter().enumerate() {
         let mut by_value: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for c in q.cohort_runs() {
-            let mut sql = series_rows(ws, &f, q, s, &scope, now_us, c)?;
+            let mut sql = series_rows(ws, &f, q, s, &scope, now_us, c)?.sql;
             push_aggregate(&mut sql, s, f.periods);
             let mut st = ws.conn().prepare(&sql.text)?;
             let mut rows = st.query(duckdb::params_from_iter(sql.params.iter()))?;
@@ -736,7 +873,19 @@ pub fn trend_persons(
         _ => None,
     };
     let scope = cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
-    let mut sql = series_rows(ws, &f, q, s, &scope, now_us, cohort)?;
+    // Without a value, a property breakdown changes no row (its join is a left join), only
+    // their labels: drop it, so the top values need not be ranked.
+    let unlabelled;
+    let q = if value.is_none() && matches!(q.breakdown, Some(TrendsBreakdown::Property { .. })) {
+        unlabelled = TrendsQuery {
+            breakdown: None,
+            ..q.clone()
+        };
+        &unlabelled
+    } else {
+        q
+    };
+    let Rows { mut sql, pid } = series_rows(ws, &f, q, s, &scope, now_us, cohort)?;
     sql.push("SELECT DISTINCT r.person_id FROM r WHERE r.p <= ")
         .bind(i as i64)
         .push(" AND r.p > ")
@@ -747,7 +896,7 @@ pub fn trend_persons(
     if s.math == Math::UniqueAccounts {
         sql.push(" AND r.acct IS NOT NULL");
     }
-    sql.push(" ORDER BY 1");
+    let sql = person_ids_sql(sql, pid);
     let mut st = ws.conn().prepare(&sql.text)?;
     let rows = st.query_map(duckdb::params_from_iter(sql.params.iter()), |r| r.get(0))?;
     Ok(rows.collect::<duckdb::Result<_>>()?)
@@ -781,19 +930,27 @@ pub struct StickinessResult {
 }
 
 /// Per person, the number of periods in range with the event.
-fn stickiness_sql(ws: &Workspace, q: &StickinessQuery, f: &Frame, now_us: i64) -> Result<Sql> {
-    let mut sql = Sql::new("WITH r AS (");
-    sql.embed(&rows_sql(
+fn stickiness_sql(ws: &Workspace, q: &StickinessQuery, f: &Frame, now_us: i64) -> Result<Rows> {
+    let rows = load_rows(
+        ws,
         f,
         q.interval.unit(),
         Some(&q.event),
         &[&q.filters],
         f.range.from_us,
-        &Columns::default(),
+        &Columns {
+            distinct_only: true,
+            ..Columns::default()
+        },
         &cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?,
-    )?);
+    )?;
+    let mut sql = Sql::new("WITH r AS (");
+    sql.embed(&rows.sql);
     sql.push(") SELECT person_id, count(DISTINCT p) AS n FROM r WHERE p >= 0 GROUP BY person_id");
-    Ok(sql)
+    Ok(Rows {
+        sql,
+        pid: rows.pid,
+    })
 }
 
 pub fn stickiness(ws: &Workspace, q: &StickinessQuery, now_us: i64) -> Result<StickinessResult> {
@@ -801,7 +958,7 @@ pub fn stickiness(ws: &Workspace, q: &StickinessQuery, now_us: i64) -> Result<St
     check_properties(ws, &q.filters, &[])?;
     let f = frame(ws, &q.date_range, q.interval, now_us)?;
     let mut sql = Sql::new("SELECT n, count(*) FROM (");
-    sql.embed(&stickiness_sql(ws, q, &f, now_us)?);
+    sql.embed(&stickiness_sql(ws, q, &f, now_us)?.sql);
     sql.push(") GROUP BY n");
     let mut st = ws.conn().prepare(&sql.text)?;
     let mut persons = vec![0u64; f.periods];
@@ -833,15 +990,16 @@ pub fn stickiness_persons(
     n: i64,
 ) -> Result<Vec<String>> {
     let f = frame(ws, &q.date_range, q.interval, now_us)?;
+    let rows = stickiness_sql(ws, q, &f, now_us)?;
     let mut sql = Sql::new("SELECT person_id FROM (");
-    sql.embed(&stickiness_sql(ws, q, &f, now_us)?);
+    sql.embed(&rows.sql);
     sql.push(if q.cumulative {
         ") WHERE n >= "
     } else {
         ") WHERE n = "
     })
-    .bind(n)
-    .push(" ORDER BY 1");
+    .bind(n);
+    let sql = person_ids_sql(sql, rows.pid);
     let mut st = ws.conn().prepare(&sql.text)?;
     let rows = st.query_map(duckdb::params_from_iter(sql.params.iter()), |r| r.get(0))?;
     Ok(rows.collect::<duckdb::Result<_>>()?)
@@ -935,21 +1093,46 @@ fn lifecycle_statuses(
 ) -> Result<(Statuses, Sql)> {
     let unit = q.interval.unit();
     let scope = cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
-    let mut sql = Sql::new("WITH r AS (");
     // from one period before the range (a month at most 31 days, plus the range's own
     // period start up to 31 days before `from`)
-    sql.embed(&rows_sql(
+    let rows = load_rows(
+        ws,
         f,
         unit,
         Some(&q.event),
         &[&q.filters],
         f.range.from_us - 70 * 86_400_000_000,
-        &Columns::default(),
+        &Columns {
+            distinct_only: true,
+            ..Columns::default()
+        },
         &scope,
-    )?);
+    )?;
+    let mut sql = Sql::new("WITH r AS (");
+    sql.embed(&rows.sql);
     sql.push("), a AS (SELECT person_id, list(DISTINCT p ORDER BY p) AS ps FROM r WHERE p >= -1 GROUP BY person_id)");
-    match q.new_by {
-        NewBy::CreatedAt => {
+    match (q.new_by, rows.pid.then_some(f.facts_from_day).flatten()) {
+        (NewBy::CreatedAt, Some(_)) => {
+            sql.push(" SELECT pi.person_id, a.ps, ");
+            push_period_index(
+                &mut sql,
+                unit,
+                &f.tz,
+                f.range.from_us,
+                f.sunday,
+                PeriodAt::Column("p.created_at"),
+            );
+            sql.push(" FROM a JOIN person_index pi ON pi.pid = a.person_id JOIN persons p ON p.person_id = pi.person_id");
+        }
+        (NewBy::FirstMatchingEvent, Some(from_day)) => {
+            // The first matching event ever: its local day (no filters on the fast path).
+            sql.push(", fm AS (SELECT pid, min(day) AS first_day FROM person_days WHERE event_name = ")
+                .bind(q.event.clone())
+                .push(" AND pid IN (SELECT person_id FROM a) GROUP BY pid) SELECT pi.person_id, a.ps, ");
+            facts::push_day_period(&mut sql, unit, from_day, f.sunday, "fm.first_day");
+            sql.push(" FROM a JOIN fm ON fm.pid = a.person_id JOIN person_index pi ON pi.pid = a.person_id");
+        }
+        (NewBy::CreatedAt, None) => {
             sql.push(" SELECT a.person_id, a.ps, ");
             push_period_index(
                 &mut sql,
@@ -961,7 +1144,7 @@ fn lifecycle_statuses(
             );
             sql.push(" FROM a JOIN persons p USING (person_id)");
         }
-        NewBy::FirstMatchingEvent => {
+        (NewBy::FirstMatchingEvent, None) => {
             // The first matching event ever, however long before the range.
             sql.push(", fm AS (SELECT ep.person_id, min(e.ts_utc) AS first_ts FROM ")
                 .push(&f.events);

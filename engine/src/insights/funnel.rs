@@ -528,26 +528,9 @@ pub fn loader_sql(
     to_us: i64,
     scope: &Sql,
 ) -> Result<Sql> {
-    let mut s =
-        Sql::new("SELECT ep.person_id, epoch_us(e.ts_utc) AS t, e.event_seq, list_filter([");
-    for (i, st) in q.steps.iter().enumerate() {
-        if i > 0 {
-            s.push(", ");
-        }
-        s.push("CASE WHEN e.event_name = ")
-            .bind(st.event.clone())
-            .push(" AND ");
-        push_filters(&mut s, &st.filters)?;
-        s.push(&format!(" THEN {} END", i + 1));
-    }
-    for x in &q.exclusions {
-        for k in (x.from_step + 1)..=x.to_step {
-            s.push(", CASE WHEN e.event_name = ")
-                .bind(x.event.clone())
-                .push(&format!(" THEN {} END", -((k + 1) as i64)));
-        }
-    }
-    s.push("], lambda v: v IS NOT NULL) AS steps, ");
+    let mut s = Sql::new("SELECT ep.person_id, epoch_us(e.ts_utc) AS t, e.event_seq, ");
+    push_steps(&mut s, q, "e.event_name")?;
+    s.push(" AS steps, ");
     match &q.breakdown {
         Some(b) => push_property(&mut s, b.source, &b.property),
         None => {
@@ -609,6 +592,87 @@ pub fn loader_sql(
     s.embed(scope);
     s.push(" ORDER BY ep.person_id, t, e.event_seq");
     Ok(s)
+}
+
+/// The loader's SQL from the insight facts, when they answer the query exactly: no
+/// filters, no held properties, no sessions, no cohort scope, and a breakdown (if any) on
+/// an event property stored as a facts column. The same columns as [`loader_sql`]'s;
+/// persons come in person_id order (`person_index` is numbered in that order).
+fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<Sql>> {
+    let no_filters = q.filters.is_empty() && q.steps.iter().all(|s| s.filters.is_empty());
+    if !no_filters
+        || !q.hold_constant.is_empty()
+        || q.count == FunnelCount::Sessions
+        || q.scope.cohort.is_some()
+        || q.scope.exclude_cohort.is_some()
+    {
+        return Ok(None);
+    }
+    let bd = match &q.breakdown {
+        None => None,
+        Some(b) => match super::facts::column_of(b.source, &b.property) {
+            Some(c) => Some(c),
+            None => return Ok(None),
+        },
+    };
+    let mut s = Sql::new("SELECT pi.person_id, x.ts_us AS t, x.event_seq, ");
+    push_steps(&mut s, q, "x.event_name")?;
+    s.push(" AS steps, ");
+    match bd {
+        Some(c) => {
+            s.push("x.").push(c);
+        }
+        None => {
+            s.push("NULL::VARCHAR");
+        }
+    }
+    s.push(" AS bd, NULL::VARCHAR[] AS hold, NULL::VARCHAR AS sid FROM event_facts x JOIN person_index pi ON pi.pid = x.pid WHERE x.ts_us >= ")
+        .bind(from_us)
+        .push(" AND x.ts_us <= ")
+        .bind(if q.bound_all_steps {
+            to_us
+        } else {
+            to_us.saturating_add(q.window_us())
+        });
+    if q.order != FunnelOrder::Strict {
+        s.push(" AND x.event_name IN ");
+        let mut names: Vec<&str> = q.steps.iter().map(|s| s.event.as_str()).collect();
+        names.extend(q.exclusions.iter().map(|x| x.event.as_str()));
+        names.sort_unstable();
+        names.dedup();
+        super::query::push_in_list(&mut s, names);
+    }
+    s.push(" ORDER BY x.pid, t, x.event_seq");
+    Ok(Some(s))
+}
+
+/// Push the list of step numbers an event matches (steps 1…N, then exclusions as negative
+/// steps), its name in column `name`, its properties in `e.properties`.
+fn push_steps(s: &mut Sql, q: &FunnelQuery, name: &str) -> Result<()> {
+    s.push("list_filter([");
+    for (i, st) in q.steps.iter().enumerate() {
+        if i > 0 {
+            s.push(", ");
+        }
+        s.push("CASE WHEN ")
+            .push(name)
+            .push(" = ")
+            .bind(st.event.clone())
+            .push(" AND ");
+        push_filters(s, &st.filters)?;
+        s.push(&format!(" THEN {} END", i + 1));
+    }
+    for x in &q.exclusions {
+        for k in (x.from_step + 1)..=x.to_step {
+            s.push(", CASE WHEN ")
+                .push(name)
+                .push(" = ")
+                .bind(x.event.clone())
+                .push(&format!(" THEN {} END", -((k + 1) as i64)));
+        }
+    }
+    s.push("], lambda v: v IS NOT NULL)");
+    Ok(())
 }
 
 /// One loaded event: what the machine sees, its breakdown value and its partition (None:
@@ -688,9 +752,19 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
         }
         None => (Vec::new(), None),
     };
-    let scope = super::cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
-    let from = super::query::events_with_persons(ws)?;
-    let sql = loader_sql(q, &from, range.from_us, range.to_us, &scope)?;
+    let fast = if super::facts::available(ws)? {
+        fact_loader_sql(q, range.from_us, range.to_us)?
+    } else {
+        None
+    };
+    let sql = match fast {
+        Some(sql) => sql,
+        None => {
+            let scope = super::cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
+            let from = super::query::events_with_persons(ws)?;
+            loader_sql(q, &from, range.from_us, range.to_us, &scope)?
+        }
+    };
     let mut stmt = ws.conn().prepare(&sql.text)?;
     let mut rows = stmt.query(duckdb::params_from_iter(sql.params.iter()))?;
     let ctx = Context {

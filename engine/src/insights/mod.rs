@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod cohort;
+pub mod facts;
 pub mod formula;
 pub mod funnel;
 pub mod funnel_steps;
