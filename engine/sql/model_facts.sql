@@ -24,7 +24,13 @@ JOIN person_map pm ON pm.distinct_id = {PERSON_KEY}
 JOIN person_index pi ON pi.person_id = pm.person_id
 ORDER BY e.event_name, ts_us, e.event_seq;
 
--- person_days: the distinct (event name, local day, person) of event_facts, for insights
--- that only ask on which days a person was active.
+-- person_days: event_facts rolled up per (event name, local day, person, property
+-- columns), with the number of events, for insights that only ask on which days a person
+-- was active (and, for breakdowns, which values rank first by events).
 CREATE OR REPLACE TABLE person_days AS
-SELECT DISTINCT event_name, day, pid FROM event_facts ORDER BY event_name, day, pid;
+SELECT event_name, day, pid, browser, os, device_type, count(*) AS events
+FROM event_facts GROUP BY ALL ORDER BY event_name, day, pid;
+
+-- active_days: the distinct (local day, person) with any event.
+CREATE OR REPLACE TABLE active_days AS
+SELECT DISTINCT day, pid FROM person_days ORDER BY day, pid;

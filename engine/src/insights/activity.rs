@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::cohort::{self, Scope};
+use super::facts;
 use super::formula;
 use super::query::{
     check_properties, int_list, json_path, period_index, period_labels, push_filters,
     push_period_index, push_property, DateRange, PeriodAt, PropertyFilter, PropertySource,
     Resolved,
 };
-use super::facts;
 use crate::model::ModelSettings;
 use crate::sql::Sql;
 use crate::workspace::Workspace;
@@ -294,6 +294,8 @@ struct Columns<'a> {
 struct Rows {
     sql: Sql,
     pid: bool,
+    /// Each (period, person) comes once (the facts' active days, by day, no breakdown).
+    unique: bool,
 }
 
 /// Rows from the insight facts (see [`rows_sql`]), when they answer the query exactly:
@@ -308,7 +310,7 @@ fn fact_rows_sql(
     from_us: i64,
     cols: &Columns<'_>,
     scope: &Sql,
-) -> Result<Option<Sql>> {
+) -> Result<Option<(Sql, bool)>> {
     let Some(from_day) = f.facts_from_day else {
         return Ok(None);
     };
@@ -328,25 +330,39 @@ fn fact_rows_sql(
         },
     };
     let mut s = Sql::new("SELECT ");
-    let days = if cols.distinct_only && bd_col.is_none() {
+    let days = if cols.distinct_only {
         facts::whole_days(ws, &f.tz, from_us, f.range.to_us)?
     } else {
         None
     };
     if let Some((lo, hi)) = days {
-        // Whole local days: the distinct (day, person) pairs say as much as the events.
+        // Whole local days: the persons' active days say as much as the events, and the
+        // events per day rank breakdown values (n). Rows may repeat a (day, person): the
+        // consumers count distinct persons and periods.
         facts::push_day_period(&mut s, unit, from_day, f.sunday, "d.day");
-        s.push(" AS p, d.pid AS person_id, NULL::VARCHAR AS session_id, NULL::DOUBLE AS v, NULL::VARCHAR AS acct, NULL::VARCHAR AS bd FROM (SELECT ");
-        s.push(if event.is_some() { "" } else { "DISTINCT " });
-        s.push("day, pid FROM person_days WHERE day >= ");
+        s.push(" AS p, d.pid AS person_id, NULL::VARCHAR AS session_id, NULL::DOUBLE AS v, NULL::VARCHAR AS acct, ");
+        match bd_col {
+            Some(c) => {
+                s.push("coalesce(nullif(d.")
+                    .push(c)
+                    .push(", ''), 'None') AS bd, d.events AS n");
+            }
+            None => {
+                s.push("NULL::VARCHAR AS bd, 1 AS n");
+            }
+        }
+        s.push(match (event, bd_col) {
+            (None, None) => " FROM active_days d WHERE d.day >= ",
+            _ => " FROM person_days d WHERE d.day >= ",
+        });
         facts::push_date(&mut s, lo);
-        s.push(" AND day <= ");
+        s.push(" AND d.day <= ");
         facts::push_date(&mut s, hi);
         if let Some(ev) = event {
-            s.push(" AND event_name = ").bind(ev.to_string());
+            s.push(" AND d.event_name = ").bind(ev.to_string());
         }
-        s.push(") d");
-        return Ok(Some(s));
+        let unique = event.is_none() && bd_col.is_none() && unit == "day";
+        return Ok(Some((s, unique)));
     }
     facts::push_day_period(&mut s, unit, from_day, f.sunday, "x.day");
     s.push(" AS p, x.pid AS person_id, NULL::VARCHAR AS session_id, NULL::DOUBLE AS v, NULL::VARCHAR AS acct, ");
@@ -360,14 +376,14 @@ fn fact_rows_sql(
             s.push("NULL::VARCHAR AS bd");
         }
     }
-    s.push(" FROM event_facts x WHERE x.ts_us >= ")
+    s.push(", 1 AS n FROM event_facts x WHERE x.ts_us >= ")
         .bind(from_us)
         .push(" AND x.ts_us <= ")
         .bind(f.range.to_us);
     if let Some(ev) = event {
         s.push(" AND x.event_name = ").bind(ev.to_string());
     }
-    Ok(Some(s))
+    Ok(Some((s, false)))
 }
 
 /// [`rows_sql`], from the insight facts when they can answer.
@@ -382,12 +398,19 @@ fn load_rows(
     cols: &Columns<'_>,
     scope: &Sql,
 ) -> Result<Rows> {
-    if let Some(sql) = fact_rows_sql(ws, f, unit, event, filter_sets, from_us, cols, scope)? {
-        return Ok(Rows { sql, pid: true });
+    if let Some((sql, unique)) =
+        fact_rows_sql(ws, f, unit, event, filter_sets, from_us, cols, scope)?
+    {
+        return Ok(Rows {
+            sql,
+            pid: true,
+            unique,
+        });
     }
     Ok(Rows {
         sql: rows_sql(f, unit, event, filter_sets, from_us, cols, scope)?,
         pid: false,
+        unique: false,
     })
 }
 
@@ -557,7 +580,12 @@ fn series_rows(
     sql.embed(&rows.sql);
     match &q.breakdown {
         Some(TrendsBreakdown::Property { limit, .. }) => {
-            sql.push("), top AS (SELECT bd, row_number() OVER (ORDER BY count(*) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= ")
+            // Values ranked by events: the facts' rows carry their number of events (n).
+            sql.push(if rows.pid {
+                "), top AS (SELECT bd, row_number() OVER (ORDER BY sum(n) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= "
+            } else {
+                "), top AS (SELECT bd, row_number() OVER (ORDER BY count(*) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= "
+            })
                 .bind(limit.unwrap_or(25).max(1) as i64)
                 .push(" THEN r0.bd ELSE 'Other' END AS bd FROM r0 LEFT JOIN top ON top.bd = r0.bd) ");
         }
@@ -573,6 +601,7 @@ fn series_rows(
     Ok(Rows {
         sql,
         pid: rows.pid,
+        unique: rows.unique,
     })
 }
 
@@ -640,9 +669,32 @@ impl TrendsQuery {
 /// days become covered intervals `[first, last + window)`, merged where they touch, and a
 /// running sum of interval starts (+1) and ends (−1) per value gives the count on each day.
 /// The rows are then `(day of change, value, running count)`, to be carried forward.
-fn push_aggregate(sql: &mut Sql, s: &Series, periods: usize) {
+///
+/// Over the insight facts (`rows.pid`) the same counts come cheaper: rows known to be
+/// unique per (period, person) are counted without DISTINCT, and each active day covers
+/// `[p, min(next active day, p + window))`: these pieces are disjoint and their union is
+/// the merged intervals, so one window function (lead) replaces the grouping.
+fn push_aggregate(sql: &mut Sql, s: &Series, periods: usize, rows: &Rows) {
     let window = s.math.window();
-    if window == 1 {
+    if rows.pid && window == 1 && rows.unique && s.math == Math::UniquePersons {
+        sql.push(
+            "SELECT r.p, r.bd, count(*), any_value(nv.n) FROM r, nv WHERE r.p >= 0 AND r.p < ",
+        )
+        .bind(periods as i64)
+        .push(" GROUP BY r.p, r.bd");
+    } else if rows.pid && window > 1 {
+        sql.push(if rows.unique {
+            ", pd AS (SELECT person_id, bd, p FROM r WHERE p < "
+        } else {
+            ", pd AS (SELECT DISTINCT person_id, bd, p FROM r WHERE p < "
+        })
+        .bind(periods as i64)
+        .push("), g AS (SELECT bd, p, least(coalesce(lead(p) OVER (PARTITION BY person_id, bd ORDER BY p), p + ")
+        .bind(window)
+        .push("), p + ")
+        .bind(window)
+        .push(") AS e FROM pd), dx AS (SELECT bd, p AS d, 1 AS x FROM g UNION ALL SELECT bd, e AS d, -1 AS x FROM g) SELECT d, bd, CAST(sum(sum(x)) OVER (PARTITION BY bd ORDER BY d) AS DOUBLE), any_value(nv.n) FROM dx, nv GROUP BY d, bd");
+    } else if window == 1 {
         sql.push("SELECT r.p, r.bd, ")
             .push(s.math.aggregate())
             .push(", any_value(nv.n) FROM r, nv WHERE r.p >= 0 AND r.p < ")
@@ -704,8 +756,9 @@ pub fn trends(ws: &Workspace, q: &TrendsQuery, now_us: i64) -> Result<TrendsResu
     for (k, s) in q.series.iter().enumerate() {
         let mut by_value: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for c in q.cohort_runs() {
-            let mut sql = series_rows(ws, &f, q, s, &scope, now_us, c)?.sql;
-            push_aggregate(&mut sql, s, f.periods);
+            let rows = series_rows(ws, &f, q, s, &scope, now_us, c)?;
+            let mut sql = rows.sql.clone();
+            push_aggregate(&mut sql, s, f.periods, &rows);
             let mut st = ws.conn().prepare(&sql.text)?;
             let mut rows = st.query(duckdb::params_from_iter(sql.params.iter()))?;
             let mut distinct = 0i64;
@@ -885,7 +938,7 @@ pub fn trend_persons(
     } else {
         q
     };
-    let Rows { mut sql, pid } = series_rows(ws, &f, q, s, &scope, now_us, cohort)?;
+    let Rows { mut sql, pid, .. } = series_rows(ws, &f, q, s, &scope, now_us, cohort)?;
     sql.push("SELECT DISTINCT r.person_id FROM r WHERE r.p <= ")
         .bind(i as i64)
         .push(" AND r.p > ")
@@ -950,6 +1003,7 @@ fn stickiness_sql(ws: &Workspace, q: &StickinessQuery, f: &Frame, now_us: i64) -
     Ok(Rows {
         sql,
         pid: rows.pid,
+        unique: rows.unique,
     })
 }
 
@@ -1126,9 +1180,13 @@ fn lifecycle_statuses(
         }
         (NewBy::FirstMatchingEvent, Some(from_day)) => {
             // The first matching event ever: its local day (no filters on the fast path).
-            sql.push(", fm AS (SELECT pid, min(day) AS first_day FROM person_days WHERE event_name = ")
-                .bind(q.event.clone())
-                .push(" AND pid IN (SELECT person_id FROM a) GROUP BY pid) SELECT pi.person_id, a.ps, ");
+            sql.push(
+                ", fm AS (SELECT pid, min(day) AS first_day FROM person_days WHERE event_name = ",
+            )
+            .bind(q.event.clone())
+            .push(
+                " AND pid IN (SELECT person_id FROM a) GROUP BY pid) SELECT pi.person_id, a.ps, ",
+            );
             facts::push_day_period(&mut sql, unit, from_day, f.sunday, "fm.first_day");
             sql.push(" FROM a JOIN fm ON fm.pid = a.person_id JOIN person_index pi ON pi.pid = a.person_id");
         }

@@ -1,8 +1,8 @@
 //! Fast paths over the rebuild's insight facts (`engine/sql/model_facts.sql`):
 //! `person_index` (a dense integer `pid` per person, numbered in person_id order),
 //! `event_facts` (every event with a person: name, time in µs, `pid`, local `day`, a few
-//! common properties as columns; sorted by name and time) and `person_days` (distinct
-//! name, day, person).
+//! common properties as columns; sorted by name and time), `person_days` (events per
+//! name, day, person and property columns) and `active_days` (distinct day, person).
 //!
 //! Invariants: the facts are used only while the model is fresh ([`crate::model::is_stale`]
 //! is false), so they hold the same events, persons and time zone as the general path
@@ -87,7 +87,9 @@ pub fn whole_days(ws: &Workspace, tz: &str, lo_us: i64, hi_us: i64) -> Result<Op
 
 /// Push `DATE '1970-01-01' + day` for a day number.
 pub fn push_date(s: &mut Sql, day: i64) {
-    s.push("(DATE '1970-01-01' + CAST(").bind(day).push(" AS INTEGER))");
+    s.push("(DATE '1970-01-01' + CAST(")
+        .bind(day)
+        .push(" AS INTEGER))");
 }
 
 /// Push the index of the calendar period holding the local date in column `col`, counted

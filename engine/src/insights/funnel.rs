@@ -11,6 +11,7 @@
 //! a chain shares them; events missing a held value (or a session) take no part.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -752,7 +753,13 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
         }
         None => (Vec::new(), None),
     };
-    let fast = if super::facts::available(ws)? {
+    let fresh = super::facts::available(ws)?;
+    let memo = if fresh {
+        memo_key(ws, q, now_us)?
+    } else {
+        None
+    };
+    let fast = if fresh {
         fact_loader_sql(q, range.from_us, range.to_us)?
     } else {
         None
@@ -781,7 +788,11 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
     let mut current: Option<String> = None;
     let mut events: Vec<Row> = Vec::new();
     while let Some(r) = rows.next()? {
-        let person: String = r.get(0)?;
+        // Borrowed: most rows continue the current person (no allocation per row).
+        let person_ref = r.get_ref(0)?;
+        let person: &str = person_ref.as_str().map_err(|e| {
+            duckdb::Error::FromSqlConversionFailure(0, duckdb::types::Type::Text, Box::new(e))
+        })?;
         let ts: i64 = r.get(1)?;
         let seq: i64 = r.get(2)?;
         let steps: Vec<i32> = int_list(r.get(3)?)
@@ -801,7 +812,8 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
             }
             Some(key)
         });
-        if current.as_deref() != Some(person.as_str()) {
+        if current.as_deref() != Some(person) {
+            let person = person.to_string();
             if let Some(p) = current.take() {
                 evaluate(&ctx, &p, &events, &mut detail);
             }
@@ -934,6 +946,9 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
             periods,
         }
     });
+    if let Some(key) = memo {
+        ws.memo_put(key, Arc::new(detail.clone()));
+    }
     Ok((
         FunnelResult {
             count: q.count,
@@ -947,6 +962,38 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
         },
         detail,
     ))
+}
+
+/// What a funnel's outcomes are remembered under (see [`detail`]): the query, `now` and
+/// the model build. None (not remembered) while the model is not fresh, or with a cohort
+/// scope (a saved cohort can change without a rebuild).
+fn memo_key(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<Option<String>> {
+    if q.scope.cohort.is_some() || q.scope.exclude_cohort.is_some() {
+        return Ok(None);
+    }
+    let built: Option<String> = ws.conn().query_row(
+        "SELECT CAST(max(built_at) AS VARCHAR) FROM model_state",
+        [],
+        |r| r.get(0),
+    )?;
+    let query =
+        serde_json::to_string(q).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+    Ok(built.map(|b| format!("funnel\u{1f}{b}\u{1f}{now_us}\u{1f}{query}")))
+}
+
+/// The persons behind a funnel's numbers: those of the last [`run`] of the same query at
+/// the same `now` on the same model build (a drill-down right after the insight), else a
+/// new run.
+pub fn detail(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<Arc<FunnelDetail>> {
+    q.validate()?;
+    if super::facts::available(ws)? {
+        if let Some(key) = memo_key(ws, q, now_us)? {
+            if let Some(d) = ws.memo_get::<FunnelDetail>(&key) {
+                return Ok(d);
+            }
+        }
+    }
+    Ok(Arc::new(run(ws, q, now_us)?.1))
 }
 
 /// Which steps an event counts for under one breakdown value (None: the event is left out).

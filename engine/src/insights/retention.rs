@@ -422,7 +422,8 @@ fn fact_streams_sql(
         } else {
             s.push("ts_us");
         }
-        s.push(") FILTER (WHERE event_name = ").bind(spec.event.clone());
+        s.push(") FILTER (WHERE event_name = ")
+            .bind(spec.event.clone());
         // Starts: from the range's start when recurring (first-time: all time); returns:
         // from the range's start; both to its end.
         if k == 1 || q.retention_type == RetentionType::Recurring {
@@ -447,7 +448,11 @@ fn fact_streams_sql(
                 }
             }
         }
-        s.push(if k == 0 { ") AS starts" } else { ") AS returns" });
+        s.push(if k == 0 {
+            ") AS starts"
+        } else {
+            ") AS returns"
+        });
     }
     s.push(match days {
         Some(_) => " FROM person_days WHERE event_name IN (",
