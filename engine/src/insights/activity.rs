@@ -301,6 +301,7 @@ struct Rows {
 /// Rows from the insight facts (see [`rows_sql`]), when they answer the query exactly:
 /// no filters, no cohort scope, no sessions, accounts or property math, and a breakdown (if
 /// any) on an event property stored as a facts column.
+#[allow(clippy::too_many_arguments)] // the arguments of `rows_sql`, plus the workspace
 fn fact_rows_sql(
     ws: &Workspace,
     f: &Frame,
@@ -387,7 +388,7 @@ fn fact_rows_sql(
 }
 
 /// [`rows_sql`], from the insight facts when they can answer.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // the arguments of `rows_sql`, plus the workspace
 fn load_rows(
     ws: &Workspace,
     f: &Frame,

@@ -708,7 +708,11 @@ struct Context<'a> {
 
 /// Run the funnel. `now_us` resolves relative dates and says which trend periods are
 /// complete.
-pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult, FunnelDetail)> {
+pub fn run(
+    ws: &Workspace,
+    q: &FunnelQuery,
+    now_us: i64,
+) -> Result<(FunnelResult, Arc<FunnelDetail>)> {
     q.validate()?;
     let started = Instant::now();
     let settings = ModelSettings::load(ws)?;
@@ -946,8 +950,9 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
             periods,
         }
     });
+    let detail = Arc::new(detail);
     if let Some(key) = memo {
-        ws.memo_put(key, Arc::new(detail.clone()));
+        ws.memo_put(key, detail.clone());
     }
     Ok((
         FunnelResult {
@@ -993,7 +998,7 @@ pub fn detail(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<Arc<Funnel
             }
         }
     }
-    Ok(Arc::new(run(ws, q, now_us)?.1))
+    Ok(run(ws, q, now_us)?.1)
 }
 
 /// Which steps an event counts for under one breakdown value (None: the event is left out).
