@@ -1391,7 +1391,8 @@ fn funnel_trends_give_conversion_per_entry_period_and_mark_open_windows() {
 
 /// A pseudo-random workspace for comparing the insight facts' fast paths with the general
 /// path: persons with anonymous and identified ids, four event names, browsers (some
-/// missing or empty), over ~40 days with events near local midnights.
+/// missing or empty), over 80 days (across New York's daylight-saving start on March 10)
+/// with events near local midnights.
 fn facts_fixture_ws(tz: Option<&str>) -> Workspace {
     let mut seed: u64 = 0x5eed;
     let mut next = |n: u64| {
@@ -1413,10 +1414,10 @@ fn facts_fixture_ws(tz: Option<&str>) -> Workspace {
     for p in 0..24 {
         let anon = format!("anon{p}");
         let user = format!("user{p}");
-        let identified_at = next(40) as i64;
-        let events = 5 + next(40);
+        let identified_at = next(80) as i64;
+        let events = 5 + next(60);
         for _ in 0..events {
-            let day = next(40) as i64;
+            let day = next(80) as i64;
             // Near local midnights (UTC and New York) as well as anywhere in the day.
             let secs = match next(4) {
                 0 => next(600) as i64,
@@ -1485,9 +1486,11 @@ fn insight_facts_fast_paths_agree_with_the_general_path() {
         json!({"from": "2024-01-01", "to": "2024-01-20"}),
         // Not whole days: relative to `now` (mid-day), so the day tables cannot answer.
         json!({"from": "-20d", "to": "now"}),
+        // Lookbacks across New York's daylight-saving start.
+        json!({"from": "2024-03-12", "to": "2024-03-21"}),
     ];
-    // 2024-02-05 13:30 UTC
-    let now = (DAY0 + 35 * 86_400 + 13 * 3600 + 1800) * 1_000_000;
+    // 2024-03-16 13:30 UTC
+    let now = (DAY0 + 75 * 86_400 + 13 * 3600 + 1800) * 1_000_000;
     let mut queries: Vec<Value> = Vec::new();
     for range in &ranges {
         queries.push(json!({"kind": "trends", "date_range": range,

@@ -287,6 +287,9 @@ struct Columns<'a> {
     /// The consumer only asks which persons were active in which periods (not how many
     /// events): rows may come deduplicated per (person, day).
     distinct_only: bool,
+    /// The consumer ignores the rows of the local day holding the rows' start that come
+    /// before it (a lookback): the facts may start at that day's midnight.
+    floor_from: bool,
 }
 
 /// The loaded rows; `pid`: their `person_id` is the integer `person_index.pid` (the insight
@@ -331,10 +334,12 @@ fn fact_rows_sql(
         },
     };
     let mut s = Sql::new("SELECT ");
-    let days = if cols.distinct_only {
-        facts::whole_days(ws, &f.tz, from_us, f.range.to_us)?
-    } else {
+    let days = if !cols.distinct_only {
         None
+    } else if cols.floor_from {
+        facts::days_from_floor(ws, &f.tz, from_us, f.range.to_us)?
+    } else {
+        facts::whole_days(ws, &f.tz, from_us, f.range.to_us)?
     };
     if let Some((lo, hi)) = days {
         // Whole local days: the persons' active days say as much as the events, and the
@@ -554,6 +559,12 @@ fn series_rows(
             s.math,
             Math::UniquePersons | Math::WeeklyActive | Math::MonthlyActive
         ),
+        // Daily points from a local midnight: the lookback starts `window` days before it,
+        // give or take a daylight-saving hour, so the rows of its first day before it are
+        // `window` or more days back, outside every point's trailing window.
+        floor_from: q.interval == Interval::Day
+            && f.facts_from_day.is_some()
+            && facts::local_day(ws, &f.tz, f.range.from_us)?.1,
     };
     let mut scope = scope.clone();
     if let Some(name) = cohort {
@@ -1159,6 +1170,9 @@ fn lifecycle_statuses(
         f.range.from_us - 70 * 86_400_000_000,
         &Columns {
             distinct_only: true,
+            // Only periods from one before the range's are read (p >= -1): the 70th day
+            // back is two or more periods earlier.
+            floor_from: true,
             ..Columns::default()
         },
         &scope,

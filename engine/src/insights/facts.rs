@@ -85,6 +85,20 @@ pub fn whole_days(ws: &Workspace, tz: &str, lo_us: i64, hi_us: i64) -> Result<Op
     Ok((lo_exact && hi_exact && hi_next > lo).then_some((lo, hi_next - 1)))
 }
 
+/// As [`whole_days`], but the first day is the one holding `lo_us` even when `lo_us` is
+/// not its first instant: for consumers that ignore the rows of that day before `lo_us`
+/// (a lookback far enough back that a daylight-saving shift must not matter).
+pub fn days_from_floor(
+    ws: &Workspace,
+    tz: &str,
+    lo_us: i64,
+    hi_us: i64,
+) -> Result<Option<(i64, i64)>> {
+    let (lo, _) = local_day(ws, tz, lo_us)?;
+    let (hi_next, hi_exact) = local_day(ws, tz, hi_us.saturating_add(1))?;
+    Ok((hi_exact && hi_next > lo).then_some((lo, hi_next - 1)))
+}
+
 /// Push `DATE '1970-01-01' + day` for a day number.
 pub fn push_date(s: &mut Sql, day: i64) {
     s.push("(DATE '1970-01-01' + CAST(")
