@@ -597,8 +597,9 @@ pub fn loader_sql(
 
 /// The loader's SQL from the insight facts, when they answer the query exactly: no
 /// filters, no held properties, no sessions, no cohort scope, and a breakdown (if any) on
-/// an event property stored as a facts column. The same columns as [`loader_sql`]'s;
-/// persons come in person_id order (`person_index` is numbered in that order).
+/// an event property stored as a facts column. The same columns as [`loader_sql`]'s, except
+/// that the person is its `person_index.pid`, in person_id order (`person_index` is
+/// numbered in that order).
 fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<Sql>> {
     let no_filters = q.filters.is_empty() && q.steps.iter().all(|s| s.filters.is_empty());
     if !no_filters
@@ -616,7 +617,7 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<S
             None => return Ok(None),
         },
     };
-    let mut s = Sql::new("SELECT pi.person_id, x.ts_us AS t, x.event_seq, ");
+    let mut s = Sql::new("SELECT x.pid, x.ts_us AS t, x.event_seq, ");
     push_steps(&mut s, q, "x.event_name")?;
     s.push(" AS steps, ");
     match bd {
@@ -627,7 +628,7 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<S
             s.push("NULL::VARCHAR");
         }
     }
-    s.push(" AS bd, NULL::VARCHAR[] AS hold, NULL::VARCHAR AS sid FROM event_facts x JOIN person_index pi ON pi.pid = x.pid WHERE x.ts_us >= ")
+    s.push(" AS bd, NULL::VARCHAR[] AS hold, NULL::VARCHAR AS sid FROM event_facts x WHERE x.ts_us >= ")
         .bind(from_us)
         .push(" AND x.ts_us <= ")
         .bind(if q.bound_all_steps {
@@ -645,6 +646,25 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<S
     }
     s.push(" ORDER BY x.pid, t, x.event_seq");
     Ok(Some(s))
+}
+
+/// Every person's text id at its `person_index.pid` (index 0 unused).
+fn person_ids(ws: &Workspace) -> Result<Vec<String>> {
+    let mut st = ws
+        .conn()
+        .prepare("SELECT pid, person_id FROM person_index ORDER BY pid")?;
+    let mut rows = st.query([])?;
+    let mut ids = vec![String::new()];
+    while let Some(r) = rows.next()? {
+        let pid: i64 = r.get(0)?;
+        if pid != ids.len() as i64 {
+            return Err(EngineError::InvalidArgument(format!(
+                "person_index is not dense at {pid} (rebuild the model)"
+            )));
+        }
+        ids.push(r.get(1)?);
+    }
+    Ok(ids)
 }
 
 /// Push the list of step numbers an event matches (steps 1…N, then exclusions as negative
@@ -768,6 +788,7 @@ pub fn run(
     } else {
         None
     };
+    let fast_path = fast.is_some();
     let sql = match fast {
         Some(sql) => sql,
         None => {
@@ -789,14 +810,33 @@ pub fn run(
         trend_cells: Vec::new(),
         rules: ctx.rules.clone(),
     };
+    // The fast path sorts integer persons (a lighter sort than text ids): their text ids.
+    let ids = if fast_path {
+        Some(person_ids(ws)?)
+    } else {
+        None
+    };
     let mut current: Option<String> = None;
     let mut events: Vec<Row> = Vec::new();
     while let Some(r) = rows.next()? {
         // Borrowed: most rows continue the current person (no allocation per row).
         let person_ref = r.get_ref(0)?;
-        let person: &str = person_ref.as_str().map_err(|e| {
-            duckdb::Error::FromSqlConversionFailure(0, duckdb::types::Type::Text, Box::new(e))
-        })?;
+        let person: &str = match &ids {
+            Some(ids) => {
+                let pid: i32 = r.get(0)?;
+                usize::try_from(pid)
+                    .ok()
+                    .and_then(|i| ids.get(i))
+                    .ok_or_else(|| {
+                        EngineError::InvalidArgument(format!(
+                            "person {pid} is not in person_index (rebuild the model)"
+                        ))
+                    })?
+            }
+            None => person_ref.as_str().map_err(|e| {
+                duckdb::Error::FromSqlConversionFailure(0, duckdb::types::Type::Text, Box::new(e))
+            })?,
+        };
         let ts: i64 = r.get(1)?;
         let seq: i64 = r.get(2)?;
         let steps: Vec<i32> = int_list(r.get(3)?)
