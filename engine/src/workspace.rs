@@ -1,7 +1,9 @@
 //! A workspace is one DuckDB file. Opening it applies the embedded, numbered migrations in
 //! one transaction and refuses a file written by a newer Stitchbook.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use duckdb::Connection;
 
@@ -29,7 +31,12 @@ const MACROS: &str = include_str!("../sql/macros.sql");
 pub struct Workspace {
     conn: Connection,
     path: PathBuf,
+    /// One remembered value (see [`Workspace::memo_get`]).
+    memo: Mutex<Option<Memo>>,
 }
+
+/// A value remembered under a key that names everything it was derived from.
+type Memo = (String, Arc<dyn Any + Send + Sync>);
 
 impl Workspace {
     /// Open the workspace at `path`, creating it if it does not exist.
@@ -41,7 +48,11 @@ impl Workspace {
             }
         }
         let conn = Connection::open(&path)?;
-        let ws = Workspace { conn, path };
+        let ws = Workspace {
+            conn,
+            path,
+            memo: Mutex::new(None),
+        };
         ws.conn.execute_batch("SET TimeZone = 'UTC';")?;
         ws.migrate()?;
         ws.configure_connection(&ws.conn)?;
@@ -61,7 +72,11 @@ impl Workspace {
         drop(Workspace::open(&path)?);
         let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly)?;
         let conn = Connection::open_with_flags(&path, config)?;
-        let ws = Workspace { conn, path };
+        let ws = Workspace {
+            conn,
+            path,
+            memo: Mutex::new(None),
+        };
         ws.configure_connection(&ws.conn)?;
         ws.conn
             .execute_batch("SET enable_external_access = false; SET lock_configuration = true;")?;
@@ -74,6 +89,7 @@ impl Workspace {
         let ws = Workspace {
             conn,
             path: PathBuf::from(":memory:"),
+            memo: Mutex::new(None),
         };
         ws.conn.execute_batch("SET TimeZone = 'UTC';")?;
         ws.migrate()?;
@@ -93,6 +109,24 @@ impl Workspace {
 
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The value last remembered under `key`, if it is that one and of type `T`. One slot:
+    /// e.g. the last funnel's per-person outcomes, which its drill-downs reuse. The key must
+    /// name everything the value depends on (query, `now`, model build).
+    pub fn memo_get<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        let slot = self.memo.lock().ok()?;
+        match slot.as_ref() {
+            Some((k, v)) if k == key => v.clone().downcast::<T>().ok(),
+            _ => None,
+        }
+    }
+
+    /// Remember `value` under `key`, replacing whatever was remembered.
+    pub fn memo_put<T: Any + Send + Sync>(&self, key: String, value: Arc<T>) {
+        if let Ok(mut slot) = self.memo.lock() {
+            *slot = Some((key, value));
+        }
     }
 
     /// A second connection to the same database, for a worker thread.

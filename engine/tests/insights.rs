@@ -1388,3 +1388,250 @@ fn funnel_trends_give_conversion_per_entry_period_and_mark_open_windows() {
     q.display = funnel::FunnelDisplay::Steps;
     assert!(insights::drill(&ws, &Query::Funnel(q), now, "period:0:converted").is_err());
 }
+
+/// A pseudo-random workspace for comparing the insight facts' fast paths with the general
+/// path: persons with anonymous and identified ids, four event names, browsers (some
+/// missing or empty), over 80 days (across New York's daylight-saving start on March 10)
+/// with events near local midnights.
+fn facts_fixture_ws(tz: Option<&str>) -> Workspace {
+    let mut seed: u64 = 0x5eed;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let names = ["$pageview", "signup", "buy", "view"];
+    let browsers = [
+        json!({"$browser": "Chrome"}),
+        json!({"$browser": "Firefox"}),
+        json!({"$browser": "Safari", "$os": "Mac OS X"}),
+        json!({"$browser": ""}),
+        json!({}),
+    ];
+    let mut records = Vec::new();
+    let mut n = 0;
+    for p in 0..24 {
+        let anon = format!("anon{p}");
+        let user = format!("user{p}");
+        let identified_at = next(80) as i64;
+        let events = 5 + next(60);
+        for _ in 0..events {
+            let day = next(80) as i64;
+            // Near local midnights (UTC and New York) as well as anywhere in the day.
+            let secs = match next(4) {
+                0 => next(600) as i64,
+                1 => 5 * 3600 - 300 + next(600) as i64,
+                _ => next(86_400) as i64,
+            };
+            let who = if day >= identified_at { &user } else { &anon };
+            n += 1;
+            records.push(ev(
+                n,
+                DAY0 + day * 86_400 + secs,
+                who,
+                names[next(4) as usize],
+                browsers[(p + next(2) as usize) % browsers.len()].clone(),
+            ));
+        }
+        n += 1;
+        records.push(ev(
+            n,
+            DAY0 + identified_at * 86_400 + 1,
+            &user,
+            "$identify",
+            json!({"$anon_distinct_id": anon}),
+        ));
+    }
+    let ws = ws_from(&records);
+    if let Some(tz) = tz {
+        model::ModelSettings::set(&ws, "time_zone", tz).unwrap();
+        model::ModelSettings::set(&ws, "week_start", "sunday").unwrap();
+        model::ensure_built(&ws, &JobCtx::silent()).unwrap();
+    }
+    ws
+}
+
+/// A result as JSON without its SQL and timing.
+fn comparable(r: &insights::InsightResult) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.remove("sql");
+                m.remove("millis");
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(r).unwrap();
+    strip(&mut v);
+    v
+}
+
+fn sql_of(r: &insights::InsightResult) -> String {
+    let v = serde_json::to_value(r).unwrap();
+    match &v["sql"] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn insight_facts_fast_paths_agree_with_the_general_path() {
+    use stitchbook_engine::insights::facts::with_general_path;
+    let ranges = [
+        json!({"from": "2024-01-03", "to": "2024-02-05"}),
+        json!({"from": "2024-01-01", "to": "2024-01-20"}),
+        // Not whole days: relative to `now` (mid-day), so the day tables cannot answer.
+        json!({"from": "-20d", "to": "now"}),
+        // Lookbacks across New York's daylight-saving start.
+        json!({"from": "2024-03-12", "to": "2024-03-21"}),
+    ];
+    // 2024-03-16 13:30 UTC
+    let now = (DAY0 + 75 * 86_400 + 13 * 3600 + 1800) * 1_000_000;
+    let mut queries: Vec<Value> = Vec::new();
+    for range in &ranges {
+        queries.push(json!({"kind": "trends", "date_range": range,
+            "series": [{"event": "$pageview", "math": "unique_persons"}, {"math": "total"},
+                       {"event": "buy", "math": "total"}],
+            "breakdown": {"type": "property", "property": "$browser", "limit": 2}}));
+        queries.push(json!({"kind": "trends", "date_range": range,
+            "series": [{"math": "unique_persons"}, {"math": "weekly_active"},
+                       {"math": "monthly_active"}, {"event": "view", "math": "weekly_active"}]}));
+        queries.push(
+            json!({"kind": "trends", "date_range": range, "interval": "week",
+            "series": [{"event": "view", "math": "unique_persons"}, {"math": "total"}]}),
+        );
+        queries.push(
+            json!({"kind": "trends", "date_range": range, "interval": "month",
+            "series": [{"math": "unique_persons"}],
+            "breakdown": {"type": "property", "property": "$os"}}),
+        );
+        for interval in ["day", "week"] {
+            queries.push(
+                json!({"kind": "lifecycle", "event": "$pageview", "date_range": range,
+                "interval": interval}),
+            );
+            queries.push(
+                json!({"kind": "lifecycle", "event": "buy", "date_range": range,
+                "interval": interval, "new_by": "created_at"}),
+            );
+            queries.push(
+                json!({"kind": "stickiness", "event": "view", "date_range": range,
+                "interval": interval}),
+            );
+        }
+        for (period, kind, window, cumulative) in [
+            ("day", "recurring", "calendar", false),
+            ("week", "recurring", "calendar", true),
+            ("week", "first_time", "calendar", false),
+            ("month", "recurring", "calendar", false),
+            ("day", "recurring", "rolling24h", false),
+            ("week", "first_time", "rolling24h", false),
+        ] {
+            queries.push(json!({"kind": "retention", "date_range": range,
+                "start": {"event": "signup"}, "returning": {"event": "$pageview"},
+                "period": period, "intervals": 6, "retention_type": kind,
+                "time_window": window, "cumulative": cumulative}));
+        }
+        for order in ["ordered", "strict", "unordered"] {
+            queries.push(
+                json!({"kind": "funnel", "date_range": range, "order": order,
+                "steps": [{"event": "$pageview"}, {"event": "signup"}, {"event": "buy"}],
+                "window": 5, "window_unit": "day",
+                "exclusions": if order == "unordered" { json!([]) } else {
+                    json!([{"event": "view", "from_step": 1, "to_step": 2}]) },
+                "breakdown": {"property": "$browser"}}),
+            );
+        }
+        queries.push(json!({"kind": "funnel", "date_range": range,
+            "steps": [{"event": "$pageview"}, {"event": "$pageview"}, {"event": "buy"}],
+            "bound_all_steps": true, "display": "trends", "interval": "week"}));
+        queries.push(
+            json!({"kind": "funnel", "date_range": range, "count": "totals",
+            "steps": [{"event": "view"}, {"event": "buy"}]}),
+        );
+    }
+    let drills: &[(usize, &[&str])] = &[
+        (0, &["0:3@Chrome", "1:0@None", "2:5@Other"]),
+        (1, &["0:2", "1:0", "2:7", "3:9"]),
+        (4, &["2:new", "3:returning", "5:resurrecting", "4:dormant"]),
+        (5, &["2:new", "6:dormant"]),
+        (6, &["1", "2"]),
+        (10, &["0:0", "0:1", "1:2"]),
+        (16, &["2", "-2", "-3", "1@Chrome"]),
+        (19, &["period:1:converted", "period:0:dropped"]),
+    ];
+    for tz in [None, Some("America/New_York")] {
+        let ws = facts_fixture_ws(tz);
+        let per_range = queries.len() / ranges.len();
+        for (i, v) in queries.iter().enumerate() {
+            let q: Query = serde_json::from_value(v.clone()).unwrap();
+            let fast = insights::run(&ws, &q, now).unwrap();
+            let general = with_general_path(|| insights::run(&ws, &q, now)).unwrap();
+            let facts = ["event_facts", "person_days", "active_days"];
+            assert!(
+                !facts.iter().any(|t| sql_of(&general).contains(t)),
+                "the general path reads events: {v}"
+            );
+            assert!(
+                facts.iter().any(|t| sql_of(&fast).contains(t)),
+                "the fast path reads the facts: {v}"
+            );
+            assert_eq!(comparable(&fast), comparable(&general), "{tz:?} {v}");
+            for (k, cells) in drills {
+                if i % per_range != *k {
+                    continue;
+                }
+                for cell in *cells {
+                    let a = insights::drill(&ws, &q, now, cell);
+                    let b = with_general_path(|| insights::drill(&ws, &q, now, cell));
+                    match (a, b) {
+                        (Ok(a), Ok(b)) => assert_eq!(
+                            serde_json::to_value(&a).unwrap(),
+                            serde_json::to_value(&b).unwrap(),
+                            "{tz:?} {v} drill {cell}"
+                        ),
+                        (Err(a), Err(b)) => {
+                            assert_eq!(a.to_string(), b.to_string(), "{tz:?} {v} drill {cell}")
+                        }
+                        (a, b) => panic!("{tz:?} {v} drill {cell}: {a:?} vs {b:?}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn funnel_drills_reuse_a_run_only_for_the_same_model_build() {
+    let ws = ws_of(&[(0, "p1", "a"), (0, "p2", "a"), (60, "p2", "b")]);
+    let q: Query = serde_json::from_value(json!({"kind": "funnel",
+        "steps": [{"event": "a"}, {"event": "b"}],
+        "date_range": {"from": "2024-01-01", "to": "2024-12-31"}}))
+    .unwrap();
+    let dropped = |ws: &Workspace| -> Vec<String> {
+        insights::drill(ws, &q, NOW, "-2")
+            .unwrap()
+            .into_iter()
+            .map(|p| distinct_of(ws, &p.person_id))
+            .collect()
+    };
+    insights::run(&ws, &q, NOW).unwrap();
+    assert_eq!(dropped(&ws), vec!["p1"]);
+    // p1 converts in a later import: after the rebuild the drill sees it.
+    let dir = tempfile::tempdir().unwrap();
+    let more = dir.path().join("more.jsonl");
+    std::fs::write(
+        &more,
+        format!("{}\n", ev(99, DAY0 + 120, "p1", "b", json!({}))),
+    )
+    .unwrap();
+    import_paths(&ws, &[more], &ImportOptions::default(), &JobCtx::silent()).unwrap();
+    model::ensure_built(&ws, &JobCtx::silent()).unwrap();
+    assert_eq!(dropped(&ws), Vec::<String>::new());
+    insights::run(&ws, &q, NOW).unwrap();
+    assert_eq!(dropped(&ws), Vec::<String>::new());
+}

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::cohort::{self, Scope};
+use super::facts;
 use super::formula;
 use super::query::{
     check_properties, int_list, json_path, period_index, period_labels, push_filters,
@@ -231,6 +232,8 @@ pub(crate) struct Frame {
     pub(crate) sunday: bool,
     pub(crate) range: Resolved,
     pub(crate) periods: usize,
+    /// The local day of the range's start, when the insight facts may be read.
+    pub(crate) facts_from_day: Option<i64>,
 }
 
 pub(crate) fn frame(
@@ -259,12 +262,18 @@ pub(crate) fn frame(
             ),
         });
     }
+    let facts_from_day = if facts::available(ws)? {
+        Some(facts::local_day(ws, &settings.time_zone, range.from_us)?.0)
+    } else {
+        None
+    };
     Ok(Frame {
         events: super::query::events_with_persons(ws)?,
         tz: settings.time_zone,
         sunday,
         range,
         periods: (last + 1) as usize,
+        facts_from_day,
     })
 }
 
@@ -275,6 +284,155 @@ struct Columns<'a> {
     value: Option<&'a str>,
     group_type: Option<&'a str>,
     breakdown: Option<(PropertySource, &'a str)>,
+    /// The consumer only asks which persons were active in which periods (not how many
+    /// events): rows may come deduplicated per (person, day).
+    distinct_only: bool,
+    /// The consumer ignores the rows of the local day holding the rows' start that come
+    /// before it (a lookback): the facts may start at that day's midnight.
+    floor_from: bool,
+}
+
+/// The loaded rows; `pid`: their `person_id` is the integer `person_index.pid` (the insight
+/// facts' fast path), not the text id.
+struct Rows {
+    sql: Sql,
+    pid: bool,
+    /// Each (period, person) comes once (the facts' active days, by day, no breakdown).
+    unique: bool,
+}
+
+/// Rows from the insight facts (see [`rows_sql`]), when they answer the query exactly:
+/// no filters, no cohort scope, no sessions, accounts or property math, and a breakdown (if
+/// any) on an event property stored as a facts column.
+#[allow(clippy::too_many_arguments)] // the arguments of `rows_sql`, plus the workspace
+fn fact_rows_sql(
+    ws: &Workspace,
+    f: &Frame,
+    unit: &'static str,
+    event: Option<&str>,
+    filter_sets: &[&[PropertyFilter]],
+    from_us: i64,
+    cols: &Columns<'_>,
+    scope: &Sql,
+) -> Result<Option<(Sql, bool)>> {
+    let Some(from_day) = f.facts_from_day else {
+        return Ok(None);
+    };
+    if filter_sets.iter().any(|fs| !fs.is_empty())
+        || !scope.text.trim().is_empty()
+        || cols.sessions
+        || cols.value.is_some()
+        || cols.group_type.is_some()
+    {
+        return Ok(None);
+    }
+    let bd_col = match cols.breakdown {
+        None => None,
+        Some((source, key)) => match facts::column_of(source, key) {
+            Some(c) => Some(c),
+            None => return Ok(None),
+        },
+    };
+    let mut s = Sql::new("SELECT ");
+    let days = if !cols.distinct_only {
+        None
+    } else if cols.floor_from {
+        facts::days_from_floor(ws, &f.tz, from_us, f.range.to_us)?
+    } else {
+        facts::whole_days(ws, &f.tz, from_us, f.range.to_us)?
+    };
+    if let Some((lo, hi)) = days {
+        // Whole local days: the persons' active days say as much as the events, and the
+        // events per day rank breakdown values (n). Rows may repeat a (day, person): the
+        // consumers count distinct persons and periods.
+        facts::push_day_period(&mut s, unit, from_day, f.sunday, "d.day");
+        s.push(" AS p, d.pid AS person_id, NULL::VARCHAR AS session_id, NULL::DOUBLE AS v, NULL::VARCHAR AS acct, ");
+        match bd_col {
+            Some(c) => {
+                s.push("coalesce(nullif(d.")
+                    .push(c)
+                    .push(", ''), 'None') AS bd, d.events AS n");
+            }
+            None => {
+                s.push("NULL::VARCHAR AS bd, 1 AS n");
+            }
+        }
+        s.push(match (event, bd_col) {
+            (None, None) => " FROM active_days d WHERE d.day >= ",
+            _ => " FROM person_days d WHERE d.day >= ",
+        });
+        facts::push_date(&mut s, lo);
+        s.push(" AND d.day <= ");
+        facts::push_date(&mut s, hi);
+        if let Some(ev) = event {
+            s.push(" AND d.event_name = ").bind(ev.to_string());
+        }
+        let unique = event.is_none() && bd_col.is_none() && unit == "day";
+        return Ok(Some((s, unique)));
+    }
+    facts::push_day_period(&mut s, unit, from_day, f.sunday, "x.day");
+    s.push(" AS p, x.pid AS person_id, NULL::VARCHAR AS session_id, NULL::DOUBLE AS v, NULL::VARCHAR AS acct, ");
+    match bd_col {
+        Some(c) => {
+            s.push("coalesce(nullif(x.")
+                .push(c)
+                .push(", ''), 'None') AS bd");
+        }
+        None => {
+            s.push("NULL::VARCHAR AS bd");
+        }
+    }
+    s.push(", 1 AS n FROM event_facts x WHERE x.ts_us >= ")
+        .bind(from_us)
+        .push(" AND x.ts_us <= ")
+        .bind(f.range.to_us);
+    if let Some(ev) = event {
+        s.push(" AND x.event_name = ").bind(ev.to_string());
+    }
+    Ok(Some((s, false)))
+}
+
+/// [`rows_sql`], from the insight facts when they can answer.
+#[allow(clippy::too_many_arguments)] // the arguments of `rows_sql`, plus the workspace
+fn load_rows(
+    ws: &Workspace,
+    f: &Frame,
+    unit: &'static str,
+    event: Option<&str>,
+    filter_sets: &[&[PropertyFilter]],
+    from_us: i64,
+    cols: &Columns<'_>,
+    scope: &Sql,
+) -> Result<Rows> {
+    if let Some((sql, unique)) =
+        fact_rows_sql(ws, f, unit, event, filter_sets, from_us, cols, scope)?
+    {
+        return Ok(Rows {
+            sql,
+            pid: true,
+            unique,
+        });
+    }
+    Ok(Rows {
+        sql: rows_sql(f, unit, event, filter_sets, from_us, cols, scope)?,
+        pid: false,
+        unique: false,
+    })
+}
+
+/// Wrap a query whose first column is a person (`person_id`, an integer pid when `pid`)
+/// so that it gives text person ids, sorted.
+fn person_ids_sql(inner: Sql, pid: bool) -> Sql {
+    if !pid {
+        let mut s = Sql::new("SELECT * FROM (");
+        s.embed(&inner);
+        s.push(") ORDER BY 1");
+        return s;
+    }
+    let mut s = Sql::new("SELECT pi.person_id FROM (");
+    s.embed(&inner);
+    s.push(") w JOIN person_index pi ON pi.pid = w.person_id ORDER BY 1");
+    s
 }
 
 /// `(p, person_id, session_id, v, acct, bd)` of matching events from `from_us` to the
@@ -375,7 +533,7 @@ fn series_rows(
     scope: &Sql,
     now_us: i64,
     cohort: Option<&str>,
-) -> Result<Sql> {
+) -> Result<Rows> {
     let window = s.math.window();
     let lookback_us = (window - 1) * 86_400_000_000;
     let bd = match &q.breakdown {
@@ -397,6 +555,16 @@ fn series_rows(
             None
         },
         breakdown: bd,
+        distinct_only: matches!(
+            s.math,
+            Math::UniquePersons | Math::WeeklyActive | Math::MonthlyActive
+        ),
+        // Daily points from a local midnight: the lookback starts `window` days before it,
+        // give or take a daylight-saving hour, so the rows of its first day before it are
+        // `window` or more days back, outside every point's trailing window.
+        floor_from: q.interval == Interval::Day
+            && f.facts_from_day.is_some()
+            && facts::local_day(ws, &f.tz, f.range.from_us)?.1,
     };
     let mut scope = scope.clone();
     if let Some(name) = cohort {
@@ -410,7 +578,8 @@ fn series_rows(
             now_us,
         )?);
     }
-    let rows = rows_sql(
+    let rows = load_rows(
+        ws,
         f,
         q.interval.unit(),
         s.event.as_deref(),
@@ -420,10 +589,15 @@ fn series_rows(
         &scope,
     )?;
     let mut sql = Sql::new("WITH r0 AS (");
-    sql.embed(&rows);
+    sql.embed(&rows.sql);
     match &q.breakdown {
         Some(TrendsBreakdown::Property { limit, .. }) => {
-            sql.push("), top AS (SELECT bd, row_number() OVER (ORDER BY count(*) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= ")
+            // Values ranked by events: the facts' rows carry their number of events (n).
+            sql.push(if rows.pid {
+                "), top AS (SELECT bd, row_number() OVER (ORDER BY sum(n) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= "
+            } else {
+                "), top AS (SELECT bd, row_number() OVER (ORDER BY count(*) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= "
+            })
                 .bind(limit.unwrap_or(25).max(1) as i64)
                 .push(" THEN r0.bd ELSE 'Other' END AS bd FROM r0 LEFT JOIN top ON top.bd = r0.bd) ");
         }
@@ -436,7 +610,11 @@ fn series_rows(
             sql.push("), nv AS (SELECT 0 AS n), r AS (SELECT * FROM r0) ");
         }
     }
-    Ok(sql)
+    Ok(Rows {
+        sql,
+        pid: rows.pid,
+        unique: rows.unique,
+    })
 }
 
 impl TrendsQuery {
@@ -503,9 +681,32 @@ impl TrendsQuery {
 /// days become covered intervals `[first, last + window)`, merged where they touch, and a
 /// running sum of interval starts (+1) and ends (−1) per value gives the count on each day.
 /// The rows are then `(day of change, value, running count)`, to be carried forward.
-fn push_aggregate(sql: &mut Sql, s: &Series, periods: usize) {
+///
+/// Over the insight facts (`rows.pid`) the same counts come cheaper: rows known to be
+/// unique per (period, person) are counted without DISTINCT, and each active day covers
+/// `[p, min(next active day, p + window))`: these pieces are disjoint and their union is
+/// the merged intervals, so one window function (lead) replaces the grouping.
+fn push_aggregate(sql: &mut Sql, s: &Series, periods: usize, rows: &Rows) {
     let window = s.math.window();
-    if window == 1 {
+    if rows.pid && window == 1 && rows.unique && s.math == Math::UniquePersons {
+        sql.push(
+            "SELECT r.p, r.bd, count(*), any_value(nv.n) FROM r, nv WHERE r.p >= 0 AND r.p < ",
+        )
+        .bind(periods as i64)
+        .push(" GROUP BY r.p, r.bd");
+    } else if rows.pid && window > 1 {
+        sql.push(if rows.unique {
+            ", pd AS (SELECT person_id, bd, p FROM r WHERE p < "
+        } else {
+            ", pd AS (SELECT DISTINCT person_id, bd, p FROM r WHERE p < "
+        })
+        .bind(periods as i64)
+        .push("), g AS (SELECT bd, p, least(coalesce(lead(p) OVER (PARTITION BY person_id, bd ORDER BY p), p + ")
+        .bind(window)
+        .push("), p + ")
+        .bind(window)
+        .push(") AS e FROM pd), dx AS (SELECT bd, p AS d, 1 AS x FROM g UNION ALL SELECT bd, e AS d, -1 AS x FROM g) SELECT d, bd, CAST(sum(sum(x)) OVER (PARTITION BY bd ORDER BY d) AS DOUBLE), any_value(nv.n) FROM dx, nv GROUP BY d, bd");
+    } else if window == 1 {
         sql.push("SELECT r.p, r.bd, ")
             .push(s.math.aggregate())
             .push(", any_value(nv.n) FROM r, nv WHERE r.p >= 0 AND r.p < ")
@@ -567,8 +768,9 @@ pub fn trends(ws: &Workspace, q: &TrendsQuery, now_us: i64) -> Result<TrendsResu
     for (k, s) in q.series.iter().enumerate() {
         let mut by_value: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for c in q.cohort_runs() {
-            let mut sql = series_rows(ws, &f, q, s, &scope, now_us, c)?;
-            push_aggregate(&mut sql, s, f.periods);
+            let rows = series_rows(ws, &f, q, s, &scope, now_us, c)?;
+            let mut sql = rows.sql.clone();
+            push_aggregate(&mut sql, s, f.periods, &rows);
             let mut st = ws.conn().prepare(&sql.text)?;
             let mut rows = st.query(duckdb::params_from_iter(sql.params.iter()))?;
             let mut distinct = 0i64;
@@ -736,7 +938,19 @@ pub fn trend_persons(
         _ => None,
     };
     let scope = cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
-    let mut sql = series_rows(ws, &f, q, s, &scope, now_us, cohort)?;
+    // Without a value, a property breakdown changes no row (its join is a left join), only
+    // their labels: drop it, so the top values need not be ranked.
+    let unlabelled;
+    let q = if value.is_none() && matches!(q.breakdown, Some(TrendsBreakdown::Property { .. })) {
+        unlabelled = TrendsQuery {
+            breakdown: None,
+            ..q.clone()
+        };
+        &unlabelled
+    } else {
+        q
+    };
+    let Rows { mut sql, pid, .. } = series_rows(ws, &f, q, s, &scope, now_us, cohort)?;
     sql.push("SELECT DISTINCT r.person_id FROM r WHERE r.p <= ")
         .bind(i as i64)
         .push(" AND r.p > ")
@@ -747,7 +961,7 @@ pub fn trend_persons(
     if s.math == Math::UniqueAccounts {
         sql.push(" AND r.acct IS NOT NULL");
     }
-    sql.push(" ORDER BY 1");
+    let sql = person_ids_sql(sql, pid);
     let mut st = ws.conn().prepare(&sql.text)?;
     let rows = st.query_map(duckdb::params_from_iter(sql.params.iter()), |r| r.get(0))?;
     Ok(rows.collect::<duckdb::Result<_>>()?)
@@ -781,19 +995,28 @@ pub struct StickinessResult {
 }
 
 /// Per person, the number of periods in range with the event.
-fn stickiness_sql(ws: &Workspace, q: &StickinessQuery, f: &Frame, now_us: i64) -> Result<Sql> {
-    let mut sql = Sql::new("WITH r AS (");
-    sql.embed(&rows_sql(
+fn stickiness_sql(ws: &Workspace, q: &StickinessQuery, f: &Frame, now_us: i64) -> Result<Rows> {
+    let rows = load_rows(
+        ws,
         f,
         q.interval.unit(),
         Some(&q.event),
         &[&q.filters],
         f.range.from_us,
-        &Columns::default(),
+        &Columns {
+            distinct_only: true,
+            ..Columns::default()
+        },
         &cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?,
-    )?);
+    )?;
+    let mut sql = Sql::new("WITH r AS (");
+    sql.embed(&rows.sql);
     sql.push(") SELECT person_id, count(DISTINCT p) AS n FROM r WHERE p >= 0 GROUP BY person_id");
-    Ok(sql)
+    Ok(Rows {
+        sql,
+        pid: rows.pid,
+        unique: rows.unique,
+    })
 }
 
 pub fn stickiness(ws: &Workspace, q: &StickinessQuery, now_us: i64) -> Result<StickinessResult> {
@@ -801,7 +1024,7 @@ pub fn stickiness(ws: &Workspace, q: &StickinessQuery, now_us: i64) -> Result<St
     check_properties(ws, &q.filters, &[])?;
     let f = frame(ws, &q.date_range, q.interval, now_us)?;
     let mut sql = Sql::new("SELECT n, count(*) FROM (");
-    sql.embed(&stickiness_sql(ws, q, &f, now_us)?);
+    sql.embed(&stickiness_sql(ws, q, &f, now_us)?.sql);
     sql.push(") GROUP BY n");
     let mut st = ws.conn().prepare(&sql.text)?;
     let mut persons = vec![0u64; f.periods];
@@ -833,15 +1056,16 @@ pub fn stickiness_persons(
     n: i64,
 ) -> Result<Vec<String>> {
     let f = frame(ws, &q.date_range, q.interval, now_us)?;
+    let rows = stickiness_sql(ws, q, &f, now_us)?;
     let mut sql = Sql::new("SELECT person_id FROM (");
-    sql.embed(&stickiness_sql(ws, q, &f, now_us)?);
+    sql.embed(&rows.sql);
     sql.push(if q.cumulative {
         ") WHERE n >= "
     } else {
         ") WHERE n = "
     })
-    .bind(n)
-    .push(" ORDER BY 1");
+    .bind(n);
+    let sql = person_ids_sql(sql, rows.pid);
     let mut st = ws.conn().prepare(&sql.text)?;
     let rows = st.query_map(duckdb::params_from_iter(sql.params.iter()), |r| r.get(0))?;
     Ok(rows.collect::<duckdb::Result<_>>()?)
@@ -935,21 +1159,53 @@ fn lifecycle_statuses(
 ) -> Result<(Statuses, Sql)> {
     let unit = q.interval.unit();
     let scope = cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
-    let mut sql = Sql::new("WITH r AS (");
     // from one period before the range (a month at most 31 days, plus the range's own
     // period start up to 31 days before `from`)
-    sql.embed(&rows_sql(
+    let rows = load_rows(
+        ws,
         f,
         unit,
         Some(&q.event),
         &[&q.filters],
         f.range.from_us - 70 * 86_400_000_000,
-        &Columns::default(),
+        &Columns {
+            distinct_only: true,
+            // Only periods from one before the range's are read (p >= -1): the 70th day
+            // back is two or more periods earlier.
+            floor_from: true,
+            ..Columns::default()
+        },
         &scope,
-    )?);
+    )?;
+    let mut sql = Sql::new("WITH r AS (");
+    sql.embed(&rows.sql);
     sql.push("), a AS (SELECT person_id, list(DISTINCT p ORDER BY p) AS ps FROM r WHERE p >= -1 GROUP BY person_id)");
-    match q.new_by {
-        NewBy::CreatedAt => {
+    match (q.new_by, rows.pid.then_some(f.facts_from_day).flatten()) {
+        (NewBy::CreatedAt, Some(_)) => {
+            sql.push(" SELECT pi.person_id, a.ps, ");
+            push_period_index(
+                &mut sql,
+                unit,
+                &f.tz,
+                f.range.from_us,
+                f.sunday,
+                PeriodAt::Column("p.created_at"),
+            );
+            sql.push(" FROM a JOIN person_index pi ON pi.pid = a.person_id JOIN persons p ON p.person_id = pi.person_id");
+        }
+        (NewBy::FirstMatchingEvent, Some(from_day)) => {
+            // The first matching event ever: its local day (no filters on the fast path).
+            sql.push(
+                ", fm AS (SELECT pid, min(day) AS first_day FROM person_days WHERE event_name = ",
+            )
+            .bind(q.event.clone())
+            .push(
+                " AND pid IN (SELECT person_id FROM a) GROUP BY pid) SELECT pi.person_id, a.ps, ",
+            );
+            facts::push_day_period(&mut sql, unit, from_day, f.sunday, "fm.first_day");
+            sql.push(" FROM a JOIN fm ON fm.pid = a.person_id JOIN person_index pi ON pi.pid = a.person_id");
+        }
+        (NewBy::CreatedAt, None) => {
             sql.push(" SELECT a.person_id, a.ps, ");
             push_period_index(
                 &mut sql,
@@ -961,7 +1217,7 @@ fn lifecycle_statuses(
             );
             sql.push(" FROM a JOIN persons p USING (person_id)");
         }
-        NewBy::FirstMatchingEvent => {
+        (NewBy::FirstMatchingEvent, None) => {
             // The first matching event ever, however long before the range.
             sql.push(", fm AS (SELECT ep.person_id, min(e.ts_utc) AS first_ts FROM ")
                 .push(&f.events);

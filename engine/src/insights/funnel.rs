@@ -11,6 +11,7 @@
 //! a chain shares them; events missing a held value (or a session) take no part.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -528,26 +529,9 @@ pub fn loader_sql(
     to_us: i64,
     scope: &Sql,
 ) -> Result<Sql> {
-    let mut s =
-        Sql::new("SELECT ep.person_id, epoch_us(e.ts_utc) AS t, e.event_seq, list_filter([");
-    for (i, st) in q.steps.iter().enumerate() {
-        if i > 0 {
-            s.push(", ");
-        }
-        s.push("CASE WHEN e.event_name = ")
-            .bind(st.event.clone())
-            .push(" AND ");
-        push_filters(&mut s, &st.filters)?;
-        s.push(&format!(" THEN {} END", i + 1));
-    }
-    for x in &q.exclusions {
-        for k in (x.from_step + 1)..=x.to_step {
-            s.push(", CASE WHEN e.event_name = ")
-                .bind(x.event.clone())
-                .push(&format!(" THEN {} END", -((k + 1) as i64)));
-        }
-    }
-    s.push("], lambda v: v IS NOT NULL) AS steps, ");
+    let mut s = Sql::new("SELECT ep.person_id, epoch_us(e.ts_utc) AS t, e.event_seq, ");
+    push_steps(&mut s, q, "e.event_name")?;
+    s.push(" AS steps, ");
     match &q.breakdown {
         Some(b) => push_property(&mut s, b.source, &b.property),
         None => {
@@ -611,6 +595,107 @@ pub fn loader_sql(
     Ok(s)
 }
 
+/// The loader's SQL from the insight facts, when they answer the query exactly: no
+/// filters, no held properties, no sessions, no cohort scope, and a breakdown (if any) on
+/// an event property stored as a facts column. The same columns as [`loader_sql`]'s, except
+/// that the person is its `person_index.pid`, in person_id order (`person_index` is
+/// numbered in that order).
+fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<Sql>> {
+    let no_filters = q.filters.is_empty() && q.steps.iter().all(|s| s.filters.is_empty());
+    if !no_filters
+        || !q.hold_constant.is_empty()
+        || q.count == FunnelCount::Sessions
+        || q.scope.cohort.is_some()
+        || q.scope.exclude_cohort.is_some()
+    {
+        return Ok(None);
+    }
+    let bd = match &q.breakdown {
+        None => None,
+        Some(b) => match super::facts::column_of(b.source, &b.property) {
+            Some(c) => Some(c),
+            None => return Ok(None),
+        },
+    };
+    let mut s = Sql::new("SELECT x.pid, x.ts_us AS t, x.event_seq, ");
+    push_steps(&mut s, q, "x.event_name")?;
+    s.push(" AS steps, ");
+    match bd {
+        Some(c) => {
+            s.push("x.").push(c);
+        }
+        None => {
+            s.push("NULL::VARCHAR");
+        }
+    }
+    s.push(" AS bd, NULL::VARCHAR[] AS hold, NULL::VARCHAR AS sid FROM event_facts x WHERE x.ts_us >= ")
+        .bind(from_us)
+        .push(" AND x.ts_us <= ")
+        .bind(if q.bound_all_steps {
+            to_us
+        } else {
+            to_us.saturating_add(q.window_us())
+        });
+    if q.order != FunnelOrder::Strict {
+        s.push(" AND x.event_name IN ");
+        let mut names: Vec<&str> = q.steps.iter().map(|s| s.event.as_str()).collect();
+        names.extend(q.exclusions.iter().map(|x| x.event.as_str()));
+        names.sort_unstable();
+        names.dedup();
+        super::query::push_in_list(&mut s, names);
+    }
+    s.push(" ORDER BY x.pid, t, x.event_seq");
+    Ok(Some(s))
+}
+
+/// Every person's text id at its `person_index.pid` (index 0 unused).
+fn person_ids(ws: &Workspace) -> Result<Vec<String>> {
+    let mut st = ws
+        .conn()
+        .prepare("SELECT pid, person_id FROM person_index ORDER BY pid")?;
+    let mut rows = st.query([])?;
+    let mut ids = vec![String::new()];
+    while let Some(r) = rows.next()? {
+        let pid: i64 = r.get(0)?;
+        if pid != ids.len() as i64 {
+            return Err(EngineError::InvalidArgument(format!(
+                "person_index is not dense at {pid} (rebuild the model)"
+            )));
+        }
+        ids.push(r.get(1)?);
+    }
+    Ok(ids)
+}
+
+/// Push the list of step numbers an event matches (steps 1…N, then exclusions as negative
+/// steps), its name in column `name`, its properties in `e.properties`.
+fn push_steps(s: &mut Sql, q: &FunnelQuery, name: &str) -> Result<()> {
+    s.push("list_filter([");
+    for (i, st) in q.steps.iter().enumerate() {
+        if i > 0 {
+            s.push(", ");
+        }
+        s.push("CASE WHEN ")
+            .push(name)
+            .push(" = ")
+            .bind(st.event.clone())
+            .push(" AND ");
+        push_filters(s, &st.filters)?;
+        s.push(&format!(" THEN {} END", i + 1));
+    }
+    for x in &q.exclusions {
+        for k in (x.from_step + 1)..=x.to_step {
+            s.push(", CASE WHEN ")
+                .push(name)
+                .push(" = ")
+                .bind(x.event.clone())
+                .push(&format!(" THEN {} END", -((k + 1) as i64)));
+        }
+    }
+    s.push("], lambda v: v IS NOT NULL)");
+    Ok(())
+}
+
 /// One loaded event: what the machine sees, its breakdown value and its partition (None:
 /// it lacks a held value or a session and takes no part).
 struct Row {
@@ -643,7 +728,11 @@ struct Context<'a> {
 
 /// Run the funnel. `now_us` resolves relative dates and says which trend periods are
 /// complete.
-pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult, FunnelDetail)> {
+pub fn run(
+    ws: &Workspace,
+    q: &FunnelQuery,
+    now_us: i64,
+) -> Result<(FunnelResult, Arc<FunnelDetail>)> {
     q.validate()?;
     let started = Instant::now();
     let settings = ModelSettings::load(ws)?;
@@ -688,9 +777,26 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
         }
         None => (Vec::new(), None),
     };
-    let scope = super::cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
-    let from = super::query::events_with_persons(ws)?;
-    let sql = loader_sql(q, &from, range.from_us, range.to_us, &scope)?;
+    let fresh = super::facts::available(ws)?;
+    let memo = if fresh {
+        memo_key(ws, q, now_us)?
+    } else {
+        None
+    };
+    let fast = if fresh {
+        fact_loader_sql(q, range.from_us, range.to_us)?
+    } else {
+        None
+    };
+    let fast_path = fast.is_some();
+    let sql = match fast {
+        Some(sql) => sql,
+        None => {
+            let scope = super::cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
+            let from = super::query::events_with_persons(ws)?;
+            loader_sql(q, &from, range.from_us, range.to_us, &scope)?
+        }
+    };
     let mut stmt = ws.conn().prepare(&sql.text)?;
     let mut rows = stmt.query(duckdb::params_from_iter(sql.params.iter()))?;
     let ctx = Context {
@@ -704,10 +810,33 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
         trend_cells: Vec::new(),
         rules: ctx.rules.clone(),
     };
+    // The fast path sorts integer persons (a lighter sort than text ids): their text ids.
+    let ids = if fast_path {
+        Some(person_ids(ws)?)
+    } else {
+        None
+    };
     let mut current: Option<String> = None;
     let mut events: Vec<Row> = Vec::new();
     while let Some(r) = rows.next()? {
-        let person: String = r.get(0)?;
+        // Borrowed: most rows continue the current person (no allocation per row).
+        let person_ref = r.get_ref(0)?;
+        let person: &str = match &ids {
+            Some(ids) => {
+                let pid: i32 = r.get(0)?;
+                usize::try_from(pid)
+                    .ok()
+                    .and_then(|i| ids.get(i))
+                    .ok_or_else(|| {
+                        EngineError::InvalidArgument(format!(
+                            "person {pid} is not in person_index (rebuild the model)"
+                        ))
+                    })?
+            }
+            None => person_ref.as_str().map_err(|e| {
+                duckdb::Error::FromSqlConversionFailure(0, duckdb::types::Type::Text, Box::new(e))
+            })?,
+        };
         let ts: i64 = r.get(1)?;
         let seq: i64 = r.get(2)?;
         let steps: Vec<i32> = int_list(r.get(3)?)
@@ -727,7 +856,8 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
             }
             Some(key)
         });
-        if current.as_deref() != Some(person.as_str()) {
+        if current.as_deref() != Some(person) {
+            let person = person.to_string();
             if let Some(p) = current.take() {
                 evaluate(&ctx, &p, &events, &mut detail);
             }
@@ -860,6 +990,10 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
             periods,
         }
     });
+    let detail = Arc::new(detail);
+    if let Some(key) = memo {
+        ws.memo_put(key, detail.clone());
+    }
     Ok((
         FunnelResult {
             count: q.count,
@@ -873,6 +1007,38 @@ pub fn run(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<(FunnelResult
         },
         detail,
     ))
+}
+
+/// What a funnel's outcomes are remembered under (see [`detail`]): the query, `now` and
+/// the model build. None (not remembered) while the model is not fresh, or with a cohort
+/// scope (a saved cohort can change without a rebuild).
+fn memo_key(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<Option<String>> {
+    if q.scope.cohort.is_some() || q.scope.exclude_cohort.is_some() {
+        return Ok(None);
+    }
+    let built: Option<String> = ws.conn().query_row(
+        "SELECT CAST(max(built_at) AS VARCHAR) FROM model_state",
+        [],
+        |r| r.get(0),
+    )?;
+    let query =
+        serde_json::to_string(q).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+    Ok(built.map(|b| format!("funnel\u{1f}{b}\u{1f}{now_us}\u{1f}{query}")))
+}
+
+/// The persons behind a funnel's numbers: those of the last [`run`] of the same query at
+/// the same `now` on the same model build (a drill-down right after the insight), else a
+/// new run.
+pub fn detail(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<Arc<FunnelDetail>> {
+    q.validate()?;
+    if super::facts::available(ws)? {
+        if let Some(key) = memo_key(ws, q, now_us)? {
+            if let Some(d) = ws.memo_get::<FunnelDetail>(&key) {
+                return Ok(d);
+            }
+        }
+    }
+    Ok(run(ws, q, now_us)?.1)
 }
 
 /// Which steps an event counts for under one breakdown value (None: the event is left out).

@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod cohort;
+pub mod facts;
 pub mod formula;
 pub mod funnel;
 pub mod funnel_steps;
@@ -71,7 +72,7 @@ pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<P
     match q {
         Query::Funnel(f) => {
             let cell = funnel::FunnelCell::parse(f, cell)?;
-            let (_, detail) = funnel::run(ws, f, now_us)?;
+            let detail = funnel::detail(ws, f, now_us)?;
             person::summaries(ws, &detail.persons(&cell)?)
         }
         Query::Retention(r) => {

@@ -12,7 +12,7 @@ use ts_rs::TS;
 
 use super::query::{
     int_list, period_index, period_labels, push_filters, push_period_index, DateRange, PeriodAt,
-    PropertyFilter, PropertySource,
+    PropertyFilter, PropertySource, Resolved,
 };
 use crate::model::ModelSettings;
 use crate::sql::Sql;
@@ -191,63 +191,21 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
     let settings = ModelSettings::load(ws)?;
     let range = q.date_range.resolve(ws, now_us, &settings.time_zone)?;
     let sunday = settings.week_start == "sunday";
-    // Calendar: a period index relative to the period holding date_from, in local time.
-    let bucket = |s: &mut Sql, ts: &str| {
-        push_period_index(
-            s,
-            q.unit(),
-            &settings.time_zone,
-            range.from_us,
-            sunday,
-            PeriodAt::Column(ts),
-        )
-    };
     let calendar = q.time_window == TimeWindow::Calendar;
-    let mut s = Sql::new("SELECT ep.person_id, list(");
-    if calendar {
-        bucket(&mut s, "e.ts_utc");
+    let fast = if q.start.filters.is_empty()
+        && q.returning.filters.is_empty()
+        && q.scope.cohort.is_none()
+        && q.scope.exclude_cohort.is_none()
+        && super::facts::available(ws)?
+    {
+        Some(fact_streams_sql(ws, q, &settings, range, calendar)?)
     } else {
-        s.push("epoch_us(e.ts_utc)");
-    }
-    s.push(") FILTER (WHERE e.event_name = ")
-        .bind(q.start.event.clone())
-        .push(" AND ");
-    push_filters(&mut s, &q.start.filters)?;
-    if q.retention_type == RetentionType::Recurring {
-        s.push(" AND e.ts_utc >= make_timestamptz(")
-            .bind(range.from_us)
-            .push(")");
-    }
-    s.push(" AND e.ts_utc <= make_timestamptz(")
-        .bind(range.to_us)
-        .push(")), list(");
-    if calendar {
-        bucket(&mut s, "e.ts_utc");
-    } else {
-        s.push("epoch_us(e.ts_utc)");
-    }
-    s.push(") FILTER (WHERE e.event_name = ")
-        .bind(q.returning.event.clone())
-        .push(" AND ");
-    push_filters(&mut s, &q.returning.filters)?;
-    s.push(" AND e.ts_utc >= make_timestamptz(")
-        .bind(range.from_us)
-        .push(")) FROM ")
-        .push(&super::query::events_with_persons(ws)?)
-        .push(" WHERE ep.person_id IS NOT NULL AND e.event_name IN (")
-        .bind(q.start.event.clone())
-        .push(", ")
-        .bind(q.returning.event.clone())
-        .push(") AND e.ts_utc <= make_timestamptz(")
-        .bind(range.to_us.max(range.from_us))
-        .push(")");
-    s.embed(&super::cohort::scope_sql(
-        ws,
-        &q.scope,
-        "ep.person_id",
-        now_us,
-    )?);
-    s.push(" GROUP BY ep.person_id ORDER BY ep.person_id");
+        None
+    };
+    let s = match fast {
+        Some(s) => s,
+        None => general_streams_sql(ws, q, &settings, range, calendar, now_us)?,
+    };
     let mut st = ws.conn().prepare(&s.text)?;
     let streams: Streams = st
         .query_map(duckdb::params_from_iter(s.params.iter()), |r| {
@@ -365,6 +323,156 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
         },
         cells,
     ))
+}
+
+/// Per person (sorted by person id): start and return period indexes (calendar) or times
+/// (rolling), from `events` × `person_map`.
+fn general_streams_sql(
+    ws: &Workspace,
+    q: &RetentionQuery,
+    settings: &ModelSettings,
+    range: Resolved,
+    calendar: bool,
+    now_us: i64,
+) -> Result<Sql> {
+    let sunday = settings.week_start == "sunday";
+    // Calendar: a period index relative to the period holding date_from, in local time.
+    let bucket = |s: &mut Sql, ts: &str| {
+        push_period_index(
+            s,
+            q.unit(),
+            &settings.time_zone,
+            range.from_us,
+            sunday,
+            PeriodAt::Column(ts),
+        )
+    };
+    let mut s = Sql::new("SELECT ep.person_id, list(");
+    if calendar {
+        bucket(&mut s, "e.ts_utc");
+    } else {
+        s.push("epoch_us(e.ts_utc)");
+    }
+    s.push(") FILTER (WHERE e.event_name = ")
+        .bind(q.start.event.clone())
+        .push(" AND ");
+    push_filters(&mut s, &q.start.filters)?;
+    if q.retention_type == RetentionType::Recurring {
+        s.push(" AND e.ts_utc >= make_timestamptz(")
+            .bind(range.from_us)
+            .push(")");
+    }
+    s.push(" AND e.ts_utc <= make_timestamptz(")
+        .bind(range.to_us)
+        .push(")), list(");
+    if calendar {
+        bucket(&mut s, "e.ts_utc");
+    } else {
+        s.push("epoch_us(e.ts_utc)");
+    }
+    s.push(") FILTER (WHERE e.event_name = ")
+        .bind(q.returning.event.clone())
+        .push(" AND ");
+    push_filters(&mut s, &q.returning.filters)?;
+    s.push(" AND e.ts_utc >= make_timestamptz(")
+        .bind(range.from_us)
+        .push(")) FROM ")
+        .push(&super::query::events_with_persons(ws)?)
+        .push(" WHERE ep.person_id IS NOT NULL AND e.event_name IN (")
+        .bind(q.start.event.clone())
+        .push(", ")
+        .bind(q.returning.event.clone())
+        .push(") AND e.ts_utc <= make_timestamptz(")
+        .bind(range.to_us.max(range.from_us))
+        .push(")");
+    s.embed(&super::cohort::scope_sql(
+        ws,
+        &q.scope,
+        "ep.person_id",
+        now_us,
+    )?);
+    s.push(" GROUP BY ep.person_id ORDER BY ep.person_id");
+    Ok(s)
+}
+
+/// [`general_streams_sql`] from the insight facts (no filters, no cohort scope): distinct
+/// (person, local day) pairs when the range is whole local days and periods are calendar
+/// ones, else the facts' events. Lists hold distinct values; the caller treats them as sets.
+fn fact_streams_sql(
+    ws: &Workspace,
+    q: &RetentionQuery,
+    settings: &ModelSettings,
+    range: Resolved,
+    calendar: bool,
+) -> Result<Sql> {
+    let sunday = settings.week_start == "sunday";
+    let tz = &settings.time_zone;
+    let from_day = super::facts::local_day(ws, tz, range.from_us)?.0;
+    let hi_us = range.to_us.max(range.from_us);
+    let days = if calendar {
+        super::facts::whole_days(ws, tz, range.from_us, hi_us)?
+    } else {
+        None
+    };
+    let mut s = Sql::new("SELECT pi.person_id, x.starts, x.returns FROM (SELECT pid");
+    for (k, spec) in [&q.start, &q.returning].into_iter().enumerate() {
+        s.push(", list(DISTINCT ");
+        if calendar {
+            super::facts::push_day_period(&mut s, q.unit(), from_day, sunday, "day");
+        } else {
+            s.push("ts_us");
+        }
+        s.push(") FILTER (WHERE event_name = ")
+            .bind(spec.event.clone());
+        // Starts: from the range's start when recurring (first-time: all time); returns:
+        // from the range's start; both to its end.
+        if k == 1 || q.retention_type == RetentionType::Recurring {
+            match days {
+                Some((lo, _)) => {
+                    s.push(" AND day >= ");
+                    super::facts::push_date(&mut s, lo);
+                }
+                None => {
+                    s.push(" AND ts_us >= ").bind(range.from_us);
+                }
+            }
+        }
+        if k == 0 {
+            match days {
+                Some((_, hi)) if range.to_us >= range.from_us => {
+                    s.push(" AND day <= ");
+                    super::facts::push_date(&mut s, hi);
+                }
+                _ => {
+                    s.push(" AND ts_us <= ").bind(range.to_us);
+                }
+            }
+        }
+        s.push(if k == 0 {
+            ") AS starts"
+        } else {
+            ") AS returns"
+        });
+    }
+    s.push(match days {
+        Some(_) => " FROM person_days WHERE event_name IN (",
+        None => " FROM event_facts WHERE event_name IN (",
+    })
+    .bind(q.start.event.clone())
+    .push(", ")
+    .bind(q.returning.event.clone())
+    .push(")");
+    match days {
+        Some((_, hi)) => {
+            s.push(" AND day <= ");
+            super::facts::push_date(&mut s, hi);
+        }
+        None => {
+            s.push(" AND ts_us <= ").bind(hi_us);
+        }
+    }
+    s.push(" GROUP BY pid) x JOIN person_index pi ON pi.pid = x.pid ORDER BY pi.person_id");
+    Ok(s)
 }
 
 /// The triangle and mean curves over the persons `keep` accepts.

@@ -18,7 +18,7 @@ use crate::workspace::Workspace;
 use crate::{EngineError, Result};
 
 /// Bumped whenever the derivation changes: tables built by an older version are rebuilt.
-pub const DERIVATION_VERSION: i32 = 4;
+pub const DERIVATION_VERSION: i32 = 5;
 
 /// How distinct ids are merged into persons (semantics.md §1.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -411,8 +411,23 @@ fn rebuild_in_transaction(
         duckdb::params![settings.time_zone, settings.week_start],
     )?;
     conn.execute_batch(include_str!("../../sql/model_profiles.sql"))?;
-    conn.execute_batch("DROP TABLE temp.model_params")?;
     lap("profiles and accounts", &mut t);
+    ctx.cancel.check()?;
+
+    phase("insight facts");
+    // The local date of each event: UTC needs no time zone database (much cheaper per event).
+    let day = if crate::insights::query::is_utc(&settings.time_zone) {
+        "CAST(make_timestamp(epoch_us(e.ts_utc)) AS DATE)"
+    } else {
+        "CAST(timezone((SELECT time_zone FROM model_params), e.ts_utc) AS DATE)"
+    };
+    conn.execute_batch(
+        &include_str!("../../sql/model_facts.sql")
+            .replace("{PERSON_KEY}", key)
+            .replace("{DAY}", day),
+    )?;
+    conn.execute_batch("DROP TABLE temp.model_params")?;
+    lap("insight facts", &mut t);
 
     let settings_json =
         serde_json::to_string(settings).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
