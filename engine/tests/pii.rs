@@ -825,3 +825,169 @@ fn raw_values_never_reach_progress_or_errors() {
         }
     }
 }
+
+#[test]
+fn finding_events_page_through_hits_with_masked_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &handmade(dir.path()));
+    let sku = CustomRule {
+        name: "sku".into(),
+        pattern: "^[A-Z]-[0-9]+$".into(),
+        severity: Severity::Low,
+    };
+    pii::rules::save(&ws, &sku, NOW).unwrap();
+    let r = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let did = finding(&r.findings, "distinct_id", "email").clone();
+    let page = pii::finding_events(&ws, &did.id, 0, 10).unwrap();
+    assert_eq!(page.total, 2);
+    assert!(!page.has_more);
+    assert_eq!(
+        page.events
+            .iter()
+            .map(|e| (e.event_name.as_str(), e.source_line))
+            .collect::<Vec<_>>(),
+        [("checkout", 1), ("payout", 2)]
+    );
+    assert!(page.events[0].source_file.ends_with("handmade.jsonl"));
+    assert_eq!(page.events[0].masked, ["j*******@e******.com"]);
+    // The distinct id is an email here: masked too.
+    assert_eq!(
+        page.events[0].distinct_id.as_deref(),
+        Some("j*******@e******.com")
+    );
+    assert_eq!(page.events[0].ts, "2024-03-01T10:00:00.000000+00:00");
+    // Paging counts hits.
+    let first = pii::finding_events(&ws, &did.id, 0, 1).unwrap();
+    assert_eq!((first.events.len(), first.has_more), (1, true));
+    let second = pii::finding_events(&ws, &did.id, 1, 1).unwrap();
+    assert_eq!((second.events.len(), second.has_more), (1, false));
+    assert_eq!(second.events[0].event_seq, page.events[1].event_seq);
+    assert!(pii::finding_events(&ws, &did.id, 2, 5)
+        .unwrap()
+        .events
+        .is_empty());
+    // Nested paths, arrays, key-name detectors and custom rules.
+    let ip = finding(&r.findings, "properties.$ip", "ipv4");
+    let ips = pii::finding_events(&ws, &ip.id, 0, 10).unwrap();
+    assert_eq!(
+        ips.events.iter().map(|e| e.source_line).collect::<Vec<_>>(),
+        [1, 3]
+    );
+    assert_eq!(ips.events[0].masked, ["198.•.•.•"]);
+    let gift = finding(&r.findings, "properties.items[].gift_to", "email");
+    assert_eq!(
+        pii::finding_events(&ws, &gift.id, 0, 10).unwrap().events[0].masked,
+        ["b********@e******.org"]
+    );
+    let name = finding(&r.findings, "properties.$set.first_name", "person_name");
+    assert_eq!(
+        pii::finding_events(&ws, &name.id, 0, 10).unwrap().events[0].masked,
+        ["J•••"]
+    );
+    let sku = finding(&r.findings, "properties.items[].sku", "custom:sku");
+    assert_eq!(
+        pii::finding_events(&ws, &sku.id, 0, 10).unwrap().events[0].masked,
+        ["A••"]
+    );
+    // Every finding on events lists exactly its `rows` events.
+    for f in r
+        .findings
+        .iter()
+        .filter(|f| f.source == pii::Source::Events)
+    {
+        let all = pii::finding_events(&ws, &f.id, 0, 1000).unwrap();
+        assert_eq!(all.events.len() as i64, f.rows, "{} {}", f.path, f.detector);
+        let text = serde_json::to_string(&all).unwrap();
+        for raw in [EMAIL, "198.51.100.23", CARD, "sk_live_4eC39", "GB82 WEST"] {
+            assert!(!text.contains(raw), "{raw} in the drill-down of {}", f.path);
+        }
+    }
+    assert!(pii::finding_events(&ws, &did.id, 0, 0).is_err());
+    assert!(pii::finding_events(&ws, "ffffffffffff", 0, 10).is_err());
+}
+
+#[test]
+fn reveal_returns_the_value_and_logs_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &handmade(dir.path()));
+    let r = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let ip = finding(&r.findings, "properties.$ip", "ipv4").clone();
+    let page = pii::finding_events(&ws, &ip.id, 0, 10).unwrap();
+    let seq = page.events[0].event_seq;
+    assert!(pii::reveal_log(&ws).unwrap().is_empty());
+    let v = pii::reveal(&ws, &ip.id, seq, "ana", "ticket 42", NOW).unwrap();
+    assert_eq!(v.values, ["198.51.100.23"]);
+    assert_eq!(v.path, "properties.$ip");
+    let card = finding(&r.findings, "properties.card", "credit_card").clone();
+    let card_seq = pii::finding_events(&ws, &card.id, 0, 1).unwrap().events[0].event_seq;
+    assert_eq!(
+        pii::reveal(&ws, &card.id, card_seq, "bo", "chargeback", NOW + 1)
+            .unwrap()
+            .values,
+        [CARD]
+    );
+    // No hit, no reason, no reviewer, unknown event: an error and nothing logged.
+    let other = pii::finding_events(
+        &ws,
+        &finding(&r.findings, "properties.bank", "iban").id,
+        0,
+        1,
+    )
+    .unwrap()
+    .events[0]
+        .event_seq;
+    let err = pii::reveal(&ws, &ip.id, other, "ana", "why", NOW).unwrap_err();
+    assert!(err.to_string().contains("no ipv4 hit"), "{err}");
+    assert!(pii::reveal(&ws, &ip.id, seq, "ana", " ", NOW).is_err());
+    assert!(pii::reveal(&ws, &ip.id, seq, "", "why", NOW).is_err());
+    assert!(pii::reveal(&ws, &ip.id, 999_999_999, "ana", "why", NOW).is_err());
+    let log = pii::reveal_log(&ws).unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        (
+            log[0].reviewer.as_str(),
+            log[0].reason.as_str(),
+            log[0].path.as_str(),
+            log[0].detector.as_str(),
+            log[0].event_seq,
+            log[0].finding_id.as_str()
+        ),
+        (
+            "ana",
+            "ticket 42",
+            "properties.$ip",
+            "ipv4",
+            seq,
+            ip.id.as_str()
+        )
+    );
+    assert_eq!(log[0].revealed_at, "2025-01-01T00:00:00.000000+00:00");
+    assert_eq!(log[1].reviewer, "bo");
+    assert!(log[1].seq > log[0].seq);
+    // The log table itself holds no value, and neither does the audit report.
+    let table: String = ws
+        .conn()
+        .query_row(
+            "SELECT string_agg(CAST(t AS VARCHAR), '|') FROM pii_reveal_log t",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let report = pii::audit_report(&ws, NOW).unwrap();
+    assert_eq!(report.reveal_log, log);
+    let out = dir.path().join("rep/report.html");
+    let files = pii::write_report(&report, &out).unwrap();
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("Reveal log") && html.contains("chargeback"));
+    let mut texts = vec![table, serde_json::to_string(&log).unwrap()];
+    for f in &files {
+        texts.push(std::fs::read_to_string(f).unwrap());
+    }
+    for t in &texts {
+        for raw in ["198.51.100.23", CARD, "4242424242424242"] {
+            assert!(!t.contains(raw), "{raw} logged");
+        }
+    }
+}

@@ -713,6 +713,7 @@ pub fn export(
     let source = EventSource::File {
         path: data_str.clone(),
         format: opts.format,
+        vendor_shape: false,
     };
     let reader = opts.format.reader_sql(&data_str);
     let rows_written = count_rows(&verify_conn, &reader)?;
