@@ -1035,9 +1035,28 @@ static KEY_FINDERS: std::sync::LazyLock<Vec<memchr::memmem::Finder<'static>>> =
             .collect()
     });
 
+/// The first two bytes of every key prefix, as a 64K-bit set: a value holding none of these
+/// pairs holds no key, which one pass over its bytes tells.
+static KEY_PAIRS: std::sync::LazyLock<Vec<u64>> = std::sync::LazyLock::new(|| {
+    let mut bits = vec![0u64; 1024];
+    for (p, ..) in KEY_PREFIXES {
+        let b = p.as_bytes();
+        let k = usize::from(b[0]) << 8 | usize::from(b[1]);
+        bits[k >> 6] |= 1 << (k & 63);
+    }
+    bits
+});
+
 /// API keys and secrets with a known vendor prefix.
 pub fn find_api_keys(s: &str, out: &mut Vec<Match>) {
     let b = s.as_bytes();
+    let pairs = &*KEY_PAIRS;
+    if !b.windows(2).any(|w| {
+        let k = usize::from(w[0]) << 8 | usize::from(w[1]);
+        pairs[k >> 6] & (1 << (k & 63)) != 0
+    }) {
+        return;
+    }
     for (&(prefix, min, max, upper), finder) in KEY_PREFIXES.iter().zip(KEY_FINDERS.iter()) {
         for start in finder.find_iter(b) {
             if before(b, start).is_some_and(|p| alnum(p) || p == b'_' || p == b'-') {

@@ -168,9 +168,9 @@ struct Acc {
     hits: u64,
     rows: u64,
     last_row: Option<u64>,
-    persons: HashSet<u64>,
+    persons: FxSet<u64>,
     /// Event name id → rows.
-    event_names: HashMap<u32, u64>,
+    event_names: FxMap<u32, u64>,
     files: BTreeSet<(u32, u32)>,
     first: Option<i64>,
     last: Option<i64>,
@@ -210,6 +210,41 @@ pub(crate) struct EventRow {
     pub json: [Option<String>; 4],
 }
 
+/// An [`EventRow`] borrowed (from a DuckDB row or an owned row).
+pub(crate) struct EventRef<'r> {
+    pub row: u64,
+    pub name: Option<&'r str>,
+    pub file: Option<&'r str>,
+    pub vendor: Option<&'r str>,
+    pub ts: Option<i64>,
+    pub top: [Option<&'r str>; 5],
+    pub json: [Option<&'r str>; 4],
+}
+
+impl EventRow {
+    pub(crate) fn view(&self) -> EventRef<'_> {
+        EventRef {
+            row: self.row,
+            name: self.name.as_deref(),
+            file: self.file.as_deref(),
+            vendor: self.vendor.as_deref(),
+            ts: self.ts,
+            top: std::array::from_fn(|k| self.top[k].as_deref()),
+            json: std::array::from_fn(|k| self.json[k].as_deref()),
+        }
+    }
+}
+
+/// A text column of the current row, borrowed (valid until the next row).
+fn text<'r>(r: &'r duckdb::Row<'_>, i: usize) -> Result<Option<&'r str>> {
+    match r.get_ref(i)? {
+        duckdb::types::ValueRef::Null => Ok(None),
+        v => v.as_str().map(Some).map_err(|_| {
+            EngineError::InvalidArgument(format!("column {i} of the scan is not text"))
+        }),
+    }
+}
+
 /// The row-number ranges the workers share.
 struct Chunks<'c> {
     next: &'c std::sync::atomic::AtomicI64,
@@ -243,7 +278,7 @@ struct Verdict {
 }
 
 /// Verdicts kept per scanner before the cache starts over.
-const CACHE_MAX: usize = 1 << 18;
+const CACHE_MAX: usize = 1 << 20;
 
 /// A hasher for keys that are already hashes.
 #[derive(Default)]
@@ -263,17 +298,70 @@ impl Hasher for IdHasher {
 }
 pub(crate) type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
+/// A fast multiply-rotate hasher (FxHash's) for the scanner's own maps: keys are paths, ids and
+/// values from local files, hashed hundreds of millions of times per scan.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fx(u64);
+impl Fx {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+impl Hasher for Fx {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut c = bytes.chunks_exact(8);
+        for w in &mut c {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = c.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 56));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+type FxBuild = std::hash::BuildHasherDefault<Fx>;
+type FxMap<K, V> = HashMap<K, V, FxBuild>;
+type FxSet<K> = HashSet<K, FxBuild>;
+
 pub(crate) struct Scanner<'a> {
-    accs: HashMap<(Source, DetKey, u32), Acc>,
+    accs: FxMap<(Source, DetKey, u32), Acc>,
     /// Interned strings: event names, files, vendors.
     strings: Vec<String>,
-    string_ids: HashMap<String, u32>,
+    string_ids: FxMap<String, u32>,
     /// Interned paths.
     paths: Vec<String>,
-    path_ids: HashMap<String, u32>,
+    path_ids: FxMap<String, u32>,
     /// Interned (path, key) pairs: the path's id and the key's hints.
     pks: Vec<(u32, KeyHints)>,
-    pk_ids: HashMap<String, u32>,
+    pk_ids: FxMap<String, u32>,
+    pk_keys: Vec<String>,
+    pk_by_path: FxMap<String, u32>,
     pk_buf: String,
     cache: IdMap<Verdict>,
     flat: super::flat::Flat,
@@ -287,8 +375,49 @@ pub(crate) struct Scanner<'a> {
     /// Threads reading the events.
     pub(crate) workers: usize,
     /// Distinct actors (distinct_id, else user_id, else anon_id) seen, when counted.
-    pub(crate) people: HashSet<u64>,
+    pub(crate) people: FxSet<u64>,
     pub(crate) count_people: bool,
+}
+
+/// Tally one hit.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    accs: &mut FxMap<(Source, DetKey, u32), Acc>,
+    source: Source,
+    det: DetKey,
+    path: u32,
+    count: u64,
+    ctx: &RowCtx,
+    sample: &str,
+) {
+    let acc = accs.entry((source, det, path)).or_default();
+    acc.hits += count;
+    if acc.last_row != Some(ctx.row) {
+        acc.last_row = Some(ctx.row);
+        acc.rows += 1;
+        if let Some(p) = ctx.person {
+            acc.persons.insert(p);
+        }
+        if let Some(n) = ctx.event_name {
+            *acc.event_names.entry(n).or_default() += 1;
+        }
+        if let Some(f) = ctx.file {
+            acc.files.insert(f);
+        }
+        if let Some(t) = ctx.ts {
+            acc.first = Some(acc.first.map_or(t, |f| f.min(t)));
+            acc.last = Some(acc.last.map_or(t, |l| l.max(t)));
+        }
+    }
+    // The smallest few distinct masks: deterministic whatever the row order.
+    if (acc.samples.len() < SAMPLES || acc.samples.last().is_some_and(|l| sample < l.as_str()))
+        && !acc.samples.contains(sample)
+    {
+        acc.samples.insert(sample.to_string());
+        while acc.samples.len() > SAMPLES {
+            acc.samples.pop_last();
+        }
+    }
 }
 
 pub(crate) fn hash_str(s: &str) -> u64 {
@@ -298,7 +427,7 @@ pub(crate) fn hash_str(s: &str) -> u64 {
 }
 
 fn verdict_hash(pk: u32, value: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = Fx::default();
     pk.hash(&mut h);
     value.hash(&mut h);
     h.finish()
@@ -313,13 +442,15 @@ impl<'a> Scanner<'a> {
             c.execute_batch("CREATE OR REPLACE TEMP TABLE pii_leaf_batch (id BIGINT, v VARCHAR)")?;
         }
         Ok(Scanner {
-            accs: HashMap::new(),
+            accs: FxMap::default(),
             strings: Vec::new(),
-            string_ids: HashMap::new(),
+            string_ids: FxMap::default(),
             paths: Vec::new(),
-            path_ids: HashMap::new(),
+            path_ids: FxMap::default(),
             pks: Vec::new(),
-            pk_ids: HashMap::new(),
+            pk_ids: FxMap::default(),
+            pk_keys: Vec::new(),
+            pk_by_path: FxMap::default(),
             pk_buf: String::new(),
             cache: IdMap::default(),
             flat: super::flat::Flat::default(),
@@ -329,7 +460,7 @@ impl<'a> Scanner<'a> {
             pending: Vec::new(),
             values_checked: 0,
             batch: SCAN_BATCH,
-            people: HashSet::new(),
+            people: FxSet::default(),
             count_people: false,
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -360,6 +491,12 @@ impl<'a> Scanner<'a> {
 
     /// The id of a (path, key) pair, with the key's hints.
     fn pk_id(&mut self, path: &str, key: &str) -> u32 {
+        // A path nearly always comes with one key: look it up by the path alone first.
+        if let Some(&i) = self.pk_by_path.get(path) {
+            if self.pk_keys[i as usize] == key {
+                return i;
+            }
+        }
         self.pk_buf.clear();
         self.pk_buf.push_str(path);
         self.pk_buf.push('\0');
@@ -370,10 +507,13 @@ impl<'a> Scanner<'a> {
         let pid = self.path_id(path);
         let i = self.pks.len() as u32;
         self.pks.push((pid, key_hints(key)));
+        self.pk_keys.push(key.to_string());
         self.pk_ids.insert(self.pk_buf.clone(), i);
+        self.pk_by_path.entry(path.to_string()).or_insert(i);
         i
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         source: Source,
@@ -383,34 +523,7 @@ impl<'a> Scanner<'a> {
         ctx: &RowCtx,
         sample: &str,
     ) {
-        let acc = self.accs.entry((source, det, path)).or_default();
-        acc.hits += count;
-        if acc.last_row != Some(ctx.row) {
-            acc.last_row = Some(ctx.row);
-            acc.rows += 1;
-            if let Some(p) = ctx.person {
-                acc.persons.insert(p);
-            }
-            if let Some(n) = ctx.event_name {
-                *acc.event_names.entry(n).or_default() += 1;
-            }
-            if let Some(f) = ctx.file {
-                acc.files.insert(f);
-            }
-            if let Some(t) = ctx.ts {
-                acc.first = Some(acc.first.map_or(t, |f| f.min(t)));
-                acc.last = Some(acc.last.map_or(t, |l| l.max(t)));
-            }
-        }
-        // The smallest few distinct masks: deterministic whatever the row order.
-        if (acc.samples.len() < SAMPLES || acc.samples.last().is_some_and(|l| sample < l.as_str()))
-            && !acc.samples.contains(sample)
-        {
-            acc.samples.insert(sample.to_string());
-            while acc.samples.len() > SAMPLES {
-                acc.samples.pop_last();
-            }
-        }
+        record(&mut self.accs, source, det, path, count, ctx, sample);
     }
 
     /// Run the built-in detectors on one value.
@@ -458,6 +571,16 @@ impl<'a> Scanner<'a> {
         self.values_checked += 1;
         let pk = self.pk_id(path, key);
         let (pid, hints) = self.pks[pk as usize];
+        // No detector can match without a digit, `@` or `%` (escapes), or 20 characters
+        // (tokens, keys), unless the key names the value.
+        let maybe = hints.key_detector.is_some()
+            || value.len() >= 20
+            || value
+                .bytes()
+                .any(|c| c.is_ascii_digit() || c == b'@' || c == b'%');
+        if !maybe {
+            return self.pend(source, pid, ctx, value);
+        }
         let h = verdict_hash(pk, value);
         let cached = self
             .cache
@@ -480,22 +603,38 @@ impl<'a> Scanner<'a> {
             }
         };
         if let Some(v) = verdict {
-            if !v.hits.is_empty() || v.key_mask.is_some() {
-                // Verdicts are small; clone out of the cache to record.
-                let hits = v.hits.clone();
-                let key_mask = v.key_mask.clone();
-                for (d, n, sample) in &hits {
-                    self.record(source, DetKey::Builtin(*d), pid, *n, ctx, sample);
-                }
-                if let (Some(k), Some(sample)) = (hints.key_detector, key_mask) {
-                    self.record(source, DetKey::Builtin(k), pid, 1, ctx, &sample);
-                }
+            for (d, n, sample) in &v.hits {
+                record(
+                    &mut self.accs,
+                    source,
+                    DetKey::Builtin(*d),
+                    pid,
+                    *n,
+                    ctx,
+                    sample,
+                );
+            }
+            if let (Some(k), Some(sample)) = (hints.key_detector, &v.key_mask) {
+                record(
+                    &mut self.accs,
+                    source,
+                    DetKey::Builtin(k),
+                    pid,
+                    1,
+                    ctx,
+                    sample,
+                );
             }
         }
+        self.pend(source, pid, ctx, value)
+    }
+
+    /// Queue a value for the custom rules, if there are any.
+    fn pend(&mut self, source: Source, path: u32, ctx: &RowCtx, value: &str) -> Result<()> {
         if !self.rules.is_empty() {
             self.pending.push(Pending {
                 source,
-                path: pid,
+                path,
                 ctx: *ctx,
                 value: value.to_string(),
             });
@@ -771,7 +910,6 @@ impl<'a> Scanner<'a> {
     ) -> Result<()> {
         use std::sync::atomic::Ordering;
         let mut st = conn.prepare(&q.text)?;
-        let mut ev = EventRow::default();
         loop {
             ctx.cancel.check()?;
             let start = chunks.next.fetch_add(chunks.batch, Ordering::Relaxed);
@@ -786,17 +924,21 @@ impl<'a> Scanner<'a> {
             let mut rows = st.query(duckdb::params_from_iter(params.iter()))?;
             let mut n = 0u64;
             while let Some(r) = rows.next()? {
-                ev.row = r.get::<_, i64>(0)? as u64;
-                ev.name = r.get(1)?;
-                ev.file = r.get(2)?;
-                ev.vendor = r.get(3)?;
-                ev.ts = r.get(4)?;
-                for (k, slot) in ev.top.iter_mut().enumerate() {
-                    *slot = r.get(5 + k)?;
-                }
-                for (k, slot) in ev.json.iter_mut().enumerate() {
-                    *slot = r.get(10 + k)?;
-                }
+                let ev = EventRef {
+                    row: r.get::<_, i64>(0)? as u64,
+                    name: text(r, 1)?,
+                    file: text(r, 2)?,
+                    vendor: text(r, 3)?,
+                    ts: r.get(4)?,
+                    top: [
+                        text(r, 5)?,
+                        text(r, 6)?,
+                        text(r, 7)?,
+                        text(r, 8)?,
+                        text(r, 9)?,
+                    ],
+                    json: [text(r, 10)?, text(r, 11)?, text(r, 12)?, text(r, 13)?],
+                };
                 self.event(&ev, persons)?;
                 n += 1;
             }
@@ -806,18 +948,17 @@ impl<'a> Scanner<'a> {
     }
 
     /// One event in the canonical columns.
-    pub(crate) fn event(&mut self, ev: &EventRow, persons: &IdMap<u64>) -> Result<()> {
+    pub(crate) fn event(&mut self, ev: &EventRef<'_>, persons: &IdMap<u64>) -> Result<()> {
         let person = ev.top[0]
-            .as_deref()
             .and_then(|d| persons.get(&hash_str(d)).copied())
-            .or_else(|| ev.top[..3].iter().find_map(|x| x.as_deref()).map(hash_str));
+            .or_else(|| ev.top[..3].iter().find_map(|x| *x).map(hash_str));
         if self.count_people {
-            if let Some(p) = ev.top[..3].iter().find_map(|x| x.as_deref()) {
+            if let Some(p) = ev.top[..3].iter().find_map(|x| *x) {
                 self.people.insert(hash_str(p));
             }
         }
-        let event_name = ev.name.as_deref().map(|s| self.intern(s));
-        let file = match (ev.file.as_deref(), ev.vendor.as_deref()) {
+        let event_name = ev.name.map(|s| self.intern(s));
+        let file = match (ev.file, ev.vendor) {
             (Some(f), Some(v)) => Some((self.intern(f), self.intern(v))),
             _ => None,
         };
@@ -829,7 +970,7 @@ impl<'a> Scanner<'a> {
             ts: ev.ts,
         };
         for (k, col) in super::export::TOP.iter().enumerate() {
-            if let Some(v) = ev.top[k].as_deref() {
+            if let Some(v) = ev.top[k] {
                 self.leaf(Source::Events, col, col, v, &rc)?;
             }
         }
@@ -837,7 +978,7 @@ impl<'a> Scanner<'a> {
             .iter()
             .enumerate()
         {
-            self.json_column(Source::Events, col, ev.json[k].as_deref(), &rc)?;
+            self.json_column(Source::Events, col, ev.json[k], &rc)?;
         }
         Ok(())
     }

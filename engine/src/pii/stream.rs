@@ -176,12 +176,12 @@ pub(crate) fn scan_file(
                                         raw(l.groups),
                                         None,
                                     ];
-                                    w.event(&ev, &empty)?;
+                                    w.event(&ev.view(), &empty)?;
                                 }
                             }
                             Batch::Rows(rows) => {
                                 for r in &rows {
-                                    w.event(r, &empty)?;
+                                    w.event(&r.view(), &empty)?;
                                 }
                             }
                         }

@@ -7,9 +7,14 @@ export type FindingEvent = {
 /**
  * The workspace's event id (what [`reveal`] takes).
  */
-eventSeq: number, eventUuid: string, ts: string, eventName: string, distinctId: string | null, 
+eventSeq: number, eventUuid: string, ts: string, eventName: string, 
 /**
- * The resolved person (identity model), when there is one.
+ * Ids are shown as they are unless a detector flags them (an email as distinct id): then
+ * with the detected parts masked.
+ */
+distinctId: string | null, 
+/**
+ * The resolved person (identity model), when there is one; masked like `distinct_id`.
  */
 personId: string | null, 
 /**
