@@ -462,6 +462,7 @@ fn redacted_export_rescans_clean_in_every_format() {
                 keep_from_us: None,
                 salt: Some(salt.clone()),
                 now_us: NOW,
+                vendor_shape: false,
             },
             &JobCtx::silent(),
         )
@@ -588,6 +589,7 @@ fn an_export_that_does_not_rescan_clean_is_marked_failed() {
             keep_from_us: None,
             salt: None,
             now_us: NOW,
+            vendor_shape: false,
         },
         &JobCtx::silent(),
     )
@@ -616,6 +618,7 @@ fn an_export_that_does_not_rescan_clean_is_marked_failed() {
             keep_from_us: None,
             salt: None,
             now_us: NOW,
+            vendor_shape: false,
         },
         &JobCtx::silent(),
     )
@@ -664,6 +667,7 @@ fn retention_counts_and_export_without_old_events() {
             keep_from_us: Some(cutoff),
             salt: None,
             now_us: NOW,
+            vendor_shape: false,
         },
         &JobCtx::silent(),
     )
@@ -712,6 +716,7 @@ fn audit_report_is_offline_escaped_and_masked() {
             keep_from_us: None,
             salt: None,
             now_us: NOW,
+            vendor_shape: false,
         },
         &JobCtx::silent(),
     )
@@ -789,6 +794,7 @@ fn raw_values_never_reach_progress_or_errors() {
             keep_from_us: None,
             salt: None,
             now_us: NOW,
+            vendor_shape: false,
         },
         &ctx,
     )

@@ -395,6 +395,10 @@ enum PiiCommand {
         /// parquet, csv or jsonl (default: the rules file's, else parquet).
         #[arg(long)]
         format: Option<String>,
+        /// Write each event in its vendor's original shape (needs events imported with
+        /// --keep-raw), one JSON-lines file per source file, gzipped when the source was.
+        #[arg(long)]
+        vendor_shape: bool,
         #[arg(long)]
         json: bool,
     },
@@ -2130,12 +2134,14 @@ fn run_pii(which: PiiCommand) -> Result<ExitCode, EngineError> {
             rules,
             out,
             format,
+            vendor_shape,
             json,
         } => {
             let ws = open_existing(&workspace)?;
             let rules = pii::RedactionRules::load(&rules)?;
             let format = match format {
                 Some(f) => pii::ExportFormat::parse(&f)?,
+                None if vendor_shape => pii::ExportFormat::Jsonl,
                 None => rules.format.unwrap_or(pii::ExportFormat::Parquet),
             };
             let opts = pii::ExportOptions {
@@ -2144,6 +2150,7 @@ fn run_pii(which: PiiCommand) -> Result<ExitCode, EngineError> {
                 keep_from_us: None,
                 salt: None,
                 now_us: now_micros(&ws, None)?,
+                vendor_shape,
             };
             let r = pii::export(&ws, &rules, &opts, &progress_ctx())?;
             print_export(&r, json)
@@ -2243,6 +2250,7 @@ fn run_pii(which: PiiCommand) -> Result<ExitCode, EngineError> {
                 keep_from_us: Some(cutoff),
                 salt: None,
                 now_us: now_micros(&ws, None)?,
+                vendor_shape: false,
             };
             let r = pii::export(&ws, &rules, &opts, &progress_ctx())?;
             if !json {

@@ -1252,17 +1252,6 @@ fn set_memory_limit(conn: &duckdb::Connection, to: &str) -> Result<()> {
     Ok(())
 }
 
-/// `SELECT count(*) FROM <from>`.
-pub(crate) fn count_rows(conn: &duckdb::Connection, from: &Sql) -> Result<i64> {
-    let mut q = Sql::new("SELECT count(*) FROM ");
-    q.embed(from);
-    Ok(
-        conn.query_row(&q.text, duckdb::params_from_iter(q.params.iter()), |r| {
-            r.get(0)
-        })?,
-    )
-}
-
 /// Most severe first, then most rows, then by source, path and detector.
 pub(crate) fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
     b.severity
