@@ -997,3 +997,131 @@ fn reveal_returns_the_value_and_logs_without_it() {
         }
     }
 }
+
+#[test]
+fn vendor_shape_export_redacts_the_raw_records_in_place() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let plain = handmade(dir.path());
+    // The same records again, gzipped, under another name.
+    let gz = dir.path().join("again.jsonl.gz");
+    {
+        use std::io::Write;
+        let text = std::fs::read_to_string(&plain).unwrap().replace(
+            "00000000-0000-4000-8000-00000000000",
+            "00000000-0000-4000-8000-10000000000",
+        );
+        let mut e = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap();
+    }
+    let keep = ImportOptions {
+        keep_raw: true,
+        ..Default::default()
+    };
+    import_paths(&ws, &[plain.clone(), gz.clone()], &keep, &JobCtx::silent()).unwrap();
+    pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let rules = RedactionRules {
+        format: None,
+        fields: vec![
+            RedactionRule {
+                path: Some("properties.$set.email".into()),
+                detector: None,
+                finding: None,
+                action: RedactAction::Pseudonymize,
+            },
+            RedactionRule {
+                path: None,
+                detector: Some("email".into()),
+                finding: None,
+                action: RedactAction::Mask,
+            },
+            RedactionRule {
+                path: None,
+                detector: Some("credit_card".into()),
+                finding: None,
+                action: RedactAction::Mask,
+            },
+            RedactionRule {
+                path: Some("properties.bank".into()),
+                detector: None,
+                finding: None,
+                action: RedactAction::Drop,
+            },
+        ],
+    };
+    let out = dir.path().join("vendor");
+    let opts = ExportOptions {
+        out_dir: out.clone(),
+        format: ExportFormat::Jsonl,
+        keep_from_us: None,
+        salt: Some(b"s4lt".to_vec()),
+        now_us: NOW,
+        vendor_shape: true,
+    };
+    let rep = pii::export(&ws, &rules, &opts, &JobCtx::silent()).unwrap();
+    assert_eq!(rep.status, ExportStatus::Complete, "{:?}", rep.problems);
+    assert_eq!((rep.rows_source, rep.rows_written), (6, 6));
+    assert!(
+        rep.checks.iter().all(|c| c.ok && c.redacted > 0),
+        "{:?}",
+        rep.checks
+    );
+    let plain_out = out.join("handmade.redacted.jsonl");
+    let gz_out = out.join("again.redacted.jsonl.gz");
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&gz_out).unwrap())
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    for text in [std::fs::read_to_string(&plain_out).unwrap(), unzipped] {
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        // The vendor's shape: PostHog's own keys, not the canonical columns.
+        assert!(lines[0].get("uuid").is_some() && lines[0].get("event_name").is_none());
+        let set_email = lines[0]["properties"]["$set"]["email"].as_str().unwrap();
+        assert!(set_email.starts_with("pn_"), "{set_email}");
+        assert_eq!(lines[0]["distinct_id"], "j*******@e******.com");
+        assert_eq!(lines[0]["properties"]["card"], "•••• •••• •••• 4242");
+        assert!(lines[1]["properties"].get("bank").is_none());
+        // Untouched fields stay as they were.
+        assert_eq!(lines[0]["properties"]["app_version"], "1.2.3.4");
+        assert!(!text.contains(EMAIL) && !text.contains(CARD) && !text.contains("GB82"));
+    }
+    // Without the original records there is nothing to write in the vendor's shape.
+    let ws2 = Workspace::in_memory().unwrap();
+    import(&ws2, &plain);
+    let rep2 = pii::export(
+        &ws2,
+        &RedactionRules::default(),
+        &ExportOptions {
+            out_dir: dir.path().join("vendor2"),
+            ..opts.clone()
+        },
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(rep2.status, ExportStatus::Failed);
+    assert!(
+        rep2.problems.iter().any(|p| p.contains("--keep-raw")),
+        "{:?}",
+        rep2.problems
+    );
+    // Only as JSON lines.
+    assert!(pii::export(
+        &ws,
+        &rules,
+        &ExportOptions {
+            format: ExportFormat::Csv,
+            ..opts
+        },
+        &JobCtx::silent()
+    )
+    .is_err());
+}
