@@ -31,7 +31,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use ts_rs::TS;
 
-use super::detect::{detect_value, key_hints, Detector, Match};
+use super::detect::{detect_value, key_hints, Detector, KeyHints, Match};
 use super::mask::mask;
 use super::scan::{EventSource, Finding, ScanTotals, Scanner, Source};
 use crate::jobs::{JobCtx, JobEvent};
@@ -332,9 +332,36 @@ struct Redactor {
     salt: Vec<u8>,
     counts: Vec<i64>,
     matches: Vec<Match>,
+    /// Key hints by key.
+    hints: std::collections::HashMap<String, KeyHints>,
+    /// Whether a detector rule touches a (key, value): by hash, with the pair to confirm.
+    touched: std::collections::HashMap<u64, (Box<str>, Box<str>, bool)>,
 }
 
+/// Touch verdicts kept per redactor before the cache starts over.
+const TOUCH_CACHE: usize = 1 << 18;
+
 impl Redactor {
+    fn new(rules: Vec<Resolved>, salt: Vec<u8>) -> Self {
+        Redactor {
+            counts: vec![0; rules.len()],
+            rules,
+            salt,
+            matches: Vec::new(),
+            hints: Default::default(),
+            touched: Default::default(),
+        }
+    }
+
+    fn hints(&mut self, key: &str) -> KeyHints {
+        if let Some(h) = self.hints.get(key) {
+            return *h;
+        }
+        let h = key_hints(key);
+        self.hints.insert(key.to_string(), h);
+        h
+    }
+
     fn pseudonym(&self, v: &str) -> String {
         let mut h = Sha256::new();
         h.update(&self.salt);
@@ -405,6 +432,9 @@ impl Redactor {
 
     /// Detector rules on one scalar: replace the matched spans (or drop the value).
     fn scalar(&mut self, s: &str, key: &str) -> Option<Option<String>> {
+        if !self.touches(key, s) {
+            return None;
+        }
         if !self
             .rules
             .iter()
@@ -412,7 +442,7 @@ impl Redactor {
         {
             return None;
         }
-        let hints = key_hints(key);
+        let hints = self.hints(key);
         let mut m = std::mem::take(&mut self.matches);
         let decoded = detect_value(s, hints, &mut m).into_owned();
         let mut changed = false;
@@ -556,9 +586,29 @@ impl Redactor {
         }
     }
 
-    /// Whether a detector rule would change this value (no counting).
+    /// Whether a detector rule would change this value (no counting); cached, since values
+    /// repeat.
     fn touches(&mut self, key: &str, value: &str) -> bool {
-        let hints = key_hints(key);
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        value.hash(&mut h);
+        let h = h.finish();
+        if let Some((k, v, t)) = self.touched.get(&h) {
+            if **k == *key && **v == *value {
+                return *t;
+            }
+        }
+        let t = self.touches_now(key, value);
+        if self.touched.len() >= TOUCH_CACHE {
+            self.touched.clear();
+        }
+        self.touched.insert(h, (key.into(), value.into(), t));
+        t
+    }
+
+    fn touches_now(&mut self, key: &str, value: &str) -> bool {
+        let hints = self.hints(key);
         if let Some(kd) = hints.key_detector {
             if self
                 .rules
@@ -1194,12 +1244,7 @@ pub fn export(
         .out_dir
         .join(format!("events.{}", opts.format.as_str()));
     let data_str = data_file.to_string_lossy().to_string();
-    let mut redactor = Redactor {
-        counts: vec![0; resolved.len()],
-        rules: resolved,
-        salt: opts.salt.clone().unwrap_or_else(fresh_salt),
-        matches: Vec::new(),
-    };
+    let mut redactor = Redactor::new(resolved, opts.salt.clone().unwrap_or_else(fresh_salt));
     if opts.vendor_shape && opts.format != ExportFormat::Jsonl {
         return Err(EngineError::InvalidArgument(
             "the vendor's shape is written as JSON lines only (--format jsonl)".into(),
