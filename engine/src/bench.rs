@@ -472,17 +472,30 @@ fn rss_mb() -> f64 {
 
 /// Generate and import `events` PostHog events (emails, phones, IPs on them), then time a
 /// full PII scan (events, persons, snapshots; findings stored).
-pub fn bench_pii(dir: &Path, events: usize, now_us: i64) -> Result<PiiBench> {
-    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
-    let ws_path = dir.join("bench-pii.duckdb");
-    let _ = std::fs::remove_file(&ws_path);
-    let mut wal = ws_path.as_os_str().to_owned();
-    wal.push(".wal");
-    let _ = std::fs::remove_file(wal);
-    let ws = Workspace::open(&ws_path)?;
-    let import_secs = import_generated(&ws, dir, events, 1)?;
-    // A fresh connection, so the import's buffers are not counted against the scan.
-    drop(ws);
+/// With `existing`, that workspace is scanned as it is (nothing generated or imported; its
+/// findings are replaced).
+pub fn bench_pii(
+    dir: &Path,
+    events: usize,
+    now_us: i64,
+    existing: Option<&Path>,
+) -> Result<PiiBench> {
+    let (ws_path, import_secs) = match existing {
+        Some(p) => (p.to_path_buf(), 0.0),
+        None => {
+            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+            let ws_path = dir.join("bench-pii.duckdb");
+            let _ = std::fs::remove_file(&ws_path);
+            let mut wal = ws_path.as_os_str().to_owned();
+            wal.push(".wal");
+            let _ = std::fs::remove_file(wal);
+            let ws = Workspace::open(&ws_path)?;
+            let import_secs = import_generated(&ws, dir, events, 1)?;
+            // A fresh connection, so the import's buffers are not counted against the scan.
+            drop(ws);
+            (ws_path, import_secs)
+        }
+    };
     let ws = Workspace::open(&ws_path)?;
     reset_peak_rss();
     let rss_before_scan_mb = rss_mb();

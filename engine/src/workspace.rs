@@ -20,10 +20,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (4, "cohorts", include_str!("../migrations/0004_cohorts.sql")),
     (5, "pii", include_str!("../migrations/0005_pii.sql")),
+    (
+        6,
+        "pii_reveal",
+        include_str!("../migrations/0006_pii_reveal.sql"),
+    ),
 ];
 
 /// The newest schema version this build understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// SQL helpers every connection gets. Timestamps are parsed with explicit formats only.
 const MACROS: &str = include_str!("../sql/macros.sql");

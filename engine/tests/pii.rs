@@ -462,6 +462,7 @@ fn redacted_export_rescans_clean_in_every_format() {
                 keep_from_us: None,
                 salt: Some(salt.clone()),
                 now_us: NOW,
+                vendor_shape: false,
             },
             &JobCtx::silent(),
         )
@@ -588,6 +589,7 @@ fn an_export_that_does_not_rescan_clean_is_marked_failed() {
             keep_from_us: None,
             salt: None,
             now_us: NOW,
+            vendor_shape: false,
         },
         &JobCtx::silent(),
     )
@@ -616,6 +618,7 @@ fn an_export_that_does_not_rescan_clean_is_marked_failed() {
             keep_from_us: None,
             salt: None,
             now_us: NOW,
+            vendor_shape: false,
         },
         &JobCtx::silent(),
     )
@@ -664,6 +667,7 @@ fn retention_counts_and_export_without_old_events() {
             keep_from_us: Some(cutoff),
             salt: None,
             now_us: NOW,
+            vendor_shape: false,
         },
         &JobCtx::silent(),
     )
@@ -712,6 +716,7 @@ fn audit_report_is_offline_escaped_and_masked() {
             keep_from_us: None,
             salt: None,
             now_us: NOW,
+            vendor_shape: false,
         },
         &JobCtx::silent(),
     )
@@ -789,6 +794,7 @@ fn raw_values_never_reach_progress_or_errors() {
             keep_from_us: None,
             salt: None,
             now_us: NOW,
+            vendor_shape: false,
         },
         &ctx,
     )
@@ -824,4 +830,298 @@ fn raw_values_never_reach_progress_or_errors() {
             assert!(!line.contains(raw.as_str()), "raw value {raw} leaked");
         }
     }
+}
+
+#[test]
+fn finding_events_page_through_hits_with_masked_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &handmade(dir.path()));
+    let sku = CustomRule {
+        name: "sku".into(),
+        pattern: "^[A-Z]-[0-9]+$".into(),
+        severity: Severity::Low,
+    };
+    pii::rules::save(&ws, &sku, NOW).unwrap();
+    let r = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let did = finding(&r.findings, "distinct_id", "email").clone();
+    let page = pii::finding_events(&ws, &did.id, 0, 10).unwrap();
+    assert_eq!(page.total, 2);
+    assert!(!page.has_more);
+    assert_eq!(
+        page.events
+            .iter()
+            .map(|e| (e.event_name.as_str(), e.source_line))
+            .collect::<Vec<_>>(),
+        [("checkout", 1), ("payout", 2)]
+    );
+    assert!(page.events[0].source_file.ends_with("handmade.jsonl"));
+    assert_eq!(page.events[0].masked, ["j*******@e******.com"]);
+    // The distinct id is an email here: masked too.
+    assert_eq!(
+        page.events[0].distinct_id.as_deref(),
+        Some("j*******@e******.com")
+    );
+    assert_eq!(page.events[0].ts, "2024-03-01T10:00:00.000000+00:00");
+    // Paging counts hits.
+    let first = pii::finding_events(&ws, &did.id, 0, 1).unwrap();
+    assert_eq!((first.events.len(), first.has_more), (1, true));
+    let second = pii::finding_events(&ws, &did.id, 1, 1).unwrap();
+    assert_eq!((second.events.len(), second.has_more), (1, false));
+    assert_eq!(second.events[0].event_seq, page.events[1].event_seq);
+    assert!(pii::finding_events(&ws, &did.id, 2, 5)
+        .unwrap()
+        .events
+        .is_empty());
+    // Nested paths, arrays, key-name detectors and custom rules.
+    let ip = finding(&r.findings, "properties.$ip", "ipv4");
+    let ips = pii::finding_events(&ws, &ip.id, 0, 10).unwrap();
+    assert_eq!(
+        ips.events.iter().map(|e| e.source_line).collect::<Vec<_>>(),
+        [1, 3]
+    );
+    assert_eq!(ips.events[0].masked, ["198.•.•.•"]);
+    let gift = finding(&r.findings, "properties.items[].gift_to", "email");
+    assert_eq!(
+        pii::finding_events(&ws, &gift.id, 0, 10).unwrap().events[0].masked,
+        ["b********@e******.org"]
+    );
+    let name = finding(&r.findings, "properties.$set.first_name", "person_name");
+    assert_eq!(
+        pii::finding_events(&ws, &name.id, 0, 10).unwrap().events[0].masked,
+        ["J•••"]
+    );
+    let sku = finding(&r.findings, "properties.items[].sku", "custom:sku");
+    assert_eq!(
+        pii::finding_events(&ws, &sku.id, 0, 10).unwrap().events[0].masked,
+        ["A••"]
+    );
+    // Every finding on events lists exactly its `rows` events.
+    for f in r
+        .findings
+        .iter()
+        .filter(|f| f.source == pii::Source::Events)
+    {
+        let all = pii::finding_events(&ws, &f.id, 0, 1000).unwrap();
+        assert_eq!(all.events.len() as i64, f.rows, "{} {}", f.path, f.detector);
+        let text = serde_json::to_string(&all).unwrap();
+        for raw in [EMAIL, "198.51.100.23", CARD, "sk_live_4eC39", "GB82 WEST"] {
+            assert!(!text.contains(raw), "{raw} in the drill-down of {}", f.path);
+        }
+    }
+    assert!(pii::finding_events(&ws, &did.id, 0, 0).is_err());
+    assert!(pii::finding_events(&ws, "ffffffffffff", 0, 10).is_err());
+}
+
+#[test]
+fn reveal_returns_the_value_and_logs_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &handmade(dir.path()));
+    let r = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let ip = finding(&r.findings, "properties.$ip", "ipv4").clone();
+    let page = pii::finding_events(&ws, &ip.id, 0, 10).unwrap();
+    let seq = page.events[0].event_seq;
+    assert!(pii::reveal_log(&ws).unwrap().is_empty());
+    let v = pii::reveal(&ws, &ip.id, seq, "ana", "ticket 42", NOW).unwrap();
+    assert_eq!(v.values, ["198.51.100.23"]);
+    assert_eq!(v.path, "properties.$ip");
+    let card = finding(&r.findings, "properties.card", "credit_card").clone();
+    let card_seq = pii::finding_events(&ws, &card.id, 0, 1).unwrap().events[0].event_seq;
+    assert_eq!(
+        pii::reveal(&ws, &card.id, card_seq, "bo", "chargeback", NOW + 1)
+            .unwrap()
+            .values,
+        [CARD]
+    );
+    // No hit, no reason, no reviewer, unknown event: an error and nothing logged.
+    let other = pii::finding_events(
+        &ws,
+        &finding(&r.findings, "properties.bank", "iban").id,
+        0,
+        1,
+    )
+    .unwrap()
+    .events[0]
+        .event_seq;
+    let err = pii::reveal(&ws, &ip.id, other, "ana", "why", NOW).unwrap_err();
+    assert!(err.to_string().contains("no ipv4 hit"), "{err}");
+    assert!(pii::reveal(&ws, &ip.id, seq, "ana", " ", NOW).is_err());
+    assert!(pii::reveal(&ws, &ip.id, seq, "", "why", NOW).is_err());
+    assert!(pii::reveal(&ws, &ip.id, 999_999_999, "ana", "why", NOW).is_err());
+    let log = pii::reveal_log(&ws).unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        (
+            log[0].reviewer.as_str(),
+            log[0].reason.as_str(),
+            log[0].path.as_str(),
+            log[0].detector.as_str(),
+            log[0].event_seq,
+            log[0].finding_id.as_str()
+        ),
+        (
+            "ana",
+            "ticket 42",
+            "properties.$ip",
+            "ipv4",
+            seq,
+            ip.id.as_str()
+        )
+    );
+    assert_eq!(log[0].revealed_at, "2025-01-01T00:00:00.000000+00:00");
+    assert_eq!(log[1].reviewer, "bo");
+    assert!(log[1].seq > log[0].seq);
+    // The log table itself holds no value, and neither does the audit report.
+    let table: String = ws
+        .conn()
+        .query_row(
+            "SELECT string_agg(CAST(t AS VARCHAR), '|') FROM pii_reveal_log t",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let report = pii::audit_report(&ws, NOW).unwrap();
+    assert_eq!(report.reveal_log, log);
+    let out = dir.path().join("rep/report.html");
+    let files = pii::write_report(&report, &out).unwrap();
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("Reveal log") && html.contains("chargeback"));
+    let mut texts = vec![table, serde_json::to_string(&log).unwrap()];
+    for f in &files {
+        texts.push(std::fs::read_to_string(f).unwrap());
+    }
+    for t in &texts {
+        for raw in ["198.51.100.23", CARD, "4242424242424242"] {
+            assert!(!t.contains(raw), "{raw} logged");
+        }
+    }
+}
+
+#[test]
+fn vendor_shape_export_redacts_the_raw_records_in_place() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let plain = handmade(dir.path());
+    // The same records again, gzipped, under another name.
+    let gz = dir.path().join("again.jsonl.gz");
+    {
+        use std::io::Write;
+        let text = std::fs::read_to_string(&plain).unwrap().replace(
+            "00000000-0000-4000-8000-00000000000",
+            "00000000-0000-4000-8000-10000000000",
+        );
+        let mut e = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap();
+    }
+    let keep = ImportOptions {
+        keep_raw: true,
+        ..Default::default()
+    };
+    import_paths(&ws, &[plain.clone(), gz.clone()], &keep, &JobCtx::silent()).unwrap();
+    pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let rules = RedactionRules {
+        format: None,
+        fields: vec![
+            RedactionRule {
+                path: Some("properties.$set.email".into()),
+                detector: None,
+                finding: None,
+                action: RedactAction::Pseudonymize,
+            },
+            RedactionRule {
+                path: None,
+                detector: Some("email".into()),
+                finding: None,
+                action: RedactAction::Mask,
+            },
+            RedactionRule {
+                path: None,
+                detector: Some("credit_card".into()),
+                finding: None,
+                action: RedactAction::Mask,
+            },
+            RedactionRule {
+                path: Some("properties.bank".into()),
+                detector: None,
+                finding: None,
+                action: RedactAction::Drop,
+            },
+        ],
+    };
+    let out = dir.path().join("vendor");
+    let opts = ExportOptions {
+        out_dir: out.clone(),
+        format: ExportFormat::Jsonl,
+        keep_from_us: None,
+        salt: Some(b"s4lt".to_vec()),
+        now_us: NOW,
+        vendor_shape: true,
+    };
+    let rep = pii::export(&ws, &rules, &opts, &JobCtx::silent()).unwrap();
+    assert_eq!(rep.status, ExportStatus::Complete, "{:?}", rep.problems);
+    assert_eq!((rep.rows_source, rep.rows_written), (6, 6));
+    assert!(
+        rep.checks.iter().all(|c| c.ok && c.redacted > 0),
+        "{:?}",
+        rep.checks
+    );
+    let plain_out = out.join("handmade.redacted.jsonl");
+    let gz_out = out.join("again.redacted.jsonl.gz");
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&gz_out).unwrap())
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    for text in [std::fs::read_to_string(&plain_out).unwrap(), unzipped] {
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        // The vendor's shape: PostHog's own keys, not the canonical columns.
+        assert!(lines[0].get("uuid").is_some() && lines[0].get("event_name").is_none());
+        let set_email = lines[0]["properties"]["$set"]["email"].as_str().unwrap();
+        assert!(set_email.starts_with("pn_"), "{set_email}");
+        assert_eq!(lines[0]["distinct_id"], "j*******@e******.com");
+        assert_eq!(lines[0]["properties"]["card"], "•••• •••• •••• 4242");
+        assert!(lines[1]["properties"].get("bank").is_none());
+        // Untouched fields stay as they were.
+        assert_eq!(lines[0]["properties"]["app_version"], "1.2.3.4");
+        assert!(!text.contains(EMAIL) && !text.contains(CARD) && !text.contains("GB82"));
+    }
+    // Without the original records there is nothing to write in the vendor's shape.
+    let ws2 = Workspace::in_memory().unwrap();
+    import(&ws2, &plain);
+    let rep2 = pii::export(
+        &ws2,
+        &RedactionRules::default(),
+        &ExportOptions {
+            out_dir: dir.path().join("vendor2"),
+            ..opts.clone()
+        },
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(rep2.status, ExportStatus::Failed);
+    assert!(
+        rep2.problems.iter().any(|p| p.contains("--keep-raw")),
+        "{:?}",
+        rep2.problems
+    );
+    // Only as JSON lines.
+    assert!(pii::export(
+        &ws,
+        &rules,
+        &ExportOptions {
+            format: ExportFormat::Csv,
+            ..opts
+        },
+        &JobCtx::silent()
+    )
+    .is_err());
 }

@@ -345,6 +345,45 @@ enum PiiCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Page through the events that hit a finding (values masked), in event order.
+    Events {
+        workspace: PathBuf,
+        /// The finding's id (or a unique prefix).
+        #[arg(long)]
+        finding: String,
+        /// Hits to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the full value of one finding's hit in one event; the access is logged (who, why,
+    /// when, where; never the value).
+    Reveal {
+        workspace: PathBuf,
+        #[arg(long)]
+        finding: String,
+        /// The event's id (event_seq, from `pii events`).
+        #[arg(long)]
+        event: i64,
+        #[arg(long)]
+        reviewer: String,
+        #[arg(long)]
+        reason: String,
+        /// The reveal time (RFC 3339; default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The reveal (access) log, oldest first.
+    RevealLog {
+        workspace: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a redacted copy of the events (rules file: TOML or JSON) and verify it by
     /// re-scanning; exits 1 when the verification fails.
     Export {
@@ -356,6 +395,10 @@ enum PiiCommand {
         /// parquet, csv or jsonl (default: the rules file's, else parquet).
         #[arg(long)]
         format: Option<String>,
+        /// Write each event in its vendor's original shape (needs events imported with
+        /// --keep-raw), one JSON-lines file per source file, gzipped when the source was.
+        #[arg(long)]
+        vendor_shape: bool,
         #[arg(long)]
         json: bool,
     },
@@ -420,6 +463,9 @@ enum BenchCommand {
         events: usize,
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Scan this existing workspace instead of generating one (its findings are replaced).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -1182,14 +1228,27 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
         }
         Command::Pii { which } => run_pii(which),
         Command::Bench {
-            which: BenchCommand::Pii { events, dir, json },
+            which:
+                BenchCommand::Pii {
+                    events,
+                    dir,
+                    workspace,
+                    json,
+                },
         } => {
             let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("stitchbook-bench"));
-            eprintln!(
-                "generating and importing {events} events in {} ...",
-                dir.display()
-            );
-            let r = stitchbook_engine::bench::bench_pii(&dir, events, wall_clock_us()?)?;
+            if workspace.is_none() {
+                eprintln!(
+                    "generating and importing {events} events in {} ...",
+                    dir.display()
+                );
+            }
+            let r = stitchbook_engine::bench::bench_pii(
+                &dir,
+                events,
+                wall_clock_us()?,
+                workspace.as_deref(),
+            )?;
             if json {
                 println!("{}", to_json(&r)?);
             } else {
@@ -1987,17 +2046,102 @@ fn run_pii(which: PiiCommand) -> Result<ExitCode, EngineError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        PiiCommand::Events {
+            workspace,
+            finding,
+            offset,
+            limit,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            let page = pii::finding_events(&ws, &finding, offset, limit)?;
+            if json {
+                println!("{}", to_json(&page)?);
+            } else {
+                println!(
+                    "{} {} {}: {} events with hits; {}..{}{}",
+                    page.finding_id,
+                    page.path,
+                    page.detector,
+                    page.total,
+                    page.offset,
+                    page.offset + page.events.len() as i64,
+                    if page.has_more { " (more)" } else { "" }
+                );
+                for e in &page.events {
+                    println!(
+                        "{:>12}  {}  {:<20}  {:<24}  {}:{}  {}",
+                        e.event_seq,
+                        e.ts,
+                        e.event_name,
+                        e.person_id
+                            .as_deref()
+                            .or(e.distinct_id.as_deref())
+                            .unwrap_or("-"),
+                        e.source_file,
+                        e.source_line,
+                        e.masked.join("  ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PiiCommand::Reveal {
+            workspace,
+            finding,
+            event,
+            reviewer,
+            reason,
+            at,
+            json,
+        } => {
+            let ws = open_existing(&workspace)?;
+            let at = now_micros(&ws, at.as_deref())?;
+            let r = pii::reveal(&ws, &finding, event, &reviewer, &reason, at)?;
+            if json {
+                println!("{}", to_json(&r)?);
+            } else {
+                for v in &r.values {
+                    println!("{v}");
+                }
+                eprintln!("(logged as reveal {})", r.log_seq);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PiiCommand::RevealLog { workspace, json } => {
+            let ws = open_existing(&workspace)?;
+            let log = pii::reveal_log(&ws)?;
+            if json {
+                println!("{}", to_json(&log)?);
+            } else {
+                for x in &log {
+                    println!(
+                        "{}  {}  {}  {} {} event {}: {}",
+                        x.seq,
+                        x.revealed_at,
+                        x.reviewer,
+                        x.finding_id,
+                        x.path,
+                        x.event_seq,
+                        x.reason
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         PiiCommand::Export {
             workspace,
             rules,
             out,
             format,
+            vendor_shape,
             json,
         } => {
             let ws = open_existing(&workspace)?;
             let rules = pii::RedactionRules::load(&rules)?;
             let format = match format {
                 Some(f) => pii::ExportFormat::parse(&f)?,
+                None if vendor_shape => pii::ExportFormat::Jsonl,
                 None => rules.format.unwrap_or(pii::ExportFormat::Parquet),
             };
             let opts = pii::ExportOptions {
@@ -2006,6 +2150,7 @@ fn run_pii(which: PiiCommand) -> Result<ExitCode, EngineError> {
                 keep_from_us: None,
                 salt: None,
                 now_us: now_micros(&ws, None)?,
+                vendor_shape,
             };
             let r = pii::export(&ws, &rules, &opts, &progress_ctx())?;
             print_export(&r, json)
@@ -2105,6 +2250,7 @@ fn run_pii(which: PiiCommand) -> Result<ExitCode, EngineError> {
                 keep_from_us: Some(cutoff),
                 salt: None,
                 now_us: now_micros(&ws, None)?,
+                vendor_shape: false,
             };
             let r = pii::export(&ws, &rules, &opts, &progress_ctx())?;
             if !json {

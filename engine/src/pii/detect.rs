@@ -912,7 +912,9 @@ fn b64url(c: u8) -> bool {
 /// JSON Web Tokens: `eyJ…` header and payload, a signature (possibly empty).
 pub fn find_jwts(s: &str, out: &mut Vec<Match>) {
     let b = s.as_bytes();
-    for start in memchr::memmem::find_iter(b, b"eyJ") {
+    static EYJ: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"eyJ"));
+    for start in EYJ.find_iter(b) {
         if before(b, start).is_some_and(|p| b64url(p) || p == b'.') {
             continue;
         }
@@ -947,9 +949,14 @@ pub fn find_jwts(s: &str, out: &mut Vec<Match>) {
 
 /// `Bearer <token>` (any case), a token of at least 16 characters.
 pub fn find_bearer(s: &str, out: &mut Vec<Match>) {
+    if memchr::memchr2(b'b', b'B', s.as_bytes()).is_none() {
+        return;
+    }
     let lower = s.to_ascii_lowercase();
     let b = s.as_bytes();
-    for start in memchr::memmem::find_iter(lower.as_bytes(), b"bearer") {
+    static BEARER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"bearer"));
+    for start in BEARER.find_iter(lower.as_bytes()) {
         if before(b, start).is_some_and(alnum) {
             continue;
         }
@@ -1019,11 +1026,39 @@ pub fn key_prefix(v: &str) -> Option<&'static str> {
         .max_by_key(|p| p.len())
 }
 
+/// One searcher per key prefix, built once (building them per value cost more than searching).
+static KEY_FINDERS: std::sync::LazyLock<Vec<memchr::memmem::Finder<'static>>> =
+    std::sync::LazyLock::new(|| {
+        KEY_PREFIXES
+            .iter()
+            .map(|k| memchr::memmem::Finder::new(k.0.as_bytes()))
+            .collect()
+    });
+
+/// The first two bytes of every key prefix, as a 64K-bit set: a value holding none of these
+/// pairs holds no key, which one pass over its bytes tells.
+static KEY_PAIRS: std::sync::LazyLock<Vec<u64>> = std::sync::LazyLock::new(|| {
+    let mut bits = vec![0u64; 1024];
+    for (p, ..) in KEY_PREFIXES {
+        let b = p.as_bytes();
+        let k = usize::from(b[0]) << 8 | usize::from(b[1]);
+        bits[k >> 6] |= 1 << (k & 63);
+    }
+    bits
+});
+
 /// API keys and secrets with a known vendor prefix.
 pub fn find_api_keys(s: &str, out: &mut Vec<Match>) {
     let b = s.as_bytes();
-    for &(prefix, min, max, upper) in KEY_PREFIXES {
-        for start in memchr::memmem::find_iter(b, prefix.as_bytes()) {
+    let pairs = &*KEY_PAIRS;
+    if !b.windows(2).any(|w| {
+        let k = usize::from(w[0]) << 8 | usize::from(w[1]);
+        pairs[k >> 6] & (1 << (k & 63)) != 0
+    }) {
+        return;
+    }
+    for (&(prefix, min, max, upper), finder) in KEY_PREFIXES.iter().zip(KEY_FINDERS.iter()) {
+        for start in finder.find_iter(b) {
             if before(b, start).is_some_and(|p| alnum(p) || p == b'_' || p == b'-') {
                 continue;
             }

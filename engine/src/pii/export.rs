@@ -31,9 +31,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use ts_rs::TS;
 
-use super::detect::{detect_value, key_hints, Detector, Match};
+use super::detect::{detect_value, key_hints, Detector, KeyHints, Match};
 use super::mask::mask;
-use super::scan::{count_rows, EventSource, Finding, ScanTotals, Scanner, Source};
+use super::scan::{EventSource, Finding, ScanTotals, Scanner, Source};
 use crate::jobs::{JobCtx, JobEvent};
 use crate::sql::Sql;
 use crate::workspace::Workspace;
@@ -64,13 +64,6 @@ impl ExportFormat {
             Self::Parquet => "parquet",
             Self::Csv => "csv",
             Self::Jsonl => "jsonl",
-        }
-    }
-    fn copy_options(self) -> &'static str {
-        match self {
-            Self::Parquet => "(FORMAT parquet)",
-            Self::Csv => "(FORMAT csv, HEADER true)",
-            Self::Jsonl => "(FORMAT json)",
         }
     }
     /// A FROM-clause item reading an exported file as the canonical columns (alias `e`).
@@ -251,6 +244,10 @@ pub struct ExportOptions {
     pub salt: Option<Vec<u8>>,
     /// When the export was made (µs), for the record.
     pub now_us: i64,
+    /// Write each event in its vendor's original shape (the stored `raw` record), redacted at
+    /// the same paths, one JSON-lines file per source file, gzipped when the source was.
+    /// Needs `format` JSON lines and events imported with their raw records.
+    pub vendor_shape: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -329,14 +326,42 @@ fn fresh_salt() -> Vec<u8> {
 }
 
 /// The redaction of one export: rules, salt, counters.
+#[derive(Clone)]
 struct Redactor {
     rules: Vec<Resolved>,
     salt: Vec<u8>,
     counts: Vec<i64>,
     matches: Vec<Match>,
+    /// Key hints by key.
+    hints: std::collections::HashMap<String, KeyHints>,
+    /// Whether a detector rule touches a (key, value): by hash, with the pair to confirm.
+    touched: std::collections::HashMap<u64, (Box<str>, Box<str>, bool)>,
 }
 
+/// Touch verdicts kept per redactor before the cache starts over.
+const TOUCH_CACHE: usize = 1 << 18;
+
 impl Redactor {
+    fn new(rules: Vec<Resolved>, salt: Vec<u8>) -> Self {
+        Redactor {
+            counts: vec![0; rules.len()],
+            rules,
+            salt,
+            matches: Vec::new(),
+            hints: Default::default(),
+            touched: Default::default(),
+        }
+    }
+
+    fn hints(&mut self, key: &str) -> KeyHints {
+        if let Some(h) = self.hints.get(key) {
+            return *h;
+        }
+        let h = key_hints(key);
+        self.hints.insert(key.to_string(), h);
+        h
+    }
+
     fn pseudonym(&self, v: &str) -> String {
         let mut h = Sha256::new();
         h.update(&self.salt);
@@ -407,6 +432,9 @@ impl Redactor {
 
     /// Detector rules on one scalar: replace the matched spans (or drop the value).
     fn scalar(&mut self, s: &str, key: &str) -> Option<Option<String>> {
+        if !self.touches(key, s) {
+            return None;
+        }
         if !self
             .rules
             .iter()
@@ -414,7 +442,7 @@ impl Redactor {
         {
             return None;
         }
-        let hints = key_hints(key);
+        let hints = self.hints(key);
         let mut m = std::mem::take(&mut self.matches);
         let decoded = detect_value(s, hints, &mut m).into_owned();
         let mut changed = false;
@@ -490,7 +518,9 @@ impl Redactor {
                 let mut gone = Vec::new();
                 for (k, c) in m.iter_mut() {
                     let len = path.len();
-                    path.push('.');
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
                     path.push_str(k);
                     if !self.walk(c, path, k) {
                         gone.push(k.clone());
@@ -556,6 +586,86 @@ impl Redactor {
         }
     }
 
+    /// Whether a detector rule would change this value (no counting); cached, since values
+    /// repeat.
+    fn touches(&mut self, key: &str, value: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        value.hash(&mut h);
+        let h = h.finish();
+        if let Some((k, v, t)) = self.touched.get(&h) {
+            if **k == *key && **v == *value {
+                return *t;
+            }
+        }
+        let t = self.touches_now(key, value);
+        if self.touched.len() >= TOUCH_CACHE {
+            self.touched.clear();
+        }
+        self.touched.insert(h, (key.into(), value.into(), t));
+        t
+    }
+
+    fn touches_now(&mut self, key: &str, value: &str) -> bool {
+        let hints = self.hints(key);
+        if let Some(kd) = hints.key_detector {
+            if self
+                .rules
+                .iter()
+                .any(|r| matches!(r.target, Target::Detector(d) if d == kd))
+            {
+                return true;
+            }
+        }
+        let mut m = std::mem::take(&mut self.matches);
+        detect_value(value, hints, &mut m);
+        let hit = m.iter().any(|mt| {
+            self.rules
+                .iter()
+                .any(|r| matches!(r.target, Target::Detector(d) if d == mt.detector))
+        });
+        self.matches = m;
+        hit
+    }
+
+    /// A JSON column's text, unchanged (no parse into a tree, no re-serialisation) when no rule
+    /// can touch it: the common case, checked on a flat walk of its leaves.
+    fn json_fast(&mut self, col: &str, text: &str, flat: &mut super::flat::Flat) -> Option<String> {
+        let multi_line = memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some();
+        let path_rule_may_apply = self.rules.iter().any(|r| match &r.target {
+            Target::Path(p) => {
+                let under = col.is_empty()
+                    || p == col
+                    || p.strip_prefix(col)
+                        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['));
+                under
+                    && (text.contains("\\u")
+                        || match path_needle(p) {
+                            Some(n) => text.contains(n.as_str()),
+                            None => true,
+                        })
+            }
+            Target::Detector(_) => false,
+        });
+        let slow = multi_line
+            || path_rule_may_apply
+            || (self
+                .rules
+                .iter()
+                .any(|r| matches!(r.target, Target::Detector(_)))
+                && (!flat.parse(col, text)
+                    || (0..flat.len()).any(|i| {
+                        let (_, k, v) = flat.leaf(i);
+                        self.touches(k, v)
+                    })));
+        if slow {
+            self.json(col, Some(text.to_string()))
+        } else {
+            Some(text.to_string())
+        }
+    }
+
     /// A JSON column's text.
     fn json(&mut self, col: &str, text: Option<String>) -> Option<String> {
         let text = text?;
@@ -571,18 +681,554 @@ impl Redactor {
     }
 }
 
-const STAGE: &str = "CREATE OR REPLACE TEMP TABLE pii_export_stage (
-    source_vendor VARCHAR, source_file VARCHAR, source_line BIGINT, import_id BIGINT,
-    event_uuid VARCHAR, dedupe_key VARCHAR, event_name VARCHAR, event_kind VARCHAR,
-    ts_us BIGINT, received_us BIGINT, distinct_id VARCHAR, user_id VARCHAR, anon_id VARCHAR,
-    session_id VARCHAR, vendor_person_id VARCHAR, properties VARCHAR, person_properties VARCHAR,
-    groups VARCHAR, event_seq BIGINT)";
+/// Text every JSON document holding `path` contains: its last key and closing quote, when the
+/// key is plain (JSON spells it one way); None when no such text is safe.
+fn path_needle(path: &str) -> Option<String> {
+    let last = path.rsplit('.').next()?.trim_end_matches("[]");
+    let plain = !last.is_empty()
+        && !last.contains("[]")
+        && last
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '-'));
+    plain.then(|| format!("{last}\""))
+}
 
-const OUT_COLUMNS: &str = "source_vendor, source_file, source_line, import_id, event_uuid,
-    dedupe_key, event_name, event_kind, make_timestamptz(ts_us) AS ts_utc,
-    make_timestamptz(received_us) AS received_at_utc, distinct_id, user_id, anon_id, session_id,
-    vendor_person_id, CAST(properties AS JSON) AS properties,
-    CAST(person_properties AS JSON) AS person_properties, CAST(groups AS JSON) AS groups, event_seq";
+/// Columns the export reads per event (after the row id).
+const READ_COLUMNS: &str = "source_vendor, source_file, source_line, import_id, event_uuid,
+    dedupe_key, event_name, event_kind, epoch_us(ts_utc), epoch_us(received_at_utc),
+    distinct_id, user_id, anon_id, session_id, vendor_person_id, CAST(properties AS VARCHAR),
+    CAST(person_properties AS VARCHAR), CAST(groups AS VARCHAR), event_seq, CAST(raw AS VARCHAR)";
+
+/// Canonical output columns, in order.
+const OUT_NAMES: [&str; 19] = [
+    "source_vendor",
+    "source_file",
+    "source_line",
+    "import_id",
+    "event_uuid",
+    "dedupe_key",
+    "event_name",
+    "event_kind",
+    "ts_utc",
+    "received_at_utc",
+    "distinct_id",
+    "user_id",
+    "anon_id",
+    "session_id",
+    "vendor_person_id",
+    "properties",
+    "person_properties",
+    "groups",
+    "event_seq",
+];
+
+/// One output field.
+enum Field {
+    Null,
+    Int(i64),
+    Text(String),
+    /// JSON text, embedded as it is in JSON lines.
+    Json(String),
+}
+
+/// A chunk of output: bytes per destination (canonical: one destination, "").
+type Chunk = Vec<(String, Vec<u8>)>;
+
+/// A chunk's index and its output, events read and events without a raw record.
+type Done = (u64, Result<(Chunk, u64, u64)>);
+
+fn text_col(r: &duckdb::Row<'_>, i: usize) -> Result<Option<String>> {
+    Ok(r.get(i)?)
+}
+
+/// Render one canonical row.
+fn render(fields: &[Field], format: ExportFormat, out: &mut Vec<u8>) -> Result<()> {
+    match format {
+        ExportFormat::Jsonl | ExportFormat::Parquet => {
+            out.push(b'{');
+            for (i, (name, f)) in OUT_NAMES.iter().zip(fields).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'"');
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
+                match f {
+                    Field::Null => out.extend_from_slice(b"null"),
+                    Field::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                    Field::Text(t) => serde_json::to_writer(&mut *out, t)
+                        .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
+                    Field::Json(t) => out.extend_from_slice(t.as_bytes()),
+                }
+            }
+            out.extend_from_slice(b"}\n");
+        }
+        ExportFormat::Csv => {
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(&mut *out);
+            let rec: Vec<String> = fields
+                .iter()
+                .map(|f| match f {
+                    Field::Null => String::new(),
+                    Field::Int(n) => n.to_string(),
+                    Field::Text(t) | Field::Json(t) => t.clone(),
+                })
+                .collect();
+            w.write_record(&rec)
+                .map_err(|e| EngineError::InvalidArgument(format!("writing CSV: {e}")))?;
+            w.flush()
+                .map_err(|e| EngineError::InvalidArgument(format!("writing CSV: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// The file name a vendor-shape export gives a source file's records: the source's own name
+/// (archive members flattened), `.gz` kept when the source was gzipped.
+fn vendor_file_name(source_file: &str) -> String {
+    let base: String = source_file
+        .rsplit(['/', '\\', '!'])
+        .next()
+        .unwrap_or("events")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let gz = source_file.to_ascii_lowercase().ends_with(".gz");
+    let stem = base.trim_end_matches(".gz").trim_end_matches(".GZ");
+    let stem = stem
+        .strip_suffix(".jsonl")
+        .or_else(|| stem.strip_suffix(".json"))
+        .or_else(|| stem.strip_suffix(".ndjson"))
+        .unwrap_or(stem);
+    format!("{stem}.redacted.jsonl{}", if gz { ".gz" } else { "" })
+}
+
+/// One worker's share: redact the events of the row-id ranges it claims.
+#[allow(clippy::too_many_arguments)]
+fn export_worker(
+    conn: &duckdb::Connection,
+    red: &mut Redactor,
+    keep_from_us: Option<i64>,
+    format: ExportFormat,
+    vendor_shape: bool,
+    next: &std::sync::atomic::AtomicI64,
+    lo: i64,
+    hi: i64,
+    batch: i64,
+    tx: &std::sync::mpsc::SyncSender<Done>,
+    ctx: &JobCtx,
+) {
+    use std::sync::atomic::Ordering;
+    let mut flat = super::flat::Flat::default();
+    let mut run = |start: i64| -> Result<(Chunk, u64, u64)> {
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {READ_COLUMNS} FROM events
+             WHERE rowid >= ? AND rowid < ? AND (? IS NULL OR ts_utc >= make_timestamptz(?))
+             ORDER BY rowid"
+        ))?;
+        let mut rows = st.query(duckdb::params![
+            start,
+            start.saturating_add(batch),
+            keep_from_us,
+            keep_from_us
+        ])?;
+        let mut chunk: Chunk = Vec::new();
+        let mut n = 0u64;
+        let mut no_raw = 0u64;
+        while let Some(r) = rows.next()? {
+            n += 1;
+            if vendor_shape {
+                let file: String = r.get(1)?;
+                let Some(raw) = text_col(r, 19)? else {
+                    no_raw += 1;
+                    continue;
+                };
+                let Some(text) = red.json_fast("", &raw, &mut flat) else {
+                    no_raw += 1;
+                    continue;
+                };
+                let name = vendor_file_name(&file);
+                if chunk.last().is_none_or(|(f, _)| *f != name) {
+                    chunk.push((name, Vec::new()));
+                }
+                if let Some((_, buf)) = chunk.last_mut() {
+                    buf.extend_from_slice(text.as_bytes());
+                    buf.push(b'\n');
+                }
+                continue;
+            }
+            let mut fields = Vec::with_capacity(19);
+            fields.push(Field::Text(r.get(0)?));
+            fields.push(Field::Text(r.get(1)?));
+            fields.push(Field::Int(r.get(2)?));
+            fields.push(Field::Int(r.get(3)?));
+            fields.push(Field::Text(r.get(4)?));
+            fields.push(text_col(r, 5)?.map_or(Field::Null, Field::Text));
+            fields.push(Field::Text(r.get(6)?));
+            fields.push(Field::Text(r.get(7)?));
+            let ts = |v: Option<i64>| {
+                v.map_or(Field::Null, |us| {
+                    Field::Text(crate::generate::rfc3339_micros(us))
+                })
+            };
+            fields.push(ts(r.get(8)?));
+            fields.push(ts(r.get(9)?));
+            for (k, col) in TOP.iter().enumerate() {
+                let v = text_col(r, 10 + k)?;
+                fields.push(red.top(col, v).map_or(Field::Null, Field::Text));
+            }
+            for (k, col) in JSON_COLS.iter().enumerate() {
+                let v = text_col(r, 15 + k)?;
+                let out = match v {
+                    Some(t) => red.json_fast(col, &t, &mut flat),
+                    None => None,
+                };
+                fields.push(out.map_or(Field::Null, Field::Json));
+            }
+            fields.push(r.get::<_, Option<i64>>(18)?.map_or(Field::Null, Field::Int));
+            if chunk.is_empty() {
+                chunk.push((String::new(), Vec::new()));
+            }
+            if let Some((_, buf)) = chunk.last_mut() {
+                render(&fields, format, buf)?;
+            }
+        }
+        Ok((chunk, n, no_raw))
+    };
+    loop {
+        if ctx.cancel.is_cancelled() {
+            let _ = tx.send((u64::MAX, Err(EngineError::Cancelled)));
+            return;
+        }
+        let start = next.fetch_add(batch, Ordering::Relaxed);
+        if start > hi {
+            return;
+        }
+        let idx = ((start - lo) / batch) as u64;
+        let res = run(start);
+        let failed = res.is_err();
+        if tx.send((idx, res)).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The CSV header (other formats have none).
+fn sinks_header(format: ExportFormat) -> Vec<u8> {
+    if format == ExportFormat::Csv {
+        format!("{}\n", OUT_NAMES.join(",")).into_bytes()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Where the export's bytes go: one file, or one per source file (vendor shape).
+struct Sinks {
+    dir: PathBuf,
+    main: Option<std::io::BufWriter<std::fs::File>>,
+    main_path: PathBuf,
+    /// Written first to the main file (the CSV header).
+    header: Vec<u8>,
+    vendor: std::collections::BTreeMap<String, Box<dyn std::io::Write>>,
+}
+
+impl Sinks {
+    fn write(&mut self, dest: &str, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        if dest.is_empty() {
+            if self.main.is_none() {
+                let f = std::fs::File::create(&self.main_path)
+                    .map_err(|e| EngineError::io(&self.main_path, e))?;
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+                w.write_all(&self.header)
+                    .map_err(|e| EngineError::io(&self.main_path, e))?;
+                self.main = Some(w);
+            }
+            if let Some(w) = self.main.as_mut() {
+                w.write_all(bytes)
+                    .map_err(|e| EngineError::io(&self.main_path, e))?;
+            }
+            return Ok(());
+        }
+        if !self.vendor.contains_key(dest) {
+            let p = self.dir.join(dest);
+            let f = std::fs::File::create(&p).map_err(|e| EngineError::io(&p, e))?;
+            let w: Box<dyn Write> = if dest.ends_with(".gz") {
+                Box::new(flate2::write::GzEncoder::new(
+                    std::io::BufWriter::with_capacity(1 << 20, f),
+                    flate2::Compression::fast(),
+                ))
+            } else {
+                Box::new(std::io::BufWriter::with_capacity(1 << 20, f))
+            };
+            self.vendor.insert(dest.to_string(), w);
+        }
+        if let Some(w) = self.vendor.get_mut(dest) {
+            w.write_all(bytes)
+                .map_err(|e| EngineError::io(self.dir.join(dest), e))?;
+        }
+        Ok(())
+    }
+
+    /// Flush and close; the files written.
+    fn finish(self) -> Result<Vec<PathBuf>> {
+        use std::io::Write;
+        let mut out = Vec::new();
+        if let Some(mut w) = self.main {
+            w.flush().map_err(|e| EngineError::io(&self.main_path, e))?;
+            out.push(self.main_path.clone());
+        }
+        for (name, mut w) in self.vendor {
+            let p = self.dir.join(&name);
+            w.flush().map_err(|e| EngineError::io(&p, e))?;
+            drop(w);
+            out.push(p);
+        }
+        Ok(out)
+    }
+}
+
+/// Redact every event (in row order) into the sinks, on worker threads. Returns the redaction
+/// counts per rule, the events read and those without an original record (vendor shape).
+#[allow(clippy::too_many_arguments)]
+fn write_events(
+    ws: &Workspace,
+    redactor: &Redactor,
+    keep_from_us: Option<i64>,
+    format: ExportFormat,
+    vendor_shape: bool,
+    sinks: &mut Sinks,
+    total: i64,
+    ctx: &JobCtx,
+) -> Result<(Vec<i64>, u64, u64)> {
+    let conn = ws.conn();
+    let (lo, hi): (Option<i64>, Option<i64>) =
+        conn.query_row("SELECT min(rowid), max(rowid) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok((redactor.counts.clone(), 0, 0));
+    };
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let batch: i64 = 50_000;
+    let next = std::sync::atomic::AtomicI64::new(lo);
+    let mut conns = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        conns.push(ws.clone_conn()?);
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(workers * 2);
+    let next = &next;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = conns
+            .into_iter()
+            .map(|c| {
+                let tx = tx.clone();
+                let mut red = redactor.clone();
+                s.spawn(move || {
+                    export_worker(
+                        &c,
+                        &mut red,
+                        keep_from_us,
+                        format,
+                        vendor_shape,
+                        next,
+                        lo,
+                        hi,
+                        batch,
+                        &tx,
+                        ctx,
+                    );
+                    red.counts
+                })
+            })
+            .collect();
+        drop(tx);
+        // Chunks arrive in any order; they are written in row order.
+        let mut pending: std::collections::BTreeMap<u64, Chunk> = Default::default();
+        let mut want = 0u64;
+        let mut read = 0u64;
+        let mut no_raw = 0u64;
+        let mut failure: Option<EngineError> = None;
+        for (idx, res) in rx.iter() {
+            match res {
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    break;
+                }
+                Ok((chunk, n, nr)) => {
+                    read += n;
+                    no_raw += nr;
+                    pending.insert(idx, chunk);
+                }
+            }
+            while let Some(chunk) = pending.remove(&want) {
+                for (dest, bytes) in &chunk {
+                    if let Err(e) = sinks.write(dest, bytes) {
+                        failure.get_or_insert(e);
+                    }
+                }
+                want += 1;
+            }
+            if failure.is_some() {
+                break;
+            }
+            ctx.emit(
+                JobEvent::Progress {
+                    file: sinks.main_path.to_string_lossy().to_string(),
+                    file_index: 0,
+                    phase: "redact".into(),
+                    bytes_done: read,
+                    bytes_total: total as u64,
+                    rows: read,
+                },
+                false,
+            );
+        }
+        if failure.is_some() {
+            // Stop the workers: they see the cancel flag or a closed channel.
+            drop(rx);
+        }
+        let mut counts = vec![0i64; redactor.counts.len()];
+        for h in handles {
+            match h.join() {
+                Ok(c) => {
+                    for (a, b) in counts.iter_mut().zip(c) {
+                        *a += b;
+                    }
+                }
+                Err(_) => {
+                    failure.get_or_insert(EngineError::InvalidArgument(
+                        "an export thread panicked".into(),
+                    ));
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((counts, read, no_raw)),
+        }
+    })
+}
+
+type Written = (Vec<i64>, Vec<PathBuf>, i64, u64, Vec<Finding>);
+
+/// Write the redacted events, then re-scan what was written: the redaction counts, the files,
+/// the rows found in them, the events left out for want of a raw record, the re-scan.
+fn write_and_verify(
+    ws: &Workspace,
+    redactor: &Redactor,
+    opts: &ExportOptions,
+    data_file: &Path,
+    rows_source: i64,
+    ctx: &JobCtx,
+) -> Result<Written> {
+    // Parquet is written by DuckDB from JSON lines written first.
+    let lines_file = match opts.format {
+        ExportFormat::Parquet => opts.out_dir.join(".events.parquet.jsonl"),
+        _ => data_file.to_path_buf(),
+    };
+    let mut sinks = Sinks {
+        dir: opts.out_dir.clone(),
+        main: None,
+        main_path: lines_file.clone(),
+        header: sinks_header(opts.format),
+        vendor: Default::default(),
+    };
+    let written = write_events(
+        ws,
+        redactor,
+        opts.keep_from_us,
+        opts.format,
+        opts.vendor_shape,
+        &mut sinks,
+        rows_source,
+        ctx,
+    );
+    let files = sinks.finish();
+    let (counts, _, no_raw) = written?;
+    let mut files = files?;
+    if !opts.vendor_shape && files.is_empty() {
+        // No events: still a file (a CSV with its header).
+        let mut empty = Sinks {
+            dir: opts.out_dir.clone(),
+            main: None,
+            main_path: lines_file.clone(),
+            header: sinks_header(opts.format),
+            vendor: Default::default(),
+        };
+        empty.write("", b"")?;
+        files = empty.finish()?;
+    }
+    let verify_conn = ws.clone_conn()?;
+    if opts.format == ExportFormat::Parquet {
+        let lines = lines_file.to_string_lossy().to_string();
+        // Numbered parameters: DuckDB binds a COPY's target before its query.
+        let reader = ExportFormat::Jsonl
+            .reader_sql("")
+            .text
+            .replacen('?', "$1", 1);
+        let copy = format!(
+            "COPY (SELECT e.source_vendor, e.source_file, e.source_line, e.import_id, e.event_uuid,
+                e.dedupe_key, e.event_name, e.event_kind, CAST(e.ts_utc AS TIMESTAMPTZ) AS ts_utc,
+                CAST(e.received_at_utc AS TIMESTAMPTZ) AS received_at_utc, e.distinct_id,
+                e.user_id, e.anon_id, e.session_id, e.vendor_person_id, e.properties,
+                e.person_properties, e.groups, e.event_seq FROM {reader}) TO $2 (FORMAT parquet)"
+        );
+        let target = data_file.to_string_lossy().to_string();
+        let done = verify_conn
+            .prepare(&copy)
+            .and_then(|mut st| st.execute(duckdb::params![lines, target]));
+        let _ = std::fs::remove_file(&lines_file);
+        done?;
+        files = vec![data_file.to_path_buf()];
+    }
+    // Verify: re-scan what was written with every detector and the custom rules.
+    ctx.emit(
+        JobEvent::Progress {
+            file: data_file.to_string_lossy().to_string(),
+            file_index: 0,
+            phase: "verify".into(),
+            bytes_done: 0,
+            bytes_total: rows_source as u64,
+            rows: 0,
+        },
+        true,
+    );
+    let custom = super::rules::list(ws)?;
+    let rule_conn = if custom.is_empty() {
+        None
+    } else {
+        Some(ws.clone_conn()?)
+    };
+    let mut scanner = Scanner::new(&custom, rule_conn)?;
+    scanner.count_people = true;
+    let mut rows_written = 0i64;
+    for f in &files {
+        let source = EventSource::File {
+            path: f.to_string_lossy().to_string(),
+            format: opts.format,
+            vendor_shape: opts.vendor_shape,
+        };
+        rows_written += scanner.scan_events(&verify_conn, &source, ctx)? as i64;
+    }
+    let totals = ScanTotals {
+        events: rows_written,
+        persons: scanner.people.len() as i64,
+        ..ScanTotals::default()
+    };
+    let rescan = scanner.finish(&totals)?;
+    Ok((counts, files, rows_written, no_raw, rescan))
+}
 
 /// Write a redacted copy of the events to `opts.out_dir`, verify it, record it.
 pub fn export(
@@ -598,16 +1244,14 @@ pub fn export(
         .out_dir
         .join(format!("events.{}", opts.format.as_str()));
     let data_str = data_file.to_string_lossy().to_string();
-    let mut redactor = Redactor {
-        counts: vec![0; resolved.len()],
-        rules: resolved,
-        salt: opts.salt.clone().unwrap_or_else(fresh_salt),
-        matches: Vec::new(),
-    };
+    let mut redactor = Redactor::new(resolved, opts.salt.clone().unwrap_or_else(fresh_salt));
+    if opts.vendor_shape && opts.format != ExportFormat::Jsonl {
+        return Err(EngineError::InvalidArgument(
+            "the vendor's shape is written as JSON lines only (--format jsonl)".into(),
+        ));
+    }
     let conn = ws.conn();
     ctx.cancel.attach(conn.interrupt_handle());
-    let stage = ws.clone_conn()?;
-    stage.execute_batch(STAGE)?;
     let (rows_source, rows_left_out): (i64, i64) = conn.query_row(
         "SELECT count(*) FILTER (WHERE ? IS NULL OR ts_utc >= make_timestamptz(?)),
                 count(*) FILTER (WHERE ts_utc < make_timestamptz(?))
@@ -615,120 +1259,22 @@ pub fn export(
         duckdb::params![opts.keep_from_us, opts.keep_from_us, opts.keep_from_us],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let mut write = || -> Result<()> {
-        let mut st = conn.prepare(
-            "SELECT source_vendor, source_file, source_line, import_id, event_uuid, dedupe_key,
-                    event_name, event_kind, epoch_us(ts_utc), epoch_us(received_at_utc),
-                    distinct_id, user_id, anon_id, session_id, vendor_person_id,
-                    CAST(properties AS VARCHAR), CAST(person_properties AS VARCHAR),
-                    CAST(groups AS VARCHAR), event_seq
-             FROM events WHERE ? IS NULL OR ts_utc >= make_timestamptz(?)
-             ORDER BY event_seq",
-        )?;
-        let mut rows = st.query(duckdb::params![opts.keep_from_us, opts.keep_from_us])?;
-        let mut app = stage.appender("pii_export_stage")?;
-        let mut n: u64 = 0;
-        while let Some(r) = rows.next()? {
-            let mut top: Vec<Option<String>> = Vec::with_capacity(5);
-            for (k, col) in TOP.iter().enumerate() {
-                let v: Option<String> = r.get(10 + k)?;
-                top.push(redactor.top(col, v));
-            }
-            let mut js: Vec<Option<String>> = Vec::with_capacity(3);
-            for (k, col) in JSON_COLS.iter().enumerate() {
-                let v: Option<String> = r.get(15 + k)?;
-                js.push(redactor.json(col, v));
-            }
-            app.append_row(duckdb::params![
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, i64>(8)?,
-                r.get::<_, Option<i64>>(9)?,
-                top[0],
-                top[1],
-                top[2],
-                top[3],
-                top[4],
-                js[0],
-                js[1],
-                js[2],
-                r.get::<_, Option<i64>>(18)?,
-            ])?;
-            n += 1;
-            if n.is_multiple_of(4096) {
-                ctx.cancel.check()?;
-                ctx.emit(
-                    JobEvent::Progress {
-                        file: data_str.clone(),
-                        file_index: 0,
-                        phase: "redact".into(),
-                        bytes_done: n,
-                        bytes_total: rows_source as u64,
-                        rows: n,
-                    },
-                    false,
-                );
-            }
-        }
-        app.flush()?;
-        drop(app);
-        let mut copy = Sql::new("COPY (SELECT ");
-        copy.push(OUT_COLUMNS)
-            .push(" FROM pii_export_stage ORDER BY event_seq) TO ")
-            .bind(data_str.as_str())
-            .push(" ")
-            .push(opts.format.copy_options());
-        copy.execute(&stage)?;
-        Ok(())
-    };
-    let written = write();
-    let _ = stage.execute_batch("DROP TABLE IF EXISTS pii_export_stage");
-    written.map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))?;
-
-    // Verify: re-scan the file with every detector and the custom rules.
-    ctx.emit(
-        JobEvent::Progress {
-            file: data_str.clone(),
-            file_index: 0,
-            phase: "verify".into(),
-            bytes_done: 0,
-            bytes_total: rows_source as u64,
-            rows: 0,
-        },
-        true,
-    );
-    let custom = super::rules::list(ws)?;
-    let rule_conn = if custom.is_empty() {
-        None
+    // DuckDB would otherwise cache every block it reads, up to most of the machine's RAM.
+    let cap = super::scan::MemoryCap::apply(conn, super::scan::SCAN_MEMORY_LIMIT)?;
+    let outcome = write_and_verify(ws, &redactor, opts, &data_file, rows_source, ctx);
+    cap.restore(conn)?;
+    let (counts, files, rows_written, no_raw, rescan) =
+        outcome.map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))?;
+    redactor.counts = counts;
+    let data_str = if opts.vendor_shape {
+        files
+            .iter()
+            .map(|f| f.to_string_lossy().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     } else {
-        Some(ws.clone_conn()?)
+        data_str
     };
-    let verify_conn = ws.clone_conn()?;
-    let source = EventSource::File {
-        path: data_str.clone(),
-        format: opts.format,
-    };
-    let reader = opts.format.reader_sql(&data_str);
-    let rows_written = count_rows(&verify_conn, &reader)?;
-    let mut scanner = Scanner::new(&custom, rule_conn)?;
-    scanner.scan_events(&verify_conn, &source, ctx)?;
-    let totals = ScanTotals {
-        events: rows_written,
-        persons: {
-            let mut q =
-                Sql::new("(SELECT DISTINCT coalesce(e.distinct_id, e.user_id, e.anon_id) FROM ");
-            q.embed(&reader).push(")");
-            count_rows(&verify_conn, &q)?
-        },
-        ..ScanTotals::default()
-    };
-    let rescan = scanner.finish(&totals)?;
     let mut checks = Vec::new();
     let mut problems = Vec::new();
     for (i, r) in redactor.rules.iter().enumerate() {
@@ -764,6 +1310,11 @@ pub fn export(
         });
     }
     let row_count_ok = rows_written == rows_source;
+    if no_raw > 0 {
+        problems.push(format!(
+            "{no_raw} events have no original record to write in the vendor's shape (import with --keep-raw)"
+        ));
+    }
     if !row_count_ok {
         problems.push(format!(
             "the export holds {rows_written} rows, the source {rows_source}"

@@ -4,20 +4,27 @@
 //! Flow: [`scan`] walks the workspace and stores findings (one per source, JSON path and
 //! detector); [`review`] records decisions that survive re-scans; [`export`] writes a
 //! redacted copy and re-scans it; [`report`] renders everything as offline HTML, CSV and
-//! JSON. Raw values never leave the detectors: findings, logs, errors and reports carry
+//! JSON; [`drill`] lists a finding's events (masked) and reveals one value, logged. Raw values
+//! never leave the detectors: findings, logs, errors and reports carry
 //! masked samples only.
 
 pub mod corpus;
 pub mod detect;
+pub mod drill;
 pub mod export;
+mod flat;
 pub mod mask;
 pub mod report;
 pub mod retention;
 pub mod rules;
 pub mod scan;
 pub mod store;
+mod stream;
 
 pub use detect::{Detector, Severity};
+pub use drill::{
+    finding_events, reveal, reveal_log, FindingEvent, FindingEvents, RevealLogEntry, Revealed,
+};
 pub use export::{
     export, exports, ExportFormat, ExportOptions, ExportReport, ExportStatus, RedactAction,
     RedactionCheck, RedactionRule, RedactionRules,

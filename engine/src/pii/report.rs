@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use ts_rs::TS;
 
+use super::drill::{reveal_log, RevealLogEntry};
 use super::export::{exports, ExportReport, ExportStatus};
 use super::scan::NameCount;
 use super::store::{findings, review_log, scan_info, Review, ReviewedFinding, ScanInfo};
@@ -53,6 +54,8 @@ pub struct AuditReport {
     pub scan: Option<ScanInfo>,
     pub findings: Vec<ReviewedFinding>,
     pub review_trail: Vec<Review>,
+    /// Every reveal of a full value in the app (who, why, when, where; never the value).
+    pub reveal_log: Vec<RevealLogEntry>,
     pub exports: Vec<ExportReport>,
     pub hits_by_detector: Vec<NameCount>,
 }
@@ -109,6 +112,7 @@ pub fn audit_report(ws: &Workspace, now_us: i64) -> Result<AuditReport> {
         scan: scan_info(ws)?,
         findings,
         review_trail: review_log(ws)?,
+        reveal_log: reveal_log(ws)?,
         exports: exports(ws)?,
         hits_by_detector,
     })
@@ -284,6 +288,26 @@ pub fn render_html(r: &AuditReport) -> Result<String> {
                 e(rv.status.as_str()),
                 rv.hits_at_review,
                 e(&rv.note)
+            ));
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("\n<h2>Reveal log</h2>");
+    if r.reveal_log.is_empty() {
+        h.push_str("<p>No value has been revealed.</p>");
+    } else {
+        h.push_str("<table><tr><th>When</th><th>Reviewer</th><th>Reason</th><th>Finding</th><th>Path</th><th>Detector</th><th>Event</th></tr>");
+        for x in &r.reveal_log {
+            h.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{} <code>{}</code></td></tr>",
+                e(&x.revealed_at),
+                e(&x.reviewer),
+                e(&x.reason),
+                e(&x.finding_id),
+                e(&x.path),
+                e(&x.detector),
+                x.event_seq,
+                e(&x.event_uuid)
             ));
         }
         h.push_str("</table>");

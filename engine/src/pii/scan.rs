@@ -9,20 +9,21 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use ts_rs::TS;
 
 use super::detect::{detect_value, key_hints, Detector, KeyHints, Match, Severity};
+use super::export::ExportFormat;
 use super::mask::mask;
 use super::rules::CustomRule;
 use crate::jobs::{JobCtx, JobEvent};
 use crate::sql::Sql;
 use crate::workspace::Workspace;
-use crate::Result;
+use crate::{EngineError, Result};
 
 /// How many masked samples a finding keeps, and how many event names.
 const SAMPLES: usize = 3;
@@ -167,8 +168,9 @@ struct Acc {
     hits: u64,
     rows: u64,
     last_row: Option<u64>,
-    persons: HashSet<u64>,
-    event_names: HashMap<String, u64>,
+    persons: FxSet<u64>,
+    /// Event name id → rows.
+    event_names: FxMap<u32, u64>,
     files: BTreeSet<(u32, u32)>,
     first: Option<i64>,
     last: Option<i64>,
@@ -188,9 +190,68 @@ struct RowCtx {
 /// A leaf value waiting for the custom rules.
 struct Pending {
     source: Source,
-    path: String,
+    path: u32,
     ctx: RowCtx,
     value: String,
+}
+
+/// One event's canonical columns, as the scanner reads them.
+#[derive(Default)]
+pub(crate) struct EventRow {
+    /// Unique within the scan.
+    pub row: u64,
+    pub name: Option<String>,
+    pub file: Option<String>,
+    pub vendor: Option<String>,
+    pub ts: Option<i64>,
+    /// distinct_id, user_id, anon_id, session_id, vendor_person_id.
+    pub top: [Option<String>; 5],
+    /// properties, person_properties, groups, raw.
+    pub json: [Option<String>; 4],
+}
+
+/// An [`EventRow`] borrowed (from a DuckDB row or an owned row).
+pub(crate) struct EventRef<'r> {
+    pub row: u64,
+    pub name: Option<&'r str>,
+    pub file: Option<&'r str>,
+    pub vendor: Option<&'r str>,
+    pub ts: Option<i64>,
+    pub top: [Option<&'r str>; 5],
+    pub json: [Option<&'r str>; 4],
+}
+
+impl EventRow {
+    pub(crate) fn view(&self) -> EventRef<'_> {
+        EventRef {
+            row: self.row,
+            name: self.name.as_deref(),
+            file: self.file.as_deref(),
+            vendor: self.vendor.as_deref(),
+            ts: self.ts,
+            top: std::array::from_fn(|k| self.top[k].as_deref()),
+            json: std::array::from_fn(|k| self.json[k].as_deref()),
+        }
+    }
+}
+
+/// A text column of the current row, borrowed (valid until the next row).
+fn text<'r>(r: &'r duckdb::Row<'_>, i: usize) -> Result<Option<&'r str>> {
+    match r.get_ref(i)? {
+        duckdb::types::ValueRef::Null => Ok(None),
+        v => v.as_str().map(Some).map_err(|_| {
+            EngineError::InvalidArgument(format!("column {i} of the scan is not text"))
+        }),
+    }
+}
+
+/// The row-number ranges the workers share.
+struct Chunks<'c> {
+    next: &'c std::sync::atomic::AtomicI64,
+    done: &'c std::sync::atomic::AtomicU64,
+    hi: i64,
+    batch: i64,
+    total: i64,
 }
 
 /// Where the events come from: the workspace, or a file written by the redacted export.
@@ -199,27 +260,176 @@ pub(crate) enum EventSource {
     Workspace,
     File {
         path: String,
-        format: super::export::ExportFormat,
+        format: ExportFormat,
+        /// Records in their vendor's shape (JSON lines), not the canonical columns.
+        vendor_shape: bool,
     },
 }
 
+/// What the built-in detectors make of one value under one (path, key): cached, since values
+/// repeat (the same address, IP or URL on many events).
+struct Verdict {
+    pk: u32,
+    value: Box<str>,
+    /// (detector, matches, the first match masked).
+    hits: Vec<(Detector, u64, String)>,
+    /// The key-name detector's masked sample, when the key names one.
+    key_mask: Option<String>,
+}
+
+/// Verdicts kept per scanner before the cache starts over.
+const CACHE_MAX: usize = 1 << 20;
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+pub(crate) type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// A fast multiply-rotate hasher (FxHash's) for the scanner's own maps: keys are paths, ids and
+/// values from local files, hashed hundreds of millions of times per scan.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fx(u64);
+impl Fx {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+impl Hasher for Fx {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut c = bytes.chunks_exact(8);
+        for w in &mut c {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = c.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 56));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+type FxBuild = std::hash::BuildHasherDefault<Fx>;
+type FxMap<K, V> = HashMap<K, V, FxBuild>;
+type FxSet<K> = HashSet<K, FxBuild>;
+
 pub(crate) struct Scanner<'a> {
-    accs: HashMap<(Source, DetKey), HashMap<String, Acc>>,
-    hints: HashMap<String, KeyHints>,
+    accs: FxMap<(Source, DetKey, u32), Acc>,
+    /// Interned strings: event names, files, vendors.
     strings: Vec<String>,
-    string_ids: HashMap<String, u32>,
+    string_ids: FxMap<String, u32>,
+    /// Interned paths.
+    paths: Vec<String>,
+    path_ids: FxMap<String, u32>,
+    /// Interned (path, key) pairs: the path's id and the key's hints.
+    pks: Vec<(u32, KeyHints)>,
+    pk_ids: FxMap<String, u32>,
+    pk_keys: Vec<String>,
+    pk_by_path: FxMap<String, u32>,
+    pk_buf: String,
+    cache: IdMap<Verdict>,
+    flat: super::flat::Flat,
     matches: Vec<Match>,
-    rules: &'a [CustomRule],
+    pub(crate) rules: &'a [CustomRule],
     rule_conn: Option<duckdb::Connection>,
     pending: Vec<Pending>,
     values_checked: u64,
     /// Events per workspace query.
-    batch: i64,
+    pub(crate) batch: i64,
+    /// Threads reading the events.
+    pub(crate) workers: usize,
+    /// Distinct actors (distinct_id, else user_id, else anon_id) seen, when counted.
+    pub(crate) people: FxSet<u64>,
+    pub(crate) count_people: bool,
 }
 
-fn hash_str(s: &str) -> u64 {
+/// Tally one hit.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    accs: &mut FxMap<(Source, DetKey, u32), Acc>,
+    source: Source,
+    det: DetKey,
+    path: u32,
+    count: u64,
+    ctx: &RowCtx,
+    sample: &str,
+) {
+    let acc = accs.entry((source, det, path)).or_default();
+    acc.hits += count;
+    if acc.last_row != Some(ctx.row) {
+        acc.last_row = Some(ctx.row);
+        acc.rows += 1;
+        if let Some(p) = ctx.person {
+            acc.persons.insert(p);
+        }
+        if let Some(n) = ctx.event_name {
+            *acc.event_names.entry(n).or_default() += 1;
+        }
+        if let Some(f) = ctx.file {
+            acc.files.insert(f);
+        }
+        if let Some(t) = ctx.ts {
+            acc.first = Some(acc.first.map_or(t, |f| f.min(t)));
+            acc.last = Some(acc.last.map_or(t, |l| l.max(t)));
+        }
+    }
+    // The smallest few distinct masks: deterministic whatever the row order.
+    if (acc.samples.len() < SAMPLES || acc.samples.last().is_some_and(|l| sample < l.as_str()))
+        && !acc.samples.contains(sample)
+    {
+        acc.samples.insert(sample.to_string());
+        while acc.samples.len() > SAMPLES {
+            acc.samples.pop_last();
+        }
+    }
+}
+
+pub(crate) fn hash_str(s: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     s.hash(&mut h);
+    h.finish()
+}
+
+fn verdict_hash(pk: u32, value: &str) -> u64 {
+    let mut h = Fx::default();
+    pk.hash(&mut h);
+    value.hash(&mut h);
     h.finish()
 }
 
@@ -232,16 +442,30 @@ impl<'a> Scanner<'a> {
             c.execute_batch("CREATE OR REPLACE TEMP TABLE pii_leaf_batch (id BIGINT, v VARCHAR)")?;
         }
         Ok(Scanner {
-            accs: HashMap::new(),
-            hints: HashMap::new(),
+            accs: FxMap::default(),
             strings: Vec::new(),
-            string_ids: HashMap::new(),
+            string_ids: FxMap::default(),
+            paths: Vec::new(),
+            path_ids: FxMap::default(),
+            pks: Vec::new(),
+            pk_ids: FxMap::default(),
+            pk_keys: Vec::new(),
+            pk_by_path: FxMap::default(),
+            pk_buf: String::new(),
+            cache: IdMap::default(),
+            flat: super::flat::Flat::default(),
             matches: Vec::new(),
             rules,
             rule_conn,
             pending: Vec::new(),
             values_checked: 0,
             batch: SCAN_BATCH,
+            people: FxSet::default(),
+            count_people: false,
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 8),
         })
     }
 
@@ -255,59 +479,81 @@ impl<'a> Scanner<'a> {
         i
     }
 
+    fn path_id(&mut self, path: &str) -> u32 {
+        if let Some(&i) = self.path_ids.get(path) {
+            return i;
+        }
+        let i = self.paths.len() as u32;
+        self.paths.push(path.to_string());
+        self.path_ids.insert(path.to_string(), i);
+        i
+    }
+
+    /// The id of a (path, key) pair, with the key's hints.
+    fn pk_id(&mut self, path: &str, key: &str) -> u32 {
+        // A path nearly always comes with one key: look it up by the path alone first.
+        if let Some(&i) = self.pk_by_path.get(path) {
+            if self.pk_keys[i as usize] == key {
+                return i;
+            }
+        }
+        self.pk_buf.clear();
+        self.pk_buf.push_str(path);
+        self.pk_buf.push('\0');
+        self.pk_buf.push_str(key);
+        if let Some(&i) = self.pk_ids.get(self.pk_buf.as_str()) {
+            return i;
+        }
+        let pid = self.path_id(path);
+        let i = self.pks.len() as u32;
+        self.pks.push((pid, key_hints(key)));
+        self.pk_keys.push(key.to_string());
+        self.pk_ids.insert(self.pk_buf.clone(), i);
+        self.pk_by_path.entry(path.to_string()).or_insert(i);
+        i
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         source: Source,
         det: DetKey,
-        path: &str,
+        path: u32,
         count: u64,
         ctx: &RowCtx,
-        sample: String,
+        sample: &str,
     ) {
-        let inner = self.accs.entry((source, det)).or_default();
-        let acc = match inner.get_mut(path) {
-            Some(a) => a,
-            None => inner.entry(path.to_string()).or_default(),
-        };
-        acc.hits += count;
-        if acc.last_row != Some(ctx.row) {
-            acc.last_row = Some(ctx.row);
-            acc.rows += 1;
-            if let Some(p) = ctx.person {
-                acc.persons.insert(p);
-            }
-            if let Some(n) = ctx.event_name {
-                let name = &self.strings[n as usize];
-                if let Some(c) = acc.event_names.get_mut(name) {
-                    *c += 1;
-                } else {
-                    acc.event_names.insert(name.clone(), 1);
-                }
-            }
-            if let Some(f) = ctx.file {
-                acc.files.insert(f);
-            }
-            if let Some(t) = ctx.ts {
-                acc.first = Some(acc.first.map_or(t, |f| f.min(t)));
-                acc.last = Some(acc.last.map_or(t, |l| l.max(t)));
-            }
-        }
-        // The smallest few distinct masks: deterministic whatever the row order.
-        if acc.samples.len() < SAMPLES || acc.samples.last().is_some_and(|l| sample < *l) {
-            acc.samples.insert(sample);
-            while acc.samples.len() > SAMPLES {
-                acc.samples.pop_last();
-            }
-        }
+        record(&mut self.accs, source, det, path, count, ctx, sample);
     }
 
-    fn hints_for(&mut self, key: &str) -> KeyHints {
-        if let Some(h) = self.hints.get(key) {
-            return *h;
+    /// Run the built-in detectors on one value.
+    fn judge(&mut self, pk: u32, value: &str) -> Verdict {
+        let hints = self.pks[pk as usize].1;
+        let mut matches = std::mem::take(&mut self.matches);
+        let decoded = detect_value(value, hints, &mut matches);
+        let mut hits = Vec::new();
+        if !matches.is_empty() {
+            // Group by detector: one record per detector with its count.
+            matches.sort_by_key(|m| (m.detector, m.start));
+            let mut i = 0;
+            while i < matches.len() {
+                let d = matches[i].detector;
+                let mut j = i;
+                while j < matches.len() && matches[j].detector == d {
+                    j += 1;
+                }
+                let m = &matches[i];
+                hits.push((d, (j - i) as u64, mask(Some(d), &decoded[m.start..m.end])));
+                i = j;
+            }
         }
-        let h = key_hints(key);
-        self.hints.insert(key.to_string(), h);
-        h
+        self.matches = matches;
+        Verdict {
+            pk,
+            value: value.into(),
+            hits,
+            key_mask: hints.key_detector.map(|_| mask(None, value)),
+        }
     }
 
     /// Check one scalar value at `path` (under `key`).
@@ -323,85 +569,78 @@ impl<'a> Scanner<'a> {
             return Ok(());
         }
         self.values_checked += 1;
-        let hints = self.hints_for(key);
-        let mut matches = std::mem::take(&mut self.matches);
-        let decoded = detect_value(value, hints, &mut matches);
-        if !matches.is_empty() {
-            // Group by detector: one record per detector with its count.
-            matches.sort_by_key(|m| (m.detector, m.start));
-            let mut i = 0;
-            while i < matches.len() {
-                let d = matches[i].detector;
-                let mut j = i;
-                while j < matches.len() && matches[j].detector == d {
-                    j += 1;
+        let pk = self.pk_id(path, key);
+        let (pid, hints) = self.pks[pk as usize];
+        // No detector can match without a digit, `@` or `%` (escapes), or 20 characters
+        // (tokens, keys), unless the key names the value.
+        let maybe = hints.key_detector.is_some()
+            || value.len() >= 20
+            || value
+                .bytes()
+                .any(|c| c.is_ascii_digit() || c == b'@' || c == b'%');
+        if !maybe {
+            return self.pend(source, pid, ctx, value);
+        }
+        let h = verdict_hash(pk, value);
+        let cached = self
+            .cache
+            .get(&h)
+            .is_some_and(|v| v.pk == pk && *v.value == *value);
+        let fresh;
+        let verdict = if cached {
+            self.cache.get(&h)
+        } else {
+            fresh = self.judge(pk, value);
+            if !self.cache.contains_key(&h) {
+                if self.cache.len() >= CACHE_MAX {
+                    self.cache.clear();
                 }
-                let m = &matches[i];
-                let sample = mask(Some(d), &decoded[m.start..m.end]);
-                self.record(
+                self.cache.insert(h, fresh);
+                self.cache.get(&h)
+            } else {
+                // A hash collision: use it once, keep the cached one.
+                Some(&fresh)
+            }
+        };
+        if let Some(v) = verdict {
+            for (d, n, sample) in &v.hits {
+                record(
+                    &mut self.accs,
                     source,
-                    DetKey::Builtin(d),
-                    path,
-                    (j - i) as u64,
+                    DetKey::Builtin(*d),
+                    pid,
+                    *n,
                     ctx,
                     sample,
                 );
-                i = j;
+            }
+            if let (Some(k), Some(sample)) = (hints.key_detector, &v.key_mask) {
+                record(
+                    &mut self.accs,
+                    source,
+                    DetKey::Builtin(k),
+                    pid,
+                    1,
+                    ctx,
+                    sample,
+                );
             }
         }
-        self.matches = matches;
-        if let Some(k) = hints.key_detector {
-            self.record(source, DetKey::Builtin(k), path, 1, ctx, mask(None, value));
-        }
+        self.pend(source, pid, ctx, value)
+    }
+
+    /// Queue a value for the custom rules, if there are any.
+    fn pend(&mut self, source: Source, path: u32, ctx: &RowCtx, value: &str) -> Result<()> {
         if !self.rules.is_empty() {
             self.pending.push(Pending {
                 source,
-                path: path.to_string(),
+                path,
                 ctx: *ctx,
                 value: value.to_string(),
             });
             if self.pending.len() >= BATCH {
                 self.flush_rules()?;
             }
-        }
-        Ok(())
-    }
-
-    /// Walk a JSON value, reporting leaves with their paths.
-    fn walk(
-        &mut self,
-        source: Source,
-        v: &Value,
-        path: &mut String,
-        key: &str,
-        ctx: &RowCtx,
-    ) -> Result<()> {
-        match v {
-            Value::Object(m) => {
-                for (k, child) in m {
-                    let len = path.len();
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(k);
-                    self.walk(source, child, path, k, ctx)?;
-                    path.truncate(len);
-                }
-            }
-            Value::Array(a) => {
-                let len = path.len();
-                path.push_str("[]");
-                for child in a {
-                    self.walk(source, child, path, key, ctx)?;
-                }
-                path.truncate(len);
-            }
-            Value::String(s) => self.leaf(source, path, key, s, ctx)?,
-            Value::Number(n) => {
-                let t = n.to_string();
-                self.leaf(source, path, key, &t, ctx)?;
-            }
-            Value::Bool(_) | Value::Null => {}
         }
         Ok(())
     }
@@ -415,15 +654,21 @@ impl<'a> Scanner<'a> {
         ctx: &RowCtx,
     ) -> Result<()> {
         let Some(text) = text else { return Ok(()) };
-        let mut path = root.to_string();
-        match serde_json::from_str::<Value>(text) {
-            Ok(v) => self.walk(source, &v, &mut path, root, ctx),
-            Err(_) => self.leaf(source, root, root, text, ctx),
-        }
+        let mut flat = std::mem::take(&mut self.flat);
+        let result = if flat.parse(root, text) {
+            (0..flat.len()).try_for_each(|i| {
+                let (p, k, v) = flat.leaf(i);
+                self.leaf(source, p, k, v, ctx)
+            })
+        } else {
+            self.leaf(source, root, root, text, ctx)
+        };
+        self.flat = flat;
+        result
     }
 
     /// Run the custom rules over the pending leaves (in DuckDB) and record their hits.
-    fn flush_rules(&mut self) -> Result<()> {
+    pub(crate) fn flush_rules(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -459,14 +704,59 @@ impl<'a> Scanner<'a> {
                 self.record(
                     p.source,
                     DetKey::Custom(ri),
-                    &p.path,
+                    p.path,
                     n as u64,
                     &p.ctx,
-                    sample,
+                    &sample,
                 );
             }
         }
         Ok(())
+    }
+
+    /// Fold another scanner's tallies (over other rows) into this one.
+    pub(crate) fn merge(&mut self, other: Scanner<'_>) {
+        self.values_checked += other.values_checked;
+        self.people.extend(other.people);
+        for ((source, det, pid), acc) in other.accs {
+            let path = self.path_id(&other.paths[pid as usize]);
+            let names: Vec<(u32, u64)> = acc
+                .event_names
+                .into_iter()
+                .map(|(n, c)| (self.intern(&other.strings[n as usize]), c))
+                .collect();
+            let files: Vec<(u32, u32)> = acc
+                .files
+                .into_iter()
+                .map(|(f, v)| {
+                    (
+                        self.intern(&other.strings[f as usize]),
+                        self.intern(&other.strings[v as usize]),
+                    )
+                })
+                .collect();
+            let mine = self.accs.entry((source, det, path)).or_default();
+            mine.hits += acc.hits;
+            mine.rows += acc.rows;
+            mine.last_row = None;
+            mine.persons.extend(acc.persons);
+            for (n, c) in names {
+                *mine.event_names.entry(n).or_default() += c;
+            }
+            mine.files.extend(files);
+            mine.first = match (mine.first, acc.first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            mine.last = match (mine.last, acc.last) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            mine.samples.extend(acc.samples);
+            while mine.samples.len() > SAMPLES {
+                mine.samples.pop_last();
+            }
+        }
     }
 
     /// Scan the events from `source` on `conn`.
@@ -476,108 +766,244 @@ impl<'a> Scanner<'a> {
         source: &EventSource,
         ctx: &JobCtx,
     ) -> Result<u64> {
-        let (from, person_join) = match source {
-            EventSource::Workspace => (Sql::new("events e"), true),
-            EventSource::File { path, format } => (format.reader_sql(path), false),
+        match source {
+            EventSource::Workspace => {
+                let (lo, hi, total): (Option<i64>, Option<i64>, i64) = conn.query_row(
+                    "SELECT min(rowid), max(rowid), count(*) FROM events",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                // Who each distinct id is: the identity model's person, else the id itself.
+                let mut persons: IdMap<u64> = IdMap::default();
+                let mut st =
+                    conn.prepare("SELECT distinct_id, min(person_id) FROM person_map GROUP BY 1")?;
+                let mut rows = st.query([])?;
+                while let Some(r) = rows.next()? {
+                    let d: Option<String> = r.get(0)?;
+                    let p: Option<String> = r.get(1)?;
+                    if let (Some(d), Some(p)) = (d, p) {
+                        persons.insert(hash_str(&d), hash_str(&p));
+                    }
+                }
+                let q = Sql::new(
+                    "SELECT rowid, event_name, source_file, source_vendor, epoch_us(ts_utc),
+                            distinct_id, user_id, anon_id, session_id, vendor_person_id,
+                            CAST(properties AS VARCHAR), CAST(person_properties AS VARCHAR),
+                            CAST(groups AS VARCHAR), CAST(raw AS VARCHAR)
+                     FROM events WHERE rowid >= ? AND rowid < ?",
+                );
+                self.scan_chunked(conn, &q, lo, hi, total, &persons, ctx)
+            }
+            EventSource::File {
+                path,
+                format: ExportFormat::Parquet,
+                ..
+            } => {
+                let (lo, hi, total): (Option<i64>, Option<i64>, i64) = conn.query_row(
+                    "SELECT min(file_row_number), max(file_row_number), count(*)
+                     FROM read_parquet(?, file_row_number = true)",
+                    [path],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                let mut q = Sql::new(
+                    "SELECT file_row_number, event_name, source_file, source_vendor,
+                            epoch_us(ts_utc), distinct_id, user_id, anon_id, session_id,
+                            vendor_person_id, CAST(properties AS VARCHAR),
+                            CAST(person_properties AS VARCHAR), CAST(groups AS VARCHAR), NULL
+                     FROM read_parquet(",
+                );
+                q.bind(path.as_str()).push(
+                    ", file_row_number = true) WHERE file_row_number >= ? AND file_row_number < ?",
+                );
+                self.scan_chunked(conn, &q, lo, hi, total, &IdMap::default(), ctx)
+            }
+            EventSource::File {
+                path,
+                format,
+                vendor_shape,
+            } => super::stream::scan_file(self, conn, Path::new(path), *format, *vendor_shape, ctx),
+        }
+    }
+
+    /// Events from a query over a row-number range (`q`'s last two parameters), a range at a
+    /// time, on `self.workers` threads (each with its own connection and tallies, merged at the
+    /// end). Columns: row number, event name, file, vendor, µs, the five id columns, the three
+    /// JSON columns and the raw record.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_chunked(
+        &mut self,
+        conn: &duckdb::Connection,
+        q: &Sql,
+        lo: Option<i64>,
+        hi: Option<i64>,
+        total: i64,
+        persons: &IdMap<u64>,
+        ctx: &JobCtx,
+    ) -> Result<u64> {
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            progress(ctx, "scan events", 0, 0, true);
+            return Ok(0);
         };
-        let total = count_rows(conn, &from)?;
-        let mut q = Sql::new(if person_join {
-            "SELECT coalesce(pm.person_id, e.distinct_id, e.user_id, e.anon_id),"
-        } else {
-            "SELECT coalesce(e.distinct_id, e.user_id, e.anon_id),"
+        let next = std::sync::atomic::AtomicI64::new(lo);
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let workers = self.workers.max(1);
+        let batch = self.batch.max(1);
+        let rules = self.rules;
+        let count_people = self.count_people;
+        let mut conns = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let c = conn.try_clone()?;
+            let rc = if rules.is_empty() {
+                None
+            } else {
+                Some(conn.try_clone()?)
+            };
+            conns.push((c, rc));
+        }
+        let chunks = Chunks {
+            next: &next,
+            done: &done,
+            hi,
+            batch,
+            total,
+        };
+        let chunks = &chunks;
+        let results: Vec<Result<Scanner<'a>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = conns
+                .into_iter()
+                .map(|(c, rc)| {
+                    s.spawn(move || -> Result<Scanner<'a>> {
+                        let mut sc = Scanner::new(rules, rc)?;
+                        sc.count_people = count_people;
+                        sc.events_worker(&c, q, persons, chunks, ctx)?;
+                        sc.flush_rules()?;
+                        Ok(sc)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(EngineError::InvalidArgument(
+                            "a scan thread panicked".into(),
+                        ))
+                    })
+                })
+                .collect()
         });
-        q.push(
-            " e.event_name, e.source_file, e.source_vendor,
-              epoch_us(TRY_CAST(e.ts_utc AS TIMESTAMPTZ)),
-              CAST(e.distinct_id AS VARCHAR), CAST(e.user_id AS VARCHAR), CAST(e.anon_id AS VARCHAR),
-              CAST(e.session_id AS VARCHAR), CAST(e.vendor_person_id AS VARCHAR),
-              CAST(e.properties AS VARCHAR), CAST(e.person_properties AS VARCHAR),
-              CAST(e.groups AS VARCHAR), ",
-        );
-        // The original record, when the import kept it (`--keep-raw`): it holds every value
-        // again. Exported files never carry it.
-        q.push(if person_join {
-            "CAST(e.raw AS VARCHAR)"
-        } else {
-            "NULL"
-        });
-        q.push(", TRY_CAST(e.event_seq AS BIGINT) FROM ");
-        q.embed(&from);
-        if person_join {
-            q.push(
-                " LEFT JOIN (SELECT distinct_id, min(person_id) AS person_id FROM person_map GROUP BY 1) pm
-                   ON pm.distinct_id = e.distinct_id",
-            );
+        for r in results {
+            self.merge(r?);
         }
-        // The workspace is read in event_seq order, a bounded batch at a time: a single
-        // query's result would be held in memory whole. An exported file is read in one go.
-        if person_join {
-            q.push(" WHERE e.event_seq > ? ORDER BY e.event_seq LIMIT ?");
-        }
-        let mut st = conn.prepare(&q.text)?;
-        let mut n: u64 = 0;
-        let mut after = i64::MIN;
-        loop {
-            let mut params = q.params.clone();
-            if person_join {
-                params.push(duckdb::types::Value::BigInt(after));
-                params.push(duckdb::types::Value::BigInt(self.batch));
-            }
-            let mut rows = st.query(duckdb::params_from_iter(params.iter()))?;
-            let mut in_batch: i64 = 0;
-            while let Some(r) = rows.next()? {
-                in_batch += 1;
-                if let Some(seq) = r.get::<_, Option<i64>>(14)? {
-                    after = seq;
-                }
-                self.event_row(r, n)?;
-                n += 1;
-                if n.is_multiple_of(4096) {
-                    ctx.cancel.check()?;
-                    progress(ctx, "scan events", n, total as u64, false);
-                }
-            }
-            if !person_join || in_batch < self.batch {
-                break;
-            }
-        }
+        let n = done.load(std::sync::atomic::Ordering::Relaxed);
         progress(ctx, "scan events", n, total as u64, true);
         Ok(n)
     }
 
-    /// One event row of the scan query.
-    fn event_row(&mut self, r: &duckdb::Row<'_>, n: u64) -> Result<()> {
-        let person: Option<String> = r.get(0)?;
-        let name: Option<String> = r.get(1)?;
-        let file: Option<String> = r.get(2)?;
-        let vendor: Option<String> = r.get(3)?;
-        let ts: Option<i64> = r.get(4)?;
-        let event_name = name.as_deref().map(|s| self.intern(s));
-        let file = match (file.as_deref(), vendor.as_deref()) {
+    fn events_worker(
+        &mut self,
+        conn: &duckdb::Connection,
+        q: &Sql,
+        persons: &IdMap<u64>,
+        chunks: &Chunks<'_>,
+        ctx: &JobCtx,
+    ) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let mut st = conn.prepare(&q.text)?;
+        loop {
+            ctx.cancel.check()?;
+            let start = chunks.next.fetch_add(chunks.batch, Ordering::Relaxed);
+            if start > chunks.hi {
+                return Ok(());
+            }
+            let mut params = q.params.clone();
+            params.push(duckdb::types::Value::BigInt(start));
+            params.push(duckdb::types::Value::BigInt(
+                start.saturating_add(chunks.batch),
+            ));
+            let mut rows = st.query(duckdb::params_from_iter(params.iter()))?;
+            let mut n = 0u64;
+            while let Some(r) = rows.next()? {
+                let ev = EventRef {
+                    row: r.get::<_, i64>(0)? as u64,
+                    name: text(r, 1)?,
+                    file: text(r, 2)?,
+                    vendor: text(r, 3)?,
+                    ts: r.get(4)?,
+                    top: [
+                        text(r, 5)?,
+                        text(r, 6)?,
+                        text(r, 7)?,
+                        text(r, 8)?,
+                        text(r, 9)?,
+                    ],
+                    json: [text(r, 10)?, text(r, 11)?, text(r, 12)?, text(r, 13)?],
+                };
+                self.event(&ev, persons)?;
+                n += 1;
+            }
+            let all = chunks.done.fetch_add(n, Ordering::Relaxed) + n;
+            progress(ctx, "scan events", all, chunks.total as u64, false);
+        }
+    }
+
+    /// One event in the canonical columns.
+    pub(crate) fn event(&mut self, ev: &EventRef<'_>, persons: &IdMap<u64>) -> Result<()> {
+        let person = ev.top[0]
+            .and_then(|d| persons.get(&hash_str(d)).copied())
+            .or_else(|| ev.top[..3].iter().find_map(|x| *x).map(hash_str));
+        if self.count_people {
+            if let Some(p) = ev.top[..3].iter().find_map(|x| *x) {
+                self.people.insert(hash_str(p));
+            }
+        }
+        let event_name = ev.name.map(|s| self.intern(s));
+        let file = match (ev.file, ev.vendor) {
             (Some(f), Some(v)) => Some((self.intern(f), self.intern(v))),
             _ => None,
         };
         let rc = RowCtx {
-            row: n,
-            person: person.as_deref().map(hash_str),
+            row: ev.row,
+            person,
             event_name,
             file,
-            ts,
+            ts: ev.ts,
         };
         for (k, col) in super::export::TOP.iter().enumerate() {
-            let v: Option<String> = r.get(5 + k)?;
-            if let Some(v) = v {
-                self.leaf(Source::Events, col, col, &v, &rc)?;
+            if let Some(v) = ev.top[k] {
+                self.leaf(Source::Events, col, col, v, &rc)?;
             }
         }
         for (k, col) in ["properties", "person_properties", "groups", "raw"]
             .iter()
             .enumerate()
         {
-            let v: Option<String> = r.get(10 + k)?;
-            self.json_column(Source::Events, col, v.as_deref(), &rc)?;
+            self.json_column(Source::Events, col, ev.json[k], &rc)?;
         }
         Ok(())
+    }
+
+    /// One record of a vendor-shape export: the JSON object with paths from its root (as the
+    /// redaction rules name them), no event context.
+    pub(crate) fn vendor_record(&mut self, row: u64, text: &str) -> Result<()> {
+        let rc = RowCtx {
+            row,
+            person: None,
+            event_name: None,
+            file: None,
+            ts: None,
+        };
+        let mut flat = std::mem::take(&mut self.flat);
+        let result = if flat.parse("", text) {
+            (0..flat.len()).try_for_each(|i| {
+                let (p, k, v) = flat.leaf(i);
+                self.leaf(Source::Events, p.strip_prefix('.').unwrap_or(p), k, v, &rc)
+            })
+        } else {
+            self.leaf(Source::Events, "", "", text, &rc)
+        };
+        self.flat = flat;
+        result
     }
 
     /// Scan persons and the person / group snapshots.
@@ -692,7 +1118,7 @@ impl<'a> Scanner<'a> {
     pub(crate) fn finish(mut self, totals: &ScanTotals) -> Result<Vec<Finding>> {
         self.flush_rules()?;
         let mut out = Vec::new();
-        for ((source, det), inner) in self.accs {
+        for ((source, det, pid), acc) in self.accs {
             let (detector, severity) = match det {
                 DetKey::Builtin(d) => (d.as_str().to_string(), d.severity()),
                 DetKey::Custom(i) => match self.rules.get(i) {
@@ -700,52 +1126,51 @@ impl<'a> Scanner<'a> {
                     None => continue,
                 },
             };
-            for (path, acc) in inner {
-                let mut names: Vec<NameCount> = acc
-                    .event_names
-                    .into_iter()
-                    .map(|(name, c)| NameCount {
-                        name,
-                        count: c as i64,
-                    })
-                    .collect();
-                names.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
-                names.truncate(EVENT_NAMES);
-                let files = acc
-                    .files
-                    .iter()
-                    .map(|(f, v)| SourceFile {
-                        file: self.strings[*f as usize].clone(),
-                        vendor: self.strings[*v as usize].clone(),
-                    })
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                let persons = acc.persons.len() as i64;
-                let share = |n: i64, of: i64| if of > 0 { n as f64 / of as f64 } else { 0.0 };
-                let ts = |us: Option<i64>| us.map(crate::generate::rfc3339_micros);
-                out.push(Finding {
-                    id: finding_id(source, &path, &detector),
-                    source,
-                    path,
-                    detector: detector.clone(),
-                    severity,
-                    hits: acc.hits as i64,
-                    rows: acc.rows as i64,
-                    event_share: if source == Source::Events {
-                        share(acc.rows as i64, totals.events)
-                    } else {
-                        0.0
-                    },
-                    persons,
-                    person_share: share(persons, totals.persons).min(1.0),
-                    event_names: names,
-                    files,
-                    first_seen: ts(acc.first),
-                    last_seen: ts(acc.last),
-                    samples: acc.samples.into_iter().collect(),
-                });
-            }
+            let path = self.paths[pid as usize].clone();
+            let mut names: Vec<NameCount> = acc
+                .event_names
+                .into_iter()
+                .map(|(n, c)| NameCount {
+                    name: self.strings[n as usize].clone(),
+                    count: c as i64,
+                })
+                .collect();
+            names.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
+            names.truncate(EVENT_NAMES);
+            let files = acc
+                .files
+                .iter()
+                .map(|(f, v)| SourceFile {
+                    file: self.strings[*f as usize].clone(),
+                    vendor: self.strings[*v as usize].clone(),
+                })
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let persons = acc.persons.len() as i64;
+            let share = |n: i64, of: i64| if of > 0 { n as f64 / of as f64 } else { 0.0 };
+            let ts = |us: Option<i64>| us.map(crate::generate::rfc3339_micros);
+            out.push(Finding {
+                id: finding_id(source, &path, &detector),
+                source,
+                path,
+                detector: detector.clone(),
+                severity,
+                hits: acc.hits as i64,
+                rows: acc.rows as i64,
+                event_share: if source == Source::Events {
+                    share(acc.rows as i64, totals.events)
+                } else {
+                    0.0
+                },
+                persons,
+                person_share: share(persons, totals.persons).min(1.0),
+                event_names: names,
+                files,
+                first_seen: ts(acc.first),
+                last_seen: ts(acc.last),
+                samples: acc.samples.into_iter().collect(),
+            });
         }
         sort_findings(&mut out);
         Ok(out)
@@ -756,15 +1181,75 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// `SELECT count(*) FROM <from>`.
-pub(crate) fn count_rows(conn: &duckdb::Connection, from: &Sql) -> Result<i64> {
-    let mut q = Sql::new("SELECT count(*) FROM ");
-    q.embed(from);
-    Ok(
-        conn.query_row(&q.text, duckdb::params_from_iter(q.params.iter()), |r| {
-            r.get(0)
-        })?,
-    )
+/// DuckDB's memory limit while scanning or exporting.
+pub(crate) const SCAN_MEMORY_LIMIT: &str = "1GB";
+
+/// DuckDB's memory limit lowered for a while, and what it was.
+pub(crate) struct MemoryCap(Option<String>);
+
+impl MemoryCap {
+    /// Lower the limit to `to` unless it is already lower.
+    pub(crate) fn apply(conn: &duckdb::Connection, to: &str) -> Result<Self> {
+        let now: String =
+            conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))?;
+        match (size_bytes(&now), size_bytes(to)) {
+            (Some(n), Some(t)) if n > t => {
+                set_memory_limit(conn, to)?;
+                Ok(MemoryCap(Some(now)))
+            }
+            _ => Ok(MemoryCap(None)),
+        }
+    }
+
+    pub(crate) fn restore(self, conn: &duckdb::Connection) -> Result<()> {
+        let Some(was) = self.0 else {
+            return Ok(());
+        };
+        // The setting reads back rounded (`2.7 GiB`): the default is restored exactly by a
+        // reset, anything else by setting what was read.
+        conn.execute_batch("RESET memory_limit")?;
+        let now: String =
+            conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))?;
+        if now != was {
+            set_memory_limit(conn, &was)?;
+        }
+        Ok(())
+    }
+}
+
+/// `1GB`, `19.2 GiB`, `512 MiB` in bytes.
+fn size_bytes(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let n: f64 = s[..split].trim().parse().ok()?;
+    let unit = match &s[split..] {
+        "" | "B" | "bytes" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some(n * unit)
+}
+
+/// `SET memory_limit`: a setting takes no parameters, so the value is checked to be a plain
+/// size (digits, a dot, spaces and a unit) before it is quoted into the statement.
+fn set_memory_limit(conn: &duckdb::Connection, to: &str) -> Result<()> {
+    if !to
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == ' ')
+    {
+        return Err(EngineError::InvalidArgument(format!(
+            "\"{to}\" is not a memory size"
+        )));
+    }
+    conn.execute_batch(&format!("SET memory_limit = '{to}'"))?;
+    Ok(())
 }
 
 /// Most severe first, then most rows, then by source, path and detector.
@@ -832,7 +1317,12 @@ pub fn scan(ws: &Workspace, now_us: i64, ctx: &JobCtx) -> Result<ScanResult> {
         totals.values_checked = scanner.values_checked() as i64;
         Ok((scanner.finish(&totals)?, totals))
     };
-    let (findings, totals) = run().map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))?;
+    // DuckDB keeps every block it reads cached up to its memory limit (most of the machine's
+    // RAM by default): reading every event once would fill it. Cap it for the scan.
+    let limit = MemoryCap::apply(conn, SCAN_MEMORY_LIMIT)?;
+    let outcome = run();
+    limit.restore(conn)?;
+    let (findings, totals) = outcome.map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))?;
     super::store::save_scan(
         ws,
         now_us,
@@ -859,6 +1349,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn memory_sizes() {
+        assert_eq!(size_bytes("1GB"), Some(1e9));
+        assert_eq!(size_bytes("19.2 GiB"), Some(19.2 * 1073741824.0));
+        assert_eq!(size_bytes("512 MiB"), Some(512.0 * 1048576.0));
+        assert_eq!(size_bytes("lots"), None);
+        let ws = Workspace::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let c = ws.conn();
+        let get = || -> String {
+            c.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        // The default comes back, and so does a limit someone set.
+        for set in [None, Some("4 GiB")] {
+            if let Some(v) = set {
+                set_memory_limit(c, v).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let before = get();
+            let cap = MemoryCap::apply(c, "1GB").unwrap_or_else(|e| panic!("{e}"));
+            assert_ne!(get(), before);
+            cap.restore(c).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(get(), before);
+        }
+        // Already lower: left alone.
+        set_memory_limit(c, "500MB").unwrap_or_else(|e| panic!("{e}"));
+        let before = get();
+        let cap = MemoryCap::apply(c, "1GB").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(get(), before);
+        cap.restore(c).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(get(), before);
+        assert!(set_memory_limit(c, "1GB'; DROP TABLE events; --").is_err());
+    }
+
+    #[test]
     fn workspace_events_are_read_in_batches_without_loss() {
         let ws = Workspace::in_memory().unwrap_or_else(|e| panic!("{e}"));
         ws.conn()
@@ -870,9 +1393,10 @@ mod tests {
                  FROM range(1, 26) t(i)",
             )
             .unwrap_or_else(|e| panic!("{e}"));
-        for batch in [1, 7, 25, 1000] {
+        for (batch, workers) in [(1, 1), (7, 2), (25, 3), (1000, 2), (4, 8)] {
             let mut sc = Scanner::new(&[], None).unwrap_or_else(|e| panic!("{e}"));
             sc.batch = batch;
+            sc.workers = workers;
             let n = sc
                 .scan_events(ws.conn(), &EventSource::Workspace, &JobCtx::silent())
                 .unwrap_or_else(|e| panic!("{e}"));

@@ -77,6 +77,7 @@ pub async fn pii_export(
         keep_from_us: None,
         salt: None,
         now_us: now,
+        vendor_shape: false,
     };
     run_job(&state, &job_id, channel, move |ws, ctx| {
         pii::export(ws, &rules, &opts, ctx)

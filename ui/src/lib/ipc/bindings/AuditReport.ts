@@ -2,8 +2,13 @@
 import type { AuditScope } from "./AuditScope";
 import type { ExportReport } from "./ExportReport";
 import type { NameCount } from "./NameCount";
+import type { RevealLogEntry } from "./RevealLogEntry";
 import type { Review } from "./Review";
 import type { ReviewedFinding } from "./ReviewedFinding";
 import type { ScanInfo } from "./ScanInfo";
 
-export type AuditReport = { generatedAt: string, workspace: string, scope: AuditScope, scan: ScanInfo | null, findings: Array<ReviewedFinding>, reviewTrail: Array<Review>, exports: Array<ExportReport>, hitsByDetector: Array<NameCount>, };
+export type AuditReport = { generatedAt: string, workspace: string, scope: AuditScope, scan: ScanInfo | null, findings: Array<ReviewedFinding>, reviewTrail: Array<Review>, 
+/**
+ * Every reveal of a full value in the app (who, why, when, where; never the value).
+ */
+revealLog: Array<RevealLogEntry>, exports: Array<ExportReport>, hitsByDetector: Array<NameCount>, };
