@@ -61,6 +61,7 @@ impl Workspace {
         ws.conn.execute_batch("SET TimeZone = 'UTC';")?;
         ws.migrate()?;
         ws.configure_connection(&ws.conn)?;
+        crate::resources::apply(&ws)?;
         Ok(ws)
     }
 

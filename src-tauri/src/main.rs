@@ -48,6 +48,8 @@ fn main() {
             data::sql_schema,
             data::model_settings,
             data::set_model_setting,
+            data::resource_settings,
+            data::set_resource_setting,
             data::rebuild_model,
             pii::pii_scan,
             pii::pii_scan_info,
@@ -55,6 +57,10 @@ fn main() {
             pii::pii_review,
             pii::pii_export,
             pii::pii_report,
+            pii::pii_finding_events,
+            pii::pii_reveal,
+            pii::pii_reveal_log,
+            pii::pii_retention,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -237,17 +237,28 @@ test("the SQL console runs a read-only query and refuses file access", async () 
   assert.ok(ed);
 });
 
-test("settings show the model settings", async () => {
+test("settings save model settings and DuckDB's threads", async () => {
   await go("#/settings");
   const mode = await find("#setting-identity_mode");
   assert.equal(await prop(mode, "value"), "posthog");
+  // A model setting is saved under the engine's key.
+  await js("const s = document.querySelector('#setting-week_start'); s.value = 'sunday'; s.dispatchEvent(new Event('change'));");
+  await until(async () => /Saved week_start = sunday/.test(await textOf("#settings-status")), "the saved week start");
+  await js("const s = document.querySelector('#setting-week_start'); s.value = 'monday'; s.dispatchEvent(new Event('change'));");
+  await until(async () => /Saved week_start = monday/.test(await textOf("#settings-status")), "the week start put back");
+  // DuckDB's threads apply at once and read back in effect.
+  await js("const i = document.querySelector('#setting-duckdb-threads'); i.value = '1'; i.dispatchEvent(new Event('change'));");
+  await until(async () => /1 thread\b/.test(await textOf("#resource-effective")), "one thread in effect");
   await shot("e2e-settings");
+  await js("const i = document.querySelector('#setting-duckdb-threads'); i.value = ''; i.dispatchEvent(new Event('change'));");
+  await until(async () => /Saved duckdb.threads = default/.test(await textOf("#resource-status")), "threads back to the default");
 });
 
 test("the PII audit scans, lists masked findings and records a review", async () => {
   await go("#/pii");
   await find("#pii-scan");
   await sleep(500);
+  await js("document.querySelector('#pii-reviewer').value = ''");
   await type(await find("#pii-reviewer"), "e2e reviewer");
   await click(await find("#pii-scan"));
   await until(async () => /Scanned .* findings/.test(await textOf("#pii-status")), "the scan summary", 60000);
@@ -263,6 +274,26 @@ test("the PII audit scans, lists masked findings and records a review", async ()
   await until(async () => /needs redaction/.test(await textOf("#pii-findings")), "the review badge");
   assert.match(await textOf("#pii-findings"), /e2e reviewer/);
   await shot("e2e-pii");
+  // Drill into the email finding's events: masked values; one reveal, with a reason, is logged.
+  await click(await find(`#pii-findings button[data-events='${id}']`));
+  await until(async () => /events hit this finding/.test(await textOf("#pii-events-drawer")), "the finding's events");
+  const masked = await textOf("#pii-events tbody tr:first-child");
+  assert.match(masked, /\*\*\*@/);
+  assert.doesNotMatch(masked, /[a-z]+\.[a-z]+\d*@example\.com/);
+  await click(await find("#pii-events button.pii-reveal"));
+  assert.match(await textOf("#pii-events-drawer .error"), /reason/);
+  await type(await find("#pii-reveal-reason"), "e2e: support ticket 42");
+  await click(await find("#pii-events button.pii-reveal"));
+  await until(async () => /log entry #\d+/.test(await textOf("#pii-events tbody tr:first-child")), "the revealed value");
+  assert.match(await textOf("#pii-events tbody tr:first-child .revealed"), /@/);
+  await shot("e2e-pii-reveal");
+  await click(await find("#pii-events-close"));
+  await until(async () => /support ticket 42/.test(await textOf("#pii-reveal-log")), "the reveal log entry");
+  assert.doesNotMatch(await textOf("#pii-reveal-log"), /@example\.com/, "the log never holds the value");
+  // Retention helper: events older than a date.
+  await js("const i = document.querySelector('#pii-cutoff'); i.value = '2023-11-15'; i.dispatchEvent(new Event('change'));");
+  await click(await find("#pii-count-old"));
+  await until(async () => /events are older than 2023-11-15/.test(await textOf("#pii-retention-result")), "the retention count");
 });
 
 test("hostile property values are shown as text and never run", async () => {

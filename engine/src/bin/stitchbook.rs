@@ -12,6 +12,7 @@ use stitchbook_engine::ingest::{
 };
 use stitchbook_engine::insights;
 use stitchbook_engine::model::{self, person, ModelSettings};
+use stitchbook_engine::resources::{self, ResourceSettings};
 use stitchbook_engine::{CancelToken, EngineError, JobCtx, JobEvent, Workspace};
 
 #[derive(Parser)]
@@ -140,11 +141,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show or change the model settings (identity mode, session rules, time zone, week start);
-    /// a change rebuilds the model.
+    /// Show or change the model settings (identity mode, session rules, time zone, week start;
+    /// a change rebuilds the model) and DuckDB's memory limit and threads for the workspace.
     Settings {
         workspace: PathBuf,
-        /// key=value, e.g. identity.mode=warehouse_last_value or sessions.timeout_seconds=900.
+        /// key=value, e.g. identity.mode=warehouse_last_value, sessions.timeout_seconds=900,
+        /// duckdb.memory_limit_mb=4096 or duckdb.threads=default.
         #[arg(long = "set")]
         set: Vec<String>,
         #[arg(long)]
@@ -833,20 +835,30 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             json,
         } => {
             let ws = open_existing(&workspace)?;
+            let mut model_changed = false;
             for kv in &set {
                 let (k, v) = kv.split_once('=').ok_or_else(|| {
                     EngineError::InvalidArgument(format!("--set takes key=value, not \"{kv}\""))
                 })?;
-                ModelSettings::set(&ws, k.trim(), v)?;
+                if resources::RESOURCE_KEYS.contains(&k.trim()) {
+                    ResourceSettings::set(&ws, k.trim(), v)?;
+                } else {
+                    ModelSettings::set(&ws, k.trim(), v)?;
+                    model_changed = true;
+                }
             }
-            let rebuilt = if set.is_empty() {
+            let res = ResourceSettings::load(&ws)?;
+            let rebuilt = if !model_changed {
                 None
             } else {
                 model::ensure_built(&ws, &JobCtx::silent())?
             };
             let settings = ModelSettings::load(&ws)?;
             if json {
-                println!("{}", to_json(&settings)?);
+                println!(
+                    "{}",
+                    to_json(&serde_json::json!({ "model": settings, "resources": res }))?
+                );
             } else {
                 println!(
                     "identity.mode                {}",
@@ -870,6 +882,17 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 );
                 println!("time_zone                    {}", settings.time_zone);
                 println!("week_start                   {}", settings.week_start);
+                let chosen = |v: Option<u64>| v.map_or("default".to_string(), |n| n.to_string());
+                println!(
+                    "duckdb.memory_limit_mb       {} (in effect: {})",
+                    chosen(res.memory_limit_mb),
+                    res.effective_memory_limit
+                );
+                println!(
+                    "duckdb.threads               {} (in effect: {})",
+                    chosen(res.threads),
+                    res.effective_threads
+                );
                 if let Some(r) = rebuilt {
                     print_rebuild_line(&r);
                 }

@@ -280,10 +280,11 @@ pub fn rebuild(ws: &Workspace, ctx: &JobCtx) -> Result<RebuildReport> {
     ctx.cancel.attach(conn.interrupt_handle());
     // Bounded memory: DuckDB spills to the workspace's temp folder beyond this. (1.5 GB ran
     // out of memory in session assignment at 10M events; 4 GB completes.)
-    conn.execute_batch("SET memory_limit = '4GB'")?;
+    // A memory limit the user chose for the workspace wins.
+    let cap = crate::resources::MemoryCap::unless_chosen(ws, "4GB")?;
     conn.execute_batch("BEGIN TRANSACTION")?;
     let r = rebuild_in_transaction(ws, &settings, ctx);
-    let _ = conn.execute_batch("RESET memory_limit");
+    let _ = cap.restore(conn);
     match r {
         Ok(report) => {
             conn.execute_batch("COMMIT")?;

@@ -1260,7 +1260,7 @@ pub fn export(
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     // DuckDB would otherwise cache every block it reads, up to most of the machine's RAM.
-    let cap = super::scan::MemoryCap::apply(conn, super::scan::SCAN_MEMORY_LIMIT)?;
+    let cap = crate::resources::MemoryCap::unless_chosen(ws, super::scan::SCAN_MEMORY_LIMIT)?;
     let outcome = write_and_verify(ws, &redactor, opts, &data_file, rows_source, ctx);
     cap.restore(conn)?;
     let (counts, files, rows_written, no_raw, rescan) =

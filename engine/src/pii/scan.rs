@@ -1184,74 +1184,6 @@ impl<'a> Scanner<'a> {
 /// DuckDB's memory limit while scanning or exporting.
 pub(crate) const SCAN_MEMORY_LIMIT: &str = "1GB";
 
-/// DuckDB's memory limit lowered for a while, and what it was.
-pub(crate) struct MemoryCap(Option<String>);
-
-impl MemoryCap {
-    /// Lower the limit to `to` unless it is already lower.
-    pub(crate) fn apply(conn: &duckdb::Connection, to: &str) -> Result<Self> {
-        let now: String =
-            conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))?;
-        match (size_bytes(&now), size_bytes(to)) {
-            (Some(n), Some(t)) if n > t => {
-                set_memory_limit(conn, to)?;
-                Ok(MemoryCap(Some(now)))
-            }
-            _ => Ok(MemoryCap(None)),
-        }
-    }
-
-    pub(crate) fn restore(self, conn: &duckdb::Connection) -> Result<()> {
-        let Some(was) = self.0 else {
-            return Ok(());
-        };
-        // The setting reads back rounded (`2.7 GiB`): the default is restored exactly by a
-        // reset, anything else by setting what was read.
-        conn.execute_batch("RESET memory_limit")?;
-        let now: String =
-            conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))?;
-        if now != was {
-            set_memory_limit(conn, &was)?;
-        }
-        Ok(())
-    }
-}
-
-/// `1GB`, `19.2 GiB`, `512 MiB` in bytes.
-fn size_bytes(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
-    let n: f64 = s[..split].trim().parse().ok()?;
-    let unit = match &s[split..] {
-        "" | "B" | "bytes" => 1.0,
-        "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    Some(n * unit)
-}
-
-/// `SET memory_limit`: a setting takes no parameters, so the value is checked to be a plain
-/// size (digits, a dot, spaces and a unit) before it is quoted into the statement.
-fn set_memory_limit(conn: &duckdb::Connection, to: &str) -> Result<()> {
-    if !to
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == ' ')
-    {
-        return Err(EngineError::InvalidArgument(format!(
-            "\"{to}\" is not a memory size"
-        )));
-    }
-    conn.execute_batch(&format!("SET memory_limit = '{to}'"))?;
-    Ok(())
-}
-
 /// Most severe first, then most rows, then by source, path and detector.
 pub(crate) fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
     b.severity
@@ -1318,8 +1250,9 @@ pub fn scan(ws: &Workspace, now_us: i64, ctx: &JobCtx) -> Result<ScanResult> {
         Ok((scanner.finish(&totals)?, totals))
     };
     // DuckDB keeps every block it reads cached up to its memory limit (most of the machine's
-    // RAM by default): reading every event once would fill it. Cap it for the scan.
-    let limit = MemoryCap::apply(conn, SCAN_MEMORY_LIMIT)?;
+    // RAM by default): reading every event once would fill it. Cap it for the scan, unless the
+    // user chose a limit.
+    let limit = crate::resources::MemoryCap::unless_chosen(ws, SCAN_MEMORY_LIMIT)?;
     let outcome = run();
     limit.restore(conn)?;
     let (findings, totals) = outcome.map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))?;
@@ -1347,39 +1280,6 @@ pub fn scan(ws: &Workspace, now_us: i64, ctx: &JobCtx) -> Result<ScanResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn memory_sizes() {
-        assert_eq!(size_bytes("1GB"), Some(1e9));
-        assert_eq!(size_bytes("19.2 GiB"), Some(19.2 * 1073741824.0));
-        assert_eq!(size_bytes("512 MiB"), Some(512.0 * 1048576.0));
-        assert_eq!(size_bytes("lots"), None);
-        let ws = Workspace::in_memory().unwrap_or_else(|e| panic!("{e}"));
-        let c = ws.conn();
-        let get = || -> String {
-            c.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
-                .unwrap_or_else(|e| panic!("{e}"))
-        };
-        // The default comes back, and so does a limit someone set.
-        for set in [None, Some("4 GiB")] {
-            if let Some(v) = set {
-                set_memory_limit(c, v).unwrap_or_else(|e| panic!("{e}"));
-            }
-            let before = get();
-            let cap = MemoryCap::apply(c, "1GB").unwrap_or_else(|e| panic!("{e}"));
-            assert_ne!(get(), before);
-            cap.restore(c).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(get(), before);
-        }
-        // Already lower: left alone.
-        set_memory_limit(c, "500MB").unwrap_or_else(|e| panic!("{e}"));
-        let before = get();
-        let cap = MemoryCap::apply(c, "1GB").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(get(), before);
-        cap.restore(c).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(get(), before);
-        assert!(set_memory_limit(c, "1GB'; DROP TABLE events; --").is_err());
-    }
 
     #[test]
     fn workspace_events_are_read_in_batches_without_loss() {

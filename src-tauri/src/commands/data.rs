@@ -1,9 +1,11 @@
-//! The data overview, the quarantine, the SQL console and the model settings.
+//! The data overview, the quarantine, the SQL console, the model settings and DuckDB's
+//! resources.
 
 use stitchbook_engine::catalog::{self, CatalogEvent, EventProperties, QualityIssue};
 use stitchbook_engine::console::{self, SqlTable};
 use stitchbook_engine::info::{self, QuarantineRow};
 use stitchbook_engine::model::{self, ModelSettings, RebuildReport};
+use stitchbook_engine::resources::ResourceSettings;
 use stitchbook_engine::{IpcError, JobEvent};
 use tauri::ipc::Channel;
 use tauri::State;
@@ -74,6 +76,24 @@ pub async fn set_model_setting(
     // No model build first: the setting is what the next rebuild will use.
     blocking(&state, move |ws| {
         ModelSettings::set(ws, &key, &value).map_err(ipc)
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn resource_settings(state: State<'_, AppState>) -> Result<ResourceSettings, IpcError> {
+    blocking(&state, |ws| ResourceSettings::load(ws).map_err(ipc)).await
+}
+
+/// DuckDB's memory limit or threads for this workspace, applied at once.
+#[tauri::command]
+pub async fn set_resource_setting(
+    key: String,
+    value: String,
+    state: State<'_, AppState>,
+) -> Result<ResourceSettings, IpcError> {
+    blocking(&state, move |ws| {
+        ResourceSettings::set(ws, &key, &value).map_err(ipc)
     })
     .await
 }

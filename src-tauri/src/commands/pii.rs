@@ -1,6 +1,8 @@
 //! The PII audit: scan with progress, the findings with their reviews, review decisions,
 //! the verified redacted export and the audit report.
 
+use stitchbook_engine::pii::drill::{FindingEvents, RevealLogEntry, Revealed};
+use stitchbook_engine::pii::retention::RetentionSummary;
 use stitchbook_engine::pii::{
     self, ExportFormat, ExportOptions, ExportReport, RedactionRules, ReviewStatus, ReviewedFinding,
     ScanInfo, ScanResult,
@@ -52,17 +54,69 @@ pub async fn pii_review(
     .await
 }
 
+/// A page of the events behind a finding, with the matches masked.
+#[tauri::command]
+pub async fn pii_finding_events(
+    finding_id: String,
+    offset: i64,
+    limit: i64,
+    state: State<'_, AppState>,
+) -> Result<FindingEvents, IpcError> {
+    on_workspace(&state, move |ws| {
+        pii::drill::finding_events(ws, &finding_id, offset, limit)
+    })
+    .await
+}
+
+/// The full value of one hit, for a named reviewer with a reason; the access is logged first.
+#[tauri::command]
+pub async fn pii_reveal(
+    finding_id: String,
+    event_seq: i64,
+    reviewer: String,
+    reason: String,
+    now_ms: f64,
+    state: State<'_, AppState>,
+) -> Result<Revealed, IpcError> {
+    let now = now_us(now_ms)?;
+    on_workspace(&state, move |ws| {
+        pii::drill::reveal(ws, &finding_id, event_seq, &reviewer, &reason, now)
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn pii_reveal_log(state: State<'_, AppState>) -> Result<Vec<RevealLogEntry>, IpcError> {
+    on_workspace(&state, pii::drill::reveal_log).await
+}
+
+/// How many events are older than a cut-off (ms since the epoch), by source file.
+#[tauri::command]
+pub async fn pii_retention(
+    cutoff_ms: f64,
+    state: State<'_, AppState>,
+) -> Result<RetentionSummary, IpcError> {
+    let cutoff = now_us(cutoff_ms)?;
+    on_workspace(&state, move |ws| pii::retention::older_than(ws, cutoff)).await
+}
+
 /// Write a redacted copy into a folder the user picks; null if the dialog was dismissed.
+/// `keep_from_ms` leaves out older events (the retention helper); `vendor_shape` writes each
+/// source file's records in their original shape instead of canonical rows.
+#[allow(clippy::too_many_arguments)]
 #[tauri::command]
 pub async fn pii_export(
     rules: RedactionRules,
     format: ExportFormat,
+    keep_from_ms: Option<f64>,
+    vendor_shape: bool,
     job_id: String,
     now_ms: f64,
     channel: Channel<JobEvent>,
     state: State<'_, AppState>,
 ) -> Result<Option<ExportReport>, IpcError> {
     let now = now_us(now_ms)?;
+    let keep_from_us = keep_from_ms.map(now_us).transpose()?;
     let Some(dir) = rfd::AsyncFileDialog::new()
         .set_title("Folder for the redacted export")
         .pick_folder()
@@ -74,10 +128,10 @@ pub async fn pii_export(
     let opts = ExportOptions {
         out_dir,
         format,
-        keep_from_us: None,
+        keep_from_us,
         salt: None,
         now_us: now,
-        vendor_shape: false,
+        vendor_shape,
     };
     run_job(&state, &job_id, channel, move |ws, ctx| {
         pii::export(ws, &rules, &opts, ctx)

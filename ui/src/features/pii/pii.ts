@@ -1,8 +1,8 @@
 // The compliance reviewer's screen: scan, the findings (masked samples only) with filters,
 // review decisions, the verified redacted export and the audit report.
-import { button, el, emptyState, errorBox, fmtInt, fmtPct, fmtTime, loading } from "../../components/dom";
+import { button, el, emptyState, errorBox, fileName, fmtInt, fmtPct, fmtTime, loading, table } from "../../components/dom";
 import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
-import type { ExportFormat, ExportReport, RedactAction, ReviewedFinding, ReviewStatus } from "../../lib/ipc/types";
+import type { ExportFormat, ExportReport, FindingEvents, RedactAction, RetentionSummary, RevealLogEntry, ReviewedFinding, ReviewStatus } from "../../lib/ipc/types";
 
 const STATUS: [ReviewStatus, string][] = [["expected", "Expected"], ["needs_redaction", "Needs redaction"], ["false_positive", "False positive"]];
 
@@ -51,7 +51,9 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
         el("td", { class: "mono" }, f.path, el("div", { class: "muted small" }, f.source)),
         el("td", {}, f.detector),
         el("td", {}, el("span", { class: `badge sev-${f.severity}` }, f.severity)),
-        el("td", { class: "num" }, fmtInt(f.hits)),
+        el("td", { class: "num" }, f.source === "events"
+          ? button(fmtInt(f.hits), () => void openEvents(f), { class: "cell-link", "data-events": f.id, title: "List the events behind this finding (masked)" })
+          : fmtInt(f.hits)),
         el("td", { class: "num" }, fmtPct(f.eventShare)),
         el("td", { class: "num" }, fmtPct(f.personShare)),
         el("td", { class: "small" }, f.eventNames.slice(0, 3).map((n) => n.name).join(", "), el("div", { class: "muted" }, `${fmtTime(f.firstSeen)} → ${fmtTime(f.lastSeen)}`)),
@@ -61,6 +63,101 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
     }
     t.append(tb);
     body.replaceChildren(el("p", { class: "muted" }, `${fmtInt(rows.length)} of ${fmtInt(all.length)} findings`), el("div", { class: "table-scroll tall" }, t));
+  };
+
+  // Drill-down: the events behind a finding, masked, with a logged reveal of one value.
+  const drawer = el("aside", { class: "drawer", id: "pii-events-drawer", hidden: "" });
+  const PAGE = 100;
+  const openEvents = async (f: ReviewedFinding): Promise<void> => {
+    drawer.hidden = false;
+    const reason = el("input", { type: "text", id: "pii-reveal-reason", placeholder: "Reason for revealing (logged)", class: "grow" });
+    const msg = el("div", {});
+    const tbody = el("tbody");
+    const more = el("div", {});
+    const head = el("div", { class: "drawer-head" }, el("h3", {}, `${f.detector} in ${f.path}`), button("Close", () => { drawer.hidden = true; }, { id: "pii-events-close" }));
+    const summary = el("p", { class: "muted small" }, "Loading…");
+    drawer.replaceChildren(head, summary,
+      el("div", { class: "row" }, el("span", { class: "muted small" }, "Reveal needs your name (above) and a reason; each reveal is logged, the value never is."), reason),
+      msg,
+      el("div", { class: "table-scroll tall" }, el("table", { class: "grid compact", id: "pii-events" },
+        el("thead", {}, el("tr", {}, ...["Time (UTC)", "Event", "Distinct id", "Person", "Value (masked)", "Source", ""].map((h) => el("th", {}, h)))), tbody)),
+      more);
+    const page = async (offset: number): Promise<void> => {
+      more.replaceChildren(loading());
+      let r: FindingEvents;
+      try {
+        r = await backend.piiFindingEvents(f.id, offset, PAGE);
+      } catch (e) {
+        more.replaceChildren(errorBox(errorMessage(e)));
+        return;
+      }
+      summary.textContent = `${fmtInt(r.total)} events hit this finding; showing ${fmtInt(offset + r.events.length)}.`;
+      for (const ev of r.events) {
+        const value = el("td", { class: "mono small" }, ev.masked.join(" · "));
+        const reveal = button("Reveal", async () => {
+          const who = reviewer.value.trim();
+          const why = reason.value.trim();
+          if (!who || !why) {
+            msg.replaceChildren(errorBox("Enter your name as reviewer and a reason before revealing a value."));
+            return;
+          }
+          try {
+            const v = await backend.piiReveal(f.id, ev.eventSeq, who, why, Date.now());
+            msg.replaceChildren();
+            value.replaceChildren(el("span", { class: "revealed" }, v.values.join(" · ")), el("div", { class: "muted small" }, `revealed to ${who}, log entry #${v.logSeq}`));
+            reveal.remove();
+            void loadLog();
+          } catch (e) {
+            msg.replaceChildren(errorBox(errorMessage(e)));
+          }
+        }, { class: "btn btn-small pii-reveal", "data-event": String(ev.eventSeq) });
+        tbody.append(el("tr", {},
+          el("td", { class: "small" }, fmtTime(ev.ts)),
+          el("td", {}, ev.eventName),
+          el("td", { class: "mono small" }, ev.distinctId ?? "—"),
+          el("td", { class: "small" }, ev.personId ? el("a", { href: `#/person/${encodeURIComponent(ev.personId)}`, class: "person-link", title: ev.personId }, ev.personId.length > 13 ? `${ev.personId.slice(0, 12)}…` : ev.personId) : "—"),
+          value,
+          el("td", { class: "muted small" }, `${fileName(ev.sourceFile)}:${ev.sourceLine}`),
+          el("td", {}, reveal)));
+      }
+      more.replaceChildren(r.hasMore ? button(`Next ${PAGE}`, () => void page(offset + r.events.length), { id: "pii-events-more" }) : el("span"));
+    };
+    await page(0);
+  };
+
+  // The reveal (access) log: who saw which value, when and why.
+  const logCard = el("div", { id: "pii-reveal-log" });
+  const loadLog = async (): Promise<void> => {
+    try {
+      const log: RevealLogEntry[] = await backend.piiRevealLog();
+      logCard.replaceChildren(log.length === 0
+        ? el("p", { class: "muted" }, "No value has been revealed.")
+        : table(["#", "When", "Reviewer", "Reason", "Field", "Detector", "Event"], log.map((x) => [String(x.seq), fmtTime(x.revealedAt), x.reviewer, x.reason, x.path, x.detector, x.eventUuid]), { class: "grid compact" }, [0]));
+    } catch (e) {
+      logCard.replaceChildren(errorBox(errorMessage(e)));
+    }
+  };
+
+  // Retention helper: events older than a cut-off, and an export without them.
+  const cutoff = el("input", { type: "date", id: "pii-cutoff" });
+  const dropOld = el("input", { type: "checkbox", id: "pii-drop-old" });
+  const retentionOut = el("div", { id: "pii-retention-result" });
+  const cutoffMs = (): number | null => (cutoff.value ? Date.parse(`${cutoff.value}T00:00:00Z`) : null);
+  const countOld = async (): Promise<void> => {
+    const ms = cutoffMs();
+    if (ms === null || Number.isNaN(ms)) {
+      retentionOut.replaceChildren(errorBox("Choose a cut-off date."));
+      return;
+    }
+    retentionOut.replaceChildren(loading());
+    try {
+      const r: RetentionSummary = await backend.piiRetention(ms);
+      retentionOut.replaceChildren(
+        el("p", {}, `${fmtInt(r.older)} events are older than ${r.cutoff.slice(0, 10)} (UTC); ${fmtInt(r.kept)} are on or after it.`),
+        r.byFile.length > 0 ? table(["Vendor", "File", "Older events", "First", "Last"], r.byFile.map((x) => [x.vendor, fileName(x.file), fmtInt(x.events), fmtTime(x.firstEvent), fmtTime(x.lastEvent)]), { class: "grid compact" }, [2]) : el("span"));
+    } catch (e) {
+      retentionOut.replaceChildren(errorBox(errorMessage(e)));
+    }
   };
 
   const load = async (): Promise<void> => {
@@ -104,6 +201,14 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
   // The export wizard: every finding marked "needs redaction" becomes a rule.
   const action = el("select", { id: "pii-action" }, el("option", { value: "pseudonymize" }, "Pseudonymise (salted SHA-256)"), el("option", { value: "mask" }, "Mask"), el("option", { value: "drop" }, "Drop the field"));
   const format = el("select", { id: "pii-format" }, el("option", { value: "parquet" }, "Parquet"), el("option", { value: "csv" }, "CSV"), el("option", { value: "jsonl" }, "JSON lines"));
+  const vendorShape = el("input", { type: "checkbox", id: "pii-vendor-shape" });
+  const vendorLabel = el("label", { class: "check", title: "Each source file's records in their vendor's own shape, gzipped if the source was" }, vendorShape, "Original vendor shape");
+  const syncShape = (): void => {
+    vendorShape.disabled = format.value !== "jsonl";
+    if (vendorShape.disabled) vendorShape.checked = false;
+  };
+  format.addEventListener("change", syncShape);
+  syncShape();
   const exportOut = el("div", { id: "pii-export-result" });
   const exportBtn = button("Export a redacted copy…", async () => {
     const marked = all.filter((f) => f.review?.status === "needs_redaction");
@@ -111,10 +216,18 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
       exportOut.replaceChildren(errorBox("Mark at least one finding “Needs redaction” first."));
       return;
     }
+    const keepFrom = dropOld.checked ? cutoffMs() : null;
+    if (dropOld.checked && (keepFrom === null || Number.isNaN(keepFrom))) {
+      exportOut.replaceChildren(errorBox("Choose the retention cut-off date, or untick “Leave out older events”."));
+      return;
+    }
     const job = newJobId();
-    exportOut.replaceChildren(el("div", { class: "loading" }, el("span", { class: "spinner" }), `Writing and re-scanning (${marked.length} fields)…`, button("Cancel", () => void backend.cancelJob(job))));
+    const phase = el("span", {}, `Writing and re-scanning (${marked.length} fields)…`);
+    exportOut.replaceChildren(el("div", { class: "loading" }, el("span", { class: "spinner" }), phase, " ", button("Cancel", () => void backend.cancelJob(job))));
     try {
-      const r = await backend.piiExport({ format: null, field: marked.map((f) => ({ path: null, detector: null, finding: f.id, action: action.value as RedactAction })) }, format.value as ExportFormat, job, Date.now(), () => {});
+      const r = await backend.piiExport({ format: null, field: marked.map((f) => ({ path: null, detector: null, finding: f.id, action: action.value as RedactAction })) }, format.value as ExportFormat, keepFrom, vendorShape.checked, job, Date.now(), (ev) => {
+        if (ev.type === "progress") phase.textContent = `${ev.phase} — ${fmtInt(ev.rows)} rows`;
+      });
       exportOut.replaceChildren(r ? exportResult(r) : el("span"));
     } catch (e) {
       exportOut.replaceChildren(errorBox(errorMessage(e)));
@@ -130,7 +243,7 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
     }
   }, { id: "pii-report" });
 
-  await load();
+  await Promise.all([load(), loadLog()]);
   return el(
     "div",
     { class: "page" },
@@ -145,7 +258,12 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
     body,
     el("section", { class: "card" }, el("h2", {}, "Redacted export"),
       el("p", { class: "muted" }, "Writes a copy of the events with every field marked “Needs redaction” changed; the source files and the workspace are not touched. The copy is re-scanned: any hit left in a redacted field, or a row count that differs, marks the export failed."),
-      el("div", { class: "row wrap" }, action, format, exportBtn), exportOut),
+      el("div", { class: "row wrap" }, action, format, vendorLabel, el("label", { class: "check" }, dropOld, "Leave out events before the retention cut-off"), exportBtn), exportOut),
+    el("section", { class: "card" }, el("h2", {}, "Retention"),
+      el("p", { class: "muted" }, "Count the events older than a date, by source file. Nothing is deleted: tick “Leave out events before the retention cut-off” above to export a copy without them."),
+      el("div", { class: "row wrap" }, el("span", {}, "Older than"), cutoff, button("Count", () => void countOld(), { id: "pii-count-old" })), retentionOut),
+    el("section", { class: "card" }, el("h2", {}, "Reveal log"), el("p", { class: "muted" }, "Every full value shown in this app, who asked and why. Values themselves are never logged."), logCard),
+    drawer,
   );
 }
 

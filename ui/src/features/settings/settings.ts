@@ -1,7 +1,8 @@
 // Model settings (identity mode, session rules, time zone, week start) and a rebuild with
-// progress and Cancel.
+// progress and Cancel; DuckDB's memory limit and threads; the theme.
 import { button, el, errorBox, fmtInt } from "../../components/dom";
 import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
+import type { ResourceSettings } from "../../lib/ipc/types";
 import { forgetVocabulary } from "../insights/insights";
 
 const MODES: [string, string][] = [
@@ -12,15 +13,27 @@ const MODES: [string, string][] = [
   ["warehouse_last_value", "Warehouse last-value stitch (dbt)"],
 ];
 
+/** The engine's setting keys (`stitchbook settings --set`), by the control's id. */
+const KEYS: Record<string, string> = {
+  identity_mode: "identity.mode",
+  session_timeout_seconds: "sessions.timeout_seconds",
+  session_max_length_seconds: "sessions.max_length_seconds",
+  split_at_midnight: "sessions.split_at_midnight",
+  split_on_campaign: "sessions.split_on_campaign",
+  time_zone: "time_zone",
+  week_start: "week_start",
+};
+
 export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
-  const s = await backend.modelSettings();
+  const [s, res] = await Promise.all([backend.modelSettings(), backend.resourceSettings()]);
   const status = el("div", { id: "settings-status" });
   const progress = el("div", { class: "progress", hidden: "" }, el("div", { class: "progress-fill" }));
   const progressText = el("div", { class: "muted small" });
   const set = async (key: string, value: string): Promise<void> => {
     try {
-      await backend.setModelSetting(key, value);
-      status.replaceChildren(el("div", { class: "note" }, `Saved ${key} = ${value}. Rebuild to apply it to persons and sessions.`));
+      const k = KEYS[key] ?? key;
+      await backend.setModelSetting(k, value);
+      status.replaceChildren(el("div", { class: "note" }, `Saved ${k} = ${value}. Rebuild to apply it to persons and sessions.`));
     } catch (e) {
       status.replaceChildren(errorBox(errorMessage(e)));
     }
@@ -74,6 +87,26 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
     localStorage.setItem("theme", theme.value);
   });
   const m = s;
+  // DuckDB's resources: applied at once, kept in the workspace, no rebuild needed.
+  const resStatus = el("div", { id: "resource-status" });
+  const effective = el("p", { class: "muted small", id: "resource-effective" });
+  const showEffective = (r: ResourceSettings): void => {
+    effective.textContent = `In effect: memory limit ${r.effectiveMemoryLimit}, ${r.effectiveThreads} thread${r.effectiveThreads === 1 ? "" : "s"}.`;
+  };
+  showEffective(res);
+  const resInput = (key: string, value: number | null, placeholder: string): HTMLInputElement => {
+    const x = el("input", { type: "number", min: "1", id: `setting-${key.replace(".", "-")}`, placeholder, value: value === null ? "" : String(value) });
+    x.addEventListener("change", async () => {
+      try {
+        const r = await backend.setResourceSetting(key, x.value.trim() || "default");
+        showEffective(r);
+        resStatus.replaceChildren(el("div", { class: "note" }, `Saved ${key} = ${x.value.trim() || "default"}.`));
+      } catch (e) {
+        resStatus.replaceChildren(errorBox(errorMessage(e)));
+      }
+    });
+    return x;
+  };
   return el(
     "div",
     { class: "page settings" },
@@ -91,6 +124,12 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
       progress,
       progressText,
       status),
+    el("section", { class: "card" },
+      el("h2", {}, "DuckDB resources"),
+      row("Memory limit (MB)", resInput("duckdb.memory_limit_mb", res.memoryLimitMb, "default: 80% of RAM"), "Beyond it DuckDB spills to disk. Empty for the default; rebuilds and PII jobs otherwise cap themselves (4 GB, 1 GB)."),
+      row("Threads", resInput("duckdb.threads", res.threads, "default: one per core"), "Fewer threads leave cores for other work."),
+      effective,
+      resStatus),
     el("section", { class: "card" }, el("h2", {}, "Appearance"), row("Theme", theme, "Light or dark.")),
   );
 }

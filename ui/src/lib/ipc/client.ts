@@ -23,6 +23,11 @@ import type {
   ScanInfo,
   ScanResult,
   ExportFormat,
+  FindingEvents,
+  Revealed,
+  RevealLogEntry,
+  RetentionSummary,
+  ResourceSettings,
   ExportReport,
   RebuildReport,
   RecentWorkspace,
@@ -72,14 +77,20 @@ export interface Backend {
   sqlSchema(): Promise<SqlTable>;
   modelSettings(): Promise<ModelSettings>;
   setModelSetting(key: string, value: string): Promise<ModelSettings>;
+  resourceSettings(): Promise<ResourceSettings>;
+  setResourceSetting(key: string, value: string): Promise<ResourceSettings>;
   rebuildModel(jobId: string, onEvent: (e: JobEvent) => void): Promise<RebuildReport>;
 
   piiScan(jobId: string, nowMs: number, onEvent: (e: JobEvent) => void): Promise<ScanResult>;
   piiScanInfo(): Promise<ScanInfo | null>;
   piiFindings(): Promise<ReviewedFinding[]>;
   piiReview(findingId: string, status: ReviewStatus, note: string, reviewer: string, nowMs: number): Promise<ReviewedFinding>;
-  piiExport(rules: RedactionRules, format: ExportFormat, jobId: string, nowMs: number, onEvent: (e: JobEvent) => void): Promise<ExportReport | null>;
+  piiExport(rules: RedactionRules, format: ExportFormat, keepFromMs: number | null, vendorShape: boolean, jobId: string, nowMs: number, onEvent: (e: JobEvent) => void): Promise<ExportReport | null>;
   piiReport(nowMs: number): Promise<string[] | null>;
+  piiFindingEvents(findingId: string, offset: number, limit: number): Promise<FindingEvents>;
+  piiReveal(findingId: string, eventSeq: number, reviewer: string, reason: string, nowMs: number): Promise<Revealed>;
+  piiRevealLog(): Promise<RevealLogEntry[]>;
+  piiRetention(cutoffMs: number): Promise<RetentionSummary>;
 }
 
 const openedAt = (): string => new Date().toISOString();
@@ -131,14 +142,20 @@ export const tauriBackend: Backend = {
   sqlSchema: () => invoke("sql_schema"),
   modelSettings: () => invoke("model_settings"),
   setModelSetting: (key, value) => invoke("set_model_setting", { key, value }),
+  resourceSettings: () => invoke("resource_settings"),
+  setResourceSetting: (key, value) => invoke("set_resource_setting", { key, value }),
   rebuildModel: (jobId, onEvent) => invoke("rebuild_model", { jobId, channel: channel(onEvent) }),
 
   piiScan: (jobId, nowMs, onEvent) => invoke("pii_scan", { jobId, nowMs, channel: channel(onEvent) }),
   piiScanInfo: () => invoke("pii_scan_info"),
   piiFindings: () => invoke("pii_findings"),
   piiReview: (findingId, status, note, reviewer, nowMs) => invoke("pii_review", { findingId, status, note, reviewer, nowMs }),
-  piiExport: (rules, format, jobId, nowMs, onEvent) => invoke("pii_export", { rules, format, jobId, nowMs, channel: channel(onEvent) }),
+  piiExport: (rules, format, keepFromMs, vendorShape, jobId, nowMs, onEvent) => invoke("pii_export", { rules, format, keepFromMs, vendorShape, jobId, nowMs, channel: channel(onEvent) }),
   piiReport: (nowMs) => invoke("pii_report", { nowMs }),
+  piiFindingEvents: (findingId, offset, limit) => invoke("pii_finding_events", { findingId, offset, limit }),
+  piiReveal: (findingId, eventSeq, reviewer, reason, nowMs) => invoke("pii_reveal", { findingId, eventSeq, reviewer, reason, nowMs }),
+  piiRevealLog: () => invoke("pii_reveal_log"),
+  piiRetention: (cutoffMs) => invoke("pii_retention", { cutoffMs }),
 };
 
 /** A readable message with its code, for any rejected IPC call. */

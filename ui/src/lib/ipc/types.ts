@@ -59,6 +59,13 @@ export type { ScanInfo } from "./bindings/ScanInfo";
 export type { ScanResult } from "./bindings/ScanResult";
 export type { ExportReport } from "./bindings/ExportReport";
 export type { ExportFormat } from "./bindings/ExportFormat";
+export type { FindingEvent } from "./bindings/FindingEvent";
+export type { FindingEvents } from "./bindings/FindingEvents";
+export type { Revealed } from "./bindings/Revealed";
+export type { RevealLogEntry } from "./bindings/RevealLogEntry";
+export type { RetentionSummary } from "./bindings/RetentionSummary";
+export type { RetentionFile } from "./bindings/RetentionFile";
+export type { ResourceSettings } from "./bindings/ResourceSettings";
 export type { RedactAction } from "./bindings/RedactAction";
 export type { RedactionRules } from "./bindings/RedactionRules";
 
