@@ -854,6 +854,14 @@ fn the_catalog_counts_reach_and_the_quality_panel_finds_spelling_collisions() {
         &[],
     );
     let cat = stitchbook_engine::catalog::events(&ws).unwrap();
+    // The fresh model's facts give the same catalog as events joined to persons.
+    assert!(stitchbook_engine::insights::facts::available(&ws).unwrap());
+    let general = stitchbook_engine::insights::facts::with_general_path(|| {
+        stitchbook_engine::catalog::events(&ws)
+    })
+    .unwrap();
+    assert_eq!(format!("{cat:?}"), format!("{general:?}"));
+    assert_eq!(cat.len(), 4);
     let login = cat.iter().find(|e| e.name == "user_login").unwrap();
     assert_eq!((login.events, login.persons), (1, 1));
     assert!((login.person_share - 1.0 / 3.0).abs() < 1e-9);

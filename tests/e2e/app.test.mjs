@@ -1,5 +1,5 @@
 // End-to-end: the real Stitchbook window, driven over WebDriver (tauri-driver →
-// WebKitWebDriver) under Xvfb. Plain W3C WebDriver over fetch; node's own test runner.
+// WebKitWebDriver) under Xvfb (helpers in wd.mjs); node's own test runner.
 // The scenarios run in order in one window on the demo workspace; the last one switches to
 // a workspace of hostile property values, and the import wizard loads files into that one.
 //
@@ -7,118 +7,25 @@
 // built from fixtures/xss_events.jsonl), SCREENSHOT_DIR.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { writeFileSync, mkdirSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { click, find, go, js, prop, shot, sleep, startApp, stopApp, text, textOf, type, until } from "./wd.mjs";
 
 const APP = process.env.STITCHBOOK_APP;
 const WORKSPACE = process.env.STITCHBOOK_DEMO;
 const XSS = process.env.STITCHBOOK_XSS;
-const SHOTS = process.env.SCREENSHOT_DIR ?? "/tmp";
-const DRIVER = "http://127.0.0.1:4444";
-const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 // What the import dialog "picks" (the app's STITCHBOOK_PICK test hook): a generic CSV that
 // needs a column mapping, with two bad rows, and a Segment export the app recognises.
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PICKED = [join(HERE, "fixtures", "generic_events.csv"), resolve(HERE, "..", "..", "sample-data", "every-vendor", "segment_events.json.gz")];
 
-let driver;
-let session;
-
-async function wd(method, path, body) {
-  const res = await fetch(`${DRIVER}${path}`, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json.value;
-}
-
-async function waitForDriver() {
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(`${DRIVER}/status`);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error("tauri-driver did not start");
-}
-
-async function find(css, timeoutMs = 20000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const el = await wd("POST", `/session/${session}/element`, { using: "css selector", value: css });
-      return el[ELEMENT];
-    } catch (e) {
-      if (Date.now() > end) throw e;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
-
-const text = (id) => wd("GET", `/session/${session}/element/${id}/text`);
-// The text of the element `css` matches, found afresh (screens re-render while loading).
-async function textOf(css) {
-  for (let i = 0; ; i++) {
-    try {
-      return await text(await find(css));
-    } catch (e) {
-      if (i > 20 || !/stale element/.test(String(e))) throw e;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
-const prop = (id, name) => wd("GET", `/session/${session}/element/${id}/property/${name}`);
-const click = (id) => wd("POST", `/session/${session}/element/${id}/click`, {});
-const type = (id, t) => wd("POST", `/session/${session}/element/${id}/value`, { text: t });
-const js = (script, args = []) => wd("POST", `/session/${session}/execute/sync`, { script, args });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function go(hash) {
-  await js("location.hash = arguments[0];", [hash]);
-}
-
-async function until(fn, what, timeoutMs = 20000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
-
-async function shot(name) {
-  await sleep(500); // let chart animations settle
-  const png = await wd("GET", `/session/${session}/screenshot`);
-  mkdirSync(SHOTS, { recursive: true });
-  writeFileSync(join(SHOTS, `${name}.png`), Buffer.from(png, "base64"));
-}
-
 before(async () => {
   assert.ok(APP, "STITCHBOOK_APP must name the app binary");
   assert.ok(WORKSPACE, "STITCHBOOK_DEMO must name a workspace");
-  driver = spawn("tauri-driver", ["--port", "4444"], { stdio: "ignore", env: { ...process.env, STITCHBOOK_PICK: PICKED.join(delimiter) } });
-  await waitForDriver();
-  const s = await wd("POST", "/session", {
-    capabilities: {
-      alwaysMatch: { "tauri:options": { application: APP, args: ["--workspace", WORKSPACE] } },
-    },
-  });
-  session = s.sessionId;
+  await startApp(APP, WORKSPACE, { STITCHBOOK_PICK: PICKED.join(delimiter) });
 });
 
-after(async () => {
-  if (session) await wd("DELETE", `/session/${session}`).catch(() => {});
-  // SIGTERM, not SIGKILL: SIGKILL leaves WebKitWebDriver running.
-  driver?.kill("SIGTERM");
-});
+after(stopApp);
 
 test("the data screen shows the imports, the event catalog and the quality panel", async () => {
   const table = await find("#imports-table");
@@ -132,7 +39,7 @@ test("the data screen shows the imports, the event catalog and the quality panel
   assert.match(await text(await find(".stats")), /Quarantined rows/);
   assert.match(await text(await find('tr[data-import-id="1"]')), /amplitude/);
   assert.match(await text(await find("#event-catalog")), /\$pageview/);
-  assert.match(await text(await find("#quality-panel")), /duplicate rows removed/);
+  await until(async () => /duplicate rows removed/.test(await textOf("#quality-panel")), "the data-quality checks");
   assert.match(await text(await find("#import-files")), /Import files/);
   await shot("e2e-data-top");
   await click(await find('#event-catalog button[data-event="$pageview"]'));

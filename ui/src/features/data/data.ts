@@ -27,7 +27,7 @@ export async function dataScreen(backend: Backend): Promise<HTMLElement> {
 
 /** The overview, the quality panel, the event catalog with properties and the quarantine. */
 async function dataBody(backend: Backend): Promise<HTMLElement[]> {
-  const [info, events, quality] = await Promise.all([backend.workspaceSummary(), backend.catalogEvents(), backend.qualityIssues()]);
+  const [info, events] = await Promise.all([backend.workspaceSummary(), backend.catalogEvents()]);
   const props = el("section", { class: "card wide", id: "event-properties-card" }, emptyState("Pick an event", "Its properties, observed types, fill rate and examples appear here."));
   const showProps = async (name: string): Promise<void> => {
     props.replaceChildren(loading());
@@ -57,13 +57,15 @@ async function dataBody(backend: Backend): Promise<HTMLElement[]> {
   }
   catalog.append(body);
 
-  const qualityCard = el(
-    "section",
-    { class: "card wide", id: "quality-panel" },
-    el("h2", {}, "Data quality"),
-    quality.length
+  // The quality checks read every event's properties: on large workspaces they take seconds,
+  // so the rest of the screen does not wait for them.
+  const qualityBody = el("div", {}, loading("Checking data quality…"));
+  const qualityCard = el("section", { class: "card wide", id: "quality-panel" }, el("h2", {}, "Data quality"), qualityBody);
+  void backend.qualityIssues().then(
+    (quality) => qualityBody.replaceChildren(quality.length
       ? el("ul", { class: "quality" }, ...quality.map((q) => el("li", { class: `quality-${q.severity}`, "data-kind": q.kind }, el("b", {}, q.title), el("div", { class: "muted" }, q.detail), q.items.length ? el("div", { class: "mono small" }, q.items.slice(0, 12).join(" · ")) : null)))
-      : el("p", { class: "muted" }, "No naming collisions, mixed types, duplicates, clock skew or shared devices found."),
+      : el("p", { class: "muted" }, "No naming collisions, mixed types, duplicates, clock skew or shared devices found.")),
+    (e) => qualityBody.replaceChildren(errorBox(errorMessage(e))),
   );
 
   const quarantine = el("section", { class: "card wide", id: "quarantine-card" }, el("h2", {}, "Quarantined rows"));
