@@ -112,7 +112,7 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
           }
         }, { class: "btn btn-small pii-reveal", "data-event": String(ev.eventSeq) });
         tbody.append(el("tr", {},
-          el("td", { class: "small" }, fmtTime(ev.ts)),
+          el("td", { class: "small nowrap" }, ev.ts.slice(0, 19).replace("T", " ")),
           el("td", {}, ev.eventName),
           el("td", { class: "mono small" }, ev.distinctId ?? "—"),
           el("td", { class: "small" }, ev.personId ? el("a", { href: `#/person/${encodeURIComponent(ev.personId)}`, class: "person-link", title: ev.personId }, ev.personId.length > 13 ? `${ev.personId.slice(0, 12)}…` : ev.personId) : "—"),
