@@ -360,46 +360,64 @@ fn bars<DB: DrawingBackend>(root: &Area<'_, DB>, b: Bars<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Funnel trends: the conversion rate per entry period; periods whose window is still open
-/// get their own line, so a young period's low rate does not read as a fall.
+/// Funnel trends: the conversion rate per entry period (one line per breakdown value when
+/// broken down); periods whose window is still open get their own dashed-colour line, so a
+/// young period's low rate does not read as a fall.
 fn funnel_trends<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     t: &FunnelTrends,
     title: &str,
 ) -> Result<()> {
     let rate = |p: &FunnelTrendPeriod| p.conversion_rate.map(|r| r * 100.0);
-    let complete: Vec<Option<f64>> = t
-        .periods
-        .iter()
-        .map(|p| if p.complete { rate(p) } else { None })
-        .collect();
-    // The incomplete line starts at the last complete point, so the two lines join.
-    let incomplete: Vec<Option<f64>> = t
-        .periods
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let next_incomplete = t.periods.get(i + 1).is_some_and(|q| !q.complete);
-            if !p.complete || next_incomplete {
-                rate(p)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let split = |periods: &[FunnelTrendPeriod]| -> (Vec<Option<f64>>, Vec<Option<f64>>) {
+        let complete = periods
+            .iter()
+            .map(|p| if p.complete { rate(p) } else { None })
+            .collect();
+        // The incomplete line starts at the last complete point, so the two lines join.
+        let incomplete = periods
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let next_incomplete = periods.get(i + 1).is_some_and(|q| !q.complete);
+                if !p.complete || next_incomplete {
+                    rate(p)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        (complete, incomplete)
+    };
     let dates: Vec<String> = t.periods.iter().map(|p| p.date.clone()).collect();
+    let mut series = Vec::new();
+    if t.breakdown.is_empty() {
+        let (complete, incomplete) = split(&t.periods);
+        series.push((
+            format!("Conversion, step {} → {}", t.from_step + 1, t.to_step + 1),
+            complete,
+        ));
+        series.push(("Incomplete (window still open)".into(), incomplete));
+    } else {
+        // Complete periods per value; the incomplete tail of all values together.
+        for b in &t.breakdown {
+            let name = if b.value.is_empty() { "None" } else { &b.value };
+            series.push((name.to_string(), split(&b.periods).0));
+        }
+        let (_, incomplete) = split(&t.periods);
+        if incomplete.iter().any(Option::is_some) {
+            series.push((
+                "All values, incomplete (window still open)".into(),
+                incomplete,
+            ));
+        }
+    }
     lines(
         root,
         Lines {
             title,
             dates: &dates,
-            series: vec![
-                (
-                    format!("Conversion, step {} → {}", t.from_step + 1, t.to_step + 1),
-                    complete,
-                ),
-                ("Incomplete (window still open)".into(), incomplete),
-            ],
+            series,
             y_desc: "Conversion %",
         },
     )
@@ -786,13 +804,23 @@ fn retention<DB: DrawingBackend>(
         .axis_desc_style(font(14))
         .draw()
         .map_err(err)?;
-    for (i, (name, vals)) in [
-        ("simple mean", &r.mean_simple),
-        ("weighted mean", &r.mean_weighted),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    // Broken down: the weighted mean of everyone and of each value (up to 10 lines).
+    let curves: Vec<(String, &Vec<Option<f64>>)> = if r.breakdown.is_empty() {
+        vec![
+            ("simple mean".to_string(), &r.mean_simple),
+            ("weighted mean".to_string(), &r.mean_weighted),
+        ]
+    } else {
+        std::iter::once(("everyone (weighted)".to_string(), &r.mean_weighted))
+            .chain(
+                r.breakdown
+                    .iter()
+                    .take(9)
+                    .map(|b| (short(&b.value, 28), &b.mean_weighted)),
+            )
+            .collect()
+    };
+    for (i, (name, vals)) in curves.into_iter().enumerate() {
         let c = color(i);
         let pts: Vec<(f64, f64)> = vals
             .iter()

@@ -940,14 +940,19 @@ fn generated_sql_snapshots() {
         "breakdown": {"type": "property", "property": "plan", "source": "person", "limit": 5}}));
     let retention = run(json!({"kind": "retention", "date_range": range,
         "start": {"event": "buy"}, "returning": {"event": "view"}, "period": "week"}));
-    let sql = match (&funnel, &trends, &retention) {
+    let by_browser = run(json!({"kind": "retention", "date_range": range,
+        "start": {"event": "buy", "filters": [{"key": "$browser", "op": "not_equals", "value": "Chrome"}]},
+        "returning": {"event": "view"}, "period": "week",
+        "breakdown": {"property": "$browser", "source": "event"}}));
+    let sql = match (&funnel, &trends, &retention, &by_browser) {
         (
             insights::InsightResult::Funnel(f),
             insights::InsightResult::Trends(t),
             insights::InsightResult::Retention(r),
+            insights::InsightResult::Retention(b),
         ) => format!(
-            "-- funnel\n{}\n\n-- trends A\n{}\n\n-- trends B\n{}\n\n-- retention\n{}\n",
-            f.sql, t.sql[0], t.sql[1], r.sql
+            "-- funnel\n{}\n\n-- trends A\n{}\n\n-- trends B\n{}\n\n-- retention\n{}\n\n-- retention by an event property\n{}\n",
+            f.sql, t.sql[0], t.sql[1], r.sql, b.sql
         ),
         _ => panic!("unexpected result kinds"),
     };
@@ -1013,6 +1018,196 @@ fn retention_breaks_down_by_a_person_property_with_persons_per_cell() {
     assert_eq!(r.notes.len(), 1);
     let who = insights::drill(&ws, &Query::Retention(q), NOW, "0:1@free").unwrap();
     assert_eq!(who.len(), 1);
+}
+
+/// Three persons opening the app on three days from two devices (see the retention
+/// breakdown tests).
+fn device_ws() -> Workspace {
+    let (d, h) = (86_400, 3_600);
+    let dev = |v: &str| json!({"device": v});
+    ws_from(&[
+        // u1: mobile then desktop on D0, desktop on D1.
+        ev(1, DAY0 + h, "u1", "open", dev("mobile")),
+        ev(2, DAY0 + 5 * h, "u1", "open", dev("desktop")),
+        ev(3, DAY0 + d + h, "u1", "open", dev("desktop")),
+        // u2: desktop on D0, mobile on D2.
+        ev(4, DAY0 + 2 * h, "u2", "open", dev("desktop")),
+        ev(5, DAY0 + 2 * d + h, "u2", "open", dev("mobile")),
+        // u3: no device on D1.
+        ev(6, DAY0 + d + 2 * h, "u3", "open", json!({})),
+    ])
+}
+
+type Triangle = Vec<Vec<Option<u64>>>;
+
+fn retention_rows(ws: &Workspace, q: &RetentionQuery) -> (Vec<(String, Triangle)>, Vec<String>) {
+    let (r, _) = retention::run(ws, q, NOW).unwrap();
+    (
+        r.breakdown
+            .iter()
+            .map(|b| {
+                (
+                    b.value.clone(),
+                    b.cohorts.iter().map(|c| c.values.clone()).collect(),
+                )
+            })
+            .collect(),
+        r.notes,
+    )
+}
+
+fn device_retention(breakdown: Value) -> RetentionQuery {
+    serde_json::from_value(json!({
+        "start": {"event": "open"}, "returning": {"event": "open"}, "intervals": 3,
+        "retention_type": "recurring",
+        "date_range": {"from": "2024-01-01", "to": "2024-01-03"},
+        "breakdown": breakdown}))
+    .unwrap()
+}
+
+#[test]
+fn retention_breaks_down_by_the_start_events_property() {
+    let ws = device_ws();
+    let q = device_retention(json!({"property": "device", "source": "event"}));
+    let (rows, notes) = retention_rows(&ws, &q);
+    let (s, n) = (Some, None);
+    // Each cohort takes the value of its period's earliest start event (u1: mobile on D0,
+    // desktop on D1); returns count whatever device they came from.
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "desktop".to_string(),
+                vec![
+                    vec![s(1), s(0), s(1)],
+                    vec![s(1), s(0), n],
+                    vec![s(0), n, n]
+                ]
+            ),
+            (
+                "mobile".to_string(),
+                vec![
+                    vec![s(1), s(1), s(0)],
+                    vec![s(0), s(0), n],
+                    vec![s(1), n, n]
+                ]
+            ),
+            (
+                "None".to_string(),
+                vec![
+                    vec![s(0), s(0), s(0)],
+                    vec![s(1), s(0), n],
+                    vec![s(0), n, n]
+                ]
+            ),
+        ]
+    );
+    assert!(notes.is_empty());
+    let who = |q: &RetentionQuery, cell: &str| -> Vec<String> {
+        insights::drill(&ws, &Query::Retention(q.clone()), NOW, cell)
+            .unwrap()
+            .iter()
+            .map(|p| distinct_of(&ws, &p.person_id))
+            .collect()
+    };
+    assert_eq!(who(&q, "0:1@mobile"), vec!["u1"]);
+    assert_eq!(who(&q, "0:2@desktop"), vec!["u2"]);
+    // A limit keeps the biggest values (ties by name) and merges the rest, and says so.
+    let mut q1 = q.clone();
+    q1.breakdown.as_mut().unwrap().limit = Some(1);
+    let (rows, notes) = retention_rows(&ws, &q1);
+    assert_eq!(
+        rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        vec!["desktop", "Other"]
+    );
+    assert_eq!(
+        rows[1].1,
+        vec![
+            vec![s(1), s(1), s(0)],
+            vec![s(1), s(0), n],
+            vec![s(1), n, n]
+        ]
+    );
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(who(&q1, "1:0@Other"), vec!["u3"]);
+    // PostHog's rule: a table per value over only the events carrying it, so u1's desktop
+    // opens make a D0 desktop cohort that returns on D1, and u1's D0 mobile cohort does not
+    // return (their D1 open was on desktop).
+    let mut q2 = q.clone();
+    q2.breakdown.as_mut().unwrap().attribution = retention::RetentionAttribution::AllEvents;
+    let (rows, _) = retention_rows(&ws, &q2);
+    assert_eq!(rows[0].0, "desktop");
+    assert_eq!(
+        rows[0].1,
+        vec![
+            vec![s(2), s(1), s(0)],
+            vec![s(1), s(0), n],
+            vec![s(0), n, n]
+        ]
+    );
+    assert_eq!(rows[1].0, "mobile");
+    assert_eq!(rows[1].1[0], vec![s(1), s(0), s(0)]);
+    // Without a breakdown the table is the same either way.
+    let (plain, _) = retention::run(&ws, &q, NOW).unwrap();
+    let (all, _) = retention::run(&ws, &q2, NOW).unwrap();
+    assert_eq!(plain.cohorts, all.cohorts);
+    assert_eq!(plain.cohorts[0].values, vec![s(2), s(1), s(1)]);
+}
+
+#[test]
+fn retention_breaks_down_by_saved_cohorts() {
+    let ws = device_ws();
+    let def: CohortDef = serde_json::from_value(json!({"criteria": [
+        {"type": "performed", "event": "open", "within_days": 3650,
+         "filters": [{"key": "device", "op": "equals", "value": "mobile"}]}]}))
+    .unwrap();
+    cohort::save(&ws, "mobile users", &def, NOW).unwrap();
+    let def: CohortDef = serde_json::from_value(json!({"criteria": [
+        {"type": "performed", "event": "nothing", "within_days": 1}]}))
+    .unwrap();
+    cohort::save(&ws, "nobody", &def, NOW).unwrap();
+    // In the order asked, the empty cohort too.
+    let q = device_retention(json!({"cohorts": ["nobody", "mobile users"]}));
+    let (rows, notes) = retention_rows(&ws, &q);
+    let (s, n) = (Some, None);
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "nobody".to_string(),
+                vec![
+                    vec![s(0), s(0), s(0)],
+                    vec![s(0), s(0), n],
+                    vec![s(0), n, n]
+                ]
+            ),
+            (
+                "mobile users".to_string(),
+                vec![
+                    vec![s(2), s(1), s(1)],
+                    vec![s(1), s(0), n],
+                    vec![s(1), n, n]
+                ]
+            ),
+        ]
+    );
+    assert!(notes.is_empty());
+    let who = insights::drill(&ws, &Query::Retention(q.clone()), NOW, "1:0@mobile users").unwrap();
+    assert_eq!(distinct_of(&ws, &who[0].person_id), "u1");
+    assert_eq!(who.len(), 1);
+    // A breakdown names a property or cohorts, not both or neither; unknown cohorts and
+    // rows are refused.
+    for bad in [
+        json!({"property": "device", "cohorts": ["nobody"]}),
+        json!({"property": " "}),
+    ] {
+        match retention::run(&ws, &device_retention(bad), NOW) {
+            Err(EngineError::InvalidQuery { code, .. }) => assert_eq!(code, "retention_breakdown"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(retention::run(&ws, &device_retention(json!({"cohorts": ["nope"]})), NOW).is_err());
+    assert!(insights::drill(&ws, &Query::Retention(q), NOW, "0:0@nope").is_err());
 }
 
 #[test]
@@ -1321,15 +1516,15 @@ fn funnel_trends_give_conversion_per_entry_period_and_mark_open_windows() {
     };
     use funnel::TrendPersons;
     assert_eq!(
-        names(detail.trend_persons(0, TrendPersons::Converted)),
+        names(detail.trend_persons(0, TrendPersons::Converted, None)),
         vec!["a", "c"]
     );
     assert_eq!(
-        names(detail.trend_persons(0, TrendPersons::Dropped)),
+        names(detail.trend_persons(0, TrendPersons::Dropped, None)),
         vec!["b"]
     );
     assert_eq!(
-        names(detail.trend_persons(1, TrendPersons::Dropped)),
+        names(detail.trend_persons(1, TrendPersons::Dropped, None)),
         vec!["c"]
     );
     let who = insights::drill(&ws, &Query::Funnel(q.clone()), now, "period:1:converted").unwrap();
@@ -1367,7 +1562,7 @@ fn funnel_trends_give_conversion_per_entry_period_and_mark_open_windows() {
         table(&q),
         vec![("2024-01-01".to_string(), 5, 3, Some(0.6), false)]
     );
-    // Steps must go forward; trends take no breakdown.
+    // Steps must go forward.
     assert_eq!(
         error_code(
             &ws,
@@ -1376,17 +1571,97 @@ fn funnel_trends_give_conversion_per_entry_period_and_mark_open_windows() {
         ),
         "funnel_trend_steps"
     );
-    assert_eq!(
-        error_code(
-            &ws,
-            json!({"steps": [{"event": "A"}, {"event": "B"}], "display": "trends",
-                               "breakdown": {"property": "x"}})
-        ),
-        "funnel_trends_breakdown"
-    );
     // A period cell needs funnel trends.
     q.display = funnel::FunnelDisplay::Steps;
     assert!(insights::drill(&ws, &Query::Funnel(q), now, "period:0:converted").is_err());
+}
+
+#[test]
+fn funnel_trends_break_down_and_take_any_order() {
+    let (d, h) = (86_400, 3_600);
+    let chrome = json!({"browser": "Chrome"});
+    let records = vec![
+        // a: Chrome, enters and converts Jan 1.
+        ev(1, DAY0 + h, "a", "A", chrome.clone()),
+        ev(2, DAY0 + 2 * h, "a", "B", json!({})),
+        // b: Firefox, enters Jan 1, never converts.
+        ev(3, DAY0 + 3 * h, "b", "A", json!({"browser": "Firefox"})),
+        // c: Chrome, enters and converts Jan 2.
+        ev(4, DAY0 + d + h, "c", "A", chrome),
+        ev(5, DAY0 + d + 5 * h, "c", "B", json!({})),
+        // d: B then A (Safari) on Jan 2: only an any-order funnel converts them.
+        ev(6, DAY0 + d + 6 * h, "d", "B", json!({})),
+        ev(7, DAY0 + d + 7 * h, "d", "A", json!({"browser": "Safari"})),
+    ];
+    let ws = ws_from(&records);
+    let now = (DAY0 + 5 * d) * 1_000_000;
+    let mut q = query(
+        json!({"steps": [{"event": "A"}, {"event": "B"}], "window": 1,
+        "display": "trends", "interval": "day",
+        "date_range": {"from": "2024-01-01", "to": "2024-01-03"},
+        "breakdown": {"property": "browser"}}),
+    );
+    type Series = Vec<(String, Vec<(u64, u64)>)>;
+    let series = |q: &FunnelQuery| -> (Vec<(u64, u64)>, Series) {
+        let t = funnel::run(&ws, q, now).unwrap().0.trends.unwrap();
+        let pairs = |ps: &[funnel::FunnelTrendPeriod]| {
+            ps.iter().map(|p| (p.entered, p.converted)).collect()
+        };
+        (
+            pairs(&t.periods),
+            t.breakdown
+                .iter()
+                .map(|s| (s.value.clone(), pairs(&s.periods)))
+                .collect(),
+        )
+    };
+    let names = |q: &FunnelQuery, cell: &str| -> Vec<String> {
+        let mut v: Vec<String> = insights::drill(&ws, &Query::Funnel(q.clone()), now, cell)
+            .unwrap()
+            .iter()
+            .map(|p| distinct_of(&ws, &p.person_id))
+            .collect();
+        v.sort();
+        v
+    };
+    let s = |v: &str| v.to_string();
+    // In the breakdown rows' order: Chrome converts twice; Firefox and Safari never.
+    assert_eq!(
+        series(&q),
+        (
+            vec![(2, 1), (2, 1), (0, 0)],
+            vec![
+                (s("Chrome"), vec![(1, 1), (1, 1), (0, 0)]),
+                (s("Firefox"), vec![(1, 0), (0, 0), (0, 0)]),
+                (s("Safari"), vec![(0, 0), (1, 0), (0, 0)]),
+            ]
+        )
+    );
+    assert_eq!(names(&q, "period:1:dropped@Safari"), vec!["d"]);
+    assert_eq!(names(&q, "period:1:entered@Chrome"), vec!["c"]);
+    assert_eq!(names(&q, "period:1:entered"), vec!["c", "d"]);
+    // A limit merges the tail into "Other", in the trends and in drill-downs.
+    q.breakdown.as_mut().unwrap().limit = Some(1);
+    let (_, rows) = series(&q);
+    assert_eq!(
+        rows,
+        vec![
+            (s("Chrome"), vec![(1, 1), (1, 1), (0, 0)]),
+            (s("Other"), vec![(1, 0), (1, 0), (0, 0)]),
+        ]
+    );
+    assert_eq!(names(&q, "period:1:entered@Other"), vec!["d"]);
+    assert_eq!(names(&q, "1@Other"), vec!["b", "d"]);
+    assert_eq!(names(&q, "2@Chrome"), vec!["a", "c"]);
+    // Any order: d's B then A converts, entering on Jan 2 with their first step (B).
+    q.order = funnel::FunnelOrder::Unordered;
+    q.breakdown = None;
+    assert_eq!(series(&q).0, vec![(2, 1), (2, 2), (0, 0)]);
+    assert_eq!(names(&q, "period:1:converted"), vec!["c", "d"]);
+    // An any-order chain must begin inside the range: nothing enters from Jan 4 on.
+    q.date_range =
+        serde_json::from_value(json!({"from": "2024-01-01", "to": "2024-01-01"})).unwrap();
+    assert_eq!(series(&q).0, vec![(2, 1)]);
 }
 
 /// A pseudo-random workspace for comparing the insight facts' fast paths with the general

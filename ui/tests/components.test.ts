@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from "vitest";
 import { csv, fmtDuration, fmtPct } from "../src/components/dom";
 import { personsTable } from "../src/components/persons";
 import { render } from "../src/features/insights/results";
-import { defaultQuery } from "../src/features/insights/builder";
+import { defaultQuery, kindFields } from "../src/features/insights/builder";
 import { guessMapping, importable, mappingForm, previewTable } from "../src/features/data/import";
 import type { FilePreview } from "../src/lib/ipc/types";
 import { funnel, hostile, retention, trends } from "./fixture";
@@ -30,6 +30,62 @@ describe("insight results", () => {
     expect(incomplete.length).toBe(1);
     expect(out.table.querySelector('button[data-drill="0:1"]')?.textContent).toBe("40.0%");
     expect(out.csv[2]).toEqual(["", "2024-01-08", 5, 5, 1, null]);
+  });
+
+  it("broken-down funnel trends draw a line per value and drill per value and period", () => {
+    const period = (date: string, entered: number, converted: number, complete = true) => ({ date, entered, converted, conversionRate: entered > 0 ? converted / entered : null, complete });
+    const trendsResult = {
+      ...funnel,
+      breakdown: [{ value: "Chrome", steps: funnel.steps }, { value: "Other", steps: funnel.steps }],
+      trends: {
+        interval: "week" as const,
+        fromStep: 0,
+        toStep: 2,
+        periods: [period("2024-01-01", 3, 1), period("2024-01-08", 2, 2, false)],
+        breakdown: [
+          { value: "Chrome", periods: [period("2024-01-01", 2, 1), period("2024-01-08", 1, 1, false)] },
+          { value: "Other", periods: [period("2024-01-01", 1, 0), period("2024-01-08", 1, 1, false)] },
+        ],
+      },
+    };
+    const onDrill = vi.fn();
+    const out = render({ kind: "funnel", ...trendsResult }, defaultQuery("funnel", vocab), onDrill);
+    const series = (out.option as { series: { name: string; data: { value: number | null; drill?: string }[] }[] }).series;
+    // A complete and an incomplete line per value.
+    expect(series.map((s) => s.name)).toEqual(["Chrome", "Chrome", "Other", "Other"]);
+    expect(series[0]?.data.map((d) => d.value)).toEqual([0.5, null]);
+    expect(series[3]?.data.map((d) => d.drill)).toEqual(["period:0:converted@Other", "period:1:converted@Other"]);
+    const cells = [...out.table.querySelectorAll<HTMLButtonElement>("button[data-drill]")].map((b) => b.dataset.drill);
+    expect(cells).toContain("period:1:entered");
+    expect(cells).toContain("period:0:converted@Chrome");
+    out.table.querySelector<HTMLButtonElement>('button[data-drill="period:1:entered@Other"]')?.click();
+    expect(onDrill).toHaveBeenCalledWith("period:1:entered@Other");
+    expect(out.csv[0]).toEqual(["breakdown", "period", "entered", "converted", "rate", "complete"]);
+    expect(out.csv).toContainEqual(["Chrome", "2024-01-08", 1, 1, 1, "false"]);
+  });
+
+  it("the retention breakdown picker writes a property or a list of cohorts", () => {
+    const q = defaultQuery("retention", { ...vocab, cohorts: ["paying", "internal"] });
+    if (q.kind !== "retention") throw new Error("not retention");
+    const form = kindFields(q, { ...vocab, cohorts: ["paying", "internal"] }, () => {}, () => {});
+    document.body.replaceChildren(form);
+    const kind = form.querySelector<HTMLSelectElement>("#retention-breakdown-kind");
+    if (!kind) throw new Error("no breakdown picker");
+    kind.value = "cohorts";
+    kind.dispatchEvent(new Event("change"));
+    const box = form.querySelector<HTMLInputElement>('[data-cohort="paying"]');
+    if (!box) throw new Error("no cohort choices");
+    box.checked = true;
+    box.dispatchEvent(new Event("change"));
+    expect(q.breakdown).toEqual({ property: "", source: "person", limit: null, attribution: "start", cohorts: ["paying"] });
+    kind.value = "event";
+    kind.dispatchEvent(new Event("change"));
+    const prop = form.querySelector<HTMLInputElement>("#retention-breakdown");
+    if (!prop) throw new Error("no property input");
+    prop.value = "$browser";
+    prop.dispatchEvent(new Event("change"));
+    expect(q.breakdown).toMatchObject({ property: "$browser", source: "event", cohorts: [] });
+    expect(form.querySelector("#retention-attribution")).not.toBeNull();
   });
 
   it("trend points carry their series and period", () => {

@@ -1579,16 +1579,31 @@ fn print_funnel(f: &insights::funnel::FunnelResult, explain: bool) {
             "  {:<4} {:<10} {:>8} {:>9} {:>9}",
             "N", "PERIOD", "ENTERED", "CONVERTED", "RATE"
         );
-        for (i, p) in t.periods.iter().enumerate() {
+        let rows = |periods: &[insights::funnel::FunnelTrendPeriod]| {
+            for (i, p) in periods.iter().enumerate() {
+                println!(
+                    "  {:<4} {:<10} {:>8} {:>9} {:>9}{}",
+                    i,
+                    p.date,
+                    p.entered,
+                    p.converted,
+                    pct(p.conversion_rate),
+                    if p.complete { "" } else { "  (incomplete)" }
+                );
+            }
+        };
+        rows(&t.periods);
+        for b in &t.breakdown {
             println!(
-                "  {:<4} {:<10} {:>8} {:>9} {:>9}{}",
-                i,
-                p.date,
-                p.entered,
-                p.converted,
-                pct(p.conversion_rate),
-                if p.complete { "" } else { "  (incomplete)" }
+                "  breakdown: {} (drill: --cell period:N:converted@{})",
+                if b.value.is_empty() {
+                    "(none)"
+                } else {
+                    &b.value
+                },
+                b.value
             );
+            rows(&b.periods);
         }
     }
     for n in &f.notes {

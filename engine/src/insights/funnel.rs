@@ -329,20 +329,6 @@ impl FunnelQuery {
                 });
             }
         }
-        if self.display == FunnelDisplay::Trends {
-            if self.breakdown.is_some() {
-                return Err(EngineError::InvalidQuery {
-                    code: "funnel_trends_breakdown",
-                    message: "funnel trends are not broken down; remove the breakdown".into(),
-                });
-            }
-            if self.order == FunnelOrder::Unordered {
-                return Err(EngineError::InvalidQuery {
-                    code: "funnel_trends_order",
-                    message: "funnel trends need an ordered or strict funnel".into(),
-                });
-            }
-        }
         if let Some(Breakdown {
             attribution: Attribution::Step { step },
             ..
@@ -479,6 +465,18 @@ pub struct FunnelTrends {
     pub from_step: usize,
     pub to_step: usize,
     pub periods: Vec<FunnelTrendPeriod>,
+    /// The same periods per breakdown value (the funnel's breakdown rows, in their order,
+    /// "Other" included), when broken down.
+    pub breakdown: Vec<FunnelTrendSeries>,
+}
+
+/// Funnel trends for one breakdown value.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct FunnelTrendSeries {
+    pub value: String,
+    pub periods: Vec<FunnelTrendPeriod>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -509,6 +507,8 @@ pub struct PersonOutcome {
 pub struct TrendCell {
     pub period: usize,
     pub person_id: String,
+    /// The breakdown value ("" when not broken down).
+    pub value: String,
     pub converted: bool,
 }
 
@@ -518,6 +518,8 @@ pub struct FunnelDetail {
     pub outcomes: Vec<PersonOutcome>,
     pub trend_cells: Vec<TrendCell>,
     rules: Rules,
+    /// The breakdown values shown by name when the rest were merged into "Other".
+    kept: Option<Vec<String>>,
 }
 
 /// The loader's SQL: each person's events in range with their step numbers and breakdown.
@@ -799,9 +801,14 @@ pub fn run(
     };
     let mut stmt = ws.conn().prepare(&sql.text)?;
     let mut rows = stmt.query(duckdb::params_from_iter(sql.params.iter()))?;
+    let mut rules = q.rules();
+    if q.order == FunnelOrder::Unordered {
+        // Any step can begin an any-order chain: only those beginning in range count.
+        rules.entry_between = Some((i64::MIN, range.to_us.saturating_add(1)));
+    }
     let ctx = Context {
         q,
-        rules: q.rules(),
+        rules,
         to_us: range.to_us,
         periods,
     };
@@ -809,6 +816,7 @@ pub fn run(
         outcomes: Vec::new(),
         trend_cells: Vec::new(),
         rules: ctx.rules.clone(),
+        kept: None,
     };
     // The fast path sorts integer persons (a lighter sort than text ids): their text ids.
     let ids = if fast_path {
@@ -943,6 +951,9 @@ pub fn run(
             })
             .collect::<Vec<_>>(),
     );
+    if let Some(other) = breakdown.iter().position(|r| r.value == "Other") {
+        detail.kept = Some(breakdown[..other].iter().map(|r| r.value.clone()).collect());
+    }
     let trends = ctx.periods.as_ref().map(|p| {
         // Entries in a period can convert until its last instant (or the range's end) plus
         // the window; with bound_all_steps nothing after the range's end is seen.
@@ -951,31 +962,35 @@ pub fn run(
         } else {
             now_us
         };
-        let mut periods: Vec<FunnelTrendPeriod> = labels
-            .iter()
-            .take(p.starts.len().saturating_sub(1))
-            .enumerate()
-            .map(|(i, date)| {
-                let last_entry = (p.starts[i + 1] - 1).min(range.to_us);
-                FunnelTrendPeriod {
-                    date: date.clone(),
-                    entered: 0,
-                    converted: 0,
-                    conversion_rate: None,
-                    complete: last_entry.saturating_add(q.window_us()) <= horizon,
+        let tally = |cells: &mut dyn Iterator<Item = &TrendCell>| -> Vec<FunnelTrendPeriod> {
+            let mut periods: Vec<FunnelTrendPeriod> = labels
+                .iter()
+                .take(p.starts.len().saturating_sub(1))
+                .enumerate()
+                .map(|(i, date)| {
+                    let last_entry = (p.starts[i + 1] - 1).min(range.to_us);
+                    FunnelTrendPeriod {
+                        date: date.clone(),
+                        entered: 0,
+                        converted: 0,
+                        conversion_rate: None,
+                        complete: last_entry.saturating_add(q.window_us()) <= horizon,
+                    }
+                })
+                .collect();
+            for c in cells {
+                if let Some(period) = periods.get_mut(c.period) {
+                    period.entered += 1;
+                    period.converted += u64::from(c.converted);
                 }
-            })
-            .collect();
-        for c in &detail.trend_cells {
-            if let Some(period) = periods.get_mut(c.period) {
-                period.entered += 1;
-                period.converted += u64::from(c.converted);
             }
-        }
-        for period in &mut periods {
-            period.conversion_rate = (period.entered > 0)
-                .then(|| period.converted as f64 / period.entered as f64);
-        }
+            for period in &mut periods {
+                period.conversion_rate = (period.entered > 0)
+                    .then(|| period.converted as f64 / period.entered as f64);
+            }
+            periods
+        };
+        let periods = tally(&mut detail.trend_cells.iter());
         let incomplete = periods.iter().filter(|p| !p.complete).count();
         if incomplete > 0 {
             notes.push(format!(
@@ -983,11 +998,25 @@ pub fn run(
                 if q.bound_all_steps { "now or the range's end (bound_all_steps)" } else { "now" }
             ));
         }
+        // Per breakdown row, in the rows' order ("Other": the values not kept).
+        let series = breakdown
+            .iter()
+            .map(|row| FunnelTrendSeries {
+                value: row.value.clone(),
+                periods: tally(
+                    &mut detail
+                        .trend_cells
+                        .iter()
+                        .filter(|c| detail.value_matches(&c.value, &row.value)),
+                ),
+            })
+            .collect();
         FunnelTrends {
             interval: q.interval,
             from_step: p.from,
             to_step: p.to,
             periods,
+            breakdown: series,
         }
     });
     let detail = Arc::new(detail);
@@ -1048,14 +1077,13 @@ type StepsOf<'a> = dyn Fn(&FunnelEvent, &Option<String>) -> Option<Vec<i32>> + '
 /// machine runs on each partition; persons and sessions keep their best chain (PostHog's
 /// `max_step` rule, partitions in key order), totals every attempt. Units that never
 /// entered, or whose best chain was excluded, are left out.
-fn units(ctx: &Context, events: &[(FunnelEvent, &Row)]) -> Vec<ActorResult> {
+fn units(ctx: &Context, rules: &Rules, events: &[(FunnelEvent, &Row)]) -> Vec<ActorResult> {
     let mut parts: BTreeMap<&[String], Vec<FunnelEvent>> = BTreeMap::new();
     for (e, row) in events {
         if let Some(key) = &row.part {
             parts.entry(key.as_slice()).or_default().push(e.clone());
         }
     }
-    let rules = &ctx.rules;
     let mut out: Vec<ActorResult> = Vec::new();
     match ctx.q.count {
         FunnelCount::Totals => {
@@ -1087,7 +1115,7 @@ fn units(ctx: &Context, events: &[(FunnelEvent, &Row)]) -> Vec<ActorResult> {
 }
 
 /// Run the machine for one person, per breakdown value as the attribution says; with
-/// funnel trends, once more per entry period.
+/// funnel trends, once more per entry period (and value).
 fn evaluate(ctx: &Context, person: &str, events: &[Row], detail: &mut FunnelDetail) {
     let q = ctx.q;
     let to_us = ctx.to_us;
@@ -1098,7 +1126,8 @@ fn evaluate(ctx: &Context, person: &str, events: &[Row], detail: &mut FunnelDeta
             .filter_map(|row| {
                 let e = &row.ev;
                 let mut steps = keep(e, &row.bd)?;
-                if e.ts_us > to_us {
+                // (Any order: the rules' entry bound does this, for every step.)
+                if e.ts_us > to_us && q.order != FunnelOrder::Unordered {
                     steps.retain(|s| *s != 1);
                 }
                 Some((
@@ -1112,16 +1141,6 @@ fn evaluate(ctx: &Context, person: &str, events: &[Row], detail: &mut FunnelDeta
             })
             .collect::<Vec<_>>()
     };
-    let first_outcome = detail.outcomes.len();
-    let mut push = |value: String, evs: Vec<(FunnelEvent, &Row)>| {
-        for result in units(ctx, &evs) {
-            detail.outcomes.push(PersonOutcome {
-                person_id: person.to_string(),
-                value: value.clone(),
-                result,
-            });
-        }
-    };
     let funnel_value = |first: bool| -> String {
         let mut it = events
             .iter()
@@ -1130,10 +1149,12 @@ fn evaluate(ctx: &Context, person: &str, events: &[Row], detail: &mut FunnelDeta
         v.and_then(|row| row.bd.clone()).unwrap_or_default()
     };
     let all = |e: &FunnelEvent, _: &Option<String>| Some(e.steps.clone());
+    // (breakdown value, the events as the machine sees them under it)
+    let mut runs: Vec<(String, Vec<(FunnelEvent, &Row)>)> = Vec::new();
     match q.breakdown.as_ref().map(|b| &b.attribution) {
-        None => push(String::new(), prepared(&all)),
-        Some(Attribution::FirstTouch) => push(funnel_value(true), prepared(&all)),
-        Some(Attribution::LastTouch) => push(funnel_value(false), prepared(&all)),
+        None => runs.push((String::new(), prepared(&all))),
+        Some(Attribution::FirstTouch) => runs.push((funnel_value(true), prepared(&all))),
+        Some(Attribution::LastTouch) => runs.push((funnel_value(false), prepared(&all))),
         Some(Attribution::Step { step }) => {
             let k = (*step + 1) as i32;
             let mut values: Vec<String> = events
@@ -1151,7 +1172,7 @@ fn evaluate(ctx: &Context, person: &str, events: &[Row], detail: &mut FunnelDeta
                     }
                     Some(s)
                 });
-                push(v.clone(), evs);
+                runs.push((v, evs));
             }
         }
         Some(Attribution::AllEvents) => {
@@ -1161,25 +1182,37 @@ fn evaluate(ctx: &Context, person: &str, events: &[Row], detail: &mut FunnelDeta
             for v in values {
                 let evs =
                     prepared(&|e, bd| (bd.as_deref() == Some(v.as_str())).then(|| e.steps.clone()));
-                push(v.clone(), evs);
+                runs.push((v, evs));
             }
         }
     }
-    if let Some(periods) = &ctx.periods {
-        trend_cells(ctx, periods, person, events, first_outcome, detail);
+    for (value, evs) in runs {
+        let first_outcome = detail.outcomes.len();
+        for result in units(ctx, &ctx.rules, &evs) {
+            detail.outcomes.push(PersonOutcome {
+                person_id: person.to_string(),
+                value: value.clone(),
+                result,
+            });
+        }
+        if let Some(periods) = &ctx.periods {
+            trend_cells(ctx, periods, person, &value, &evs, first_outcome, detail);
+        }
     }
 }
 
-/// Funnel trends for one person (validation keeps breakdowns out). Totals: each attempt
-/// (the person's outcomes from `first_outcome` on) in the period of its entry. Persons and sessions (semantics.md §3.9): per period holding
-/// one of the person's step-1 events, the machine runs with only that period's step-1
-/// events able to start a chain; each unit that got to `from` counts once there, converted
-/// if it got to `to`, even when the conversion falls in a later period.
+/// Funnel trends for one person under one breakdown value. Totals: each attempt (the
+/// person's outcomes from `first_outcome` on) in the period of its entry. Persons and
+/// sessions (semantics.md §3.9): per period holding an event that can start one of the
+/// person's chains, the machine runs with only chains starting in that period counted
+/// ([`Rules::entry_between`]); each unit that got to `from` counts once there, converted if
+/// it got to `to`, even when the conversion falls in a later period.
 fn trend_cells(
     ctx: &Context,
     periods: &Periods,
     person: &str,
-    events: &[Row],
+    value: &str,
+    events: &[(FunnelEvent, &Row)],
     first_outcome: usize,
     detail: &mut FunnelDetail,
 ) {
@@ -1190,6 +1223,7 @@ fn trend_cells(
             detail.trend_cells.push(TrendCell {
                 period,
                 person_id: person.to_string(),
+                value: value.to_string(),
                 converted: rules.counts_at(r, to),
             });
         }
@@ -1208,21 +1242,14 @@ fn trend_cells(
     }
     let entries: BTreeSet<usize> = events
         .iter()
-        .filter(|row| row.ev.ts_us <= ctx.to_us && row.ev.steps.contains(&1))
-        .filter_map(|row| periods.of(row.ev.ts_us))
+        .filter(|(e, _)| rules.is_entry(e))
+        .filter_map(|(e, _)| periods.of(e.ts_us))
         .collect();
     for p in entries {
-        let evs: Vec<(FunnelEvent, &Row)> = events
-            .iter()
-            .map(|row| {
-                let mut e = row.ev.clone();
-                if e.ts_us > ctx.to_us || periods.of(e.ts_us) != Some(p) {
-                    e.steps.retain(|s| *s != 1);
-                }
-                (e, row)
-            })
-            .collect();
-        for r in units(ctx, &evs) {
+        let mut rules = rules.clone();
+        let hi = rules.entry_between.map_or(i64::MAX, |(_, hi)| hi);
+        rules.entry_between = Some((periods.starts[p], periods.starts[p + 1].min(hi)));
+        for r in units(ctx, &rules, events) {
             cell(p, &r);
         }
     }
@@ -1344,8 +1371,13 @@ pub enum TrendPersons {
 pub enum FunnelCell {
     /// `2` (counted at step 2), `-2` (dropped off before it), `2@value`.
     Step { step: i64, value: Option<String> },
-    /// `period:3:converted` (`:dropped`, `:entered`), 0-based, with `display: trends`.
-    Period { period: usize, which: TrendPersons },
+    /// `period:3:converted` (`:dropped`, `:entered`), 0-based, with `display: trends`;
+    /// `period:3:converted@value` for one breakdown value.
+    Period {
+        period: usize,
+        which: TrendPersons,
+        value: Option<String>,
+    },
 }
 
 impl FunnelCell {
@@ -1374,6 +1406,10 @@ impl FunnelCell {
                 "\"{cell}\" is not a funnel-trends cell such as period:3:converted (or :dropped, :entered)"
             ))
         };
+        let (rest, value) = match rest.split_once('@') {
+            Some((r, v)) => (r, Some(v.to_string())),
+            None => (rest, None),
+        };
         let (p, which) = rest.split_once(':').ok_or_else(not_a_period)?;
         let period = p.trim().parse().map_err(|_| not_a_period())?;
         let which = match which.trim() {
@@ -1382,7 +1418,11 @@ impl FunnelCell {
             "dropped" => TrendPersons::Dropped,
             _ => return Err(not_a_period()),
         };
-        Ok(FunnelCell::Period { period, which })
+        Ok(FunnelCell::Period {
+            period,
+            which,
+            value,
+        })
     }
 }
 
@@ -1391,7 +1431,11 @@ impl FunnelDetail {
     pub fn persons(&self, cell: &FunnelCell) -> Result<Vec<String>> {
         match cell {
             FunnelCell::Step { step, value } => self.persons_at(*step, value.as_deref()),
-            FunnelCell::Period { period, which } => Ok(self.trend_persons(*period, *which)),
+            FunnelCell::Period {
+                period,
+                which,
+                value,
+            } => Ok(self.trend_persons(*period, *which, value.as_deref())),
         }
     }
 
@@ -1413,7 +1457,7 @@ impl FunnelDetail {
         let ids = self
             .outcomes
             .iter()
-            .filter(|o| value.is_none_or(|v| o.value == v))
+            .filter(|o| value.is_none_or(|v| self.value_matches(&o.value, v)))
             .filter(|o| {
                 if step > 0 {
                     self.rules.counts_at(&o.result, k)
@@ -1425,12 +1469,28 @@ impl FunnelDetail {
         Ok(sorted_unique(ids))
     }
 
-    /// The persons behind a funnel-trends period (0-based), sorted, each once.
-    pub fn trend_persons(&self, period: usize, which: TrendPersons) -> Vec<String> {
+    /// Whether an outcome's breakdown value belongs to the row shown as `row` ("Other":
+    /// every value not shown by name).
+    fn value_matches(&self, value: &str, row: &str) -> bool {
+        match &self.kept {
+            Some(kept) if row == "Other" => !kept.iter().any(|k| k == value),
+            _ => value == row,
+        }
+    }
+
+    /// The persons behind a funnel-trends period (0-based), of one breakdown row when
+    /// `value` is given; sorted, each once.
+    pub fn trend_persons(
+        &self,
+        period: usize,
+        which: TrendPersons,
+        value: Option<&str>,
+    ) -> Vec<String> {
         sorted_unique(
             self.trend_cells
                 .iter()
                 .filter(|c| c.period == period)
+                .filter(|c| value.is_none_or(|v| self.value_matches(&c.value, v)))
                 .filter(|c| match which {
                     TrendPersons::Entered => true,
                     TrendPersons::Converted => c.converted,

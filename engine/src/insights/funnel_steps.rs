@@ -45,6 +45,9 @@ pub struct Rules {
     /// Per 1-based step (index 0 unused): the most time (inclusive) from the previous step
     /// the chain did. Empty: no per-step windows.
     pub step_windows_us: Vec<Option<i64>>,
+    /// Only chains whose first event falls in `[from, to)` (µs) count (funnel trends'
+    /// entry period). None: any chain.
+    pub entry_between: Option<(i64, i64)>,
 }
 
 impl Rules {
@@ -56,6 +59,7 @@ impl Rules {
             exclusions,
             optional: Vec::new(),
             step_windows_us: Vec::new(),
+            entry_between: None,
         }
     }
 
@@ -165,9 +169,23 @@ impl Chain {
 
 /// Run the funnel for one actor.
 pub fn run(events: &[FunnelEvent], rules: &Rules) -> ActorResult {
-    match rules.order {
-        Order::Unordered => unordered(events, rules.n_steps, rules.window_us),
-        _ => ordered(events, rules),
+    match (rules.order, rules.entry_between) {
+        (Order::Unordered, _) => unordered(events, rules),
+        (_, None) => ordered(events, rules),
+        (_, Some((lo, hi))) => {
+            // Only step-1 events inside the entry period may start a chain.
+            let events: Vec<FunnelEvent> = events
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    if e.ts_us < lo || e.ts_us >= hi {
+                        e.steps.retain(|s| *s != 1);
+                    }
+                    e
+                })
+                .collect();
+            ordered(&events, rules)
+        }
     }
 }
 
@@ -352,18 +370,24 @@ fn step_event(
 }
 
 /// Any order (unordered_steps.rs): one deque per step; events older than the window fall
-/// out; an exclusion clears the attempt in progress but never removes the actor.
-fn unordered(events: &[FunnelEvent], n: usize, window_us: i64) -> ActorResult {
+/// out; an exclusion clears the attempt in progress but never removes the actor. With
+/// `entry_between`, events before it are left out and only chains whose first event is
+/// inside it are recorded.
+fn unordered(events: &[FunnelEvent], rules: &Rules) -> ActorResult {
+    let (n, window_us) = (rules.n_steps, rules.window_us);
+    let (lo, hi) = rules.entry_between.unwrap_or((i64::MIN, i64::MAX));
     let mut deques: Vec<VecDeque<i64>> = vec![VecDeque::new(); n];
     let mut best: (usize, Vec<i64>) = (0, Vec::new());
     let record = |deques: &[VecDeque<i64>], best: &mut (usize, Vec<i64>)| {
         let mut fronts: Vec<i64> = deques.iter().filter_map(|d| d.front().copied()).collect();
         if fronts.len() > best.0 {
             fronts.sort_unstable();
-            *best = (fronts.len(), fronts);
+            if fronts.first().is_some_and(|t| *t < hi) {
+                *best = (fronts.len(), fronts);
+            }
         }
     };
-    for e in events {
+    for e in events.iter().filter(|e| e.ts_us >= lo) {
         loop {
             let complete = deques.iter().all(|d| !d.is_empty());
             let oldest = deques
@@ -533,6 +557,33 @@ mod tests {
             Order::Ordered,
         );
         assert_eq!(summary(&r), (2, false, vec![Some(5.0)]));
+    }
+
+    #[test]
+    fn an_entry_period_limits_where_chains_may_start() {
+        // Any order: steps at 0 s (step 2), 10 s (step 1), 100 s (step 2); window 60 s.
+        let evs = [ev(1, 0, &[2]), ev(2, 10, &[1]), ev(3, 100, &[2])];
+        let mut r = rules(2, 60, Order::Unordered);
+        assert_eq!(run(&evs, &r).step_at, vec![Some(T0), Some(T0 + 10 * S)]);
+        // Entering in [5 s, 20 s): the chain must start at the 10 s event; the 0 s event is
+        // left out and the 100 s one is past the window.
+        r.entry_between = Some((T0 + 5 * S, T0 + 20 * S));
+        let got = run(&evs, &r);
+        assert_eq!((got.reached, got.entered_at()), (1, Some(T0 + 10 * S)));
+        // Entering in [50 s, 200 s): only the 100 s event is there.
+        r.entry_between = Some((T0 + 50 * S, T0 + 200 * S));
+        assert_eq!(run(&evs, &r).entered_at(), Some(T0 + 100 * S));
+        // Nothing enters in [200 s, 300 s).
+        r.entry_between = Some((T0 + 200 * S, T0 + 300 * S));
+        assert_eq!(run(&evs, &r).reached, 0);
+        // Ordered: only a step-1 event inside the period starts a chain.
+        let evs = [ev(1, 0, &[1]), ev(2, 10, &[1]), ev(3, 20, &[2])];
+        let mut r = rules(2, 60, Order::Ordered);
+        r.entry_between = Some((T0 + 5 * S, T0 + 15 * S));
+        let got = run(&evs, &r);
+        assert_eq!((got.reached, got.entered_at()), (2, Some(T0 + 10 * S)));
+        r.entry_between = Some((T0 + 15 * S, T0 + 30 * S));
+        assert_eq!(run(&evs, &r).reached, 0);
     }
 
     #[test]

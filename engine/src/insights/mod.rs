@@ -90,18 +90,7 @@ pub fn drill(ws: &Workspace, q: &Query, now_us: i64, cell: &str) -> Result<Vec<P
             let c: usize = c.trim().parse().map_err(|_| bad())?;
             let k: usize = k.trim().parse().map_err(|_| bad())?;
             let (_, cells) = retention::run(ws, r, now_us)?;
-            let mut ids = cells.get(&(c, k)).cloned().unwrap_or_default();
-            if let (Some(v), Some(b)) = (value, &r.breakdown) {
-                let values = retention::person_values(
-                    ws,
-                    &b.property,
-                    b.limit.unwrap_or(10).max(1),
-                    &mut Vec::new(),
-                )?;
-                ids.retain(|p| values.get(p).map(String::as_str) == Some(v));
-            }
-            ids.sort();
-            person::summaries(ws, &ids)
+            person::summaries(ws, &cells.persons(c, k, value)?)
         }
         Query::Paths(p) => {
             let (_, who) = paths::run(ws, p, now_us)?;

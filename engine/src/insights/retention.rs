@@ -4,15 +4,15 @@
 //! `24_hour_windows`). A return in the cohort's own period is not a return; period 0 is the
 //! cohort. Cells not yet complete are `None`, never 0.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::query::{
-    int_list, period_index, period_labels, push_filters, push_period_index, DateRange, PeriodAt,
-    PropertyFilter, PropertySource, Resolved,
+    int_list, period_index, period_labels, push_filters, push_period_index, push_property,
+    text_list, DateRange, PeriodAt, PropertyFilter, PropertySource, Resolved,
 };
 use crate::model::ModelSettings;
 use crate::sql::Sql;
@@ -82,14 +82,55 @@ pub struct RetentionQuery {
     pub scope: super::cohort::Scope,
 }
 
+/// Split the table by a property or by saved cohorts.
+///
+/// - A person property (the default `source`): each person's current value.
+/// - An event property: the value on the start event that put the person in the cohort
+///   (`attribution: start`, the default: the earliest start event of the cohort's period,
+///   or the first-ever one for first-time and rolling cohorts; returns count whatever they
+///   carry), or PostHog's rule (`all_events`): one table per value over only the start and
+///   return events carrying it, so a person can be in several rows and a return counts only
+///   under the value it carries.
+/// - `cohorts`: one row per saved cohort, in the order given; a person may be in several
+///   rows and there is no "Other".
+///
+/// Property values: the top `limit` (default 10) keep their name, the rest are merged into
+/// "Other" (said in the notes), a missing or empty value is "None". Person property values
+/// rank by persons, event property values by their cohorts' total size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct RetentionBreakdown {
-    /// A person property.
+    /// The property; empty when breaking down by `cohorts`.
+    #[serde(default)]
     pub property: String,
+    /// Where the property is read (default: the person).
+    #[serde(default = "person_source")]
+    pub source: PropertySource,
     /// Default 10.
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Which events' values count, for an event property.
+    #[serde(default)]
+    pub attribution: RetentionAttribution,
+    /// Break down by these saved cohorts instead of a property.
+    #[serde(default)]
+    pub cohorts: Vec<String>,
+}
+
+/// Which events give an event-property breakdown its values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub enum RetentionAttribution {
+    /// The start event that put the person in the cohort.
+    #[default]
+    Start,
+    /// Every start and return event, per value (PostHog).
+    AllEvents,
+}
+
+fn person_source() -> PropertySource {
+    PropertySource::Person
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -157,6 +198,17 @@ impl RetentionQuery {
                 message: "cumulative retention works on calendar periods only".into(),
             });
         }
+        if let Some(b) = &self.breakdown {
+            let by_property = !b.property.trim().is_empty();
+            let by_cohorts = !b.cohorts.is_empty();
+            if by_property == by_cohorts {
+                return Err(EngineError::InvalidQuery {
+                    code: "retention_breakdown",
+                    message: "a retention breakdown names either a property or saved cohorts"
+                        .into(),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -181,13 +233,73 @@ impl RetentionQuery {
 /// The persons in each (cohort, period) cell.
 pub type Cells = HashMap<(usize, usize), Vec<String>>;
 
-/// Per person: (person, start period indexes or times, return period indexes or times).
-type Streams = Vec<(String, Vec<i64>, Vec<i64>)>;
+/// The persons behind a retention result: the whole table's cells, and each breakdown
+/// row's (by the row's value or cohort name, "Other" included).
+#[derive(Debug, Clone, Default)]
+pub struct RetentionCells {
+    pub all: Cells,
+    pub by_value: BTreeMap<String, Cells>,
+}
 
-pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(RetentionResult, Cells)> {
+impl RetentionCells {
+    /// The persons of cell (cohort `c`, period `k`), of one breakdown row when `value` is
+    /// given; sorted.
+    pub fn persons(&self, c: usize, k: usize, value: Option<&str>) -> Result<Vec<String>> {
+        let cells = match value {
+            None => &self.all,
+            Some(v) => self
+                .by_value
+                .get(v)
+                .ok_or_else(|| EngineError::InvalidQuery {
+                    code: "drill_cell",
+                    message: format!("\"{v}\" is not a breakdown row of this retention table"),
+                })?,
+        };
+        let mut ids = cells.get(&(c, k)).cloned().unwrap_or_default();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+}
+
+/// One person's starts and returns: period indexes (calendar) or times (rolling) in time
+/// order, with each event's breakdown value when broken down by an event property.
+struct Stream {
+    person: String,
+    starts: Vec<i64>,
+    start_values: Vec<Option<String>>,
+    returns: Vec<i64>,
+    return_values: Vec<Option<String>>,
+}
+
+/// A breakdown value as shown: missing or empty is "None".
+fn shown(v: &Option<String>) -> String {
+    match v.as_deref() {
+        None | Some("") => "None".to_string(),
+        Some(s) => s.to_string(),
+    }
+}
+
+pub fn run(
+    ws: &Workspace,
+    q: &RetentionQuery,
+    now_us: i64,
+) -> Result<(RetentionResult, RetentionCells)> {
     q.validate()?;
     let started = Instant::now();
-    super::query::check_properties(ws, q.start.filters.iter().chain(&q.returning.filters), &[])?;
+    let event_breakdown = q
+        .breakdown
+        .as_ref()
+        .filter(|b| b.cohorts.is_empty() && b.source == PropertySource::Event);
+    let mut properties: Vec<(PropertySource, &str)> = Vec::new();
+    if let Some(b) = q.breakdown.as_ref().filter(|b| b.cohorts.is_empty()) {
+        properties.push((b.source, b.property.as_str()));
+    }
+    super::query::check_properties(
+        ws,
+        q.start.filters.iter().chain(&q.returning.filters),
+        &properties,
+    )?;
     let settings = ModelSettings::load(ws)?;
     let range = q.date_range.resolve(ws, now_us, &settings.time_zone)?;
     let sunday = settings.week_start == "sunday";
@@ -196,6 +308,7 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
         && q.returning.filters.is_empty()
         && q.scope.cohort.is_none()
         && q.scope.exclude_cohort.is_none()
+        && event_breakdown.is_none()
         && super::facts::available(ws)?
     {
         Some(fact_streams_sql(ws, q, &settings, range, calendar)?)
@@ -207,11 +320,16 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
         None => general_streams_sql(ws, q, &settings, range, calendar, now_us)?,
     };
     let mut st = ws.conn().prepare(&s.text)?;
-    let streams: Streams = st
+    let streams: Vec<Stream> = st
         .query_map(duckdb::params_from_iter(s.params.iter()), |r| {
-            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+            Ok(Stream {
+                person: r.get(0)?,
+                starts: int_list(r.get(1)?),
+                returns: int_list(r.get(2)?),
+                start_values: text_list(r.get(3)?),
+                return_values: text_list(r.get(4)?),
+            })
         })?
-        .map(|r| r.map(|(p, a, b)| (p, int_list(a), int_list(b))))
         .collect::<duckdb::Result<_>>()?;
     // The last complete period: the one holding date_to (or now, if earlier) is complete
     // only when date_to is before now; calendar periods after it are incomplete.
@@ -228,87 +346,121 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
     } else {
         (last_us - range.from_us).div_euclid(q.rolling_us())
     };
-    let n = q.intervals;
-    let mut cells: Cells = HashMap::new();
-    for (person, starts, returns) in &streams {
-        let (cohorts, returned): (BTreeSet<i64>, BTreeSet<i64>) = if calendar {
-            let cohorts: BTreeSet<i64> = match q.retention_type {
-                RetentionType::Recurring => starts.iter().copied().collect(),
-                RetentionType::FirstTime => starts.iter().min().copied().into_iter().collect(),
-            };
-            (cohorts, returns.iter().copied().collect())
-        } else {
-            // One cohort per person, from their first start event; returns by elapsed windows.
-            let Some(t0) = starts.iter().min().copied() else {
-                continue;
-            };
-            if t0 < range.from_us {
-                continue;
-            }
-            let c = (t0 - range.from_us).div_euclid(q.rolling_us());
-            let r: BTreeSet<i64> = returns
-                .iter()
-                .filter(|t| **t >= t0)
-                .map(|t| c + (t - t0).div_euclid(q.rolling_us()))
-                .collect();
-            (BTreeSet::from([c]), r)
-        };
-        for &c in &cohorts {
-            if c < 0 || c as usize >= n {
-                continue;
-            }
-            let mut reached: Vec<usize> = vec![0];
-            for k in 1..n {
-                if returned.contains(&(c + k as i64)) {
-                    reached.push(k);
-                }
-            }
-            if q.cumulative {
-                let max = *reached.last().unwrap_or(&0);
-                reached = (0..=max).collect();
-            }
-            for k in reached {
-                cells
-                    .entry((c as usize, k))
-                    .or_default()
-                    .push(person.clone());
+    let mut cells = RetentionCells::default();
+    let add = |cells: &mut Cells, person: &str, found: Vec<(usize, Vec<usize>)>| {
+        for (c, ks) in found {
+            for k in ks {
+                cells.entry((c, k)).or_default().push(person.to_string());
             }
         }
+    };
+    for st in &streams {
+        let found = person_cells(q, calendar, range.from_us, &st.starts, &st.returns);
+        if let Some(b) = event_breakdown {
+            match b.attribution {
+                RetentionAttribution::Start => {
+                    for (c, ks) in &found {
+                        let v = start_value(calendar, st, *c);
+                        add(
+                            cells.by_value.entry(v).or_default(),
+                            &st.person,
+                            vec![(*c, ks.clone())],
+                        );
+                    }
+                }
+                RetentionAttribution::AllEvents => {
+                    let mut values: Vec<String> = st.start_values.iter().map(shown).collect();
+                    values.sort_unstable();
+                    values.dedup();
+                    for v in values {
+                        let pick = |xs: &[i64], vs: &[Option<String>]| -> Vec<i64> {
+                            xs.iter()
+                                .zip(vs)
+                                .filter(|(_, x)| shown(x) == v)
+                                .map(|(t, _)| *t)
+                                .collect()
+                        };
+                        let starts = pick(&st.starts, &st.start_values);
+                        let returns = pick(&st.returns, &st.return_values);
+                        let f = person_cells(q, calendar, range.from_us, &starts, &returns);
+                        add(cells.by_value.entry(v).or_default(), &st.person, f);
+                    }
+                }
+            }
+        }
+        add(&mut cells.all, &st.person, found);
     }
-    let labels = period_labels(ws, q.unit(), &settings.time_zone, range.from_us, sunday, n)?;
-    let (cohorts, mean_simple, mean_weighted) = table(&labels, &cells, last_period, &|_| true);
+    let labels = period_labels(
+        ws,
+        q.unit(),
+        &settings.time_zone,
+        range.from_us,
+        sunday,
+        q.intervals,
+    )?;
+    let (cohorts, mean_simple, mean_weighted) = table(&labels, &cells.all, last_period);
     let mut notes = Vec::new();
     let mut breakdown = Vec::new();
     if let Some(b) = &q.breakdown {
-        super::query::check_properties(ws, [], &[(PropertySource::Person, b.property.as_str())])?;
-        let values = person_values(ws, &b.property, b.limit.unwrap_or(10).max(1), &mut notes)?;
-        let mut order: Vec<&str> = values.values().map(String::as_str).collect();
-        order.sort_unstable();
-        order.dedup();
-        let mut rows: Vec<RetentionBreakdownRow> = order
-            .into_iter()
-            .map(|v| {
-                let (cohorts, mean_simple, mean_weighted) =
-                    table(&labels, &cells, last_period, &|p| {
+        let limit = b.limit.unwrap_or(10).max(1);
+        let mut order: Option<Vec<String>> = None;
+        if !b.cohorts.is_empty() {
+            for name in &b.cohorts {
+                let def = super::cohort::load(ws, name)?;
+                let members: HashSet<String> = super::cohort::member_ids(ws, &def, now_us)?
+                    .into_iter()
+                    .collect();
+                cells.by_value.insert(
+                    name.clone(),
+                    keep_persons(&cells.all, &|p| members.contains(p)),
+                );
+            }
+            order = Some(b.cohorts.clone());
+        } else if b.source == PropertySource::Person {
+            let values = person_values(ws, &b.property, limit, &mut notes)?;
+            let mut names: Vec<&str> = values.values().map(String::as_str).collect();
+            names.sort_unstable();
+            names.dedup();
+            for v in names {
+                cells.by_value.insert(
+                    v.to_string(),
+                    keep_persons(&cells.all, &|p| {
                         values.get(p).map(String::as_str) == Some(v)
-                    });
+                    }),
+                );
+            }
+        } else {
+            merge_tail(&mut cells.by_value, limit, &b.property, &mut notes);
+        }
+        let mut rows: Vec<RetentionBreakdownRow> = cells
+            .by_value
+            .iter()
+            .map(|(v, c)| {
+                let (cohorts, mean_simple, mean_weighted) = table(&labels, c, last_period);
                 RetentionBreakdownRow {
-                    value: v.to_string(),
+                    value: v.clone(),
                     cohorts,
                     mean_simple,
                     mean_weighted,
                 }
             })
-            .filter(|r| r.cohorts.iter().any(|c| c.size > 0))
             .collect();
-        // Biggest first, "Other" last.
-        rows.sort_by(|a, b| {
-            let size = |r: &RetentionBreakdownRow| r.cohorts.iter().map(|c| c.size).sum::<u64>();
-            (a.value == "Other")
-                .cmp(&(b.value == "Other"))
-                .then(size(b).cmp(&size(a)))
-                .then(a.value.cmp(&b.value))
-        });
+        match order {
+            // Cohorts: as asked, empty ones too.
+            Some(order) => rows.sort_by_key(|r| order.iter().position(|c| *c == r.value)),
+            None => {
+                rows.retain(|r| r.cohorts.iter().any(|c| c.size > 0));
+                // Biggest first, "Other" last.
+                rows.sort_by(|a, b| {
+                    let size =
+                        |r: &RetentionBreakdownRow| r.cohorts.iter().map(|c| c.size).sum::<u64>();
+                    (a.value == "Other")
+                        .cmp(&(b.value == "Other"))
+                        .then(size(b).cmp(&size(a)))
+                        .then(a.value.cmp(&b.value))
+                });
+            }
+        }
         breakdown = rows;
     }
     Ok((
@@ -325,8 +477,132 @@ pub fn run(ws: &Workspace, q: &RetentionQuery, now_us: i64) -> Result<(Retention
     ))
 }
 
+/// One person's cohorts and the periods counted in each (period 0 always): from start and
+/// return period indexes (calendar) or times (rolling).
+fn person_cells(
+    q: &RetentionQuery,
+    calendar: bool,
+    from_us: i64,
+    starts: &[i64],
+    returns: &[i64],
+) -> Vec<(usize, Vec<usize>)> {
+    let n = q.intervals;
+    let (cohorts, returned): (BTreeSet<i64>, BTreeSet<i64>) = if calendar {
+        let cohorts: BTreeSet<i64> = match q.retention_type {
+            RetentionType::Recurring => starts.iter().copied().collect(),
+            RetentionType::FirstTime => starts.iter().min().copied().into_iter().collect(),
+        };
+        (cohorts, returns.iter().copied().collect())
+    } else {
+        // One cohort per person, from their first start event; returns by elapsed windows.
+        let Some(t0) = starts.iter().min().copied() else {
+            return Vec::new();
+        };
+        if t0 < from_us {
+            return Vec::new();
+        }
+        let c = (t0 - from_us).div_euclid(q.rolling_us());
+        let r: BTreeSet<i64> = returns
+            .iter()
+            .filter(|t| **t >= t0)
+            .map(|t| c + (t - t0).div_euclid(q.rolling_us()))
+            .collect();
+        (BTreeSet::from([c]), r)
+    };
+    let mut out = Vec::new();
+    for &c in &cohorts {
+        if c < 0 || c as usize >= n {
+            continue;
+        }
+        let mut reached: Vec<usize> = vec![0];
+        for k in 1..n {
+            if returned.contains(&(c + k as i64)) {
+                reached.push(k);
+            }
+        }
+        if q.cumulative {
+            let max = *reached.last().unwrap_or(&0);
+            reached = (0..=max).collect();
+        }
+        out.push((c as usize, reached));
+    }
+    out
+}
+
+/// The breakdown value of a person's cohort `c` under start attribution: the value on the
+/// earliest start event of that period (calendar), or on the first start event (rolling,
+/// where a person has one cohort). Starts are in time order.
+fn start_value(calendar: bool, st: &Stream, c: usize) -> String {
+    let at = if calendar {
+        st.starts.iter().position(|p| *p == c as i64)
+    } else {
+        st.starts
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, t)| (**t, *i))
+            .map(|(i, _)| i)
+    };
+    shown(&at.and_then(|i| st.start_values.get(i).cloned()).flatten())
+}
+
+/// The cells of the persons `keep` accepts.
+fn keep_persons(cells: &Cells, keep: &dyn Fn(&str) -> bool) -> Cells {
+    cells
+        .iter()
+        .map(|(at, ps)| (*at, ps.iter().filter(|p| keep(p)).cloned().collect()))
+        .collect()
+}
+
+/// Keep the `limit` event-property values with the largest cohorts (Σ period-0 counts,
+/// ties by value) and merge the rest into "Other" (each person once per cell), with a note.
+fn merge_tail(
+    by_value: &mut BTreeMap<String, Cells>,
+    limit: usize,
+    property: &str,
+    notes: &mut Vec<String>,
+) {
+    if by_value.len() <= limit {
+        return;
+    }
+    let size = |c: &Cells| -> usize {
+        c.iter()
+            .filter(|((_, k), _)| *k == 0)
+            .map(|(_, ps)| ps.len())
+            .sum()
+    };
+    let mut ranked: Vec<(usize, String)> =
+        by_value.iter().map(|(v, c)| (size(c), v.clone())).collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let total = ranked.len();
+    let mut other: HashMap<(usize, usize), BTreeSet<String>> = HashMap::new();
+    for (_, v) in ranked.into_iter().skip(limit) {
+        if let Some(c) = by_value.remove(&v) {
+            for (at, ps) in c {
+                other.entry(at).or_default().extend(ps);
+            }
+        }
+    }
+    if let Some(c) = by_value.remove("Other") {
+        for (at, ps) in c {
+            other.entry(at).or_default().extend(ps);
+        }
+    }
+    by_value.insert(
+        "Other".to_string(),
+        other
+            .into_iter()
+            .map(|(at, ps)| (at, ps.into_iter().collect()))
+            .collect(),
+    );
+    notes.push(format!(
+        "{} of {total} values of \"{property}\" were merged into \"Other\" (limit {limit})",
+        total - limit
+    ));
+}
+
 /// Per person (sorted by person id): start and return period indexes (calendar) or times
-/// (rolling), from `events` × `person_map`.
+/// (rolling) in time order, from `events` × `person_map`; with an event-property breakdown,
+/// each event's value in the same order (else NULL lists).
 fn general_streams_sql(
     ws: &Workspace,
     q: &RetentionQuery,
@@ -336,47 +612,65 @@ fn general_streams_sql(
     now_us: i64,
 ) -> Result<Sql> {
     let sunday = settings.week_start == "sunday";
+    let event_property = q
+        .breakdown
+        .as_ref()
+        .filter(|b| b.cohorts.is_empty() && b.source == PropertySource::Event)
+        .map(|b| b.property.as_str());
     // Calendar: a period index relative to the period holding date_from, in local time.
-    let bucket = |s: &mut Sql, ts: &str| {
-        push_period_index(
-            s,
-            q.unit(),
-            &settings.time_zone,
-            range.from_us,
-            sunday,
-            PeriodAt::Column(ts),
-        )
+    let bucket = |s: &mut Sql| {
+        if calendar {
+            push_period_index(
+                s,
+                q.unit(),
+                &settings.time_zone,
+                range.from_us,
+                sunday,
+                PeriodAt::Column("e.ts_utc"),
+            );
+        } else {
+            s.push("epoch_us(e.ts_utc)");
+        }
     };
-    let mut s = Sql::new("SELECT ep.person_id, list(");
-    if calendar {
-        bucket(&mut s, "e.ts_utc");
-    } else {
-        s.push("epoch_us(e.ts_utc)");
+    // `FILTER (WHERE …)` of the start (k = 0) or return (k = 1) events.
+    let which = |s: &mut Sql, k: usize| -> Result<()> {
+        let spec = if k == 0 { &q.start } else { &q.returning };
+        s.push(" ORDER BY e.ts_utc, e.event_seq) FILTER (WHERE e.event_name = ")
+            .bind(spec.event.clone())
+            .push(" AND ");
+        push_filters(s, &spec.filters)?;
+        if k == 1 || q.retention_type == RetentionType::Recurring {
+            s.push(" AND e.ts_utc >= make_timestamptz(")
+                .bind(range.from_us)
+                .push(")");
+        }
+        if k == 0 {
+            s.push(" AND e.ts_utc <= make_timestamptz(")
+                .bind(range.to_us)
+                .push(")");
+        }
+        s.push(")");
+        Ok(())
+    };
+    let mut s = Sql::new("SELECT ep.person_id");
+    for k in 0..2 {
+        s.push(", list(");
+        bucket(&mut s);
+        which(&mut s, k)?;
     }
-    s.push(") FILTER (WHERE e.event_name = ")
-        .bind(q.start.event.clone())
-        .push(" AND ");
-    push_filters(&mut s, &q.start.filters)?;
-    if q.retention_type == RetentionType::Recurring {
-        s.push(" AND e.ts_utc >= make_timestamptz(")
-            .bind(range.from_us)
-            .push(")");
+    for k in 0..2 {
+        match event_property {
+            Some(key) => {
+                s.push(", list(");
+                push_property(&mut s, PropertySource::Event, key);
+                which(&mut s, k)?;
+            }
+            None => {
+                s.push(", NULL::VARCHAR[]");
+            }
+        }
     }
-    s.push(" AND e.ts_utc <= make_timestamptz(")
-        .bind(range.to_us)
-        .push(")), list(");
-    if calendar {
-        bucket(&mut s, "e.ts_utc");
-    } else {
-        s.push("epoch_us(e.ts_utc)");
-    }
-    s.push(") FILTER (WHERE e.event_name = ")
-        .bind(q.returning.event.clone())
-        .push(" AND ");
-    push_filters(&mut s, &q.returning.filters)?;
-    s.push(" AND e.ts_utc >= make_timestamptz(")
-        .bind(range.from_us)
-        .push(")) FROM ")
+    s.push(" FROM ")
         .push(&super::query::events_with_persons(ws)?)
         .push(" WHERE ep.person_id IS NOT NULL AND e.event_name IN (")
         .bind(q.start.event.clone())
@@ -414,7 +708,9 @@ fn fact_streams_sql(
     } else {
         None
     };
-    let mut s = Sql::new("SELECT pi.person_id, x.starts, x.returns FROM (SELECT pid");
+    let mut s = Sql::new(
+        "SELECT pi.person_id, x.starts, x.returns, NULL::VARCHAR[], NULL::VARCHAR[] FROM (SELECT pid",
+    );
     for (k, spec) in [&q.start, &q.returning].into_iter().enumerate() {
         s.push(", list(DISTINCT ");
         if calendar {
@@ -475,19 +771,14 @@ fn fact_streams_sql(
     Ok(s)
 }
 
-/// The triangle and mean curves over the persons `keep` accepts.
+/// The triangle and mean curves of some cells.
 fn table(
     labels: &[String],
     cells: &Cells,
     last_period: i64,
-    keep: &dyn Fn(&str) -> bool,
 ) -> (Vec<CohortRow>, Vec<Option<f64>>, Vec<Option<f64>>) {
     let n = labels.len();
-    let count = |c: usize, k: usize| -> u64 {
-        cells
-            .get(&(c, k))
-            .map_or(0, |v| v.iter().filter(|p| keep(p)).count()) as u64
-    };
+    let count = |c: usize, k: usize| -> u64 { cells.get(&(c, k)).map_or(0, |v| v.len()) as u64 };
     let mut cohorts = Vec::with_capacity(n);
     for (c, label) in labels.iter().enumerate() {
         let size = count(c, 0);

@@ -2,6 +2,7 @@
 // cohort pickers. Each form edits a plain query value (the same JSON the CLI reads).
 import { button, el } from "../../components/dom";
 import type {
+  Attribution,
   FilterOp,
   FunnelQuery,
   Interval,
@@ -250,6 +251,64 @@ export function filtersEditor(filters: PropertyFilter[], onChange: () => void, l
   return el("div", { class: "field" }, el("span", { class: "field-label" }, label), box);
 }
 
+type BreakdownKind = "" | "event" | "person" | "cohorts";
+
+/** What a breakdown editor edits: by nothing, an event or person property, or saved cohorts. */
+interface BreakdownState {
+  kind: BreakdownKind;
+  property: string;
+  cohorts: string[];
+}
+
+const BREAKDOWN_KINDS: [BreakdownKind, string][] = [["", "None"], ["event", "Event property"], ["person", "Person property"], ["cohorts", "Saved cohorts"]];
+
+/**
+ * A breakdown picker: what to break down by, then the property (with its own options from
+ * `extra`) or the saved cohorts to compare. `apply` gets every change.
+ */
+function breakdownEditor(
+  state: BreakdownState,
+  kinds: BreakdownKind[],
+  v: Vocabulary,
+  apply: (s: BreakdownState) => void,
+  id: string,
+  extra?: (s: BreakdownState) => HTMLElement | null,
+): HTMLElement {
+  const box = el("div", { class: "breakdown" });
+  const draw = (): void => {
+    const kind = select(state.kind, BREAKDOWN_KINDS.filter(([k]) => kinds.includes(k)), (k) => {
+      state.kind = k;
+      apply(state);
+      draw();
+    }, { id: `${id}-kind` });
+    const parts: (HTMLElement | null)[] = [kind];
+    if (state.kind === "event" || state.kind === "person") {
+      parts.push(input(state.property, (x) => {
+        state.property = x.trim();
+        apply(state);
+      }, { placeholder: state.kind === "event" ? "e.g. $browser" : "e.g. plan", id, class: "filter-key" }));
+      parts.push(extra?.(state) ?? null);
+    } else if (state.kind === "cohorts") {
+      parts.push(
+        v.cohorts.length === 0
+          ? el("span", { class: "muted" }, "No saved cohorts yet: create one under Cohorts.")
+          : el("div", { class: "row" }, ...v.cohorts.map((c) => checkbox(c, state.cohorts.includes(c), (on) => {
+              state.cohorts = on ? [...state.cohorts, c] : state.cohorts.filter((x) => x !== c);
+              apply(state);
+            }, { "data-cohort": c }))),
+      );
+    }
+    box.replaceChildren(el("div", { class: "row" }, ...parts));
+  };
+  draw();
+  return box;
+}
+
+function attributionKey(a: Attribution | undefined): string {
+  if (!a) return "first_touch";
+  return a.type === "step" ? `step:${a.step}` : a.type;
+}
+
 interface Scoped {
   cohort?: string;
   exclude_cohort?: string;
@@ -397,11 +456,28 @@ export function kindFields(q: Query, v: Vocabulary, onChange: () => void, redraw
           q.hold_constant = x.split(",").map((p) => p.trim()).filter(Boolean);
           onChange();
         }, { placeholder: "e.g. order_id" }), "Every step of a chain must share these event properties."),
-        field("Breakdown", input(q.breakdown?.property ?? "", (x) => {
-          const p = x.trim();
-          q.breakdown = p ? { property: p, source: q.breakdown?.source ?? "event", attribution: q.breakdown?.attribution ?? { type: "first_touch" }, limit: q.breakdown?.limit ?? null } : null;
-          onChange();
-        }, { placeholder: "property, e.g. $browser", id: "funnel-breakdown" }), "Attributed by first touch; the top 25 values, the rest in “Other”."),
+        field("Breakdown", breakdownEditor(
+          { kind: q.breakdown ? q.breakdown.source : "", property: q.breakdown?.property ?? "", cohorts: [] },
+          ["", "event", "person"],
+          v,
+          (b) => {
+            q.breakdown = b.kind === "event" || b.kind === "person"
+              ? { property: b.property, source: b.kind, attribution: q.breakdown?.attribution ?? { type: "first_touch" }, limit: q.breakdown?.limit ?? null }
+              : null;
+            if (!q.breakdown || q.breakdown.property) onChange();
+          },
+          "funnel-breakdown",
+          () => select(attributionKey(q.breakdown?.attribution), [
+            ["first_touch", "First touch"],
+            ["last_touch", "Last touch"],
+            ...q.steps.map((s, i): [string, string] => [`step:${i}`, `Step ${i + 1} (${s.event})`]),
+            ["all_events", "Every event, per value"],
+          ], (x) => {
+            if (!q.breakdown) return;
+            q.breakdown.attribution = x.startsWith("step:") ? { type: "step", step: Number(x.slice(5)) } : { type: x as "first_touch" | "last_touch" | "all_events" };
+            if (q.breakdown.property) onChange();
+          }, { id: "funnel-attribution", title: "Which events give a person their value" }),
+        ), "The top 25 values; the rest in “Other”."),
         checkbox("Every step inside the date range", q.bound_all_steps, (x) => {
           q.bound_all_steps = x;
           onChange();
@@ -467,10 +543,29 @@ export function kindFields(q: Query, v: Vocabulary, onChange: () => void, redraw
             onChange();
           })),
         ),
-        field("Breakdown (person property)", input(q.breakdown?.property ?? "", (x) => {
-          q.breakdown = x.trim() ? { property: x.trim(), limit: null } : null;
-          onChange();
-        }, { placeholder: "e.g. plan" })),
+        field("Breakdown", breakdownEditor(
+          { kind: q.breakdown ? (q.breakdown.cohorts.length > 0 ? "cohorts" : q.breakdown.source) : "", property: q.breakdown?.property ?? "", cohorts: q.breakdown?.cohorts ?? [] },
+          ["", "event", "person", "cohorts"],
+          v,
+          (b) => {
+            const attribution = q.breakdown?.attribution ?? "start";
+            q.breakdown = b.kind === "event" || b.kind === "person"
+              ? { property: b.property, source: b.kind, limit: null, attribution, cohorts: [] }
+              : b.kind === "cohorts"
+                ? { property: "", source: "person", limit: null, attribution, cohorts: b.cohorts }
+                : null;
+            const ready = !q.breakdown || q.breakdown.property !== "" || q.breakdown.cohorts.length > 0;
+            if (ready) onChange();
+          },
+          "retention-breakdown",
+          (b) => b.kind === "event"
+            ? select(q.breakdown?.attribution ?? "start", [["start", "Value on the start event"], ["all_events", "Every event, per value (PostHog)"]], (x) => {
+                if (!q.breakdown) return;
+                q.breakdown.attribution = x;
+                if (q.breakdown.property) onChange();
+              }, { id: "retention-attribution" })
+            : null,
+        ), "Properties: the top 10 values, the rest in “Other”. Cohorts: one table each."),
       );
       break;
     }
@@ -525,16 +620,25 @@ export function kindFields(q: Query, v: Vocabulary, onChange: () => void, redraw
             onChange();
           }, { placeholder: "e.g. A / B" })),
         ),
-        field("Breakdown", el("div", { class: "row" },
-          select(q.breakdown?.type === "property" ? q.breakdown.source : "event", [["event", "event property"], ["person", "person property"]], (x) => {
-            if (q.breakdown?.type === "property") q.breakdown.source = x;
-            onChange();
-          }),
-          input(q.breakdown?.type === "property" ? q.breakdown.property : "", (x) => {
-            const p = x.trim();
-            q.breakdown = p ? { type: "property", property: p, source: q.breakdown?.type === "property" ? q.breakdown.source : "event", limit: null } : null;
-            onChange();
-          }, { placeholder: "e.g. $browser", id: "trends-breakdown" })), "The top 25 values by events; the rest in “Other”."),
+        field("Breakdown", breakdownEditor(
+          {
+            kind: !q.breakdown ? "" : q.breakdown.type === "cohorts" ? "cohorts" : q.breakdown.source,
+            property: q.breakdown?.type === "property" ? q.breakdown.property : "",
+            cohorts: q.breakdown?.type === "cohorts" ? q.breakdown.cohorts : [],
+          },
+          ["", "event", "person", "cohorts"],
+          v,
+          (b) => {
+            q.breakdown = b.kind === "event" || b.kind === "person"
+              ? { type: "property", property: b.property, source: b.kind, limit: null }
+              : b.kind === "cohorts"
+                ? { type: "cohorts", cohorts: b.cohorts }
+                : null;
+            const ready = !q.breakdown || (q.breakdown.type === "property" ? q.breakdown.property !== "" : q.breakdown.cohorts.length > 0);
+            if (ready) onChange();
+          },
+          "trends-breakdown",
+        ), "Properties: the top 25 values by events, the rest in “Other”. Cohorts: one line each."),
       );
       box.append(filtersEditor(q.filters, onChange));
       break;

@@ -2,7 +2,7 @@
 // its numbers, and the same numbers as CSV rows.
 import { el, fmtDuration, fmtInt, fmtNum, fmtPct } from "../../components/dom";
 import type { ChartOption } from "../../components/chart";
-import type { CohortRow, InsightResult, Query } from "../../lib/ipc/types";
+import type { CohortRow, FunnelTrendPeriod, InsightResult, Query } from "../../lib/ipc/types";
 
 export interface Rendered {
   option: ChartOption;
@@ -122,20 +122,43 @@ export function render(r: InsightResult, q: Query, onDrill: (cell: string) => vo
         : undefined;
       if (r.trends) {
         const tr = r.trends;
+        const rate = (p: FunnelTrendPeriod) => p.conversionRate;
+        // One line per breakdown value (or one for everyone), dashed where the window is still open.
+        const lines = tr.breakdown.length > 0
+          ? tr.breakdown.map((b) => ({ name: b.value === "" ? "None" : b.value, periods: b.periods, suffix: `@${b.value}` }))
+          : [{ name: `Conversion, step ${tr.fromStep + 1} → ${tr.toStep + 1}`, periods: tr.periods, suffix: "" }];
+        const series = lines.flatMap((l) => [
+          { name: l.name, type: "line", data: l.periods.map((p, i) => ({ value: p.complete ? rate(p) : null, drill: `period:${i}:converted${l.suffix}` })) },
+          { name: tr.breakdown.length > 0 ? l.name : "Incomplete (window still open)", type: "line", lineStyle: { type: "dashed" }, data: l.periods.map((p, i) => ({ value: p.complete ? null : rate(p), drill: `period:${i}:converted${l.suffix}` })) },
+        ]);
         const option: ChartOption = {
           tooltip: { trigger: "axis", valueFormatter: (v: number) => fmtPct(v, 1) },
-          legend: { top: 0 },
+          legend: { top: 0, type: "scroll" },
           grid,
           xAxis: { type: "category", data: tr.periods.map((p) => p.date), axisLabel },
           yAxis: { type: "value", min: 0, max: 1, axisLabel: { ...axisLabel, formatter: (v: number) => `${Math.round(v * 100)}%` } },
-          series: [
-            { name: `Conversion, step ${tr.fromStep + 1} → ${tr.toStep + 1}`, type: "line", data: tr.periods.map((p, i) => ({ value: p.complete ? p.conversionRate : null, drill: `period:${i}:converted` })) },
-            { name: "Incomplete (window still open)", type: "line", lineStyle: { type: "dashed" }, data: tr.periods.map((p, i) => ({ value: p.complete ? null : p.conversionRate, drill: `period:${i}:converted` })) },
-          ],
+          series,
         };
-        const rows = tr.periods.map((p) => [p.date, p.entered, p.converted, fmtPct(p.conversionRate), p.complete ? "yes" : "no"]);
-        const table = numbersTable(["Period", "Entered", "Converted", "Rate", "Complete"], rows, (ri, ci) => (ci === 1 ? `period:${ri}:entered` : ci === 2 ? `period:${ri}:converted` : null), onDrill);
-        return { option, table, csv: [["period", "entered", "converted", "rate", "complete"], ...tr.periods.map((p) => [p.date, p.entered, p.converted, p.conversionRate, String(p.complete)])], notes: r.notes, sql: r.sql, millis: r.millis };
+        const tableLines = tr.breakdown.length > 0 ? [{ value: "", periods: tr.periods, suffix: "" }, ...tr.breakdown.map((b) => ({ value: b.value === "" ? "None" : b.value, periods: b.periods, suffix: `@${b.value}` }))] : [{ value: "", periods: tr.periods, suffix: "" }];
+        const rows: (string | number | null)[][] = [];
+        const drills: { i: number; at: string }[] = [];
+        for (const l of tableLines) {
+          for (const [i, p] of l.periods.entries()) {
+            rows.push([...(tr.breakdown.length > 0 ? [l.value === "" ? "All" : l.value] : []), p.date, p.entered, p.converted, fmtPct(p.conversionRate), p.complete ? "yes" : "no"]);
+            drills.push({ i, at: l.suffix });
+          }
+        }
+        const off = tr.breakdown.length > 0 ? 1 : 0;
+        const headers = [...(off ? ["Breakdown"] : []), "Period", "Entered", "Converted", "Rate", "Complete"];
+        const table = numbersTable(headers, rows, (ri, ci) => {
+          const d = drills[ri];
+          if (!d) return null;
+          return ci === 1 + off ? `period:${d.i}:entered${d.at}` : ci === 2 + off ? `period:${d.i}:converted${d.at}` : null;
+        }, onDrill);
+        table.id = "funnel-trends-table";
+        const csv: (string | number | null)[][] = [["breakdown", "period", "entered", "converted", "rate", "complete"]];
+        for (const l of tableLines) for (const p of l.periods) csv.push([l.value, p.date, p.entered, p.converted, p.conversionRate, String(p.complete)]);
+        return { option, table, csv, notes: r.notes, sql: r.sql, millis: r.millis };
       }
       const unit = r.count === "persons" ? "Persons" : r.count === "sessions" ? "Sessions" : "Attempts";
       const headers = ["Step", unit, "Overall", "From previous", "Dropped", "Avg time", "Median time"];
