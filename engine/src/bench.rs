@@ -374,6 +374,25 @@ pub fn bench_insights(dir: &Path, events: usize, files: usize) -> Result<Insight
                 "date_range": {"from": from, "to": to60}}))?,
         ),
         (
+            "weekly funnel trends by browser (the 4-step funnel)",
+            q(
+                serde_json::json!({"kind": "funnel", "display": "trends", "interval": "week",
+                "steps": [{"event": "signed_up"}, {"event": "created_project"},
+                          {"event": "invited_teammate"}, {"event": "upgraded_plan"}],
+                "breakdown": {"property": "$browser"},
+                "date_range": {"from": from, "to": to60}, "window": 14, "window_unit": "day"}),
+            )?,
+        ),
+        (
+            "weekly retention by the start event's browser, 12 periods",
+            q(
+                serde_json::json!({"kind": "retention", "start": {"event": "$pageview"},
+                "returning": {"event": "$pageview"}, "period": "week", "intervals": 12,
+                "breakdown": {"property": "$browser", "source": "event"},
+                "date_range": {"from": from, "to": to84}}),
+            )?,
+        ),
+        (
             "daily lifecycle, 60 days",
             q(
                 serde_json::json!({"kind": "lifecycle", "event": "$pageview",
@@ -429,6 +448,17 @@ pub fn bench_insights(dir: &Path, events: usize, files: usize) -> Result<Insight
             answer: format!("{} persons", persons.len()),
         });
     }
+    // A drill with no run of its funnel before it (as the CLI's `drill`): the funnel is
+    // computed again.
+    ws.memo_put(String::new(), std::sync::Arc::new(()));
+    let t = Instant::now();
+    let dropped = insights::drill(&ws, &funnel, now, "-2")?;
+    timings.push(InsightTiming {
+        name: "drill: funnel drop-offs, no run before (cold)".to_string(),
+        millis: t.elapsed().as_secs_f64() * 1000.0,
+        goal_millis: 300.0,
+        answer: format!("{} persons", dropped.len()),
+    });
     Ok(InsightsBench {
         events: events as u64,
         persons: persons as u64,

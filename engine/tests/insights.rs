@@ -1828,6 +1828,28 @@ fn insight_facts_fast_paths_agree_with_the_general_path() {
             json!({"kind": "funnel", "date_range": range, "count": "totals",
             "steps": [{"event": "view"}, {"event": "buy"}]}),
         );
+        // Retention broken down by the start event's browser, or PostHog's per-value rule.
+        for (period, kind, window, attribution) in [
+            ("week", "recurring", "calendar", "start"),
+            ("day", "recurring", "rolling24h", "all_events"),
+            ("day", "first_time", "calendar", "start"),
+        ] {
+            queries.push(json!({"kind": "retention", "date_range": range,
+                "start": {"event": "signup"}, "returning": {"event": "$pageview"},
+                "period": period, "intervals": 6, "retention_type": kind,
+                "time_window": window,
+                "breakdown": {"property": "$browser", "source": "event",
+                              "attribution": attribution, "limit": 2}}));
+        }
+        // Funnel trends broken down, in order and in any order.
+        for order in ["ordered", "unordered"] {
+            queries.push(
+                json!({"kind": "funnel", "date_range": range, "order": order,
+                "steps": [{"event": "$pageview"}, {"event": "signup"}, {"event": "buy"}],
+                "display": "trends", "interval": "week", "window": 5, "window_unit": "day",
+                "breakdown": {"property": "$browser", "limit": 2}}),
+            );
+        }
     }
     let drills: &[(usize, &[&str])] = &[
         (0, &["0:3@Chrome", "1:0@None", "2:5@Other"]),
@@ -1838,6 +1860,17 @@ fn insight_facts_fast_paths_agree_with_the_general_path() {
         (10, &["0:0", "0:1", "1:2"]),
         (16, &["2", "-2", "-3", "1@Chrome"]),
         (19, &["period:1:converted", "period:0:dropped"]),
+        (21, &["0:1@Chrome", "1:0@Other", "0:0", "2:1@None"]),
+        (22, &["0:1@Firefox", "1:1@Chrome"]),
+        (
+            24,
+            &[
+                "period:0:converted@Chrome",
+                "period:1:entered@Other",
+                "2@Other",
+            ],
+        ),
+        (25, &["period:0:converted", "period:1:dropped@Chrome"]),
     ];
     for tz in [None, Some("America/New_York")] {
         let ws = facts_fixture_ws(tz);

@@ -117,6 +117,38 @@ test("the retention table shows cohorts with clickable cells", async () => {
   await shot("e2e-retention");
   await click(await find('#retention-table button[data-drill="0:0"]'));
   await find("#drill-persons");
+  // Broken down by the browser on each cohort's start event: a table per value, drilled per value.
+  const set = (css, value) => js(`const e = document.querySelector(${JSON.stringify(css)}); e.value = ${JSON.stringify(value)}; e.dispatchEvent(new Event("change")); return true`);
+  await set("#retention-breakdown-kind", "event");
+  await find("#retention-breakdown");
+  await set("#retention-breakdown", "$browser");
+  await click(await find("#run-insight"));
+  await until(async () => Number(await js("return document.querySelectorAll('table.retention-breakdown').length")) >= 2, "a retention table per browser");
+  const values = await js("return [...document.querySelectorAll('table.retention-breakdown')].map(t => t.dataset.value)");
+  assert.ok(values.includes("Chrome"), `breakdown values: ${values}`);
+  await sleep(600);
+  await shot("e2e-retention-breakdown");
+  await click(await find('table.retention-breakdown[data-value="Chrome"] button[data-drill="0:0@Chrome"]'));
+  await until(async () => /· Chrome/.test(await textOf("#drill-drawer")), "the Chrome cohort's persons");
+});
+
+test("funnel trends are broken down by browser, a line and a drillable row per value", async () => {
+  await go("#/insights/funnel");
+  await find("#funnel-table");
+  const set = (css, value) => js(`const e = document.querySelector(${JSON.stringify(css)}); e.value = ${JSON.stringify(value)}; e.dispatchEvent(new Event("change")); return true`);
+  await set("#funnel-display", "trends");
+  await find("#funnel-breakdown-kind");
+  await set("#funnel-breakdown-kind", "event");
+  await find("#funnel-breakdown");
+  await set("#funnel-breakdown", "$browser");
+  await click(await find("#run-insight"));
+  await until(async () => /Breakdown/.test(await textOf("#funnel-trends-table").catch(() => "")), "the broken-down funnel trends table");
+  const body = await textOf("#funnel-trends-table");
+  assert.match(body, /Chrome/);
+  await sleep(600);
+  await shot("e2e-funnel-trends-breakdown");
+  await click(await find('#funnel-trends-table button[data-drill^="period:0:entered@Chrome"]'));
+  await until(async () => /entry period 1: entered · Chrome/.test(await textOf("#drill-drawer")), "the persons who entered on Chrome in the first period");
 });
 
 test("trends, lifecycle and paths render their charts", async () => {

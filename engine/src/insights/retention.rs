@@ -304,14 +304,19 @@ pub fn run(
     let range = q.date_range.resolve(ws, now_us, &settings.time_zone)?;
     let sunday = settings.week_start == "sunday";
     let calendar = q.time_window == TimeWindow::Calendar;
+    // The facts answer an event-property breakdown on one of their property columns.
+    let fact_column = event_breakdown.map(|b| super::facts::column_of(b.source, &b.property));
     let fast = if q.start.filters.is_empty()
         && q.returning.filters.is_empty()
         && q.scope.cohort.is_none()
         && q.scope.exclude_cohort.is_none()
-        && event_breakdown.is_none()
+        && fact_column != Some(None)
         && super::facts::available(ws)?
     {
-        Some(fact_streams_sql(ws, q, &settings, range, calendar)?)
+        Some(match fact_column.flatten() {
+            None => fact_streams_sql(ws, q, &settings, range, calendar)?,
+            Some(column) => fact_value_streams_sql(ws, q, &settings, range, calendar, column)?,
+        })
     } else {
         None
     };
@@ -768,6 +773,58 @@ fn fact_streams_sql(
         }
     }
     s.push(" GROUP BY pid) x JOIN person_index pi ON pi.pid = x.pid ORDER BY pi.person_id");
+    Ok(s)
+}
+
+/// [`general_streams_sql`] with an event-property breakdown, from `event_facts` (no
+/// filters, no cohort scope, the property one of the facts' columns): each person's start
+/// and return periods (calendar, from the events' local days) or times (rolling) in time
+/// order, with the events' values in the same order.
+fn fact_value_streams_sql(
+    ws: &Workspace,
+    q: &RetentionQuery,
+    settings: &ModelSettings,
+    range: Resolved,
+    calendar: bool,
+    column: &'static str,
+) -> Result<Sql> {
+    let sunday = settings.week_start == "sunday";
+    let from_day = super::facts::local_day(ws, &settings.time_zone, range.from_us)?.0;
+    let which = |s: &mut Sql, k: usize| {
+        let spec = if k == 0 { &q.start } else { &q.returning };
+        s.push(" ORDER BY ts_us, event_seq) FILTER (WHERE event_name = ")
+            .bind(spec.event.clone());
+        if k == 1 || q.retention_type == RetentionType::Recurring {
+            s.push(" AND ts_us >= ").bind(range.from_us);
+        }
+        if k == 0 {
+            s.push(" AND ts_us <= ").bind(range.to_us);
+        }
+        s.push(")");
+    };
+    let mut s = Sql::new("SELECT pi.person_id, x.s, x.r, x.sv, x.rv FROM (SELECT pid");
+    for (k, name) in ["s", "r"].into_iter().enumerate() {
+        s.push(", list(");
+        if calendar {
+            super::facts::push_day_period(&mut s, q.unit(), from_day, sunday, "day");
+        } else {
+            s.push("ts_us");
+        }
+        which(&mut s, k);
+        s.push(" AS ").push(name);
+    }
+    for (k, name) in ["sv", "rv"].into_iter().enumerate() {
+        s.push(", list(").push(column);
+        which(&mut s, k);
+        s.push(" AS ").push(name);
+    }
+    s.push(" FROM event_facts WHERE event_name IN (")
+        .bind(q.start.event.clone())
+        .push(", ")
+        .bind(q.returning.event.clone())
+        .push(") AND ts_us <= ")
+        .bind(range.to_us.max(range.from_us))
+        .push(" GROUP BY pid) x JOIN person_index pi ON pi.pid = x.pid ORDER BY pi.person_id");
     Ok(s)
 }
 

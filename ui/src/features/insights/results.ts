@@ -49,7 +49,8 @@ function heatColor(p: number | null): string {
 
 function retentionTable(cohorts: CohortRow[], meanSimple: (number | null)[], onDrill: (cell: string) => void, suffix = ""): HTMLElement {
   const periods = Math.max(0, ...cohorts.map((c) => c.values.length));
-  const t = el("table", { class: "grid retention", id: "retention-table" });
+  // The whole table has the id; a breakdown row's table is marked by its value.
+  const t = el("table", suffix === "" ? { class: "grid retention", id: "retention-table" } : { class: "grid retention retention-breakdown", "data-value": suffix.slice(1) });
   t.append(el("thead", {}, el("tr", {}, el("th", {}, "Cohort"), el("th", { class: "num" }, "Persons"), ...Array.from({ length: periods }, (_, k) => el("th", { class: "num" }, `${k}`)))));
   const body = el("tbody");
   cohorts.forEach((c, ci) => {
@@ -174,14 +175,20 @@ export function render(r: InsightResult, q: Query, onDrill: (cell: string) => vo
       const periods = Math.max(0, ...r.cohorts.map((c) => c.values.length));
       const option: ChartOption = {
         tooltip: { trigger: "axis", valueFormatter: (v: number) => fmtPct(v, 1) },
-        legend: { top: 0 },
+        legend: { top: 0, type: "scroll" },
         grid,
         xAxis: { type: "category", data: Array.from({ length: periods }, (_, k) => `${q.kind === "retention" ? q.period : "period"} ${k}`), axisLabel },
         yAxis: { type: "value", min: 0, max: 1, axisLabel: { ...axisLabel, formatter: (v: number) => `${Math.round(v * 100)}%` } },
-        series: [
-          { name: "Mean (simple)", type: "line", data: r.meanSimple, connectNulls: false },
-          { name: "Mean (weighted by size)", type: "line", data: r.meanWeighted, lineStyle: { type: "dashed" } },
-        ],
+        // Broken down: everyone's weighted mean and each value's (the first 10).
+        series: r.breakdown.length === 0
+          ? [
+              { name: "Mean (simple)", type: "line", data: r.meanSimple, connectNulls: false },
+              { name: "Mean (weighted by size)", type: "line", data: r.meanWeighted, lineStyle: { type: "dashed" } },
+            ]
+          : [
+              { name: "Everyone (weighted)", type: "line", data: r.meanWeighted, lineStyle: { type: "dashed" } },
+              ...r.breakdown.slice(0, 10).map((b) => ({ name: b.value, type: "line", data: b.meanWeighted })),
+            ],
       };
       const parts = el("div", {}, retentionTable(r.cohorts, r.meanSimple, onDrill));
       for (const b of r.breakdown) {
