@@ -1662,6 +1662,48 @@ fn funnel_trends_break_down_and_take_any_order() {
     q.date_range =
         serde_json::from_value(json!({"from": "2024-01-01", "to": "2024-01-01"})).unwrap();
     assert_eq!(series(&q).0, vec![(2, 1)]);
+    // By saved cohorts: a row and a trend series per cohort, in the order given, over its
+    // members (a person may be in several).
+    let performed = |event: &str, filters: Value| -> CohortDef {
+        serde_json::from_value(json!({"criteria": [
+            {"type": "performed", "event": event, "within_days": 3650, "filters": filters}]}))
+        .unwrap()
+    };
+    let chrome_only = json!([{"key": "browser", "op": "equals", "value": "Chrome"}]);
+    cohort::save(&ws, "chrome", &performed("A", chrome_only), now).unwrap();
+    cohort::save(&ws, "did B", &performed("B", json!([])), now).unwrap();
+    let q = query(
+        json!({"steps": [{"event": "A"}, {"event": "B"}], "window": 1,
+        "display": "trends", "interval": "day",
+        "date_range": {"from": "2024-01-01", "to": "2024-01-03"},
+        "breakdown": {"cohorts": ["did B", "chrome"]}}),
+    );
+    let (r, _) = funnel::run(&ws, &q, now).unwrap();
+    let rows: Vec<(&str, Vec<u64>)> = r
+        .breakdown
+        .iter()
+        .map(|b| (b.value.as_str(), b.steps.iter().map(|s| s.count).collect()))
+        .collect();
+    assert_eq!(rows, vec![("did B", vec![3, 2]), ("chrome", vec![2, 2])]);
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+    assert_eq!(
+        series(&q).1,
+        vec![
+            (s("did B"), vec![(1, 1), (2, 1), (0, 0)]),
+            (s("chrome"), vec![(1, 1), (1, 1), (0, 0)]),
+        ]
+    );
+    assert_eq!(names(&q, "-2@did B"), vec!["d"]);
+    assert_eq!(names(&q, "period:1:entered@chrome"), vec!["c"]);
+    // A property or cohorts, not both.
+    assert_eq!(
+        error_code(
+            &ws,
+            json!({"steps": [{"event": "A"}, {"event": "B"}],
+                   "breakdown": {"property": "browser", "cohorts": ["chrome"]}})
+        ),
+        "funnel_breakdown"
+    );
 }
 
 /// A pseudo-random workspace for comparing the insight facts' fast paths with the general

@@ -117,6 +117,7 @@ test("the retention table shows cohorts with clickable cells", async () => {
   await shot("e2e-retention");
   await click(await find('#retention-table button[data-drill="0:0"]'));
   await find("#drill-persons");
+  await js("[...document.querySelectorAll('#drill-drawer button')].find((b) => b.textContent === 'Close').click(); return true");
   // Broken down by the browser on each cohort's start event: a table per value, drilled per value.
   const set = (css, value) => js(`const e = document.querySelector(${JSON.stringify(css)}); e.value = ${JSON.stringify(value)}; e.dispatchEvent(new Event("change")); return true`);
   await set("#retention-breakdown-kind", "event");
@@ -128,6 +129,7 @@ test("the retention table shows cohorts with clickable cells", async () => {
   assert.ok(values.includes("Chrome"), `breakdown values: ${values}`);
   await sleep(600);
   await shot("e2e-retention-breakdown");
+  await js("document.querySelector('table.retention-breakdown').scrollIntoView(); return true");
   await click(await find('table.retention-breakdown[data-value="Chrome"] button[data-drill="0:0@Chrome"]'));
   await until(async () => /· Chrome/.test(await textOf("#drill-drawer")), "the Chrome cohort's persons");
 });

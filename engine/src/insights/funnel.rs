@@ -146,9 +146,15 @@ pub enum Attribution {
     AllEvents,
 }
 
+/// Split the funnel by an event or person property (each unit's value as `attribution`
+/// says; the top `limit` rows, the rest merged into "Other"), or by saved cohorts (one row
+/// per cohort, in the order given, over its members' units; a person may be in several
+/// rows; no "Other").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct Breakdown {
+    /// The property; empty when breaking down by `cohorts`.
+    #[serde(default)]
     pub property: String,
     #[serde(default)]
     pub source: PropertySource,
@@ -157,6 +163,9 @@ pub struct Breakdown {
     /// At most this many values; the rest are merged into "Other" (default 25).
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Break down by these saved cohorts instead of a property.
+    #[serde(default)]
+    pub cohorts: Vec<String>,
 }
 
 fn first_touch() -> Attribution {
@@ -272,6 +281,18 @@ impl FunnelQuery {
         rules
     }
 
+    /// The breakdown when it is by a property (not by cohorts).
+    pub fn property_breakdown(&self) -> Option<&Breakdown> {
+        self.breakdown.as_ref().filter(|b| b.cohorts.is_empty())
+    }
+
+    /// The cohorts broken down by (empty when not by cohorts).
+    pub fn breakdown_cohorts(&self) -> &[String] {
+        self.breakdown
+            .as_ref()
+            .map_or(&[], |b| b.cohorts.as_slice())
+    }
+
     /// Funnel trends' (from, to) steps, 0-based.
     pub fn trend_steps(&self) -> (usize, usize) {
         (
@@ -329,10 +350,20 @@ impl FunnelQuery {
                 });
             }
         }
+        if let Some(b) = &self.breakdown {
+            let by_property = !b.property.trim().is_empty();
+            let by_cohorts = !b.cohorts.is_empty();
+            if by_property == by_cohorts {
+                return Err(EngineError::InvalidQuery {
+                    code: "funnel_breakdown",
+                    message: "a funnel breakdown names either a property or saved cohorts".into(),
+                });
+            }
+        }
         if let Some(Breakdown {
             attribution: Attribution::Step { step },
             ..
-        }) = &self.breakdown
+        }) = self.property_breakdown()
         {
             if *step >= n {
                 return Err(EngineError::InvalidQuery {
@@ -520,6 +551,8 @@ pub struct FunnelDetail {
     rules: Rules,
     /// The breakdown values shown by name when the rest were merged into "Other".
     kept: Option<Vec<String>>,
+    /// A cohort breakdown's members, by cohort.
+    cohorts: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The loader's SQL: each person's events in range with their step numbers and breakdown.
@@ -534,7 +567,7 @@ pub fn loader_sql(
     let mut s = Sql::new("SELECT ep.person_id, epoch_us(e.ts_utc) AS t, e.event_seq, ");
     push_steps(&mut s, q, "e.event_name")?;
     s.push(" AS steps, ");
-    match &q.breakdown {
+    match q.property_breakdown() {
         Some(b) => push_property(&mut s, b.source, &b.property),
         None => {
             s.push("NULL::VARCHAR");
@@ -567,8 +600,7 @@ pub fn loader_sql(
             .iter()
             .flat_map(|s| &s.filters)
             .any(|f| f.source == PropertySource::Person)
-        || q.breakdown
-            .as_ref()
+        || q.property_breakdown()
             .is_some_and(|b| b.source == PropertySource::Person);
     if needs_person {
         s.push(" LEFT JOIN persons p ON p.person_id = ep.person_id");
@@ -612,7 +644,7 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<S
     {
         return Ok(None);
     }
-    let bd = match &q.breakdown {
+    let bd = match q.property_breakdown() {
         None => None,
         Some(b) => match super::facts::column_of(b.source, &b.property) {
             Some(c) => Some(c),
@@ -740,7 +772,7 @@ pub fn run(
     let settings = ModelSettings::load(ws)?;
     let range = q.date_range.resolve(ws, now_us, &settings.time_zone)?;
     let mut properties: Vec<(PropertySource, &str)> = q
-        .breakdown
+        .property_breakdown()
         .iter()
         .map(|b| (b.source, b.property.as_str()))
         .collect();
@@ -817,6 +849,7 @@ pub fn run(
         trend_cells: Vec::new(),
         rules: ctx.rules.clone(),
         kept: None,
+        cohorts: BTreeMap::new(),
     };
     // The fast path sorts integer persons (a lighter sort than text ids): their text ids.
     let ids = if fast_path {
@@ -894,7 +927,34 @@ pub fn run(
     let rules = &ctx.rules;
     let steps = aggregate(&names, rules, detail.outcomes.iter(), zero);
     let mut notes = Vec::new();
-    let breakdown = match &q.breakdown {
+    let breakdown = match q.property_breakdown() {
+        None if !q.breakdown_cohorts().is_empty() => {
+            // One row per cohort, over its members' units.
+            let mut members = BTreeMap::new();
+            for name in q.breakdown_cohorts() {
+                let def = super::cohort::load(ws, name)?;
+                let ids: BTreeSet<String> = super::cohort::member_ids(ws, &def, now_us)?
+                    .into_iter()
+                    .collect();
+                members.insert(name.clone(), ids);
+            }
+            detail.cohorts = members;
+            q.breakdown_cohorts()
+                .iter()
+                .map(|name| BreakdownRow {
+                    value: name.clone(),
+                    steps: aggregate(
+                        &names,
+                        rules,
+                        detail
+                            .outcomes
+                            .iter()
+                            .filter(|o| detail.in_row(&o.person_id, &o.value, name)),
+                        zero,
+                    ),
+                })
+                .collect()
+        }
         None => Vec::new(),
         Some(b) => {
             let mut by: BTreeMap<&str, Vec<&PersonOutcome>> = BTreeMap::new();
@@ -1007,7 +1067,7 @@ pub fn run(
                     &mut detail
                         .trend_cells
                         .iter()
-                        .filter(|c| detail.value_matches(&c.value, &row.value)),
+                        .filter(|c| detail.in_row(&c.person_id, &c.value, &row.value)),
                 ),
             })
             .collect();
@@ -1040,9 +1100,12 @@ pub fn run(
 
 /// What a funnel's outcomes are remembered under (see [`detail`]): the query, `now` and
 /// the model build. None (not remembered) while the model is not fresh, or with a cohort
-/// scope (a saved cohort can change without a rebuild).
+/// scope or breakdown (a saved cohort can change without a rebuild).
 fn memo_key(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<Option<String>> {
-    if q.scope.cohort.is_some() || q.scope.exclude_cohort.is_some() {
+    if q.scope.cohort.is_some()
+        || q.scope.exclude_cohort.is_some()
+        || !q.breakdown_cohorts().is_empty()
+    {
         return Ok(None);
     }
     let built: Option<String> = ws.conn().query_row(
@@ -1151,7 +1214,7 @@ fn evaluate(ctx: &Context, person: &str, events: &[Row], detail: &mut FunnelDeta
     let all = |e: &FunnelEvent, _: &Option<String>| Some(e.steps.clone());
     // (breakdown value, the events as the machine sees them under it)
     let mut runs: Vec<(String, Vec<(FunnelEvent, &Row)>)> = Vec::new();
-    match q.breakdown.as_ref().map(|b| &b.attribution) {
+    match q.property_breakdown().map(|b| &b.attribution) {
         None => runs.push((String::new(), prepared(&all))),
         Some(Attribution::FirstTouch) => runs.push((funnel_value(true), prepared(&all))),
         Some(Attribution::LastTouch) => runs.push((funnel_value(false), prepared(&all))),
@@ -1457,7 +1520,7 @@ impl FunnelDetail {
         let ids = self
             .outcomes
             .iter()
-            .filter(|o| value.is_none_or(|v| self.value_matches(&o.value, v)))
+            .filter(|o| value.is_none_or(|v| self.in_row(&o.person_id, &o.value, v)))
             .filter(|o| {
                 if step > 0 {
                     self.rules.counts_at(&o.result, k)
@@ -1469,9 +1532,12 @@ impl FunnelDetail {
         Ok(sorted_unique(ids))
     }
 
-    /// Whether an outcome's breakdown value belongs to the row shown as `row` ("Other":
-    /// every value not shown by name).
-    fn value_matches(&self, value: &str, row: &str) -> bool {
+    /// Whether a person's unit with breakdown value `value` belongs to the row shown as
+    /// `row`: a cohort row holds its members, "Other" every value not shown by name.
+    fn in_row(&self, person: &str, value: &str, row: &str) -> bool {
+        if let Some(members) = self.cohorts.get(row) {
+            return members.contains(person);
+        }
         match &self.kept {
             Some(kept) if row == "Other" => !kept.iter().any(|k| k == value),
             _ => value == row,
@@ -1490,7 +1556,7 @@ impl FunnelDetail {
             self.trend_cells
                 .iter()
                 .filter(|c| c.period == period)
-                .filter(|c| value.is_none_or(|v| self.value_matches(&c.value, v)))
+                .filter(|c| value.is_none_or(|v| self.in_row(&c.person_id, &c.value, v)))
                 .filter(|c| match which {
                     TrendPersons::Entered => true,
                     TrendPersons::Converted => c.converted,

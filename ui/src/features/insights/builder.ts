@@ -282,23 +282,24 @@ function breakdownEditor(
       draw();
     }, { id: `${id}-kind` });
     const parts: (HTMLElement | null)[] = [kind];
+    let below: HTMLElement | null = null;
     if (state.kind === "event" || state.kind === "person") {
       parts.push(input(state.property, (x) => {
         state.property = x.trim();
         apply(state);
       }, { placeholder: state.kind === "event" ? "e.g. $browser" : "e.g. plan", id, class: "filter-key" }));
-      parts.push(extra?.(state) ?? null);
+      // The property's own options (attribution) on a line of their own.
+      const more = extra?.(state) ?? null;
+      if (more) below = el("div", { class: "row" }, el("span", { class: "muted" }, "Value from"), more);
     } else if (state.kind === "cohorts") {
-      parts.push(
-        v.cohorts.length === 0
-          ? el("span", { class: "muted" }, "No saved cohorts yet: create one under Cohorts.")
-          : el("div", { class: "row" }, ...v.cohorts.map((c) => checkbox(c, state.cohorts.includes(c), (on) => {
-              state.cohorts = on ? [...state.cohorts, c] : state.cohorts.filter((x) => x !== c);
-              apply(state);
-            }, { "data-cohort": c }))),
-      );
+      below = v.cohorts.length === 0
+        ? el("span", { class: "muted" }, "No saved cohorts yet: create one under Cohorts.")
+        : el("div", { class: "row wrap" }, ...v.cohorts.map((c) => checkbox(c, state.cohorts.includes(c), (on) => {
+            state.cohorts = on ? [...state.cohorts, c] : state.cohorts.filter((x) => x !== c);
+            apply(state);
+          }, { "data-cohort": c })));
     }
-    box.replaceChildren(el("div", { class: "row" }, ...parts));
+    box.replaceChildren(el("div", { class: "row" }, ...parts), ...(below ? [below] : []));
   };
   draw();
   return box;
@@ -457,14 +458,17 @@ export function kindFields(q: Query, v: Vocabulary, onChange: () => void, redraw
           onChange();
         }, { placeholder: "e.g. order_id" }), "Every step of a chain must share these event properties."),
         field("Breakdown", breakdownEditor(
-          { kind: q.breakdown ? q.breakdown.source : "", property: q.breakdown?.property ?? "", cohorts: [] },
-          ["", "event", "person"],
+          { kind: q.breakdown ? (q.breakdown.cohorts.length > 0 ? "cohorts" : q.breakdown.source) : "", property: q.breakdown?.property ?? "", cohorts: q.breakdown?.cohorts ?? [] },
+          ["", "event", "person", "cohorts"],
           v,
           (b) => {
+            const attribution = q.breakdown?.attribution ?? { type: "first_touch" as const };
             q.breakdown = b.kind === "event" || b.kind === "person"
-              ? { property: b.property, source: b.kind, attribution: q.breakdown?.attribution ?? { type: "first_touch" }, limit: q.breakdown?.limit ?? null }
-              : null;
-            if (!q.breakdown || q.breakdown.property) onChange();
+              ? { property: b.property, source: b.kind, attribution, limit: q.breakdown?.limit ?? null, cohorts: [] }
+              : b.kind === "cohorts"
+                ? { property: "", source: "event", attribution, limit: null, cohorts: b.cohorts }
+                : null;
+            if (!q.breakdown || q.breakdown.property || q.breakdown.cohorts.length > 0) onChange();
           },
           "funnel-breakdown",
           () => select(attributionKey(q.breakdown?.attribution), [
@@ -477,7 +481,7 @@ export function kindFields(q: Query, v: Vocabulary, onChange: () => void, redraw
             q.breakdown.attribution = x.startsWith("step:") ? { type: "step", step: Number(x.slice(5)) } : { type: x as "first_touch" | "last_touch" | "all_events" };
             if (q.breakdown.property) onChange();
           }, { id: "funnel-attribution", title: "Which events give a person their value" }),
-        ), "The top 25 values; the rest in “Other”."),
+        ), "Properties: the top 25 values, the rest in “Other”. Cohorts: one row each."),
         checkbox("Every step inside the date range", q.bound_all_steps, (x) => {
           q.bound_all_steps = x;
           onChange();

@@ -2,8 +2,22 @@
 import type { Attribution } from "./Attribution";
 import type { PropertySource } from "./PropertySource";
 
-export type Breakdown = { property: string, source: PropertySource, attribution: Attribution, 
+/**
+ * Split the funnel by an event or person property (each unit's value as `attribution`
+ * says; the top `limit` rows, the rest merged into "Other"), or by saved cohorts (one row
+ * per cohort, in the order given, over its members' units; a person may be in several
+ * rows; no "Other").
+ */
+export type Breakdown = { 
+/**
+ * The property; empty when breaking down by `cohorts`.
+ */
+property: string, source: PropertySource, attribution: Attribution, 
 /**
  * At most this many values; the rest are merged into "Other" (default 25).
  */
-limit: number | null, };
+limit: number | null, 
+/**
+ * Break down by these saved cohorts instead of a property.
+ */
+cohorts: Array<string>, };
