@@ -131,3 +131,22 @@ pub fn push_day_period(s: &mut Sql, unit: &'static str, from_day: i64, sunday: b
         .push(shift)
         .push("))");
 }
+
+/// Every person's text id at its `person_index.pid` (index 0 unused).
+pub fn person_ids(ws: &Workspace) -> Result<Vec<String>> {
+    let mut st = ws
+        .conn()
+        .prepare("SELECT pid, person_id FROM person_index ORDER BY pid")?;
+    let mut rows = st.query([])?;
+    let mut ids = vec![String::new()];
+    while let Some(r) = rows.next()? {
+        let pid: i64 = r.get(0)?;
+        if pid != ids.len() as i64 {
+            return Err(crate::EngineError::InvalidArgument(format!(
+                "person_index is not dense at {pid} (rebuild the model)"
+            )));
+        }
+        ids.push(r.get(1)?);
+    }
+    Ok(ids)
+}

@@ -682,25 +682,6 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<S
     Ok(Some(s))
 }
 
-/// Every person's text id at its `person_index.pid` (index 0 unused).
-fn person_ids(ws: &Workspace) -> Result<Vec<String>> {
-    let mut st = ws
-        .conn()
-        .prepare("SELECT pid, person_id FROM person_index ORDER BY pid")?;
-    let mut rows = st.query([])?;
-    let mut ids = vec![String::new()];
-    while let Some(r) = rows.next()? {
-        let pid: i64 = r.get(0)?;
-        if pid != ids.len() as i64 {
-            return Err(EngineError::InvalidArgument(format!(
-                "person_index is not dense at {pid} (rebuild the model)"
-            )));
-        }
-        ids.push(r.get(1)?);
-    }
-    Ok(ids)
-}
-
 /// Push the list of step numbers an event matches (steps 1…N, then exclusions as negative
 /// steps), its name in column `name`, its properties in `e.properties`.
 fn push_steps(s: &mut Sql, q: &FunnelQuery, name: &str) -> Result<()> {
@@ -853,7 +834,7 @@ pub fn run(
     };
     // The fast path sorts integer persons (a lighter sort than text ids): their text ids.
     let ids = if fast_path {
-        Some(person_ids(ws)?)
+        Some(super::facts::person_ids(ws)?)
     } else {
         None
     };

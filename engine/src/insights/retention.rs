@@ -306,6 +306,7 @@ pub fn run(
     let calendar = q.time_window == TimeWindow::Calendar;
     // The facts answer an event-property breakdown on one of their property columns.
     let fact_column = event_breakdown.map(|b| super::facts::column_of(b.source, &b.property));
+    // The facts' rows per person, period and value (see [`value_streams`]) or their lists.
     let fast = if q.start.filters.is_empty()
         && q.returning.filters.is_empty()
         && q.scope.cohort.is_none()
@@ -314,19 +315,27 @@ pub fn run(
         && super::facts::available(ws)?
     {
         Some(match fact_column.flatten() {
-            None => fact_streams_sql(ws, q, &settings, range, calendar)?,
-            Some(column) => fact_value_streams_sql(ws, q, &settings, range, calendar, column)?,
+            None => (fact_streams_sql(ws, q, &settings, range, calendar)?, false),
+            Some(column) => (
+                fact_value_streams_sql(ws, q, &settings, range, calendar, column)?,
+                true,
+            ),
         })
     } else {
         None
     };
-    let s = match fast {
+    let (s, rows) = match fast {
         Some(s) => s,
-        None => general_streams_sql(ws, q, &settings, range, calendar, now_us)?,
+        None => (
+            general_streams_sql(ws, q, &settings, range, calendar, now_us)?,
+            false,
+        ),
     };
-    let mut st = ws.conn().prepare(&s.text)?;
-    let streams: Vec<Stream> = st
-        .query_map(duckdb::params_from_iter(s.params.iter()), |r| {
+    let streams: Vec<Stream> = if rows {
+        value_streams(ws, &s)?
+    } else {
+        let mut st = ws.conn().prepare(&s.text)?;
+        st.query_map(duckdb::params_from_iter(s.params.iter()), |r| {
             Ok(Stream {
                 person: r.get(0)?,
                 starts: int_list(r.get(1)?),
@@ -335,7 +344,8 @@ pub fn run(
                 return_values: text_list(r.get(4)?),
             })
         })?
-        .collect::<duckdb::Result<_>>()?;
+        .collect::<duckdb::Result<_>>()?
+    };
     // The last complete period: the one holding date_to (or now, if earlier) is complete
     // only when date_to is before now; calendar periods after it are incomplete.
     let last_us = range.to_us.min(now_us);
@@ -790,33 +800,29 @@ fn fact_value_streams_sql(
 ) -> Result<Sql> {
     let sunday = settings.week_start == "sunday";
     let from_day = super::facts::local_day(ws, &settings.time_zone, range.from_us)?.0;
-    let which = |s: &mut Sql, k: usize| {
-        let spec = if k == 0 { &q.start } else { &q.returning };
-        s.push(" ORDER BY ts_us, event_seq) FILTER (WHERE event_name = ")
+    // One row per person, period (time when rolling) and value, with the key (time, then
+    // event_seq) of its first start and first return event; [`value_streams`] puts them
+    // in key order. (Ordered list aggregates over every event ran out of memory at 10M
+    // events; list aggregates of the grouped rows took twice as long as this.)
+    let mut s = Sql::new("SELECT pid, ");
+    if calendar {
+        super::facts::push_day_period(&mut s, q.unit(), from_day, sunday, "day");
+    } else {
+        s.push("ts_us");
+    }
+    s.push(" AS p, ").push(column).push(" AS v");
+    for (k, spec) in [&q.start, &q.returning].into_iter().enumerate() {
+        s.push(", min(ts_us::HUGEINT * 1099511627776 + event_seq) FILTER (WHERE event_name = ")
             .bind(spec.event.clone());
+        // Starts: from the range's start when recurring (first-time: all time), to its
+        // end; returns: from the range's start.
         if k == 1 || q.retention_type == RetentionType::Recurring {
             s.push(" AND ts_us >= ").bind(range.from_us);
         }
         if k == 0 {
             s.push(" AND ts_us <= ").bind(range.to_us);
         }
-        s.push(")");
-    };
-    let mut s = Sql::new("SELECT pi.person_id, x.s, x.r, x.sv, x.rv FROM (SELECT pid");
-    for (k, name) in ["s", "r"].into_iter().enumerate() {
-        s.push(", list(");
-        if calendar {
-            super::facts::push_day_period(&mut s, q.unit(), from_day, sunday, "day");
-        } else {
-            s.push("ts_us");
-        }
-        which(&mut s, k);
-        s.push(" AS ").push(name);
-    }
-    for (k, name) in ["sv", "rv"].into_iter().enumerate() {
-        s.push(", list(").push(column);
-        which(&mut s, k);
-        s.push(" AS ").push(name);
+        s.push(if k == 0 { ") AS sk" } else { ") AS rk" });
     }
     s.push(" FROM event_facts WHERE event_name IN (")
         .bind(q.start.event.clone())
@@ -824,8 +830,65 @@ fn fact_value_streams_sql(
         .bind(q.returning.event.clone())
         .push(") AND ts_us <= ")
         .bind(range.to_us.max(range.from_us))
-        .push(" GROUP BY pid) x JOIN person_index pi ON pi.pid = x.pid ORDER BY pi.person_id");
+        .push(" GROUP BY ALL HAVING sk IS NOT NULL OR rk IS NOT NULL ORDER BY pid");
     Ok(s)
+}
+
+/// The streams of [`fact_value_streams_sql`]'s rows: each person's starts and returns in
+/// key order.
+fn value_streams(ws: &Workspace, s: &Sql) -> Result<Vec<Stream>> {
+    let ids = super::facts::person_ids(ws)?;
+    let mut st = ws.conn().prepare(&s.text)?;
+    let mut rows = st.query(duckdb::params_from_iter(s.params.iter()))?;
+    type Keyed = Vec<(i128, i64, Option<String>)>;
+    let mut out = Vec::new();
+    let mut current: Option<(i32, Keyed, Keyed)> = None;
+    let finish = |out: &mut Vec<Stream>, (pid, mut starts, mut returns): (i32, Keyed, Keyed)| {
+        let person = usize::try_from(pid)
+            .ok()
+            .and_then(|i| ids.get(i))
+            .ok_or_else(|| {
+                EngineError::InvalidArgument(format!(
+                    "person {pid} is not in person_index (rebuild the model)"
+                ))
+            })?
+            .clone();
+        starts.sort_unstable_by_key(|x| x.0);
+        returns.sort_unstable_by_key(|x| x.0);
+        let (starts, start_values) = starts.into_iter().map(|(_, p, v)| (p, v)).unzip();
+        let (returns, return_values) = returns.into_iter().map(|(_, p, v)| (p, v)).unzip();
+        out.push(Stream {
+            person,
+            starts,
+            start_values,
+            returns,
+            return_values,
+        });
+        Ok::<(), EngineError>(())
+    };
+    while let Some(r) = rows.next()? {
+        let pid: i32 = r.get(0)?;
+        let p: i64 = r.get(1)?;
+        let v: Option<String> = r.get(2)?;
+        let sk: Option<i128> = r.get(3)?;
+        let rk: Option<i128> = r.get(4)?;
+        if current.as_ref().is_some_and(|c| c.0 != pid) {
+            if let Some(c) = current.take() {
+                finish(&mut out, c)?;
+            }
+        }
+        let c = current.get_or_insert_with(|| (pid, Vec::new(), Vec::new()));
+        if let Some(k) = sk {
+            c.1.push((k, p, v.clone()));
+        }
+        if let Some(k) = rk {
+            c.2.push((k, p, v));
+        }
+    }
+    if let Some(c) = current.take() {
+        finish(&mut out, c)?;
+    }
+    Ok(out)
 }
 
 /// The triangle and mean curves of some cells.
