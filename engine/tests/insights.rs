@@ -1155,6 +1155,49 @@ fn retention_breaks_down_by_the_start_events_property() {
 }
 
 #[test]
+fn retention_breakdown_ties_at_one_instant_take_the_smallest_value() {
+    // u1 opens twice at the same instant on D0 (Safari imported first, then Chrome): the
+    // cohort's value is the smaller one, on the facts and on the general path alike.
+    let h = 3_600;
+    let ws = ws_from(&[
+        ev(1, DAY0 + h, "u1", "open", json!({"$browser": "Safari"})),
+        ev(2, DAY0 + h, "u1", "open", json!({"$browser": "Chrome"})),
+        ev(
+            3,
+            DAY0 + 86_400 + h,
+            "u1",
+            "open",
+            json!({"$browser": "Safari"}),
+        ),
+    ]);
+    let q = device_retention(json!({"property": "$browser", "source": "event"}));
+    let (s, n) = (Some, None);
+    let expected = vec![
+        (
+            "Chrome".to_string(),
+            vec![
+                vec![s(1), s(1), s(0)],
+                vec![s(0), s(0), n],
+                vec![s(0), n, n],
+            ],
+        ),
+        (
+            "Safari".to_string(),
+            vec![
+                vec![s(0), s(0), s(0)],
+                vec![s(1), s(0), n],
+                vec![s(0), n, n],
+            ],
+        ),
+    ];
+    let (fast, _) = retention::run(&ws, &q, NOW).unwrap();
+    assert!(fast.sql.contains("event_facts"), "{}", fast.sql);
+    assert_eq!(retention_rows(&ws, &q).0, expected);
+    let general = stitchbook_engine::insights::facts::with_general_path(|| retention_rows(&ws, &q));
+    assert_eq!(general.0, expected);
+}
+
+#[test]
 fn retention_breaks_down_by_saved_cohorts() {
     let ws = device_ws();
     let def: CohortDef = serde_json::from_value(json!({"criteria": [

@@ -12,7 +12,7 @@ use ts_rs::TS;
 
 use super::query::{
     int_list, period_index, period_labels, push_filters, push_period_index, push_property,
-    text_list, DateRange, PeriodAt, PropertyFilter, PropertySource, Resolved,
+    DateRange, PeriodAt, PropertyFilter, PropertySource, Resolved,
 };
 use crate::model::ModelSettings;
 use crate::sql::Sql;
@@ -324,27 +324,28 @@ pub fn run(
     } else {
         None
     };
-    let (s, rows) = match fast {
-        Some(s) => s,
+    let (s, by_pid) = match fast {
+        Some((s, valued)) => (s, valued.then_some(true)),
         None => (
             general_streams_sql(ws, q, &settings, range, calendar, now_us)?,
-            false,
+            event_breakdown.map(|_| false),
         ),
     };
-    let streams: Vec<Stream> = if rows {
-        value_streams(ws, &s)?
-    } else {
-        let mut st = ws.conn().prepare(&s.text)?;
-        st.query_map(duckdb::params_from_iter(s.params.iter()), |r| {
-            Ok(Stream {
-                person: r.get(0)?,
-                starts: int_list(r.get(1)?),
-                returns: int_list(r.get(2)?),
-                start_values: text_list(r.get(3)?),
-                return_values: text_list(r.get(4)?),
-            })
-        })?
-        .collect::<duckdb::Result<_>>()?
+    let streams: Vec<Stream> = match by_pid {
+        Some(by_pid) => value_streams(ws, &s, by_pid)?,
+        None => {
+            let mut st = ws.conn().prepare(&s.text)?;
+            st.query_map(duckdb::params_from_iter(s.params.iter()), |r| {
+                Ok(Stream {
+                    person: r.get(0)?,
+                    starts: int_list(r.get(1)?),
+                    returns: int_list(r.get(2)?),
+                    start_values: Vec::new(),
+                    return_values: Vec::new(),
+                })
+            })?
+            .collect::<duckdb::Result<_>>()?
+        }
     };
     // The last complete period: the one holding date_to (or now, if earlier) is complete
     // only when date_to is before now; calendar periods after it are incomplete.
@@ -617,7 +618,7 @@ fn merge_tail(
 
 /// Per person (sorted by person id): start and return period indexes (calendar) or times
 /// (rolling) in time order, from `events` × `person_map`; with an event-property breakdown,
-/// each event's value in the same order (else NULL lists).
+/// rows per person, period and value instead (see [`value_streams`]).
 fn general_streams_sql(
     ws: &Workspace,
     q: &RetentionQuery,
@@ -650,7 +651,7 @@ fn general_streams_sql(
     // `FILTER (WHERE …)` of the start (k = 0) or return (k = 1) events.
     let which = |s: &mut Sql, k: usize| -> Result<()> {
         let spec = if k == 0 { &q.start } else { &q.returning };
-        s.push(" ORDER BY e.ts_utc, e.event_seq) FILTER (WHERE e.event_name = ")
+        s.push(" FILTER (WHERE e.event_name = ")
             .bind(spec.event.clone())
             .push(" AND ");
         push_filters(s, &spec.filters)?;
@@ -667,24 +668,33 @@ fn general_streams_sql(
         s.push(")");
         Ok(())
     };
-    let mut s = Sql::new("SELECT ep.person_id");
-    for k in 0..2 {
-        s.push(", list(");
-        bucket(&mut s);
-        which(&mut s, k)?;
-    }
-    for k in 0..2 {
-        match event_property {
-            Some(key) => {
+    let mut s = match event_property {
+        // Rows per person, period and value (see [`value_streams`]).
+        Some(key) => {
+            let mut s = Sql::new("SELECT ep.person_id, ");
+            bucket(&mut s);
+            s.push(" AS p, ");
+            push_property(&mut s, PropertySource::Event, key);
+            s.push(" AS v");
+            for (k, name) in ["sk", "rk"].into_iter().enumerate() {
+                s.push(", min(epoch_us(e.ts_utc))");
+                which(&mut s, k)?;
+                s.push(" AS ").push(name);
+            }
+            s
+        }
+        None => {
+            let mut s = Sql::new("SELECT ep.person_id");
+            for k in 0..2 {
                 s.push(", list(");
-                push_property(&mut s, PropertySource::Event, key);
+                bucket(&mut s);
+                s.push(" ORDER BY e.ts_utc, e.event_seq)");
                 which(&mut s, k)?;
             }
-            None => {
-                s.push(", NULL::VARCHAR[]");
-            }
+            s.push(", NULL::VARCHAR[], NULL::VARCHAR[]");
+            s
         }
-    }
+    };
     s.push(" FROM ")
         .push(&super::query::events_with_persons(ws)?)
         .push(" WHERE ep.person_id IS NOT NULL AND e.event_name IN (")
@@ -700,7 +710,10 @@ fn general_streams_sql(
         "ep.person_id",
         now_us,
     )?);
-    s.push(" GROUP BY ep.person_id ORDER BY ep.person_id");
+    s.push(match event_property {
+        Some(_) => " GROUP BY ALL HAVING sk IS NOT NULL OR rk IS NOT NULL ORDER BY ep.person_id",
+        None => " GROUP BY ep.person_id ORDER BY ep.person_id",
+    });
     Ok(s)
 }
 
@@ -800,10 +813,10 @@ fn fact_value_streams_sql(
 ) -> Result<Sql> {
     let sunday = settings.week_start == "sunday";
     let from_day = super::facts::local_day(ws, &settings.time_zone, range.from_us)?.0;
-    // One row per person, period (time when rolling) and value, with the key (time, then
-    // event_seq) of its first start and first return event; [`value_streams`] puts them
-    // in key order. (Ordered list aggregates over every event ran out of memory at 10M
-    // events; list aggregates of the grouped rows took twice as long as this.)
+    // One row per person, period (time when rolling) and value, with the time of its first
+    // start and first return event; [`value_streams`] puts them in order. (Ordered list
+    // aggregates over every event ran out of memory at 10M events; list aggregates of the
+    // grouped rows took twice as long as this.)
     let mut s = Sql::new("SELECT pid, ");
     if calendar {
         super::facts::push_day_period(&mut s, q.unit(), from_day, sunday, "day");
@@ -812,7 +825,7 @@ fn fact_value_streams_sql(
     }
     s.push(" AS p, ").push(column).push(" AS v");
     for (k, spec) in [&q.start, &q.returning].into_iter().enumerate() {
-        s.push(", min(ts_us::HUGEINT * 1099511627776 + event_seq) FILTER (WHERE event_name = ")
+        s.push(", min(ts_us) FILTER (WHERE event_name = ")
             .bind(spec.event.clone());
         // Starts: from the range's start when recurring (first-time: all time), to its
         // end; returns: from the range's start.
@@ -834,29 +847,28 @@ fn fact_value_streams_sql(
     Ok(s)
 }
 
-/// The streams of [`fact_value_streams_sql`]'s rows: each person's starts and returns in
-/// key order.
-fn value_streams(ws: &Workspace, s: &Sql) -> Result<Vec<Stream>> {
-    let ids = super::facts::person_ids(ws)?;
+/// The streams of the rows of [`fact_value_streams_sql`] (persons as `person_index.pid`)
+/// or [`general_streams_sql`] with an event-property breakdown (persons as text ids),
+/// sorted by person: each person's start and return periods (times when rolling) by the
+/// time of their first event, then by value (events at the same instant: the smallest
+/// value first, no value before any).
+fn value_streams(ws: &Workspace, s: &Sql, by_pid: bool) -> Result<Vec<Stream>> {
+    let ids = if by_pid {
+        super::facts::person_ids(ws)?
+    } else {
+        Vec::new()
+    };
     let mut st = ws.conn().prepare(&s.text)?;
     let mut rows = st.query(duckdb::params_from_iter(s.params.iter()))?;
-    type Keyed = Vec<(i128, i64, Option<String>)>;
+    type Keyed = Vec<(i64, Option<String>, i64)>;
     let mut out = Vec::new();
-    let mut current: Option<(i32, Keyed, Keyed)> = None;
-    let finish = |out: &mut Vec<Stream>, (pid, mut starts, mut returns): (i32, Keyed, Keyed)| {
-        let person = usize::try_from(pid)
-            .ok()
-            .and_then(|i| ids.get(i))
-            .ok_or_else(|| {
-                EngineError::InvalidArgument(format!(
-                    "person {pid} is not in person_index (rebuild the model)"
-                ))
-            })?
-            .clone();
-        starts.sort_unstable_by_key(|x| x.0);
-        returns.sort_unstable_by_key(|x| x.0);
-        let (starts, start_values) = starts.into_iter().map(|(_, p, v)| (p, v)).unzip();
-        let (returns, return_values) = returns.into_iter().map(|(_, p, v)| (p, v)).unzip();
+    let mut current: Option<(String, Keyed, Keyed)> = None;
+    let finish = |out: &mut Vec<Stream>,
+                  (person, mut starts, mut returns): (String, Keyed, Keyed)| {
+        starts.sort_unstable();
+        returns.sort_unstable();
+        let (starts, start_values) = starts.into_iter().map(|(_, v, p)| (p, v)).unzip();
+        let (returns, return_values) = returns.into_iter().map(|(_, v, p)| (p, v)).unzip();
         out.push(Stream {
             person,
             starts,
@@ -864,29 +876,45 @@ fn value_streams(ws: &Workspace, s: &Sql) -> Result<Vec<Stream>> {
             returns,
             return_values,
         });
-        Ok::<(), EngineError>(())
     };
     while let Some(r) = rows.next()? {
-        let pid: i32 = r.get(0)?;
-        let p: i64 = r.get(1)?;
-        let v: Option<String> = r.get(2)?;
-        let sk: Option<i128> = r.get(3)?;
-        let rk: Option<i128> = r.get(4)?;
-        if current.as_ref().is_some_and(|c| c.0 != pid) {
-            if let Some(c) = current.take() {
-                finish(&mut out, c)?;
+        let same = |person: &str| current.as_ref().is_some_and(|c| c.0 == person);
+        let person: &str = if by_pid {
+            let pid: i32 = r.get(0)?;
+            usize::try_from(pid)
+                .ok()
+                .and_then(|i| ids.get(i))
+                .ok_or_else(|| {
+                    EngineError::InvalidArgument(format!(
+                        "person {pid} is not in person_index (rebuild the model)"
+                    ))
+                })?
+        } else {
+            r.get_ref(0)?.as_str().map_err(|e| {
+                duckdb::Error::FromSqlConversionFailure(0, duckdb::types::Type::Text, Box::new(e))
+            })?
+        };
+        if !same(person) {
+            let next = (person.to_string(), Vec::new(), Vec::new());
+            if let Some(c) = current.replace(next) {
+                finish(&mut out, c);
             }
         }
-        let c = current.get_or_insert_with(|| (pid, Vec::new(), Vec::new()));
-        if let Some(k) = sk {
-            c.1.push((k, p, v.clone()));
-        }
-        if let Some(k) = rk {
-            c.2.push((k, p, v));
+        let p: i64 = r.get(1)?;
+        let v: Option<String> = r.get(2)?;
+        let sk: Option<i64> = r.get(3)?;
+        let rk: Option<i64> = r.get(4)?;
+        if let Some(c) = current.as_mut() {
+            if let Some(k) = sk {
+                c.1.push((k, v.clone(), p));
+            }
+            if let Some(k) = rk {
+                c.2.push((k, v, p));
+            }
         }
     }
     if let Some(c) = current.take() {
-        finish(&mut out, c)?;
+        finish(&mut out, c);
     }
     Ok(out)
 }
