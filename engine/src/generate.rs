@@ -75,6 +75,15 @@ pub fn rfc3339_micros(us: i64) -> String {
     )
 }
 
+/// Microseconds since the Unix epoch → `YYYY-MM-DDTHH:MM:SS.ffffffZ` (DuckDB's
+/// `strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ')` in UTC, without its cost per row).
+pub fn iso_utc_micros(us: i64) -> String {
+    let mut s = rfc3339_micros(us);
+    s.truncate(s.len() - "+00:00".len());
+    s.push('Z');
+    s
+}
+
 /// `YYYY-MM-DD` → µs since the epoch at 00:00 UTC.
 pub fn date_to_micros(s: &str) -> Result<i64> {
     let bad = || EngineError::InvalidArgument(format!("\"{s}\" is not a date like 2024-01-31"));
@@ -1190,6 +1199,11 @@ mod tests {
             rfc3339_micros(951_782_400_000_000),
             "2000-02-29T00:00:00.000000+00:00"
         );
+        assert_eq!(
+            iso_utc_micros(1_704_150_038_123_456),
+            "2024-01-01T23:00:38.123456Z"
+        );
+        assert_eq!(iso_utc_micros(-1), "1969-12-31T23:59:59.999999Z");
     }
 
     #[test]

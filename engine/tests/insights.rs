@@ -347,7 +347,11 @@ fn property_filters_are_bound_and_strict_funnels_see_every_event() {
         vec![2, 1],
         "p's noise event breaks its strict chain"
     );
-    assert!(r.sql.contains("list_filter"), "the result carries its SQL");
+    assert!(
+        r.sql.contains("FROM event_facts") && r.sql.contains("ORDER BY"),
+        "the result carries its SQL: {}",
+        r.sql
+    );
 }
 
 // ---- retention (semantics.md §4.4): daily, D0…D2 = 2024-01-01…03, 3 intervals ----

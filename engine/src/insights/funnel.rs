@@ -634,7 +634,7 @@ pub fn loader_sql(
 /// an event property stored as a facts column. The same columns as [`loader_sql`]'s, except
 /// that the person is its `person_index.pid`, in person_id order (`person_index` is
 /// numbered in that order).
-fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<Sql>> {
+fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<FactLoader>> {
     let no_filters = q.filters.is_empty() && q.steps.iter().all(|s| s.filters.is_empty());
     if !no_filters
         || !q.hold_constant.is_empty()
@@ -651,9 +651,33 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<S
             None => return Ok(None),
         },
     };
-    let mut s = Sql::new("SELECT x.pid, x.ts_us AS t, x.event_seq, ");
-    push_steps(&mut s, q, "x.event_name")?;
-    s.push(" AS steps, ");
+    // Without filters the steps an event matches follow from its name alone: SQL gives
+    // the name's place in `names` (NULL: none of them), `steps` the steps of each place.
+    let mut names: Vec<&str> = q.steps.iter().map(|s| s.event.as_str()).collect();
+    names.extend(q.exclusions.iter().map(|x| x.event.as_str()));
+    names.sort_unstable();
+    names.dedup();
+    let steps = names
+        .iter()
+        .map(|name| {
+            let mut v: Vec<i32> = (1..)
+                .zip(&q.steps)
+                .filter(|(_, st)| st.event == *name)
+                .map(|(i, _)| i)
+                .collect();
+            for x in q.exclusions.iter().filter(|x| x.event == *name) {
+                v.extend(((x.from_step + 1)..=x.to_step).map(|k| -((k + 1) as i32)));
+            }
+            Arc::from(v)
+        })
+        .collect();
+    let mut s = Sql::new("SELECT x.pid, x.ts_us AS t, x.event_seq, CAST(CASE x.event_name");
+    for (i, name) in names.iter().enumerate() {
+        s.push(" WHEN ")
+            .bind(name.to_string())
+            .push(&format!(" THEN {i}"));
+    }
+    s.push(" END AS INTEGER) AS name_at, ");
     match bd {
         Some(c) => {
             s.push("x.").push(c);
@@ -662,7 +686,7 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<S
             s.push("NULL::VARCHAR");
         }
     }
-    s.push(" AS bd, NULL::VARCHAR[] AS hold, NULL::VARCHAR AS sid FROM event_facts x WHERE x.ts_us >= ")
+    s.push(" AS bd FROM event_facts x WHERE x.ts_us >= ")
         .bind(from_us)
         .push(" AND x.ts_us <= ")
         .bind(if q.bound_all_steps {
@@ -672,14 +696,121 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<S
         });
     if q.order != FunnelOrder::Strict {
         s.push(" AND x.event_name IN ");
-        let mut names: Vec<&str> = q.steps.iter().map(|s| s.event.as_str()).collect();
-        names.extend(q.exclusions.iter().map(|x| x.event.as_str()));
-        names.sort_unstable();
-        names.dedup();
         super::query::push_in_list(&mut s, names);
     }
     s.push(" ORDER BY x.pid, t, x.event_seq");
-    Ok(Some(s))
+    Ok(Some(FactLoader { sql: s, steps }))
+}
+
+/// [`fact_loader_sql`]'s query: rows of (pid, time, event_seq, name_at, breakdown value)
+/// sorted by person and time, and the steps of each `name_at`.
+struct FactLoader {
+    sql: Sql,
+    steps: Vec<Arc<[i32]>>,
+}
+
+/// Read a [`FactLoader`]'s rows (as Arrow batches: a few columns of many rows) into
+/// `collect`, persons as text ids.
+fn load_facts(
+    ws: &Workspace,
+    loader: &FactLoader,
+    collect: &mut Collector,
+    detail: &mut FunnelDetail,
+) -> Result<()> {
+    use duckdb::arrow::array::{Array, Int32Array, Int64Array, StringArray};
+    use duckdb::arrow::datatypes::DataType;
+    let ids = super::facts::person_ids(ws)?;
+    let none: Arc<[i32]> = Arc::from([]);
+    let mut stmt = ws.conn().prepare(&loader.sql.text)?;
+    let shape = |what: &str| {
+        EngineError::InvalidArgument(format!("the funnel's {what} column has an unexpected type"))
+    };
+    for batch in stmt.query_arrow(duckdb::params_from_iter(loader.sql.params.iter()))? {
+        let pid = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .ok_or_else(|| shape("person"))?;
+        let ts = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| shape("time"))?;
+        let seq = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| shape("event_seq"))?;
+        let at = batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .ok_or_else(|| shape("step"))?;
+        let bd = duckdb::arrow::compute::cast(batch.column(4), &DataType::Utf8)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        let bd = bd
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| shape("breakdown"))?;
+        for i in 0..batch.num_rows() {
+            let p = pid.value(i);
+            let person = usize::try_from(p)
+                .ok()
+                .and_then(|i| ids.get(i))
+                .ok_or_else(|| {
+                    EngineError::InvalidArgument(format!(
+                        "person {p} is not in person_index (rebuild the model)"
+                    ))
+                })?;
+            let steps = if at.is_null(i) {
+                None
+            } else {
+                usize::try_from(at.value(i))
+                    .ok()
+                    .and_then(|k| loader.steps.get(k))
+                    .cloned()
+            };
+            let row = Row {
+                ev: FunnelEvent {
+                    ts_us: ts.value(i),
+                    seq: seq.value(i),
+                    steps: steps.unwrap_or_else(|| none.clone()),
+                },
+                bd: (!bd.is_null(i)).then(|| bd.value(i).to_string()),
+                part: Some(Vec::new()),
+            };
+            collect.push(person, row, detail);
+        }
+    }
+    Ok(())
+}
+
+/// Groups loaded rows (sorted by person) by person and runs [`evaluate`] on each person's
+/// events.
+struct Collector<'a> {
+    ctx: &'a Context<'a>,
+    current: Option<String>,
+    events: Vec<Row>,
+}
+
+impl Collector<'_> {
+    fn push(&mut self, person: &str, row: Row, detail: &mut FunnelDetail) {
+        if self.current.as_deref() != Some(person) {
+            if let Some(p) = self.current.take() {
+                evaluate(self.ctx, &p, &self.events, detail);
+            }
+            self.events.clear();
+            self.current = Some(person.to_string());
+        }
+        self.events.push(row);
+    }
+
+    fn finish(&mut self, detail: &mut FunnelDetail) {
+        if let Some(p) = self.current.take() {
+            evaluate(self.ctx, &p, &self.events, detail);
+        }
+        self.events.clear();
+    }
 }
 
 /// Push the list of step numbers an event matches (steps 1…N, then exclusions as negative
@@ -803,17 +934,6 @@ pub fn run(
     } else {
         None
     };
-    let fast_path = fast.is_some();
-    let sql = match fast {
-        Some(sql) => sql,
-        None => {
-            let scope = super::cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
-            let from = super::query::events_with_persons(ws)?;
-            loader_sql(q, &from, range.from_us, range.to_us, &scope)?
-        }
-    };
-    let mut stmt = ws.conn().prepare(&sql.text)?;
-    let mut rows = stmt.query(duckdb::params_from_iter(sql.params.iter()))?;
     let mut rules = q.rules();
     if q.order == FunnelOrder::Unordered {
         // Any step can begin an any-order chain: only those beginning in range count.
@@ -832,73 +952,62 @@ pub fn run(
         kept: None,
         cohorts: BTreeMap::new(),
     };
-    // The fast path sorts integer persons (a lighter sort than text ids): their text ids.
-    let ids = if fast_path {
-        Some(super::facts::person_ids(ws)?)
-    } else {
-        None
+    let mut collect = Collector {
+        ctx: &ctx,
+        current: None,
+        events: Vec::new(),
     };
-    let mut current: Option<String> = None;
-    let mut events: Vec<Row> = Vec::new();
-    while let Some(r) = rows.next()? {
-        // Borrowed: most rows continue the current person (no allocation per row).
-        let person_ref = r.get_ref(0)?;
-        let person: &str = match &ids {
-            Some(ids) => {
-                let pid: i32 = r.get(0)?;
-                usize::try_from(pid)
-                    .ok()
-                    .and_then(|i| ids.get(i))
-                    .ok_or_else(|| {
-                        EngineError::InvalidArgument(format!(
-                            "person {pid} is not in person_index (rebuild the model)"
-                        ))
-                    })?
-            }
-            None => person_ref.as_str().map_err(|e| {
-                duckdb::Error::FromSqlConversionFailure(0, duckdb::types::Type::Text, Box::new(e))
-            })?,
-        };
-        let ts: i64 = r.get(1)?;
-        let seq: i64 = r.get(2)?;
-        let steps: Vec<i32> = int_list(r.get(3)?)
-            .into_iter()
-            .filter_map(|i| i32::try_from(i).ok())
-            .collect();
-        let bd: Option<String> = r.get(4)?;
-        let hold = text_list(r.get(5)?);
-        let sid: Option<String> = r.get(6)?;
-        let part = match q.count {
-            FunnelCount::Sessions => sid.map(|s| vec![s]),
-            _ => Some(Vec::new()),
+    let sql = match fast {
+        Some(loader) => {
+            load_facts(ws, &loader, &mut collect, &mut detail)?;
+            loader.sql
         }
-        .and_then(|mut key| {
-            for v in hold {
-                key.push(v?);
+        None => {
+            let scope = super::cohort::scope_sql(ws, &q.scope, "ep.person_id", now_us)?;
+            let from = super::query::events_with_persons(ws)?;
+            let sql = loader_sql(q, &from, range.from_us, range.to_us, &scope)?;
+            let mut stmt = ws.conn().prepare(&sql.text)?;
+            let mut rows = stmt.query(duckdb::params_from_iter(sql.params.iter()))?;
+            while let Some(r) = rows.next()? {
+                // Borrowed: most rows continue the current person (no allocation per row).
+                let person = r.get_ref(0)?.as_str().map_err(|e| {
+                    duckdb::Error::FromSqlConversionFailure(
+                        0,
+                        duckdb::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?;
+                let steps: Vec<i32> = int_list(r.get(3)?)
+                    .into_iter()
+                    .filter_map(|i| i32::try_from(i).ok())
+                    .collect();
+                let hold = text_list(r.get(5)?);
+                let sid: Option<String> = r.get(6)?;
+                let part = match q.count {
+                    FunnelCount::Sessions => sid.map(|s| vec![s]),
+                    _ => Some(Vec::new()),
+                }
+                .and_then(|mut key| {
+                    for v in hold {
+                        key.push(v?);
+                    }
+                    Some(key)
+                });
+                let row = Row {
+                    ev: FunnelEvent {
+                        ts_us: r.get(1)?,
+                        seq: r.get(2)?,
+                        steps: steps.into(),
+                    },
+                    bd: r.get(4)?,
+                    part,
+                };
+                collect.push(person, row, &mut detail);
             }
-            Some(key)
-        });
-        if current.as_deref() != Some(person) {
-            let person = person.to_string();
-            if let Some(p) = current.take() {
-                evaluate(&ctx, &p, &events, &mut detail);
-            }
-            events.clear();
-            current = Some(person);
+            sql
         }
-        events.push(Row {
-            ev: FunnelEvent {
-                ts_us: ts,
-                seq,
-                steps,
-            },
-            bd,
-            part,
-        });
-    }
-    if let Some(p) = current.take() {
-        evaluate(&ctx, &p, &events, &mut detail);
-    }
+    };
+    collect.finish(&mut detail);
     let names: Vec<String> = q
         .steps
         .iter()
@@ -1115,7 +1224,7 @@ pub fn detail(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<Arc<Funnel
 }
 
 /// Which steps an event counts for under one breakdown value (None: the event is left out).
-type StepsOf<'a> = dyn Fn(&FunnelEvent, &Option<String>) -> Option<Vec<i32>> + 'a;
+type StepsOf<'a> = dyn Fn(&FunnelEvent, &Option<String>) -> Option<Arc<[i32]>> + 'a;
 
 /// The counted units of one person's events (already cut to one breakdown value): the
 /// machine runs on each partition; persons and sessions keep their best chain (PostHog's
@@ -1123,9 +1232,17 @@ type StepsOf<'a> = dyn Fn(&FunnelEvent, &Option<String>) -> Option<Vec<i32>> + '
 /// entered, or whose best chain was excluded, are left out.
 fn units(ctx: &Context, rules: &Rules, events: &[(FunnelEvent, &Row)]) -> Vec<ActorResult> {
     let mut parts: BTreeMap<&[String], Vec<FunnelEvent>> = BTreeMap::new();
-    for (e, row) in events {
-        if let Some(key) = &row.part {
-            parts.entry(key.as_slice()).or_default().push(e.clone());
+    if events
+        .iter()
+        .all(|(_, row)| row.part.as_deref() == Some(&[]))
+    {
+        // One partition (no sessions, nothing held): all the events.
+        parts.insert(&[], events.iter().map(|(e, _)| e.clone()).collect());
+    } else {
+        for (e, row) in events {
+            if let Some(key) = &row.part {
+                parts.entry(key.as_slice()).or_default().push(e.clone());
+            }
         }
     }
     let mut out: Vec<ActorResult> = Vec::new();
@@ -1171,8 +1288,8 @@ fn evaluate(ctx: &Context, person: &str, events: &[Row], detail: &mut FunnelDeta
                 let e = &row.ev;
                 let mut steps = keep(e, &row.bd)?;
                 // (Any order: the rules' entry bound does this, for every step.)
-                if e.ts_us > to_us && q.order != FunnelOrder::Unordered {
-                    steps.retain(|s| *s != 1);
+                if e.ts_us > to_us && q.order != FunnelOrder::Unordered && steps.contains(&1) {
+                    steps = steps.iter().copied().filter(|s| *s != 1).collect();
                 }
                 Some((
                     FunnelEvent {
@@ -1210,11 +1327,11 @@ fn evaluate(ctx: &Context, person: &str, events: &[Row], detail: &mut FunnelDeta
             values.dedup();
             for v in values {
                 let evs = prepared(&|e, bd| {
-                    let mut s = e.steps.clone();
-                    if bd.clone().unwrap_or_default() != v {
-                        s.retain(|x| *x != k);
+                    if bd.as_deref().unwrap_or_default() != v {
+                        Some(e.steps.iter().copied().filter(|x| *x != k).collect())
+                    } else {
+                        Some(e.steps.clone())
                     }
-                    Some(s)
                 });
                 runs.push((v, evs));
             }

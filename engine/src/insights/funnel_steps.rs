@@ -4,6 +4,7 @@
 //! `steps.rs`: a step looks back through optional steps for the nearest chain it can extend.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// One event of an actor, as the funnel sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,8 +14,9 @@ pub struct FunnelEvent {
     /// A per-event id, unique within the actor (events can share a timestamp).
     pub seq: i64,
     /// 1-based steps this event matches; `-s` means an exclusion between steps s−1 and s.
-    /// Empty for events that match nothing (kept only by strict funnels).
-    pub steps: Vec<i32>,
+    /// Empty for events that match nothing (kept only by strict funnels). Shared: events
+    /// are copied per breakdown value and partition, their steps are not.
+    pub steps: Arc<[i32]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,8 +180,8 @@ pub fn run(events: &[FunnelEvent], rules: &Rules) -> ActorResult {
                 .iter()
                 .map(|e| {
                     let mut e = e.clone();
-                    if e.ts_us < lo || e.ts_us >= hi {
-                        e.steps.retain(|s| *s != 1);
+                    if (e.ts_us < lo || e.ts_us >= hi) && e.steps.contains(&1) {
+                        e.steps = e.steps.iter().copied().filter(|s| *s != 1).collect();
                     }
                     e
                 })
@@ -308,10 +310,17 @@ fn step_event(
     rules: &Rules,
     multiple: bool,
 ) {
-    let mut order: Vec<i32> = steps.to_vec();
-    // Descending: one event cannot advance two steps.
-    order.sort_by_key(|s| std::cmp::Reverse(s.unsigned_abs()));
-    for s in order {
+    // Descending: one event cannot advance two steps. (Most events match one step: no copy.)
+    let sorted;
+    let order: &[i32] = if steps.len() > 1 {
+        let mut v = steps.to_vec();
+        v.sort_by_key(|s| std::cmp::Reverse(s.unsigned_abs()));
+        sorted = v;
+        &sorted
+    } else {
+        steps
+    };
+    for &s in order {
         let exclusion = s < 0;
         let k = s.unsigned_abs() as usize;
         if k == 0 || k >= entered.len() {
@@ -441,7 +450,7 @@ mod tests {
         FunnelEvent {
             ts_us: T0 + secs * S,
             seq,
-            steps: steps.to_vec(),
+            steps: steps.into(),
         }
     }
 

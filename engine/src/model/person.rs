@@ -95,7 +95,7 @@ pub struct ExplainStep {
 
 const SUMMARY_SELECT: &str = "
     SELECT p.person_id, p.display_name, p.email, p.is_identified, p.distinct_ids,
-        strftime(p.created_at, '%Y-%m-%dT%H:%M:%S.%fZ'), strftime(p.last_seen, '%Y-%m-%dT%H:%M:%S.%fZ'),
+        epoch_us(p.created_at), epoch_us(p.last_seen),
         coalesce(pr.events, 0), coalesce(pr.sessions, 0), p.shared_device
     FROM persons p LEFT JOIN profiles pr USING (person_id)";
 
@@ -106,8 +106,12 @@ fn summary(r: &duckdb::Row<'_>) -> duckdb::Result<PersonSummary> {
         email: r.get(2)?,
         is_identified: r.get(3)?,
         distinct_ids: r.get(4)?,
-        created_at: r.get(5)?,
-        last_seen: r.get(6)?,
+        created_at: r
+            .get::<_, Option<i64>>(5)?
+            .map(crate::generate::iso_utc_micros),
+        last_seen: r
+            .get::<_, Option<i64>>(6)?
+            .map(crate::generate::iso_utc_micros),
         events: r.get(7)?,
         sessions: r.get(8)?,
         shared_device: r.get(9)?,
