@@ -5,6 +5,7 @@
 //! cohort. Cells not yet complete are `None`, never 0.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -231,7 +232,7 @@ impl RetentionQuery {
 }
 
 /// The persons in each (cohort, period) cell.
-pub type Cells = HashMap<(usize, usize), Vec<String>>;
+pub type Cells = HashMap<(usize, usize), Vec<Arc<str>>>;
 
 /// The persons behind a retention result: the whole table's cells, and each breakdown
 /// row's (by the row's value or cohort name, "Other" included).
@@ -255,7 +256,10 @@ impl RetentionCells {
                     message: format!("\"{v}\" is not a breakdown row of this retention table"),
                 })?,
         };
-        let mut ids = cells.get(&(c, k)).cloned().unwrap_or_default();
+        let mut ids: Vec<String> = cells
+            .get(&(c, k))
+            .map(|ps| ps.iter().map(|p| p.to_string()).collect())
+            .unwrap_or_default();
         ids.sort();
         ids.dedup();
         Ok(ids)
@@ -363,14 +367,15 @@ pub fn run(
         (last_us - range.from_us).div_euclid(q.rolling_us())
     };
     let mut cells = RetentionCells::default();
-    let add = |cells: &mut Cells, person: &str, found: Vec<(usize, Vec<usize>)>| {
+    let add = |cells: &mut Cells, person: &Arc<str>, found: Vec<(usize, Vec<usize>)>| {
         for (c, ks) in found {
             for k in ks {
-                cells.entry((c, k)).or_default().push(person.to_string());
+                cells.entry((c, k)).or_default().push(person.clone());
             }
         }
     };
     for st in &streams {
+        let person: Arc<str> = Arc::from(st.person.as_str());
         let found = person_cells(q, calendar, range.from_us, &st.starts, &st.returns);
         if let Some(b) = event_breakdown {
             match b.attribution {
@@ -379,7 +384,7 @@ pub fn run(
                         let v = start_value(calendar, st, *c);
                         add(
                             cells.by_value.entry(v).or_default(),
-                            &st.person,
+                            &person,
                             vec![(*c, ks.clone())],
                         );
                     }
@@ -399,12 +404,12 @@ pub fn run(
                         let starts = pick(&st.starts, &st.start_values);
                         let returns = pick(&st.returns, &st.return_values);
                         let f = person_cells(q, calendar, range.from_us, &starts, &returns);
-                        add(cells.by_value.entry(v).or_default(), &st.person, f);
+                        add(cells.by_value.entry(v).or_default(), &person, f);
                     }
                 }
             }
         }
-        add(&mut cells.all, &st.person, found);
+        add(&mut cells.all, &person, found);
     }
     let labels = period_labels(
         ws,
@@ -590,7 +595,7 @@ fn merge_tail(
         by_value.iter().map(|(v, c)| (size(c), v.clone())).collect();
     ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let total = ranked.len();
-    let mut other: HashMap<(usize, usize), BTreeSet<String>> = HashMap::new();
+    let mut other: HashMap<(usize, usize), BTreeSet<Arc<str>>> = HashMap::new();
     for (_, v) in ranked.into_iter().skip(limit) {
         if let Some(c) = by_value.remove(&v) {
             for (at, ps) in c {
@@ -858,8 +863,9 @@ fn value_streams(ws: &Workspace, s: &Sql, by_pid: bool) -> Result<Vec<Stream>> {
     } else {
         Vec::new()
     };
-    let mut st = ws.conn().prepare(&s.text)?;
-    let mut rows = st.query(duckdb::params_from_iter(s.params.iter()))?;
+    use super::facts::arrow_column;
+    use duckdb::arrow::array::{Array, Int32Array, Int64Array, StringArray};
+    use duckdb::arrow::datatypes::DataType;
     type Keyed = Vec<(i64, Option<String>, i64)>;
     let mut out = Vec::new();
     let mut current: Option<(String, Keyed, Keyed)> = None;
@@ -877,39 +883,53 @@ fn value_streams(ws: &Workspace, s: &Sql, by_pid: bool) -> Result<Vec<Stream>> {
             return_values,
         });
     };
-    while let Some(r) = rows.next()? {
-        let same = |person: &str| current.as_ref().is_some_and(|c| c.0 == person);
-        let person: &str = if by_pid {
-            let pid: i32 = r.get(0)?;
-            usize::try_from(pid)
-                .ok()
-                .and_then(|i| ids.get(i))
-                .ok_or_else(|| {
-                    EngineError::InvalidArgument(format!(
-                        "person {pid} is not in person_index (rebuild the model)"
-                    ))
-                })?
+    let mut st = ws.conn().prepare(&s.text)?;
+    // Arrow batches: a few columns of many rows.
+    for batch in st.query_arrow(duckdb::params_from_iter(s.params.iter()))? {
+        let pids = if by_pid {
+            Some(arrow_column::<Int32Array>(&batch, 0, &DataType::Int32)?)
         } else {
-            r.get_ref(0)?.as_str().map_err(|e| {
-                duckdb::Error::FromSqlConversionFailure(0, duckdb::types::Type::Text, Box::new(e))
-            })?
+            None
         };
-        if !same(person) {
-            let next = (person.to_string(), Vec::new(), Vec::new());
-            if let Some(c) = current.replace(next) {
-                finish(&mut out, c);
+        let texts = if by_pid {
+            None
+        } else {
+            Some(arrow_column::<StringArray>(&batch, 0, &DataType::Utf8)?)
+        };
+        let p = arrow_column::<Int64Array>(&batch, 1, &DataType::Int64)?;
+        let v = arrow_column::<StringArray>(&batch, 2, &DataType::Utf8)?;
+        let sk = arrow_column::<Int64Array>(&batch, 3, &DataType::Int64)?;
+        let rk = arrow_column::<Int64Array>(&batch, 4, &DataType::Int64)?;
+        for i in 0..batch.num_rows() {
+            let person: &str = match (&pids, &texts) {
+                (Some(pids), _) => {
+                    let pid = pids.value(i);
+                    usize::try_from(pid)
+                        .ok()
+                        .and_then(|i| ids.get(i))
+                        .ok_or_else(|| {
+                            EngineError::InvalidArgument(format!(
+                                "person {pid} is not in person_index (rebuild the model)"
+                            ))
+                        })?
+                }
+                (_, Some(texts)) => texts.value(i),
+                _ => continue,
+            };
+            if current.as_ref().is_none_or(|c| c.0 != person) {
+                let next = (person.to_string(), Vec::new(), Vec::new());
+                if let Some(c) = current.replace(next) {
+                    finish(&mut out, c);
+                }
             }
-        }
-        let p: i64 = r.get(1)?;
-        let v: Option<String> = r.get(2)?;
-        let sk: Option<i64> = r.get(3)?;
-        let rk: Option<i64> = r.get(4)?;
-        if let Some(c) = current.as_mut() {
-            if let Some(k) = sk {
-                c.1.push((k, v.clone(), p));
-            }
-            if let Some(k) = rk {
-                c.2.push((k, v, p));
+            let value = (!v.is_null(i)).then(|| v.value(i).to_string());
+            if let Some(c) = current.as_mut() {
+                if !sk.is_null(i) {
+                    c.1.push((sk.value(i), value.clone(), p.value(i)));
+                }
+                if !rk.is_null(i) {
+                    c.2.push((rk.value(i), value, p.value(i)));
+                }
             }
         }
     }
