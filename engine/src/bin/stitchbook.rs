@@ -1318,9 +1318,10 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     r.prepare_secs,
                     if r.reused { " (reused)" } else { "" }
                 );
+                let width = r.timings.iter().map(|t| t.name.chars().count()).max();
                 for t in &r.timings {
                     println!(
-                        "  {:<46} {:>8.0} ms  (goal {:>5.0} ms{})  {}",
+                        "  {:<w$} {:>6.0} ms  (goal {:>5.0} ms{})  {}",
                         t.name,
                         t.millis,
                         t.goal_millis,
@@ -1329,7 +1330,8 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                         } else {
                             ", missed"
                         },
-                        t.answer
+                        t.answer,
+                        w = width.unwrap_or(0)
                     );
                 }
                 println!("peak RSS               {:.0} MB", r.peak_rss_mb);

@@ -150,18 +150,3 @@ pub fn person_ids(ws: &Workspace) -> Result<Vec<String>> {
     }
     Ok(ids)
 }
-
-/// Column `i` of an Arrow batch of a query's result, cast to `to` (a no-op when it is
-/// already) and downcast to its array type `A`.
-pub fn arrow_column<A: duckdb::arrow::array::Array + Clone + 'static>(
-    batch: &duckdb::arrow::record_batch::RecordBatch,
-    i: usize,
-    to: &duckdb::arrow::datatypes::DataType,
-) -> crate::Result<A> {
-    let bad = |e: String| crate::EngineError::InvalidArgument(format!("result column {i}: {e}"));
-    let col = duckdb::arrow::compute::cast(batch.column(i), to).map_err(|e| bad(e.to_string()))?;
-    col.as_any()
-        .downcast_ref::<A>()
-        .cloned()
-        .ok_or_else(|| bad(format!("not {to}")))
-}

@@ -863,7 +863,7 @@ fn value_streams(ws: &Workspace, s: &Sql, by_pid: bool) -> Result<Vec<Stream>> {
     } else {
         Vec::new()
     };
-    use super::facts::arrow_column;
+    use crate::sql::arrow_column;
     use duckdb::arrow::array::{Array, Int32Array, Int64Array, StringArray};
     use duckdb::arrow::datatypes::DataType;
     type Keyed = Vec<(i64, Option<String>, i64)>;

@@ -99,6 +99,37 @@ const SUMMARY_SELECT: &str = "
         coalesce(pr.events, 0), coalesce(pr.sessions, 0), p.shared_device
     FROM persons p LEFT JOIN profiles pr USING (person_id)";
 
+/// The [`PersonSummary`]s of a batch of [`SUMMARY_SELECT`]'s rows.
+fn summaries_of(batch: &duckdb::arrow::record_batch::RecordBatch) -> Result<Vec<PersonSummary>> {
+    use crate::sql::arrow_column;
+    use duckdb::arrow::array::{Array, BooleanArray, Int64Array, StringArray};
+    use duckdb::arrow::datatypes::DataType;
+    let text = |i| arrow_column::<StringArray>(batch, i, &DataType::Utf8);
+    let int = |i| arrow_column::<Int64Array>(batch, i, &DataType::Int64);
+    let flag = |i| arrow_column::<BooleanArray>(batch, i, &DataType::Boolean);
+    let (id, name, email, identified) = (text(0)?, text(1)?, text(2)?, flag(3)?);
+    let (ids, created, seen, events, sessions, shared) =
+        (int(4)?, int(5)?, int(6)?, int(7)?, int(8)?, flag(9)?);
+    let opt_text = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+    let opt_time = |a: &Int64Array, i: usize| {
+        (!a.is_null(i)).then(|| crate::generate::iso_utc_micros(a.value(i)))
+    };
+    Ok((0..batch.num_rows())
+        .map(|i| PersonSummary {
+            person_id: id.value(i).to_string(),
+            display_name: opt_text(&name, i),
+            email: opt_text(&email, i),
+            is_identified: identified.value(i),
+            distinct_ids: ids.value(i),
+            created_at: opt_time(&created, i),
+            last_seen: opt_time(&seen, i),
+            events: events.value(i),
+            sessions: sessions.value(i),
+            shared_device: shared.value(i),
+        })
+        .collect())
+}
+
 fn summary(r: &duckdb::Row<'_>) -> duckdb::Result<PersonSummary> {
     Ok(PersonSummary {
         person_id: r.get(0)?,
@@ -461,9 +492,11 @@ pub fn summaries(ws: &Workspace, ids: &[String]) -> Result<Vec<PersonSummary>> {
     let mut st = conn.prepare(&format!(
         "{SUMMARY_SELECT} JOIN temp.wanted_persons w ON w.person_id = p.person_id ORDER BY w.pos"
     ))?;
-    let out = st
-        .query_map([], summary)?
-        .collect::<duckdb::Result<Vec<_>>>()?;
+    // Arrow batches: a drill-down can ask for every person of a big workspace.
+    let mut out = Vec::with_capacity(ids.len());
+    for batch in st.query_arrow([])? {
+        out.extend(summaries_of(&batch)?);
+    }
     conn.execute_batch("DROP TABLE temp.wanted_persons")?;
     Ok(out)
 }
