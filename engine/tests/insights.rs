@@ -1939,6 +1939,56 @@ fn insight_facts_fast_paths_agree_with_the_general_path() {
                 "breakdown": {"property": "$browser", "limit": 2}}),
             );
         }
+        // Filters on the properties the facts hold as columns (missing, empty and set
+        // values; every operator).
+        let not_chrome = json!([{"key": "$browser", "op": "not_equals", "value": "Chrome"}]);
+        let no_os = json!([{"key": "$os", "op": "is_not_set"}]);
+        queries.push(json!({"kind": "trends", "date_range": range,
+            "series": [{"event": "$pageview", "math": "unique_persons", "filters": not_chrome},
+                       {"math": "total", "filters":
+                           [{"key": "$browser", "op": "contains", "value": "FIRE"}]},
+                       {"math": "weekly_active", "filters": no_os}],
+            "filters": [{"key": "$browser", "op": "is_set"}],
+            "breakdown": {"type": "property", "property": "$browser", "limit": 2}}));
+        queries.push(json!({"kind": "trends", "date_range": range,
+            "series": [{"math": "unique_persons"}, {"math": "monthly_active"}],
+            "filters": [{"key": "$browser", "op": "regex", "value": "^(Chrome|Safari)$"}]}));
+        queries.push(
+            json!({"kind": "lifecycle", "event": "$pageview", "date_range": range,
+            "interval": "week", "filters": not_chrome}),
+        );
+        queries.push(
+            json!({"kind": "stickiness", "event": "view", "date_range": range,
+            "filters": [{"key": "$os", "op": "equals", "value": "Mac OS X"}]}),
+        );
+        for order in ["ordered", "strict", "unordered"] {
+            queries.push(
+                json!({"kind": "funnel", "date_range": range, "order": order,
+                "steps": [{"event": "$pageview", "filters": not_chrome},
+                          {"event": "$pageview", "filters":
+                              [{"key": "$browser", "op": "equals", "value": "Firefox"}]},
+                          {"event": "buy"}],
+                "filters": [{"key": "$browser", "op": "is_set"}],
+                "window": 5, "window_unit": "day",
+                "exclusions": if order == "unordered" { json!([]) } else {
+                    json!([{"event": "view", "from_step": 0, "to_step": 2}]) },
+                "breakdown": {"property": "$browser"}}),
+            );
+        }
+        for (window, breakdown) in [
+            ("calendar", json!(null)),
+            ("rolling24h", json!(null)),
+            (
+                "calendar",
+                json!({"property": "$browser", "source": "event"}),
+            ),
+        ] {
+            queries.push(json!({"kind": "retention", "date_range": range,
+                "start": {"event": "signup", "filters": not_chrome},
+                "returning": {"event": "$pageview", "filters": no_os},
+                "period": "week", "intervals": 6, "time_window": window,
+                "breakdown": breakdown}));
+        }
     }
     let drills: &[(usize, &[&str])] = &[
         (0, &["0:3@Chrome", "1:0@None", "2:5@Other"]),

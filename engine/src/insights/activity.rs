@@ -302,7 +302,7 @@ struct Rows {
 }
 
 /// Rows from the insight facts (see [`rows_sql`]), when they answer the query exactly:
-/// no filters, no cohort scope, no sessions, accounts or property math, and a breakdown (if
+/// filters only on the facts' property columns, no cohort scope, no sessions, accounts or property math, and a breakdown (if
 /// any) on an event property stored as a facts column.
 #[allow(clippy::too_many_arguments)] // the arguments of `rows_sql`, plus the workspace
 fn fact_rows_sql(
@@ -318,7 +318,7 @@ fn fact_rows_sql(
     let Some(from_day) = f.facts_from_day else {
         return Ok(None);
     };
-    if filter_sets.iter().any(|fs| !fs.is_empty())
+    if !facts::on_facts(filter_sets.iter().flat_map(|fs| fs.iter()))
         || !scope.text.trim().is_empty()
         || cols.sessions
         || cols.value.is_some()
@@ -357,8 +357,9 @@ fn fact_rows_sql(
                 s.push("NULL::VARCHAR AS bd, 1 AS n");
             }
         }
-        s.push(match (event, bd_col) {
-            (None, None) => " FROM active_days d WHERE d.day >= ",
+        let filtered = filter_sets.iter().any(|fs| !fs.is_empty());
+        s.push(match (event, bd_col, filtered) {
+            (None, None, false) => " FROM active_days d WHERE d.day >= ",
             _ => " FROM person_days d WHERE d.day >= ",
         });
         facts::push_date(&mut s, lo);
@@ -367,7 +368,11 @@ fn fact_rows_sql(
         if let Some(ev) = event {
             s.push(" AND d.event_name = ").bind(ev.to_string());
         }
-        let unique = event.is_none() && bd_col.is_none() && unit == "day";
+        for fs in filter_sets.iter().filter(|fs| !fs.is_empty()) {
+            s.push(" AND ");
+            facts::push_filters(&mut s, "d", fs)?;
+        }
+        let unique = event.is_none() && bd_col.is_none() && !filtered && unit == "day";
         return Ok(Some((s, unique)));
     }
     facts::push_day_period(&mut s, unit, from_day, f.sunday, "x.day");
@@ -388,6 +393,10 @@ fn fact_rows_sql(
         .bind(f.range.to_us);
     if let Some(ev) = event {
         s.push(" AND x.event_name = ").bind(ev.to_string());
+    }
+    for fs in filter_sets.iter().filter(|fs| !fs.is_empty()) {
+        s.push(" AND ");
+        facts::push_filters(&mut s, "x", fs)?;
     }
     Ok(Some((s, false)))
 }
@@ -1194,12 +1203,14 @@ fn lifecycle_statuses(
             sql.push(" FROM a JOIN person_index pi ON pi.pid = a.person_id JOIN persons p ON p.person_id = pi.person_id");
         }
         (NewBy::FirstMatchingEvent, Some(from_day)) => {
-            // The first matching event ever: its local day (no filters on the fast path).
+            // The first matching event ever: its local day (filters on the days' columns).
             sql.push(
-                ", fm AS (SELECT pid, min(day) AS first_day FROM person_days WHERE event_name = ",
+                ", fm AS (SELECT pid, min(day) AS first_day FROM person_days d WHERE event_name = ",
             )
             .bind(q.event.clone())
-            .push(
+            .push(" AND ");
+            facts::push_filters(&mut sql, "d", &q.filters)?;
+            sql.push(
                 " AND pid IN (SELECT person_id FROM a) GROUP BY pid) SELECT pi.person_id, a.ps, ",
             );
             facts::push_day_period(&mut sql, unit, from_day, f.sunday, "fm.first_day");

@@ -6,13 +6,14 @@
 //!
 //! Invariants: the facts are used only while the model is fresh ([`crate::model::is_stale`]
 //! is false), so they hold the same events, persons and time zone as the general path
-//! would see; an insight uses them only for the query shapes they can answer exactly (no
-//! property filters, cohorts, sessions or property math), and otherwise takes the general
-//! path over `events` × `person_map`. The tests compare both paths on fixtures.
+//! would see; an insight uses them only for the query shapes they can answer exactly
+//! (filters only on the properties held as columns; no cohorts, sessions or property math),
+//! and otherwise takes the general path over `events` × `person_map`. The tests compare
+//! both paths on fixtures.
 
 use std::cell::Cell;
 
-use super::query::PropertySource;
+use super::query::{PropertyFilter, PropertySource};
 use crate::sql::Sql;
 use crate::workspace::Workspace;
 use crate::Result;
@@ -55,6 +56,41 @@ pub fn column_of(source: PropertySource, key: &str) -> Option<&'static str> {
         .iter()
         .find(|(k, _)| *k == key)
         .map(|(_, c)| *c)
+}
+
+/// Whether every filter is on an event property the facts hold as a column (so that the
+/// facts can answer with the filters applied).
+pub fn on_facts<'a>(filters: impl IntoIterator<Item = &'a PropertyFilter>) -> bool {
+    filters
+        .into_iter()
+        .all(|f| column_of(f.source, &f.key).is_some())
+}
+
+/// Push `f1 AND f2 ...` (or TRUE) over the facts' columns of table alias `alias` (see
+/// [`on_facts`]): the columns hold each property's text as `->>` gives it, so the
+/// conditions are the general path's.
+pub fn push_filters(s: &mut Sql, alias: &str, filters: &[PropertyFilter]) -> Result<()> {
+    if filters.is_empty() {
+        s.push("TRUE");
+        return Ok(());
+    }
+    for (i, f) in filters.iter().enumerate() {
+        let col = column_of(f.source, &f.key).ok_or_else(|| {
+            crate::EngineError::InvalidArgument(format!(
+                "\"{}\" is not a column of the insight facts",
+                f.key
+            ))
+        })?;
+        if i > 0 {
+            s.push(" AND ");
+        }
+        s.push("(");
+        super::query::push_filter_on(s, f, &|s: &mut Sql| {
+            s.push(alias).push(".").push(col);
+        })?;
+        s.push(")");
+    }
+    Ok(())
 }
 
 /// The local date (days since 1970-01-01) of an instant in time zone `tz`, and whether

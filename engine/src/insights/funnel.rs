@@ -629,14 +629,19 @@ pub fn loader_sql(
     Ok(s)
 }
 
-/// The loader's SQL from the insight facts, when they answer the query exactly: no
-/// filters, no held properties, no sessions, no cohort scope, and a breakdown (if any) on
-/// an event property stored as a facts column. The same columns as [`loader_sql`]'s, except
-/// that the person is its `person_index.pid`, in person_id order (`person_index` is
-/// numbered in that order).
+/// The loader's SQL from the insight facts, when they answer the query exactly: filters
+/// only on the facts' property columns, no held properties, no sessions, no cohort scope,
+/// and a breakdown (if any) on an event property stored as a facts column. Rows of (pid,
+/// time, event_seq, mask, breakdown value), the person as its `person_index.pid`, in
+/// person_id order (`person_index` is numbered in that order); bit `i` of the mask says
+/// the event matches entry `i` of [`FactLoader::entries`].
 fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<FactLoader>> {
-    let no_filters = q.filters.is_empty() && q.steps.iter().all(|s| s.filters.is_empty());
-    if !no_filters
+    let filters_on_facts = super::facts::on_facts(
+        q.filters
+            .iter()
+            .chain(q.steps.iter().flat_map(|s| &s.filters)),
+    );
+    if !filters_on_facts
         || !q.hold_constant.is_empty()
         || q.count == FunnelCount::Sessions
         || q.scope.cohort.is_some()
@@ -651,33 +656,32 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<F
             None => return Ok(None),
         },
     };
-    // Without filters the steps an event matches follow from its name alone: SQL gives
-    // the name's place in `names` (NULL: none of them), `steps` the steps of each place.
-    let mut names: Vec<&str> = q.steps.iter().map(|s| s.event.as_str()).collect();
-    names.extend(q.exclusions.iter().map(|x| x.event.as_str()));
-    names.sort_unstable();
-    names.dedup();
-    let steps = names
-        .iter()
-        .map(|name| {
-            let mut v: Vec<i32> = (1..)
-                .zip(&q.steps)
-                .filter(|(_, st)| st.event == *name)
-                .map(|(i, _)| i)
-                .collect();
-            for x in q.exclusions.iter().filter(|x| x.event == *name) {
-                v.extend(((x.from_step + 1)..=x.to_step).map(|k| -((k + 1) as i32)));
-            }
-            Arc::from(v)
-        })
+    // The entries an event can match, in [`push_steps`]' order: steps 1…N, then each
+    // exclusion's negative steps.
+    let mut entries: Vec<(i32, &str, &[PropertyFilter])> = (1..)
+        .zip(&q.steps)
+        .map(|(i, st)| (i, st.event.as_str(), st.filters.as_slice()))
         .collect();
-    let mut s = Sql::new("SELECT x.pid, x.ts_us AS t, x.event_seq, CAST(CASE x.event_name");
-    for (i, name) in names.iter().enumerate() {
-        s.push(" WHEN ")
-            .bind(name.to_string())
-            .push(&format!(" THEN {i}"));
+    for x in &q.exclusions {
+        for k in (x.from_step + 1)..=x.to_step {
+            entries.push((-((k + 1) as i32), x.event.as_str(), &[]));
+        }
     }
-    s.push(" END AS INTEGER) AS name_at, ");
+    if entries.len() > 62 {
+        return Ok(None);
+    }
+    let mut s = Sql::new("SELECT x.pid, x.ts_us AS t, x.event_seq, (");
+    for (i, (_, event, filters)) in entries.iter().enumerate() {
+        if i > 0 {
+            s.push(" + ");
+        }
+        s.push("CASE WHEN x.event_name = ")
+            .bind(event.to_string())
+            .push(" AND ");
+        super::facts::push_filters(&mut s, "x", filters)?;
+        s.push(&format!(" THEN {} ELSE 0 END", 1i64 << i));
+    }
+    s.push(")::BIGINT AS mask, ");
     match bd {
         Some(c) => {
             s.push("x.").push(c);
@@ -696,17 +700,37 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<F
         });
     if q.order != FunnelOrder::Strict {
         s.push(" AND x.event_name IN ");
+        let mut names: Vec<&str> = entries.iter().map(|e| e.1).collect();
+        names.sort_unstable();
+        names.dedup();
         super::query::push_in_list(&mut s, names);
     }
+    s.push(" AND ");
+    super::facts::push_filters(&mut s, "x", &q.filters)?;
     s.push(" ORDER BY x.pid, t, x.event_seq");
-    Ok(Some(FactLoader { sql: s, steps }))
+    Ok(Some(FactLoader {
+        sql: s,
+        entries: entries.iter().map(|e| e.0).collect(),
+    }))
 }
 
-/// [`fact_loader_sql`]'s query: rows of (pid, time, event_seq, name_at, breakdown value)
-/// sorted by person and time, and the steps of each `name_at`.
+/// [`fact_loader_sql`]'s query, and the step (or negative exclusion step) of each bit of
+/// its rows' masks.
 struct FactLoader {
     sql: Sql,
-    steps: Vec<Arc<[i32]>>,
+    entries: Vec<i32>,
+}
+
+impl FactLoader {
+    /// The steps of a mask, in the entries' order (as [`push_steps`] lists them).
+    fn steps(&self, mask: i64) -> Vec<i32> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1i64 << i) != 0)
+            .map(|(_, s)| *s)
+            .collect()
+    }
 }
 
 /// Read a [`FactLoader`]'s rows (as Arrow batches: a few columns of many rows) into
@@ -719,8 +743,9 @@ fn load_facts(
 ) -> Result<()> {
     use duckdb::arrow::array::{Array, Int32Array, Int64Array, StringArray};
     use duckdb::arrow::datatypes::DataType;
+    use std::collections::HashMap;
     let ids = super::facts::person_ids(ws)?;
-    let none: Arc<[i32]> = Arc::from([]);
+    let mut known: HashMap<i64, Arc<[i32]>> = HashMap::new();
     let mut stmt = ws.conn().prepare(&loader.sql.text)?;
     let shape = |what: &str| {
         EngineError::InvalidArgument(format!("the funnel's {what} column has an unexpected type"))
@@ -741,10 +766,10 @@ fn load_facts(
             .as_any()
             .downcast_ref::<Int64Array>()
             .ok_or_else(|| shape("event_seq"))?;
-        let at = batch
+        let mask = batch
             .column(3)
             .as_any()
-            .downcast_ref::<Int32Array>()
+            .downcast_ref::<Int64Array>()
             .ok_or_else(|| shape("step"))?;
         let bd = duckdb::arrow::compute::cast(batch.column(4), &DataType::Utf8)
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
@@ -762,19 +787,21 @@ fn load_facts(
                         "person {p} is not in person_index (rebuild the model)"
                     ))
                 })?;
-            let steps = if at.is_null(i) {
-                None
-            } else {
-                usize::try_from(at.value(i))
-                    .ok()
-                    .and_then(|k| loader.steps.get(k))
-                    .cloned()
+            // Few distinct masks: each one's steps are made once and shared.
+            let m = mask.value(i);
+            let steps = match known.get(&m) {
+                Some(s) => s.clone(),
+                None => {
+                    let s: Arc<[i32]> = loader.steps(m).into();
+                    known.insert(m, s.clone());
+                    s
+                }
             };
             let row = Row {
                 ev: FunnelEvent {
                     ts_us: ts.value(i),
                     seq: seq.value(i),
-                    steps: steps.unwrap_or_else(|| none.clone()),
+                    steps,
                 },
                 bd: (!bd.is_null(i)).then(|| bd.value(i).to_string()),
                 part: Some(Vec::new()),

@@ -176,7 +176,12 @@ fn value_text(v: &Option<serde_json::Value>, f: &PropertyFilter) -> Result<Strin
 
 /// Push the SQL condition of one filter.
 pub fn push_filter(s: &mut Sql, f: &PropertyFilter) -> Result<()> {
-    let prop = |s: &mut Sql| push_property(s, f.source, &f.key);
+    push_filter_on(s, f, &|s: &mut Sql| push_property(s, f.source, &f.key))
+}
+
+/// Push the SQL condition of one filter on the property's text as `prop` pushes it (the
+/// JSON property, or a column holding the same text).
+pub fn push_filter_on(s: &mut Sql, f: &PropertyFilter, prop: &dyn Fn(&mut Sql)) -> Result<()> {
     match f.op {
         FilterOp::IsSet => {
             prop(s);

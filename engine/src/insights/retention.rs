@@ -311,8 +311,7 @@ pub fn run(
     // The facts answer an event-property breakdown on one of their property columns.
     let fact_column = event_breakdown.map(|b| super::facts::column_of(b.source, &b.property));
     // The facts' rows per person, period and value (see [`value_streams`]) or their lists.
-    let fast = if q.start.filters.is_empty()
-        && q.returning.filters.is_empty()
+    let fast = if super::facts::on_facts(q.start.filters.iter().chain(&q.returning.filters))
         && q.scope.cohort.is_none()
         && q.scope.exclude_cohort.is_none()
         && fact_column != Some(None)
@@ -722,9 +721,9 @@ fn general_streams_sql(
     Ok(s)
 }
 
-/// [`general_streams_sql`] from the insight facts (no filters, no cohort scope): distinct
-/// (person, local day) pairs when the range is whole local days and periods are calendar
-/// ones, else the facts' events. Lists hold distinct values; the caller treats them as sets.
+/// [`general_streams_sql`] from the insight facts (filters only on the facts' columns, no
+/// cohort scope): distinct (person, local day) pairs when the range is whole local days and
+/// periods are calendar ones, else the facts' events. Lists hold distinct values; the caller treats them as sets.
 fn fact_streams_sql(
     ws: &Workspace,
     q: &RetentionQuery,
@@ -752,7 +751,9 @@ fn fact_streams_sql(
             s.push("ts_us");
         }
         s.push(") FILTER (WHERE event_name = ")
-            .bind(spec.event.clone());
+            .bind(spec.event.clone())
+            .push(" AND ");
+        super::facts::push_filters(&mut s, "f", &spec.filters)?;
         // Starts: from the range's start when recurring (first-time: all time); returns:
         // from the range's start; both to its end.
         if k == 1 || q.retention_type == RetentionType::Recurring {
@@ -784,8 +785,8 @@ fn fact_streams_sql(
         });
     }
     s.push(match days {
-        Some(_) => " FROM person_days WHERE event_name IN (",
-        None => " FROM event_facts WHERE event_name IN (",
+        Some(_) => " FROM person_days f WHERE event_name IN (",
+        None => " FROM event_facts f WHERE event_name IN (",
     })
     .bind(q.start.event.clone())
     .push(", ")
@@ -804,10 +805,8 @@ fn fact_streams_sql(
     Ok(s)
 }
 
-/// [`general_streams_sql`] with an event-property breakdown, from `event_facts` (no
-/// filters, no cohort scope, the property one of the facts' columns): each person's start
-/// and return periods (calendar, from the events' local days) or times (rolling) in time
-/// order, with the events' values in the same order.
+/// [`general_streams_sql`] with an event-property breakdown, from `event_facts` (filters
+/// only on the facts' columns, no cohort scope, the property one of the facts' columns).
 fn fact_value_streams_sql(
     ws: &Workspace,
     q: &RetentionQuery,
@@ -831,7 +830,9 @@ fn fact_value_streams_sql(
     s.push(" AS p, ").push(column).push(" AS v");
     for (k, spec) in [&q.start, &q.returning].into_iter().enumerate() {
         s.push(", min(ts_us) FILTER (WHERE event_name = ")
-            .bind(spec.event.clone());
+            .bind(spec.event.clone())
+            .push(" AND ");
+        super::facts::push_filters(&mut s, "f", &spec.filters)?;
         // Starts: from the range's start when recurring (first-time: all time), to its
         // end; returns: from the range's start.
         if k == 1 || q.retention_type == RetentionType::Recurring {
@@ -842,7 +843,7 @@ fn fact_value_streams_sql(
         }
         s.push(if k == 0 { ") AS sk" } else { ") AS rk" });
     }
-    s.push(" FROM event_facts WHERE event_name IN (")
+    s.push(" FROM event_facts f WHERE event_name IN (")
         .bind(q.start.event.clone())
         .push(", ")
         .bind(q.returning.event.clone())
