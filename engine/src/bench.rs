@@ -393,6 +393,22 @@ pub fn bench_insights(dir: &Path, events: usize, files: usize) -> Result<Insight
             )?,
         ),
         (
+            "the 4-step funnel, only Chrome (a filter on a facts column)",
+            q(serde_json::json!({"kind": "funnel",
+                "steps": [{"event": "signed_up"}, {"event": "created_project"},
+                          {"event": "invited_teammate"}, {"event": "upgraded_plan"}],
+                "filters": [{"key": "$browser", "op": "equals", "value": "Chrome"}],
+                "date_range": {"from": from, "to": to60}, "window": 14, "window_unit": "day"}))?,
+        ),
+        (
+            "the 4-step funnel, last step plan = team (general path)",
+            q(serde_json::json!({"kind": "funnel",
+                "steps": [{"event": "signed_up"}, {"event": "created_project"},
+                          {"event": "invited_teammate"}, {"event": "upgraded_plan",
+                           "filters": [{"key": "plan", "op": "equals", "value": "team"}]}],
+                "date_range": {"from": from, "to": to60}, "window": 14, "window_unit": "day"}))?,
+        ),
+        (
             "daily lifecycle, 60 days",
             q(
                 serde_json::json!({"kind": "lifecycle", "event": "$pageview",
