@@ -549,6 +549,8 @@ fn lines<DB: DrawingBackend>(root: &Area<'_, DB>, l: Lines<'_>) -> Result<()> {
     let mut chart = ChartBuilder::on(root)
         .caption(l.title, font(26))
         .margin(24)
+        // The last date label is centred on the right edge: room for its half.
+        .margin_right(56)
         .x_label_area_size(56)
         .y_label_area_size(80)
         .build_cartesian_2d(0f64..((n - 1).max(1) as f64), ymin..ymax)
