@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use stitchbook_engine::ingest::{import_paths, ImportOptions};
 use stitchbook_engine::insights::funnel::{self, FunnelQuery};
-use stitchbook_engine::insights::{self, Query};
+use stitchbook_engine::insights::{self, InsightResult, Query};
 use stitchbook_engine::model;
 use stitchbook_engine::{EngineError, JobCtx, Workspace};
 
@@ -706,6 +706,88 @@ fn property_math_accounts_and_formulas() {
         Err(EngineError::InvalidQuery { code, .. }) => assert_eq!(code, "trends_math_property"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_value_named_other_joins_the_merged_other_row() {
+    // Browsers: a literal "Other" (3 persons, the most), A (2), B (1); each opens on day 0
+    // and buys, and opens again on day 1.
+    let (d, h) = (86_400, 3_600);
+    let mut records = Vec::new();
+    for (i, (who, browser)) in [
+        ("a1", "A"),
+        ("a2", "A"),
+        ("o1", "Other"),
+        ("o2", "Other"),
+        ("o3", "Other"),
+        ("b1", "B"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = json!({"$browser": browser});
+        records.push(ev(3 * i + 1, DAY0 + h, who, "open", p.clone()));
+        records.push(ev(3 * i + 2, DAY0 + 2 * h, who, "buy", p.clone()));
+        records.push(ev(3 * i + 3, DAY0 + d + h, who, "open", p));
+    }
+    let ws = ws_from(&records);
+    let range = json!({"from": "2024-01-01", "to": "2024-01-02"});
+    let run = |v: Value| insights::run(&ws, &serde_json::from_value(v).unwrap(), NOW).unwrap();
+    let funnel = json!({"kind": "funnel", "date_range": range,
+        "steps": [{"event": "open"}, {"event": "buy"}],
+        "breakdown": {"property": "$browser", "limit": 1}});
+    let InsightResult::Funnel(f) = run(funnel.clone()) else {
+        panic!("a funnel")
+    };
+    let rows: Vec<(&str, Vec<u64>)> = f
+        .breakdown
+        .iter()
+        .map(|r| (r.value.as_str(), r.steps.iter().map(|s| s.count).collect()))
+        .collect();
+    assert_eq!(rows, vec![("A", vec![2, 2]), ("Other", vec![4, 4])]);
+    let q: Query = serde_json::from_value(funnel).unwrap();
+    let who: Vec<String> = insights::drill(&ws, &q, NOW, "2@Other")
+        .unwrap()
+        .iter()
+        .map(|p| distinct_of(&ws, &p.person_id))
+        .collect();
+    assert_eq!(who.len(), 4, "{who:?}");
+    assert!(who.contains(&"b1".to_string()) && who.contains(&"o1".to_string()));
+    // Without a limit the literal value is a row of its own.
+    let InsightResult::Funnel(f) = run(json!({"kind": "funnel", "date_range": range,
+        "steps": [{"event": "open"}, {"event": "buy"}], "breakdown": {"property": "$browser"}}))
+    else {
+        panic!("a funnel")
+    };
+    let values: Vec<&str> = f.breakdown.iter().map(|r| r.value.as_str()).collect();
+    assert_eq!(values, vec!["A", "B", "Other"]);
+    let InsightResult::Trends(t) = run(json!({"kind": "trends", "date_range": range,
+        "series": [{"event": "open", "math": "unique_persons"}],
+        "breakdown": {"type": "property", "property": "$browser", "limit": 1}}))
+    else {
+        panic!("trends")
+    };
+    let series: Vec<(&str, Vec<f64>)> = t
+        .series
+        .iter()
+        .map(|s| (s.breakdown_value.as_deref().unwrap(), s.values.clone()))
+        .collect();
+    assert_eq!(
+        series,
+        vec![("A", vec![2.0, 2.0]), ("Other", vec![4.0, 4.0])]
+    );
+    let InsightResult::Retention(r) = run(json!({"kind": "retention", "date_range": range,
+        "start": {"event": "open"}, "returning": {"event": "open"}, "period": "day",
+        "intervals": 2, "breakdown": {"property": "$browser", "source": "event", "limit": 1}}))
+    else {
+        panic!("retention")
+    };
+    let rows: Vec<(&str, u64)> = r
+        .breakdown
+        .iter()
+        .map(|b| (b.value.as_str(), b.cohorts[0].size))
+        .collect();
+    assert_eq!(rows, vec![("A", 2), ("Other", 4)]);
 }
 
 #[test]

@@ -601,11 +601,13 @@ fn series_rows(
     sql.embed(&rows.sql);
     match &q.breakdown {
         Some(TrendsBreakdown::Property { limit, .. }) => {
-            // Values ranked by events: the facts' rows carry their number of events (n).
+            // Values ranked by events: the facts' rows carry their number of events (n). A
+            // value that is literally "Other" ranks last: when values are merged, it is
+            // merged too, so "Other" names one series.
             sql.push(if rows.pid {
-                "), top AS (SELECT bd, row_number() OVER (ORDER BY sum(n) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= "
+                "), top AS (SELECT bd, row_number() OVER (ORDER BY bd = 'Other', sum(n) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= "
             } else {
-                "), top AS (SELECT bd, row_number() OVER (ORDER BY count(*) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= "
+                "), top AS (SELECT bd, row_number() OVER (ORDER BY bd = 'Other', count(*) DESC, bd) AS rk FROM r0 WHERE p >= 0 GROUP BY bd), nv AS (SELECT count(*) AS n FROM top), r AS (SELECT r0.* EXCLUDE (bd), CASE WHEN top.rk <= "
             })
                 .bind(limit.unwrap_or(25).max(1) as i64)
                 .push(" THEN r0.bd ELSE 'Other' END AS bd FROM r0 LEFT JOIN top ON top.bd = r0.bd) ");

@@ -1085,11 +1085,15 @@ pub fn run(
                     steps: aggregate(&names, rules, os.into_iter(), zero),
                 })
                 .collect();
-            // Rank by the deepest step, then shallower ones (PostHog's ordering).
+            // Rank by the deepest step, then shallower ones (PostHog's ordering); a value
+            // that is literally "Other" last, so that it joins the merged "Other" row.
             rows.sort_by(|a, b| {
                 let ka: Vec<u64> = a.steps.iter().rev().map(|s| s.count).collect();
                 let kb: Vec<u64> = b.steps.iter().rev().map(|s| s.count).collect();
-                kb.cmp(&ka).then_with(|| a.value.cmp(&b.value))
+                (a.value == "Other")
+                    .cmp(&(b.value == "Other"))
+                    .then_with(|| kb.cmp(&ka))
+                    .then_with(|| a.value.cmp(&b.value))
             });
             let limit = b.limit.unwrap_or(25).max(1);
             if rows.len() > limit {

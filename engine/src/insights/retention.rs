@@ -592,7 +592,13 @@ fn merge_tail(
     };
     let mut ranked: Vec<(usize, String)> =
         by_value.iter().map(|(v, c)| (size(c), v.clone())).collect();
-    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    // A value that is literally "Other" ranks last: it joins the merged row of that name.
+    ranked.sort_by(|a, b| {
+        (a.1 == "Other")
+            .cmp(&(b.1 == "Other"))
+            .then(b.0.cmp(&a.0))
+            .then(a.1.cmp(&b.1))
+    });
     let total = ranked.len();
     let mut other: HashMap<(usize, usize), BTreeSet<Arc<str>>> = HashMap::new();
     for (_, v) in ranked.into_iter().skip(limit) {
