@@ -25,10 +25,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pii_reveal",
         include_str!("../migrations/0006_pii_reveal.sql"),
     ),
+    (
+        7,
+        "quality_cache",
+        include_str!("../migrations/0007_quality_cache.sql"),
+    ),
 ];
 
 /// The newest schema version this build understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// SQL helpers every connection gets. Timestamps are parsed with explicit formats only.
 const MACROS: &str = include_str!("../sql/macros.sql");

@@ -878,3 +878,42 @@ fn the_catalog_counts_reach_and_the_quality_panel_finds_spelling_collisions() {
     assert_eq!(props.properties[0].key, "plan");
     assert_eq!(props.properties[0].examples, ["free"]);
 }
+
+#[test]
+fn the_quality_checks_are_remembered_until_the_data_changes() {
+    use stitchbook_engine::catalog;
+    let ws = workspace(
+        &[
+            ph(1, 0, "a", "UserLogin", json!({})),
+            ph(2, 10, "b", "user_login", json!({})),
+        ],
+        &[],
+    );
+    let first = catalog::quality_remembered(&ws).unwrap();
+    assert_eq!(first, catalog::quality(&ws).unwrap());
+    assert_eq!(q(&ws, "SELECT count(*) FROM quality_cache"), 1);
+    // Reused while nothing changed: a marked entry under the same fingerprint is returned.
+    ws.conn()
+        .execute_batch(
+            r#"UPDATE quality_cache SET issues = '[{"kind": "marker", "severity": "info", "title": "t", "detail": "d", "count": 0, "items": []}]'"#,
+        )
+        .unwrap();
+    let again = catalog::quality_remembered(&ws).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].kind, "marker");
+    // More events: computed again, and the new result replaces the old one.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("more.jsonl");
+    std::fs::write(
+        &p,
+        format!("{}\n", ph(3, 20, "c", "User Logged In", json!({}))),
+    )
+    .unwrap();
+    import(&ws, &p);
+    model::ensure_built(&ws, &JobCtx::silent()).unwrap();
+    let after = catalog::quality_remembered(&ws).unwrap();
+    assert_eq!(after, catalog::quality(&ws).unwrap());
+    let names = after.iter().find(|i| i.kind == "naming_collision").unwrap();
+    assert_eq!(names.items.len(), 3, "{names:?}");
+    assert_eq!(q(&ws, "SELECT count(*) FROM quality_cache"), 1);
+}

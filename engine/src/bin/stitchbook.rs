@@ -788,7 +788,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
         Command::Quality { workspace, json } => {
             let ws = open_existing(&workspace)?;
             model::ensure_built(&ws, &JobCtx::silent())?;
-            let issues = stitchbook_engine::catalog::quality(&ws)?;
+            let issues = stitchbook_engine::catalog::quality_remembered(&ws)?;
             if json {
                 println!("{}", to_json(&issues)?);
             } else if issues.is_empty() {

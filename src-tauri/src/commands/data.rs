@@ -28,7 +28,7 @@ pub async fn event_properties(
 
 #[tauri::command]
 pub async fn quality_issues(state: State<'_, AppState>) -> Result<Vec<QualityIssue>, IpcError> {
-    on_workspace(&state, catalog::quality).await
+    on_workspace(&state, catalog::quality_remembered).await
 }
 
 #[tauri::command]

@@ -2,6 +2,7 @@
 // the data-quality panel and the quarantined rows with their reasons.
 import { button, el, emptyState, errorBox, fmtInt, fmtPct, fmtTime, loading, table } from "../../components/dom";
 import { errorMessage, type Backend } from "../../lib/ipc/client";
+import { rememberVocabulary } from "../insights/insights";
 import { renderOverview } from "../overview/overview";
 import { importPanel } from "./import";
 
@@ -27,7 +28,8 @@ export async function dataScreen(backend: Backend): Promise<HTMLElement> {
 
 /** The overview, the quality panel, the event catalog with properties and the quarantine. */
 async function dataBody(backend: Backend): Promise<HTMLElement[]> {
-  const [info, events] = await Promise.all([backend.workspaceSummary(), backend.catalogEvents()]);
+  const [info, events, workspace] = await Promise.all([backend.workspaceSummary(), backend.catalogEvents(), backend.currentWorkspace()]);
+  rememberVocabulary(workspace ?? "", events, info);
   const props = el("section", { class: "card wide", id: "event-properties-card" }, emptyState("Pick an event", "Its properties, observed types, fill rate and examples appear here."));
   const showProps = async (name: string): Promise<void> => {
     props.replaceChildren(loading());

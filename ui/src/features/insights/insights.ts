@@ -5,7 +5,7 @@ import { mountChart } from "../../components/chart";
 import { personsCsv, personsTable } from "../../components/persons";
 import { errorMessage, type Backend } from "../../lib/ipc/client";
 import { go, link } from "../../lib/router";
-import type { Query } from "../../lib/ipc/types";
+import type { CatalogEvent, Query, WorkspaceInfo } from "../../lib/ipc/types";
 import { commonFields, defaultQuery, eventDatalist, kindFields, KINDS, type Kind, type Vocabulary } from "./builder";
 import { render } from "./results";
 import { cohortsScreen } from "./cohorts";
@@ -21,17 +21,23 @@ export function forgetVocabulary(): void {
   catalogCache = null;
 }
 
+/** Keep what the data screen just read, so the first insight does not read it again. */
+export function rememberVocabulary(workspace: string, events: CatalogEvent[], info: WorkspaceInfo): void {
+  catalogCache = {
+    workspace,
+    events: events.map((e) => e.name),
+    lastDay: info.lastEvent ? info.lastEvent.slice(0, 10) : null,
+    firstDay: info.firstEvent ? info.firstEvent.slice(0, 10) : null,
+  };
+}
+
 export async function vocabulary(backend: Backend): Promise<Vocabulary> {
   const workspace = (await backend.currentWorkspace()) ?? "";
   if (!catalogCache || catalogCache.workspace !== workspace) {
     const [events, info] = await Promise.all([backend.catalogEvents(), backend.workspaceSummary()]);
-    catalogCache = {
-      workspace,
-      events: events.map((e) => e.name),
-      lastDay: info.lastEvent ? info.lastEvent.slice(0, 10) : null,
-      firstDay: info.firstEvent ? info.firstEvent.slice(0, 10) : null,
-    };
+    rememberVocabulary(workspace, events, info);
   }
+  if (!catalogCache) throw new Error("the event catalog could not be read");
   const cohorts = await backend.cohorts();
   return { events: catalogCache.events, cohorts: cohorts.map((c) => c.name), lastDay: catalogCache.lastDay, firstDay: catalogCache.firstDay };
 }
