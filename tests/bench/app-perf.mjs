@@ -23,7 +23,8 @@ if (BIG) {
     await find("#event-catalog", 120000);
     const data = ms(t0);
     // Run 1 goes to the first chart at once (its requests queue behind the data-quality
-    // checks, which share the workspace connection); run 2 waits for those checks first.
+    // checks, which share the workspace connection, unless the workspace remembers their
+    // result); run 2 waits for those checks first.
     let quality = "";
     if (run === 2) {
       await until(async () => !(await js("return document.querySelector('#quality-panel .loading') !== null")), "the quality checks", 120000);
