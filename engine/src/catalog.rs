@@ -279,54 +279,19 @@ pub fn naming_collisions(names: &[(String, i64)]) -> Vec<Vec<(String, i64)>> {
 /// Bump when the checks change: remembered results of older checks are not reused.
 const QUALITY_VERSION: i64 = 1;
 
-/// [`quality`], remembered in the workspace: reused while the events, quarantine, imports
-/// and model build it read are the same (events are only ever appended, so their count and
-/// last sequence number say whether they changed), else computed and remembered.
+/// [`quality`], remembered in the workspace (see [`crate::remembered`]) while the events,
+/// quarantine, imports and model build it read are the same.
 pub fn quality_remembered(ws: &Workspace) -> Result<Vec<QualityIssue>> {
-    let c = ws.conn();
-    let fingerprint: String = c.query_row(
+    let events = crate::remembered::events_fingerprint(ws)?;
+    let rest: String = ws.conn().query_row(
         "SELECT concat_ws('/', ?, ?,
-            (SELECT count(*) FROM events), (SELECT coalesce(max(event_seq), 0) FROM events),
             (SELECT count(*) FROM quarantine),
             (SELECT count(*) FROM imports), (SELECT coalesce(sum(rows_duplicate), 0) FROM imports),
             (SELECT coalesce(CAST(max(built_at) AS VARCHAR), '') FROM model_state))",
         duckdb::params![QUALITY_VERSION, TYPE_SAMPLE],
         |r| r.get(0),
     )?;
-    let remembered: Option<String> = c
-        .query_row(
-            "SELECT issues::VARCHAR FROM quality_cache WHERE fingerprint = ?",
-            [&fingerprint],
-            |r| r.get(0),
-        )
-        .map(Some)
-        .or_else(|e| match e {
-            duckdb::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })?;
-    if let Some(json) = remembered {
-        if let Ok(issues) = serde_json::from_str::<Vec<QualityIssue>>(&json) {
-            return Ok(issues);
-        }
-    }
-    let issues = quality(ws)?;
-    let json = serde_json::to_string(&issues)
-        .map_err(|e| crate::EngineError::InvalidArgument(e.to_string()))?;
-    c.execute_batch("BEGIN TRANSACTION")?;
-    let stored = c.execute("DELETE FROM quality_cache", []).and_then(|_| {
-        c.execute(
-            "INSERT INTO quality_cache VALUES (?, ?)",
-            duckdb::params![fingerprint, json],
-        )
-    });
-    match stored {
-        Ok(_) => c.execute_batch("COMMIT")?,
-        Err(e) => {
-            c.execute_batch("ROLLBACK")?;
-            return Err(e.into());
-        }
-    }
-    Ok(issues)
+    crate::remembered::remembered(ws, "quality", &format!("{events}/{rest}"), || quality(ws))
 }
 
 /// The data-quality panel. Clock skew is judged against each event's own receive time

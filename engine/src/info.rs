@@ -88,14 +88,19 @@ pub struct WorkspaceInfo {
 /// Summarise the workspace. `top` limits the event-name list.
 pub fn workspace_info(ws: &Workspace, top: usize) -> Result<WorkspaceInfo> {
     let c = ws.conn();
-    let (total_events, distinct_ids, first_event, last_event): (i64, i64, Option<String>, Option<String>) =
-        c.query_row(
-            "SELECT count(*), count(DISTINCT distinct_id),
-                    strftime(min(ts_utc), '%Y-%m-%dT%H:%M:%SZ'), strftime(max(ts_utc), '%Y-%m-%dT%H:%M:%SZ')
-             FROM events",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?;
+    // A pass over every event (the distinct ids): remembered until the events change.
+    type Totals = (i64, i64, Option<String>, Option<String>);
+    let fingerprint = crate::remembered::events_fingerprint(ws)?;
+    let (total_events, distinct_ids, first_event, last_event): Totals =
+        crate::remembered::remembered(ws, "events_totals", &fingerprint, || {
+            Ok(c.query_row(
+                "SELECT count(*), count(DISTINCT distinct_id),
+                        strftime(min(ts_utc), '%Y-%m-%dT%H:%M:%SZ'), strftime(max(ts_utc), '%Y-%m-%dT%H:%M:%SZ')
+                 FROM events",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?)
+        })?;
     let identity_links: i64 =
         c.query_row("SELECT count(*) FROM identity_links", [], |r| r.get(0))?;
     let quarantined: i64 = c.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?;

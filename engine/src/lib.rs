@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod model;
 pub mod pii;
 pub mod recent;
+pub mod remembered;
 pub mod resources;
 pub mod sql;
 pub mod workspace;

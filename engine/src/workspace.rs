@@ -27,8 +27,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         7,
-        "quality_cache",
-        include_str!("../migrations/0007_quality_cache.sql"),
+        "remembered",
+        include_str!("../migrations/0007_remembered.sql"),
     ),
 ];
 

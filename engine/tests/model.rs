@@ -880,7 +880,7 @@ fn the_catalog_counts_reach_and_the_quality_panel_finds_spelling_collisions() {
 }
 
 #[test]
-fn the_quality_checks_are_remembered_until_the_data_changes() {
+fn the_quality_checks_and_event_totals_are_remembered_until_the_data_changes() {
     use stitchbook_engine::catalog;
     let ws = workspace(
         &[
@@ -891,11 +891,17 @@ fn the_quality_checks_are_remembered_until_the_data_changes() {
     );
     let first = catalog::quality_remembered(&ws).unwrap();
     assert_eq!(first, catalog::quality(&ws).unwrap());
-    assert_eq!(q(&ws, "SELECT count(*) FROM quality_cache"), 1);
+    assert_eq!(
+        q(
+            &ws,
+            "SELECT count(*) FROM remembered WHERE what = 'quality'"
+        ),
+        1
+    );
     // Reused while nothing changed: a marked entry under the same fingerprint is returned.
     ws.conn()
         .execute_batch(
-            r#"UPDATE quality_cache SET issues = '[{"kind": "marker", "severity": "info", "title": "t", "detail": "d", "count": 0, "items": []}]'"#,
+            r#"UPDATE remembered SET value = '[{"kind": "marker", "severity": "info", "title": "t", "detail": "d", "count": 0, "items": []}]' WHERE what = 'quality'"#,
         )
         .unwrap();
     let again = catalog::quality_remembered(&ws).unwrap();
@@ -915,5 +921,29 @@ fn the_quality_checks_are_remembered_until_the_data_changes() {
     assert_eq!(after, catalog::quality(&ws).unwrap());
     let names = after.iter().find(|i| i.kind == "naming_collision").unwrap();
     assert_eq!(names.items.len(), 3, "{names:?}");
-    assert_eq!(q(&ws, "SELECT count(*) FROM quality_cache"), 1);
+    assert_eq!(
+        q(
+            &ws,
+            "SELECT count(*) FROM remembered WHERE what = 'quality'"
+        ),
+        1
+    );
+    // The workspace summary's event totals follow the events the same way.
+    let info = stitchbook_engine::info::workspace_info(&ws, 5).unwrap();
+    assert_eq!((info.total_events, info.distinct_ids), (3, 3));
+    ws.conn()
+        .execute_batch(
+            "UPDATE remembered SET value = '[7, 7, null, null]' WHERE what = 'events_totals'",
+        )
+        .unwrap();
+    let info = stitchbook_engine::info::workspace_info(&ws, 5).unwrap();
+    assert_eq!((info.total_events, info.distinct_ids), (7, 7), "reused");
+    std::fs::write(&p, format!("{}\n", ph(4, 30, "d", "purchase", json!({})))).unwrap();
+    import(&ws, &p);
+    let info = stitchbook_engine::info::workspace_info(&ws, 5).unwrap();
+    assert_eq!(
+        (info.total_events, info.distinct_ids),
+        (4, 4),
+        "computed again"
+    );
 }
