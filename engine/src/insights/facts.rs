@@ -186,3 +186,16 @@ pub fn person_ids(ws: &Workspace) -> Result<Vec<String>> {
     }
     Ok(ids)
 }
+
+/// The text id of `person_index.pid` `pid` in [`person_ids`]' list.
+pub fn person_at(ids: &[String], pid: i32) -> crate::Result<&str> {
+    usize::try_from(pid)
+        .ok()
+        .and_then(|i| ids.get(i))
+        .map(String::as_str)
+        .ok_or_else(|| {
+            crate::EngineError::InvalidArgument(format!(
+                "person {pid} is not in person_index (rebuild the model)"
+            ))
+        })
+}

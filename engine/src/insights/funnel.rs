@@ -741,52 +741,21 @@ fn load_facts(
     collect: &mut Collector,
     detail: &mut FunnelDetail,
 ) -> Result<()> {
+    use crate::sql::arrow_column;
     use duckdb::arrow::array::{Array, Int32Array, Int64Array, StringArray};
     use duckdb::arrow::datatypes::DataType;
     use std::collections::HashMap;
     let ids = super::facts::person_ids(ws)?;
     let mut known: HashMap<i64, Arc<[i32]>> = HashMap::new();
     let mut stmt = ws.conn().prepare(&loader.sql.text)?;
-    let shape = |what: &str| {
-        EngineError::InvalidArgument(format!("the funnel's {what} column has an unexpected type"))
-    };
     for batch in stmt.query_arrow(duckdb::params_from_iter(loader.sql.params.iter()))? {
-        let pid = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int32Array>()
-            .ok_or_else(|| shape("person"))?;
-        let ts = batch
-            .column(1)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| shape("time"))?;
-        let seq = batch
-            .column(2)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| shape("event_seq"))?;
-        let mask = batch
-            .column(3)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| shape("step"))?;
-        let bd = duckdb::arrow::compute::cast(batch.column(4), &DataType::Utf8)
-            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-        let bd = bd
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| shape("breakdown"))?;
+        let pid = arrow_column::<Int32Array>(&batch, 0, &DataType::Int32)?;
+        let ts = arrow_column::<Int64Array>(&batch, 1, &DataType::Int64)?;
+        let seq = arrow_column::<Int64Array>(&batch, 2, &DataType::Int64)?;
+        let mask = arrow_column::<Int64Array>(&batch, 3, &DataType::Int64)?;
+        let bd = arrow_column::<StringArray>(&batch, 4, &DataType::Utf8)?;
         for i in 0..batch.num_rows() {
-            let p = pid.value(i);
-            let person = usize::try_from(p)
-                .ok()
-                .and_then(|i| ids.get(i))
-                .ok_or_else(|| {
-                    EngineError::InvalidArgument(format!(
-                        "person {p} is not in person_index (rebuild the model)"
-                    ))
-                })?;
+            let person = super::facts::person_at(&ids, pid.value(i))?;
             // Few distinct masks: each one's steps are made once and shared.
             let m = mask.value(i);
             let steps = match known.get(&m) {

@@ -909,17 +909,7 @@ fn value_streams(ws: &Workspace, s: &Sql, by_pid: bool) -> Result<Vec<Stream>> {
         let rk = arrow_column::<Int64Array>(&batch, 4, &DataType::Int64)?;
         for i in 0..batch.num_rows() {
             let person: &str = match (&pids, &texts) {
-                (Some(pids), _) => {
-                    let pid = pids.value(i);
-                    usize::try_from(pid)
-                        .ok()
-                        .and_then(|i| ids.get(i))
-                        .ok_or_else(|| {
-                            EngineError::InvalidArgument(format!(
-                                "person {pid} is not in person_index (rebuild the model)"
-                            ))
-                        })?
-                }
+                (Some(pids), _) => super::facts::person_at(&ids, pids.value(i))?,
                 (_, Some(texts)) => texts.value(i),
                 _ => continue,
             };
