@@ -302,8 +302,8 @@ struct Rows {
 }
 
 /// Rows from the insight facts (see [`rows_sql`]), when they answer the query exactly:
-/// filters only on the facts' property columns, no cohort scope, no sessions, accounts or property math, and a breakdown (if
-/// any) on an event property stored as a facts column.
+/// filters only on the facts' property columns, no cohort scope, no sessions, accounts or
+/// property math, and a breakdown (if any) on an event property stored as a facts column.
 #[allow(clippy::too_many_arguments)] // the arguments of `rows_sql`, plus the workspace
 fn fact_rows_sql(
     ws: &Workspace,
@@ -842,8 +842,7 @@ pub fn trends(ws: &Workspace, q: &TrendsQuery, now_us: i64) -> Result<TrendsResu
         if matches!(q.breakdown, Some(TrendsBreakdown::Property { .. })) {
             // Biggest first, "Other" last.
             rows.sort_by(|a, b| {
-                (a.0 == "Other")
-                    .cmp(&(b.0 == "Other"))
+                super::query::other_last(&a.0, &b.0)
                     .then(b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()))
                     .then(a.0.cmp(&b.0))
             });

@@ -70,27 +70,17 @@ pub fn on_facts<'a>(filters: impl IntoIterator<Item = &'a PropertyFilter>) -> bo
 /// [`on_facts`]): the columns hold each property's text as `->>` gives it, so the
 /// conditions are the general path's.
 pub fn push_filters(s: &mut Sql, alias: &str, filters: &[PropertyFilter]) -> Result<()> {
-    if filters.is_empty() {
-        s.push("TRUE");
-        return Ok(());
-    }
-    for (i, f) in filters.iter().enumerate() {
+    super::query::push_filters_with(s, filters, &|s, f| {
         let col = column_of(f.source, &f.key).ok_or_else(|| {
             crate::EngineError::InvalidArgument(format!(
                 "\"{}\" is not a column of the insight facts",
                 f.key
             ))
         })?;
-        if i > 0 {
-            s.push(" AND ");
-        }
-        s.push("(");
         super::query::push_filter_on(s, f, &|s: &mut Sql| {
             s.push(alias).push(".").push(col);
-        })?;
-        s.push(")");
-    }
-    Ok(())
+        })
+    })
 }
 
 /// The local date (days since 1970-01-01) of an instant in time zone `tz`, and whether

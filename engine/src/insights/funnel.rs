@@ -615,12 +615,8 @@ pub fn loader_sql(
         })
         .push(")");
     if q.order != FunnelOrder::Strict {
-        s.push(" AND e.event_name IN ");
-        let mut names: Vec<&str> = q.steps.iter().map(|s| s.event.as_str()).collect();
-        names.extend(q.exclusions.iter().map(|x| x.event.as_str()));
-        names.sort_unstable();
-        names.dedup();
-        super::query::push_in_list(&mut s, names);
+        s.push(" AND e.event_name");
+        push_entry_names(&mut s, &entries(q));
     }
     s.push(" AND ");
     push_filters(&mut s, &q.filters)?;
@@ -634,7 +630,7 @@ pub fn loader_sql(
 /// and a breakdown (if any) on an event property stored as a facts column. Rows of (pid,
 /// time, event_seq, mask, breakdown value), the person as its `person_index.pid`, in
 /// person_id order (`person_index` is numbered in that order); bit `i` of the mask says
-/// the event matches entry `i` of [`FactLoader::entries`].
+/// the event matches entry `i` of [`entries`].
 fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<FactLoader>> {
     let filters_on_facts = super::facts::on_facts(
         q.filters
@@ -656,17 +652,7 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<F
             None => return Ok(None),
         },
     };
-    // The entries an event can match, in [`push_steps`]' order: steps 1…N, then each
-    // exclusion's negative steps.
-    let mut entries: Vec<(i32, &str, &[PropertyFilter])> = (1..)
-        .zip(&q.steps)
-        .map(|(i, st)| (i, st.event.as_str(), st.filters.as_slice()))
-        .collect();
-    for x in &q.exclusions {
-        for k in (x.from_step + 1)..=x.to_step {
-            entries.push((-((k + 1) as i32), x.event.as_str(), &[]));
-        }
-    }
+    let entries = entries(q);
     if entries.len() > 62 {
         return Ok(None);
     }
@@ -699,11 +685,8 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<F
             to_us.saturating_add(q.window_us())
         });
     if q.order != FunnelOrder::Strict {
-        s.push(" AND x.event_name IN ");
-        let mut names: Vec<&str> = entries.iter().map(|e| e.1).collect();
-        names.sort_unstable();
-        names.dedup();
-        super::query::push_in_list(&mut s, names);
+        s.push(" AND x.event_name");
+        push_entry_names(&mut s, &entries);
     }
     s.push(" AND ");
     super::facts::push_filters(&mut s, "x", &q.filters)?;
@@ -715,14 +698,14 @@ fn fact_loader_sql(q: &FunnelQuery, from_us: i64, to_us: i64) -> Result<Option<F
 }
 
 /// [`fact_loader_sql`]'s query, and the step (or negative exclusion step) of each bit of
-/// its rows' masks.
+/// its rows' masks ([`entries`]' numbers).
 struct FactLoader {
     sql: Sql,
     entries: Vec<i32>,
 }
 
 impl FactLoader {
-    /// The steps of a mask, in the entries' order (as [`push_steps`] lists them).
+    /// The steps of a mask, in [`entries`]' order.
     fn steps(&self, mask: i64) -> Vec<i32> {
         self.entries
             .iter()
@@ -809,30 +792,46 @@ impl Collector<'_> {
     }
 }
 
-/// Push the list of step numbers an event matches (steps 1…N, then exclusions as negative
-/// steps), its name in column `name`, its properties in `e.properties`.
+/// What an event can match, in order: steps 1…N (with their filters), then each
+/// exclusion's negative steps `-(k+1)` for the steps `k` it covers. Both loaders list an
+/// event's matches in this order.
+fn entries(q: &FunnelQuery) -> Vec<(i32, &str, &[PropertyFilter])> {
+    let mut out: Vec<(i32, &str, &[PropertyFilter])> = (1..)
+        .zip(&q.steps)
+        .map(|(i, st)| (i, st.event.as_str(), st.filters.as_slice()))
+        .collect();
+    for x in &q.exclusions {
+        for k in (x.from_step + 1)..=x.to_step {
+            out.push((-((k + 1) as i32), x.event.as_str(), &[]));
+        }
+    }
+    out
+}
+
+/// Push `IN (…)` of the event names of [`entries`] (each once).
+fn push_entry_names(s: &mut Sql, entries: &[(i32, &str, &[PropertyFilter])]) {
+    let mut names: Vec<&str> = entries.iter().map(|e| e.1).collect();
+    names.sort_unstable();
+    names.dedup();
+    s.push(" IN ");
+    super::query::push_in_list(s, names);
+}
+
+/// Push the list of the steps an event matches ([`entries`]' numbers), its name in
+/// column `name`, its properties in `e.properties`.
 fn push_steps(s: &mut Sql, q: &FunnelQuery, name: &str) -> Result<()> {
     s.push("list_filter([");
-    for (i, st) in q.steps.iter().enumerate() {
+    for (i, (step, event, filters)) in entries(q).into_iter().enumerate() {
         if i > 0 {
             s.push(", ");
         }
         s.push("CASE WHEN ")
             .push(name)
             .push(" = ")
-            .bind(st.event.clone())
+            .bind(event.to_string())
             .push(" AND ");
-        push_filters(s, &st.filters)?;
-        s.push(&format!(" THEN {} END", i + 1));
-    }
-    for x in &q.exclusions {
-        for k in (x.from_step + 1)..=x.to_step {
-            s.push(", CASE WHEN ")
-                .push(name)
-                .push(" = ")
-                .bind(x.event.clone())
-                .push(&format!(" THEN {} END", -((k + 1) as i64)));
-        }
+        push_filters(s, filters)?;
+        s.push(&format!(" THEN {step} END"));
     }
     s.push("], lambda v: v IS NOT NULL)");
     Ok(())
@@ -1059,8 +1058,7 @@ pub fn run(
             rows.sort_by(|a, b| {
                 let ka: Vec<u64> = a.steps.iter().rev().map(|s| s.count).collect();
                 let kb: Vec<u64> = b.steps.iter().rev().map(|s| s.count).collect();
-                (a.value == "Other")
-                    .cmp(&(b.value == "Other"))
+                super::query::other_last(&a.value, &b.value)
                     .then_with(|| kb.cmp(&ka))
                     .then_with(|| a.value.cmp(&b.value))
             });
@@ -1082,7 +1080,7 @@ pub fn run(
                     zero,
                 );
                 rows.push(BreakdownRow {
-                    value: "Other".into(),
+                    value: super::query::OTHER.into(),
                     steps: other,
                 });
             }
@@ -1101,7 +1099,10 @@ pub fn run(
             })
             .collect::<Vec<_>>(),
     );
-    if let Some(other) = breakdown.iter().position(|r| r.value == "Other") {
+    if let Some(other) = breakdown
+        .iter()
+        .position(|r| r.value == super::query::OTHER)
+    {
         detail.kept = Some(breakdown[..other].iter().map(|r| r.value.clone()).collect());
     }
     let trends = ctx.periods.as_ref().map(|p| {
@@ -1637,7 +1638,7 @@ impl FunnelDetail {
             return members.contains(person);
         }
         match &self.kept {
-            Some(kept) if row == "Other" => !kept.iter().any(|k| k == value),
+            Some(kept) if row == super::query::OTHER => !kept.iter().any(|k| k == value),
             _ => value == row,
         }
     }

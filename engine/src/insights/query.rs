@@ -239,6 +239,14 @@ pub fn push_filter_on(s: &mut Sql, f: &PropertyFilter, prop: &dyn Fn(&mut Sql)) 
     Ok(())
 }
 
+/// The breakdown row of the values beyond a limit (and of a value that is literally this).
+pub const OTHER: &str = "Other";
+
+/// Breakdown values in order with [`OTHER`] after all the others.
+pub fn other_last(a: &str, b: &str) -> std::cmp::Ordering {
+    (a == OTHER).cmp(&(b == OTHER))
+}
+
 /// Push `(?, ?, …)` binding each value.
 pub fn push_in_list<'a>(s: &mut Sql, values: impl IntoIterator<Item = &'a str>) {
     s.push("(");
@@ -253,6 +261,15 @@ pub fn push_in_list<'a>(s: &mut Sql, values: impl IntoIterator<Item = &'a str>) 
 
 /// Push `f1 AND f2 ...` (or TRUE).
 pub fn push_filters(s: &mut Sql, filters: &[PropertyFilter]) -> Result<()> {
+    push_filters_with(s, filters, &push_filter)
+}
+
+/// Push `f1 AND f2 ...` (or TRUE), each condition as `one` pushes it.
+pub fn push_filters_with(
+    s: &mut Sql,
+    filters: &[PropertyFilter],
+    one: &dyn Fn(&mut Sql, &PropertyFilter) -> Result<()>,
+) -> Result<()> {
     if filters.is_empty() {
         s.push("TRUE");
         return Ok(());
@@ -262,7 +279,7 @@ pub fn push_filters(s: &mut Sql, filters: &[PropertyFilter]) -> Result<()> {
             s.push(" AND ");
         }
         s.push("(");
-        push_filter(s, f)?;
+        one(s, f)?;
         s.push(")");
     }
     Ok(())

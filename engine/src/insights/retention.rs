@@ -474,8 +474,7 @@ pub fn run(
                 rows.sort_by(|a, b| {
                     let size =
                         |r: &RetentionBreakdownRow| r.cohorts.iter().map(|c| c.size).sum::<u64>();
-                    (a.value == "Other")
-                        .cmp(&(b.value == "Other"))
+                    super::query::other_last(&a.value, &b.value)
                         .then(size(b).cmp(&size(a)))
                         .then(a.value.cmp(&b.value))
                 });
@@ -594,8 +593,7 @@ fn merge_tail(
         by_value.iter().map(|(v, c)| (size(c), v.clone())).collect();
     // A value that is literally "Other" ranks last: it joins the merged row of that name.
     ranked.sort_by(|a, b| {
-        (a.1 == "Other")
-            .cmp(&(b.1 == "Other"))
+        super::query::other_last(&a.1, &b.1)
             .then(b.0.cmp(&a.0))
             .then(a.1.cmp(&b.1))
     });
@@ -608,13 +606,13 @@ fn merge_tail(
             }
         }
     }
-    if let Some(c) = by_value.remove("Other") {
+    if let Some(c) = by_value.remove(super::query::OTHER) {
         for (at, ps) in c {
             other.entry(at).or_default().extend(ps);
         }
     }
     by_value.insert(
-        "Other".to_string(),
+        super::query::OTHER.to_string(),
         other
             .into_iter()
             .map(|(at, ps)| (at, ps.into_iter().collect()))
@@ -701,7 +699,6 @@ fn general_streams_sql(
                 s.push(" ORDER BY e.ts_utc, e.event_seq)");
                 which(&mut s, k)?;
             }
-            s.push(", NULL::VARCHAR[], NULL::VARCHAR[]");
             s
         }
     };
@@ -729,7 +726,8 @@ fn general_streams_sql(
 
 /// [`general_streams_sql`] from the insight facts (filters only on the facts' columns, no
 /// cohort scope): distinct (person, local day) pairs when the range is whole local days and
-/// periods are calendar ones, else the facts' events. Lists hold distinct values; the caller treats them as sets.
+/// periods are calendar ones, else the facts' events. Lists hold distinct values; the
+/// caller treats them as sets.
 fn fact_streams_sql(
     ws: &Workspace,
     q: &RetentionQuery,
@@ -746,9 +744,7 @@ fn fact_streams_sql(
     } else {
         None
     };
-    let mut s = Sql::new(
-        "SELECT pi.person_id, x.starts, x.returns, NULL::VARCHAR[], NULL::VARCHAR[] FROM (SELECT pid",
-    );
+    let mut s = Sql::new("SELECT pi.person_id, x.starts, x.returns FROM (SELECT pid");
     for (k, spec) in [&q.start, &q.returning].into_iter().enumerate() {
         s.push(", list(DISTINCT ");
         if calendar {
@@ -865,14 +861,19 @@ fn fact_value_streams_sql(
 /// time of their first event, then by value (events at the same instant: the smallest
 /// value first, no value before any).
 fn value_streams(ws: &Workspace, s: &Sql, by_pid: bool) -> Result<Vec<Stream>> {
+    use crate::sql::arrow_column;
+    use duckdb::arrow::array::{Array, Int32Array, Int64Array, StringArray};
+    use duckdb::arrow::datatypes::DataType;
+    /// A batch's person column.
+    enum Persons {
+        Pids(Int32Array),
+        Ids(StringArray),
+    }
     let ids = if by_pid {
         super::facts::person_ids(ws)?
     } else {
         Vec::new()
     };
-    use crate::sql::arrow_column;
-    use duckdb::arrow::array::{Array, Int32Array, Int64Array, StringArray};
-    use duckdb::arrow::datatypes::DataType;
     type Keyed = Vec<(i64, Option<String>, i64)>;
     let mut out = Vec::new();
     let mut current: Option<(String, Keyed, Keyed)> = None;
@@ -893,25 +894,19 @@ fn value_streams(ws: &Workspace, s: &Sql, by_pid: bool) -> Result<Vec<Stream>> {
     let mut st = ws.conn().prepare(&s.text)?;
     // Arrow batches: a few columns of many rows.
     for batch in st.query_arrow(duckdb::params_from_iter(s.params.iter()))? {
-        let pids = if by_pid {
-            Some(arrow_column::<Int32Array>(&batch, 0, &DataType::Int32)?)
+        let persons = if by_pid {
+            Persons::Pids(arrow_column(&batch, 0, &DataType::Int32)?)
         } else {
-            None
-        };
-        let texts = if by_pid {
-            None
-        } else {
-            Some(arrow_column::<StringArray>(&batch, 0, &DataType::Utf8)?)
+            Persons::Ids(arrow_column(&batch, 0, &DataType::Utf8)?)
         };
         let p = arrow_column::<Int64Array>(&batch, 1, &DataType::Int64)?;
         let v = arrow_column::<StringArray>(&batch, 2, &DataType::Utf8)?;
         let sk = arrow_column::<Int64Array>(&batch, 3, &DataType::Int64)?;
         let rk = arrow_column::<Int64Array>(&batch, 4, &DataType::Int64)?;
         for i in 0..batch.num_rows() {
-            let person: &str = match (&pids, &texts) {
-                (Some(pids), _) => super::facts::person_at(&ids, pids.value(i))?,
-                (_, Some(texts)) => texts.value(i),
-                _ => continue,
+            let person: &str = match &persons {
+                Persons::Pids(pids) => super::facts::person_at(&ids, pids.value(i))?,
+                Persons::Ids(texts) => texts.value(i),
             };
             if current.as_ref().is_none_or(|c| c.0 != person) {
                 let next = (person.to_string(), Vec::new(), Vec::new());

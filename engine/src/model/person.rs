@@ -99,6 +99,19 @@ const SUMMARY_SELECT: &str = "
         coalesce(pr.events, 0), coalesce(pr.sessions, 0), p.shared_device
     FROM persons p LEFT JOIN profiles pr USING (person_id)";
 
+/// The [`PersonSummary`]s of a statement over [`SUMMARY_SELECT`], read as Arrow batches (a
+/// drill-down can ask for every person of a big workspace).
+fn read_summaries(
+    st: &mut duckdb::Statement<'_>,
+    params: impl duckdb::Params,
+) -> Result<Vec<PersonSummary>> {
+    let mut out = Vec::new();
+    for batch in st.query_arrow(params)? {
+        out.extend(summaries_of(&batch)?);
+    }
+    Ok(out)
+}
+
 /// The [`PersonSummary`]s of a batch of [`SUMMARY_SELECT`]'s rows.
 fn summaries_of(batch: &duckdb::arrow::record_batch::RecordBatch) -> Result<Vec<PersonSummary>> {
     use crate::sql::arrow_column;
@@ -130,25 +143,6 @@ fn summaries_of(batch: &duckdb::arrow::record_batch::RecordBatch) -> Result<Vec<
         .collect())
 }
 
-fn summary(r: &duckdb::Row<'_>) -> duckdb::Result<PersonSummary> {
-    Ok(PersonSummary {
-        person_id: r.get(0)?,
-        display_name: r.get(1)?,
-        email: r.get(2)?,
-        is_identified: r.get(3)?,
-        distinct_ids: r.get(4)?,
-        created_at: r
-            .get::<_, Option<i64>>(5)?
-            .map(crate::generate::iso_utc_micros),
-        last_seen: r
-            .get::<_, Option<i64>>(6)?
-            .map(crate::generate::iso_utc_micros),
-        events: r.get(7)?,
-        sessions: r.get(8)?,
-        shared_device: r.get(9)?,
-    })
-}
-
 /// Persons whose ids, email or name contain `search` (case-insensitive), most recently seen
 /// first.
 pub fn search(ws: &Workspace, text: Option<&str>, limit: usize) -> Result<Vec<PersonSummary>> {
@@ -167,11 +161,10 @@ pub fn search(ws: &Workspace, text: Option<&str>, limit: usize) -> Result<Vec<Pe
          LIMIT ?"
     );
     let mut st = ws.conn().prepare(&sql)?;
-    let rows = st.query_map(
+    read_summaries(
+        &mut st,
         duckdb::params![pattern, pattern, pattern, pattern, limit as i64],
-        summary,
-    )?;
-    Ok(rows.collect::<duckdb::Result<_>>()?)
+    )
 }
 
 fn merge_entry(r: &duckdb::Row<'_>) -> duckdb::Result<MergeEntry> {
@@ -253,11 +246,10 @@ pub fn detail(
         ))
     })?;
     let conn = ws.conn();
-    let person = conn.query_row(
-        &format!("{SUMMARY_SELECT} WHERE p.person_id = ?"),
-        [&person_id],
-        summary,
-    )?;
+    let mut st = conn.prepare(&format!("{SUMMARY_SELECT} WHERE p.person_id = ?"))?;
+    let person = read_summaries(&mut st, [&person_id])?
+        .pop()
+        .ok_or_else(|| EngineError::InvalidArgument(format!("no person \"{person_id}\"")))?;
     let properties: Option<String> = conn.query_row(
         "SELECT properties::VARCHAR FROM persons WHERE person_id = ?",
         [&person_id],
@@ -492,11 +484,7 @@ pub fn summaries(ws: &Workspace, ids: &[String]) -> Result<Vec<PersonSummary>> {
     let mut st = conn.prepare(&format!(
         "{SUMMARY_SELECT} JOIN temp.wanted_persons w ON w.person_id = p.person_id ORDER BY w.pos"
     ))?;
-    // Arrow batches: a drill-down can ask for every person of a big workspace.
-    let mut out = Vec::with_capacity(ids.len());
-    for batch in st.query_arrow([])? {
-        out.extend(summaries_of(&batch)?);
-    }
+    let out = read_summaries(&mut st, [])?;
     conn.execute_batch("DROP TABLE temp.wanted_persons")?;
     Ok(out)
 }

@@ -22,24 +22,25 @@ export function forgetVocabulary(): void {
 }
 
 /** Keep what the data screen just read, so the first insight does not read it again. */
-export function rememberVocabulary(workspace: string, events: CatalogEvent[], info: WorkspaceInfo): void {
+export function rememberVocabulary(workspace: string, events: CatalogEvent[], info: WorkspaceInfo): NonNullable<typeof catalogCache> {
   catalogCache = {
     workspace,
     events: events.map((e) => e.name),
     lastDay: info.lastEvent ? info.lastEvent.slice(0, 10) : null,
     firstDay: info.firstEvent ? info.firstEvent.slice(0, 10) : null,
   };
+  return catalogCache;
 }
 
 export async function vocabulary(backend: Backend): Promise<Vocabulary> {
   const workspace = (await backend.currentWorkspace()) ?? "";
-  if (!catalogCache || catalogCache.workspace !== workspace) {
+  let cache = catalogCache;
+  if (!cache || cache.workspace !== workspace) {
     const [events, info] = await Promise.all([backend.catalogEvents(), backend.workspaceSummary()]);
-    rememberVocabulary(workspace, events, info);
+    cache = rememberVocabulary(workspace, events, info);
   }
-  if (!catalogCache) throw new Error("the event catalog could not be read");
   const cohorts = await backend.cohorts();
-  return { events: catalogCache.events, cohorts: cohorts.map((c) => c.name), lastDay: catalogCache.lastDay, firstDay: catalogCache.firstDay };
+  return { events: cache.events, cohorts: cohorts.map((c) => c.name), lastDay: cache.lastDay, firstDay: cache.firstDay };
 }
 
 export async function insightsScreen(backend: Backend, kind: string, params: URLSearchParams): Promise<HTMLElement> {
