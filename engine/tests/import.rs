@@ -19,7 +19,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/samples")
 }
 
 fn count(ws: &Workspace, sql: &str) -> i64 {

@@ -554,7 +554,7 @@ fn generated_data_resolves_to_the_intended_persons_and_flags_shared_devices() {
 
 #[test]
 fn the_shared_posthog_sample_resolves_its_identify_into_one_person() {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples/posthog/events.jsonl");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/samples/posthog/events.jsonl");
     let ws = Workspace::in_memory().unwrap();
     import_paths(&ws, &[p], &ImportOptions::default(), &JobCtx::silent()).unwrap();
     model::rebuild(&ws, &JobCtx::silent()).unwrap();

@@ -18,7 +18,7 @@ use stitchbook_engine::{CancelToken, JobCtx, JobEvent, Workspace};
 const NOW: i64 = 1_735_689_600_000_000; // 2025-01-01T00:00:00Z
 
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/samples")
 }
 
 fn import(ws: &Workspace, path: &Path) {
