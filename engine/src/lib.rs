@@ -19,6 +19,7 @@ pub mod recent;
 pub mod remembered;
 pub mod resources;
 pub mod sql;
+pub mod timefmt;
 pub mod workspace;
 
 pub use error::{EngineError, ErrorCode, IpcError, Result};

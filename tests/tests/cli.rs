@@ -573,3 +573,48 @@ fn pii_scan_review_export_report_and_retention() {
     assert_ne!(code, 0);
     assert!(err.contains("pii_invalid_rule"), "{err}");
 }
+
+/// Issue 17 item 12: CLI tables show times in one readable format in the workspace time zone
+/// (never raw ISO with microseconds and offsets); `--json` keeps ISO 8601.
+#[test]
+fn cli_tables_show_readable_times_in_the_workspace_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("tz.duckdb");
+    let ws_s = ws.to_string_lossy().to_string();
+    let file = dir.path().join("e.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"uuid":"00000000-0000-0000-0000-000000000001","event":"$pageview","distinct_id":"u1","timestamp":"2024-01-02T13:15:33.000000Z","properties":{}}"#,
+            "\n",
+            r#"{"uuid":"00000000-0000-0000-0000-000000000002","event":"$pageview","distinct_id":"u1","timestamp":"2024-07-02T13:15:33.000000Z","properties":{}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["import", &ws_s, &file.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&["settings", &ws_s, "--set", "time_zone=America/New_York"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["info", &ws_s]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("2024-01-02 08:15:33 EST .. 2024-07-02 09:15:33 EDT"),
+        "{out}"
+    );
+    let (_, out, _) = run(&["catalog", &ws_s]);
+    assert!(out.contains("2024-01-02 08:15:33 EST"), "{out}");
+    assert!(!out.contains("+00:00") && !out.contains("T13:15"), "{out}");
+    let (_, out, _) = run(&["timeline", &ws_s, "u1"]);
+    assert!(out.contains("2024-07-02 09:15:33 EDT"), "{out}");
+    // JSON keeps ISO 8601 in UTC.
+    let (_, out, _) = run(&["info", &ws_s, "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["firstEvent"]
+            .as_str()
+            .unwrap()
+            .starts_with("2024-01-02T13:15:33"),
+        "{out}"
+    );
+}

@@ -1,5 +1,5 @@
 import "./styles.css";
-import { el, errorBox, loading } from "./components/dom";
+import { el, errorBox, loading, setDisplayTimeZone } from "./components/dom";
 import { errorMessage, tauriBackend, type Backend } from "./lib/ipc/client";
 import { current, go, link } from "./lib/router";
 import { dataScreen } from "./features/data/data";
@@ -45,6 +45,7 @@ function shell(workspace: string, active: string, body: HTMLElement): HTMLElemen
 }
 
 let renderSeq = 0;
+let zoneFor: string | null = null;
 
 async function render(): Promise<void> {
   const seq = ++renderSeq;
@@ -56,6 +57,11 @@ async function render(): Promise<void> {
       const w = await welcomeScreen(backend, () => go(["data"]));
       if (seq === renderSeq) root.replaceChildren(el("div", { class: "app app-welcome" }, w));
       return;
+    }
+    if (ws !== zoneFor) {
+      // Every time on screen is shown in the workspace's time zone.
+      setDisplayTimeZone((await backend.modelSettings()).timeZone);
+      zoneFor = ws;
     }
     const active = r.path.slice(0, 2).join("/") || "data";
     const frame = shell(ws, active, loading());

@@ -1,6 +1,6 @@
 // Component tests in a DOM (jsdom) against canned engine results.
 import { describe, expect, it, vi } from "vitest";
-import { csv, fmtDuration, fmtPct } from "../src/components/dom";
+import { csv, fmtDay, fmtDuration, fmtPct, fmtTime, setDisplayTimeZone } from "../src/components/dom";
 import { personsTable } from "../src/components/persons";
 import { render } from "../src/features/insights/results";
 import { defaultQuery, kindFields } from "../src/features/insights/builder";
@@ -120,6 +120,18 @@ describe("formatting", () => {
     expect(fmtDuration(90000)).toBe("1d 1h");
     expect(fmtPct(0.1234)).toBe("12.3%");
     expect(fmtPct(null)).toBe("—");
+  });
+  it("times: one readable format in the workspace time zone, whatever ISO shape the engine sent", () => {
+    setDisplayTimeZone("UTC");
+    for (const iso of ["2024-01-02T13:15:33.000000Z", "2024-01-02 13:15:33.000000+00:00", "2024-01-02T13:15:33Z", "2024-01-02 13:15:33"]) {
+      expect(fmtTime(iso)).toBe("2024-01-02 13:15:33 UTC");
+    }
+    setDisplayTimeZone("America/New_York");
+    expect(fmtTime("2024-01-02T13:15:33.000000Z")).toBe("2024-01-02 08:15:33 EST");
+    expect(fmtTime("2024-07-02T13:15:33Z")).toBe("2024-07-02 09:15:33 EDT");
+    expect(fmtDay("2024-02-03T03:00:00Z")).toBe("2 Feb 2024");
+    expect(fmtTime(null)).toBe("—");
+    setDisplayTimeZone("UTC");
   });
 });
 

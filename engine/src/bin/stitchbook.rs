@@ -559,7 +559,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 mapping: mapping.as_deref().map(ColumnMapping::load).transpose()?,
                 keep_raw,
             };
-            let ws = Workspace::open(&workspace)?;
+            let ws = opened(Workspace::open(&workspace)?)?;
             let tty = std::io::stderr().is_terminal();
             let ctx = JobCtx::new(move |ev| progress(ev, tty), CancelToken::new());
             let report = import_paths(&ws, &paths, &opts, &ctx)?;
@@ -600,7 +600,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             if !workspace.exists() {
                 return Err(EngineError::unreadable(&workspace, "no such workspace"));
             }
-            let ws = Workspace::open(&workspace)?;
+            let ws = opened(Workspace::open(&workspace)?)?;
             let info = workspace_info(&ws, top)?;
             if json {
                 println!("{}", to_json(&info)?);
@@ -710,7 +710,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     println!(
                         "  {:>6}  {}  {:>8}  {:<28}  {}",
                         e.index,
-                        e.ts_utc,
+                        tf().iso(&e.ts_utc),
                         gap,
                         truncate(&e.event, 28),
                         e.page.as_deref().unwrap_or("")
@@ -766,18 +766,18 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                         println!("{}", to_json(&rows)?);
                     } else {
                         println!(
-                            "  {:<32}  {:>10}  {:>8}  {:>7}  {:<20}  {:<20}",
+                            "  {:<32}  {:>10}  {:>8}  {:>7}  {:<23}  {:<23}",
                             "EVENT", "EVENTS", "PERSONS", "% PERS", "FIRST SEEN", "LAST SEEN"
                         );
                         for r in &rows {
                             println!(
-                                "  {:<32}  {:>10}  {:>8}  {:>6.1}%  {:<20}  {:<20}",
+                                "  {:<32}  {:>10}  {:>8}  {:>6.1}%  {:<23}  {:<23}",
                                 truncate(&r.name, 32),
                                 r.events,
                                 r.persons,
                                 r.person_share * 100.0,
-                                r.first_seen,
-                                r.last_seen
+                                tf().iso(&r.first_seen),
+                                tf().iso(&r.last_seen)
                             );
                         }
                     }
@@ -1163,7 +1163,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             json,
             csv,
         } => {
-            let ws = Workspace::open_read_only(&workspace)?;
+            let ws = opened(Workspace::open_read_only(&workspace)?)?;
             let t = stitchbook_engine::console::run(&ws, &statement, limit)?;
             if json {
                 println!("{}", to_json(&t)?);
@@ -1188,7 +1188,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             limit,
             json,
         } => {
-            let ws = Workspace::open(&workspace)?;
+            let ws = opened(Workspace::open(&workspace)?)?;
             let rows = stitchbook_engine::info::quarantine_rows(&ws, import, limit)?;
             if json {
                 println!("{}", to_json(&rows)?);
@@ -1620,7 +1620,22 @@ fn open_existing(path: &std::path::Path) -> Result<Workspace, EngineError> {
     if !path.exists() {
         return Err(EngineError::unreadable(path, "no such workspace"));
     }
-    Workspace::open(path)
+    opened(Workspace::open(path)?)
+}
+
+/// How this run shows times: the opened workspace's time zone (set once, on open).
+static TIME_FORMAT: std::sync::OnceLock<stitchbook_engine::timefmt::TimeFormat> =
+    std::sync::OnceLock::new();
+
+fn opened(ws: Workspace) -> Result<Workspace, EngineError> {
+    let tf = stitchbook_engine::timefmt::TimeFormat::for_workspace(&ws)?;
+    let _ = TIME_FORMAT.set(tf);
+    Ok(ws)
+}
+
+/// A time in the one readable format, `2024-01-02 13:15:33 UTC`, in the workspace zone.
+fn tf() -> stitchbook_engine::timefmt::TimeFormat {
+    TIME_FORMAT.get().cloned().unwrap_or_default()
 }
 
 fn print_rebuild_line(r: &model::RebuildReport) {
@@ -1639,9 +1654,7 @@ fn print_rebuild_line(r: &model::RebuildReport) {
 }
 
 fn day_time(ts: &Option<String>) -> String {
-    ts.as_deref()
-        .map(|t| t.get(..19).unwrap_or(t).replace('T', " "))
-        .unwrap_or_else(|| "-".into())
+    tf().opt(ts.as_deref())
 }
 
 fn print_table(t: &stitchbook_engine::console::SqlTable) {
@@ -1819,12 +1832,12 @@ fn print_person(d: &person::PersonDetail) {
 
 fn print_sessions(rows: &[person::SessionRow]) {
     println!(
-        "  {:<19}  {:>8}  {:>6}  {:>5}  {:<6}  {:<9}  ENTRY → EXIT",
+        "  {:<23}  {:>8}  {:>6}  {:>5}  {:<6}  {:<9}  ENTRY → EXIT",
         "STARTED", "DURATION", "EVENTS", "PAGES", "BOUNCE", "SOURCE"
     );
     for s in rows {
         println!(
-            "  {:<19}  {:>7}s  {:>6}  {:>5}  {:<6}  {:<9}  {} → {}",
+            "  {:<23}  {:>7}s  {:>6}  {:>5}  {:<6}  {:<9}  {} → {}",
             day_time(&Some(s.started_at.clone())),
             s.duration_s,
             s.events,
@@ -1958,8 +1971,8 @@ fn print_info(i: &stitchbook_engine::info::WorkspaceInfo) {
     println!("quarantined    {}", i.quarantined);
     println!(
         "date range     {} .. {}",
-        i.first_event.as_deref().unwrap_or("-"),
-        i.last_event.as_deref().unwrap_or("-")
+        tf().opt(i.first_event.as_deref()),
+        tf().opt(i.last_event.as_deref())
     );
     println!("\nevents by vendor");
     for v in &i.by_vendor {
@@ -1977,12 +1990,12 @@ fn print_info(i: &stitchbook_engine::info::WorkspaceInfo) {
     }
     println!("\nimports");
     println!(
-        "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} PATH",
+        "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<23} PATH",
         "ID", "STATUS", "VENDOR", "READ", "LOADED", "DUPS", "QUAR", "FINISHED"
     );
     for m in &i.imports {
         println!(
-            "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} {}",
+            "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<23} {}",
             m.import_id,
             m.status,
             m.vendor.as_deref().unwrap_or("-"),
@@ -1990,7 +2003,7 @@ fn print_info(i: &stitchbook_engine::info::WorkspaceInfo) {
             m.rows_loaded,
             m.rows_duplicate,
             m.rows_quarantined,
-            m.finished_at.as_deref().unwrap_or("-"),
+            tf().opt(m.finished_at.as_deref()),
             m.path
         );
     }
@@ -2158,7 +2171,7 @@ fn run_pii(which: PiiCommand) -> Result<ExitCode, EngineError> {
                     println!(
                         "{}  {}  {}  {} {} event {}: {}",
                         x.seq,
-                        x.revealed_at,
+                        tf().iso(&x.revealed_at),
                         x.reviewer,
                         x.finding_id,
                         x.path,
@@ -2373,14 +2386,19 @@ fn print_export(
 }
 
 fn print_data_retention(s: &stitchbook_engine::pii::RetentionSummary) {
-    println!("{} events before {} ({} kept)", s.older, s.cutoff, s.kept);
+    println!(
+        "{} events before {} ({} kept)",
+        s.older,
+        tf().iso(&s.cutoff),
+        s.kept
+    );
     for f in &s.by_file {
         println!(
             "  {:<12}  {:>8}  {} .. {}  {}",
             f.vendor,
             f.events,
-            f.first_event.as_deref().unwrap_or("-"),
-            f.last_event.as_deref().unwrap_or("-"),
+            tf().opt(f.first_event.as_deref()),
+            tf().opt(f.last_event.as_deref()),
             f.file
         );
     }

@@ -57,10 +57,65 @@ export function fmtDuration(s: number | null | undefined): string {
   return `${Math.floor(t / 86400)}d ${Math.floor((t % 86400) / 3600)}h`;
 }
 
-/** `2024-01-11T05:23:32.000000Z` → `2024-01-11 05:23:32` (UTC). */
+let displayZone = "UTC";
+let zoneFormat: Intl.DateTimeFormat | null = null;
+
+/** The workspace time zone (IANA name) every time on screen is shown in. */
+export function setDisplayTimeZone(tz: string): void {
+  const name = tz.trim() || "UTC";
+  try {
+    zoneFormat = new Intl.DateTimeFormat("en-US", {
+      timeZone: name, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short",
+    });
+    displayZone = name;
+  } catch {
+    zoneFormat = null;
+    displayZone = "UTC";
+  }
+}
+
+/** The zone times are shown in, for headers ("Time (Europe/Berlin)"). */
+export function displayTimeZone(): string {
+  return displayZone;
+}
+
+/** Parses the engine's ISO 8601 forms (`…T…Z`, `… …+00:00`, no offset = UTC). */
+function parseIso(iso: string): Date | null {
+  let s = iso.trim().replace(" ", "T");
+  if (!/[zZ]$|[+-]\d\d:?\d\d$/.test(s)) s += "Z";
+  // Date keeps milliseconds; trim longer fractions so every engine accepts the text.
+  s = s.replace(/(\.\d{3})\d+/, "$1");
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+/**
+ * One readable format for every time on screen, in the workspace time zone:
+ * `2024-01-11T05:23:32.000000Z` → `2024-01-11 05:23:32 UTC` (or `06:23:32 CET` in Berlin).
+ */
 export function fmtTime(iso: string | null | undefined): string {
   if (!iso) return "—";
-  return iso.replace("T", " ").replace(/\.\d+Z$|Z$/, "");
+  const d = parseIso(iso);
+  if (!d) return iso;
+  if (!zoneFormat) {
+    return `${d.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+  }
+  const p: Record<string, string> = {};
+  for (const x of zoneFormat.formatToParts(d)) p[x.type] = x.value;
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${p.timeZoneName ?? displayZone}`;
+}
+
+/** A day in the workspace time zone, `3 Feb 2024`. */
+export function fmtDay(iso: string | null | undefined): string {
+  if (!iso) return "—";
+  const d = parseIso(iso);
+  if (!d) return iso;
+  try {
+    return new Intl.DateTimeFormat("en-GB", { timeZone: displayZone, day: "numeric", month: "short", year: "numeric" }).format(d);
+  } catch {
+    return d.toISOString().slice(0, 10);
+  }
 }
 
 export function button(label: string, onClick: () => void, attrs: Record<string, string> = {}): HTMLButtonElement {

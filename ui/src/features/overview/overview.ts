@@ -1,6 +1,6 @@
 // The workspace overview: headline numbers, events by vendor, top events, quarantine
 // reasons and the import log.
-import { el, fileName, fmtBytes, fmtInt } from "../../components/dom";
+import { displayTimeZone, el, fileName, fmtBytes, fmtDay, fmtInt, fmtTime } from "../../components/dom";
 import type { ImportRow, WorkspaceInfo } from "../../lib/ipc/types";
 
 function stat(label: string, value: string, hint?: string, compact = false): HTMLElement {
@@ -40,7 +40,7 @@ function importsTable(rows: ImportRow[]): HTMLElement {
   const head = el(
     "tr",
     {},
-    ...["#", "File", "Vendor", "Format", "Size", "Read", "Loaded", "Duplicates", "Quarantined", "Status"].map(
+    ...["#", "File", "Vendor", "Format", "Size", "Read", "Loaded", "Duplicates", "Quarantined", "Status", "Finished"].map(
       (h) => el("th", {}, h),
     ),
   );
@@ -62,10 +62,11 @@ function importsTable(rows: ImportRow[]): HTMLElement {
       el("td", { class: "num" }, fmtInt(r.rowsDuplicate)),
       el("td", { class: r.rowsQuarantined > 0 ? "num warn" : "num" }, fmtInt(r.rowsQuarantined)),
       el("td", {}, statusBadge(r.status)),
+      el("td", { class: "nowrap small" }, fmtTime(r.finishedAt)),
     );
     body.append(tr);
     if (r.message) {
-      body.append(el("tr", { class: "msg-row" }, el("td", {}, ""), el("td", { colspan: "9", class: "msg" }, r.message)));
+      body.append(el("tr", { class: "msg-row" }, el("td", {}, ""), el("td", { colspan: "10", class: "msg" }, r.message)));
     }
   }
   return el("table", { class: "grid", id: "imports-table" }, el("thead", {}, head), body);
@@ -74,7 +75,7 @@ function importsTable(rows: ImportRow[]): HTMLElement {
 export function renderOverview(info: WorkspaceInfo): HTMLElement {
   const range =
     info.firstEvent && info.lastEvent
-      ? `${info.firstEvent.slice(0, 10)} → ${info.lastEvent.slice(0, 10)}`
+      ? `${fmtDay(info.firstEvent)} → ${fmtDay(info.lastEvent)}`
       : "no events yet";
   const stats = el(
     "section",
@@ -83,7 +84,7 @@ export function renderOverview(info: WorkspaceInfo): HTMLElement {
     stat("Distinct ids", fmtInt(info.distinctIds)),
     stat("Identity links", fmtInt(info.identityLinks)),
     stat("Quarantined rows", fmtInt(info.quarantined), info.quarantined > 0 ? "kept with their reasons" : undefined),
-    stat("Date range (UTC)", range, undefined, true),
+    stat(`Date range (${displayTimeZone()})`, range, undefined, true),
   );
 
   const vendors = el(

@@ -199,7 +199,7 @@ class Timeline {
     const props = el("div", {}, loading("Loading properties…"));
     this.inspector.replaceChildren(
       el("h3", {}, e.event),
-      el("div", { class: "muted small" }, `#${e.index + 1} of ${fmtInt(this.total)} · ${fmtTime(e.tsUtc)} UTC`),
+      el("div", { class: "muted small" }, `#${e.index + 1} of ${fmtInt(this.total)} · ${fmtTime(e.tsUtc)}`),
       table(["Field", "Value"], [
         ["distinct id", e.distinctId ?? "—"],
         ["session", e.sessionId ?? "—"],

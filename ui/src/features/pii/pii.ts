@@ -1,6 +1,6 @@
 // The compliance reviewer's screen: scan, the findings (masked samples only) with filters,
 // review decisions, the verified redacted export and the audit report.
-import { button, el, emptyState, errorBox, fileName, fmtInt, fmtPct, fmtTime, loading, table } from "../../components/dom";
+import { button, displayTimeZone, el, emptyState, errorBox, fileName, fmtInt, fmtPct, fmtTime, loading, table } from "../../components/dom";
 import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
 import type { ExportFormat, ExportReport, FindingEvents, RedactAction, RetentionSummary, RevealLogEntry, ReviewedFinding, ReviewStatus } from "../../lib/ipc/types";
 
@@ -80,7 +80,7 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
       el("div", { class: "row" }, el("span", { class: "muted small" }, "Reveal needs your name (above) and a reason; each reveal is logged, the value never is."), reason),
       msg,
       el("div", { class: "table-scroll tall" }, el("table", { class: "grid compact", id: "pii-events" },
-        el("thead", {}, el("tr", {}, ...["Time (UTC)", "Event", "Distinct id", "Person", "Value (masked)", "Source", ""].map((h) => el("th", {}, h)))), tbody)),
+        el("thead", {}, el("tr", {}, ...[`Time (${displayTimeZone()})`, "Event", "Distinct id", "Person", "Value (masked)", "Source", ""].map((h) => el("th", {}, h)))), tbody)),
       more);
     const page = async (offset: number): Promise<void> => {
       more.replaceChildren(loading());
@@ -112,7 +112,7 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
           }
         }, { class: "btn btn-small pii-reveal", "data-event": String(ev.eventSeq) });
         tbody.append(el("tr", {},
-          el("td", { class: "small nowrap" }, ev.ts.slice(0, 19).replace("T", " ")),
+          el("td", { class: "small nowrap" }, fmtTime(ev.ts)),
           el("td", {}, ev.eventName),
           el("td", { class: "mono small" }, ev.distinctId ?? "—"),
           el("td", { class: "small" }, ev.personId ? el("a", { href: `#/person/${encodeURIComponent(ev.personId)}`, class: "person-link", title: ev.personId }, ev.personId.length > 13 ? `${ev.personId.slice(0, 12)}…` : ev.personId) : "—"),
@@ -153,7 +153,7 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
     try {
       const r: RetentionSummary = await backend.piiRetention(ms);
       retentionOut.replaceChildren(
-        el("p", {}, `${fmtInt(r.older)} events are older than ${r.cutoff.slice(0, 10)} (UTC); ${fmtInt(r.kept)} are on or after it.`),
+        el("p", {}, `${fmtInt(r.older)} events are older than ${fmtTime(r.cutoff)}; ${fmtInt(r.kept)} are on or after it.`),
         r.byFile.length > 0 ? table(["Vendor", "File", "Older events", "First", "Last"], r.byFile.map((x) => [x.vendor, fileName(x.file), fmtInt(x.events), fmtTime(x.firstEvent), fmtTime(x.lastEvent)]), { class: "grid compact" }, [2]) : el("span"));
     } catch (e) {
       retentionOut.replaceChildren(errorBox(errorMessage(e)));

@@ -1,6 +1,6 @@
 // Model settings (identity mode, session rules, time zone, week start) and a rebuild with
 // progress and Cancel; DuckDB's memory limit and threads; the theme.
-import { button, el, errorBox, fmtInt } from "../../components/dom";
+import { button, el, errorBox, fmtInt, setDisplayTimeZone } from "../../components/dom";
 import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
 import type { ResourceSettings } from "../../lib/ipc/types";
 import { forgetVocabulary } from "../insights/insights";
@@ -33,6 +33,7 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
     try {
       const k = KEYS[key] ?? key;
       await backend.setModelSetting(k, value);
+      if (k === "time_zone") setDisplayTimeZone(value);
       status.replaceChildren(el("div", { class: "note" }, `Saved ${k} = ${value}. Rebuild to apply it to persons and sessions.`));
     } catch (e) {
       status.replaceChildren(errorBox(errorMessage(e)));
