@@ -271,12 +271,14 @@ fn ordered(events: &[FunnelEvent], rules: &Rules) -> ActorResult {
             }
         } else {
             // Different steps at one instant: every (event, step) pair in step order, an
-            // event never used twice in a chain, no strict reset (steps.rs).
+            // event never used twice in a chain, no strict reset, and exclusions ignored
+            // (steps.rs: "we ignore exclusions in this case"; a `$identify` sent in the same
+            // millisecond as a step must not exclude the chain).
             let mut pairs: Vec<(i32, &FunnelEvent)> = group
                 .iter()
-                .flat_map(|e| e.steps.iter().map(move |s| (*s, e)))
+                .flat_map(|e| e.steps.iter().filter(|s| **s > 0).map(move |s| (*s, e)))
                 .collect();
-            pairs.sort_by_key(|(s, e)| (s.unsigned_abs(), *s > 0, e.seq));
+            pairs.sort_by_key(|(s, e)| (*s, e.seq));
             for (s, e) in pairs {
                 step_event(e, &[s], &mut entered, &mut max_step, rules, true);
                 if entered[n].start.is_some() {
@@ -363,17 +365,24 @@ fn step_event(
         if multiple && prev.seqs.contains(&e.seq) {
             continue;
         }
-        if prev.excluded {
-            continue;
-        }
         let mut next = prev.clone();
         // Optional steps passed over are skipped.
         next.at.resize(k - 1, None);
         next.at.push(Some(e.ts_us));
         next.seqs.push(e.seq);
-        entered[k] = next;
-        if k > max_step.0 || (k == max_step.0 && max_step.1.excluded) {
-            *max_step = (k, entered[k].clone());
+        let furthest = k > max_step.0 || (k == max_step.0 && max_step.1.excluded);
+        // An excluded chain still advances (steps.rs): it is not kept as the chain at
+        // step k, but its progress counts for `max_step`, so a later clean chain must get
+        // at least as far to replace it.
+        if next.excluded {
+            if furthest {
+                *max_step = (k, next);
+            }
+        } else {
+            if furthest {
+                *max_step = (k, next.clone());
+            }
+            entered[k] = next;
         }
     }
 }
@@ -507,6 +516,99 @@ mod tests {
             ),
         );
         assert_eq!((r.reached, r.excluded), (1, false));
+    }
+
+    #[test]
+    fn tv_fun_13_an_excluded_chain_keeps_advancing() {
+        // signup_started → signup_completed → project_created, exclusion between steps 1
+        // and 2 (-2): started 0 s, excluded 60 s, completed 120 s, started again 180 s.
+        let r = go(
+            &[
+                ev(1, 0, &[1]),
+                ev(2, 60, &[-2]),
+                ev(3, 120, &[2]),
+                ev(4, 180, &[1]),
+            ],
+            3,
+            14 * 86_400,
+            Order::Ordered,
+        );
+        // The excluded chain got to step 2; the clean one only to step 1.
+        assert_eq!((r.reached, r.excluded), (2, true));
+        // A clean chain that gets as far replaces it.
+        let r = go(
+            &[
+                ev(1, 0, &[1]),
+                ev(2, 60, &[-2]),
+                ev(3, 120, &[2]),
+                ev(4, 180, &[1]),
+                ev(5, 240, &[2]),
+            ],
+            3,
+            14 * 86_400,
+            Order::Ordered,
+        );
+        assert_eq!(summary(&r), (2, false, vec![Some(60.0)]));
+    }
+
+    #[test]
+    fn an_excluded_chain_is_not_kept_as_the_chain_at_its_step() {
+        // steps.rs records the excluded chain's progress in max_step only: an earlier clean
+        // chain at step 2 (0 s → 10 s) is still the one step 3 extends.
+        let r = go(
+            &[
+                ev(1, 0, &[1]),
+                ev(2, 10, &[2]),
+                ev(3, 20, &[1]),
+                ev(4, 30, &[-2]),
+                ev(5, 40, &[2]),
+                ev(6, 50, &[3]),
+            ],
+            3,
+            14 * 86_400,
+            Order::Ordered,
+        );
+        assert_eq!(summary(&r), (3, false, vec![Some(10.0), Some(40.0)]));
+    }
+
+    #[test]
+    fn tv_fun_14_exclusions_are_ignored_at_an_instant_with_other_steps() {
+        // signup_started 0 s; `$identify` (exclusion -2) and signup_completed both at 10 s.
+        for order in [Order::Ordered, Order::Strict] {
+            for seqs in [(2, 3), (3, 2)] {
+                let r = go(
+                    &[ev(1, 0, &[1]), ev(seqs.0, 10, &[-2]), ev(seqs.1, 10, &[2])],
+                    2,
+                    14 * 86_400,
+                    order,
+                );
+                assert_eq!(summary(&r), (2, false, vec![Some(10.0)]), "{order:?}");
+            }
+        }
+        // Mixpanel mode: the exclusion at that instant does not end the attempt either.
+        let r = run(
+            &[ev(1, 0, &[1]), ev(2, 10, &[-2]), ev(3, 10, &[2])],
+            &Rules::new(
+                2,
+                14 * 86_400 * S,
+                Order::Ordered,
+                ExclusionMode::EndAttempt,
+            ),
+        );
+        assert_eq!((r.reached, r.excluded), (2, false));
+        // At an instant of its own, or with copies of itself, the exclusion still counts.
+        let r = go(
+            &[
+                ev(1, 0, &[1]),
+                ev(2, 10, &[-2]),
+                ev(3, 10, &[-2]),
+                ev(4, 20, &[2]),
+            ],
+            2,
+            14 * 86_400,
+            Order::Ordered,
+        );
+        assert!(r.excluded);
     }
 
     #[test]
