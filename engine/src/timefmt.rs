@@ -78,7 +78,7 @@ impl TimeFormat {
 
 fn parse_instant(text: &str) -> Option<Timestamp> {
     let t = text.trim();
-    if t.len() < 19 || !t.as_bytes().get(4).is_some_and(|b| *b == b'-') {
+    if t.len() < 19 || t.as_bytes().get(4).is_none_or(|b| *b != b'-') {
         return None;
     }
     if let Ok(ts) = t.parse::<Timestamp>() {
@@ -119,7 +119,12 @@ mod tests {
         let f = TimeFormat::new("America/New_York");
         assert_eq!(f.iso("2024-01-02T13:15:33Z"), "2024-01-02 08:15:33 EST");
         assert_eq!(f.iso("2024-07-02T13:15:33Z"), "2024-07-02 09:15:33 EDT");
-        assert_eq!(f.day_micros(1_706_918_400_000_000), "3 Feb 2024");
+        // 2024-02-03 00:00 UTC is still the 2nd in New York.
+        assert_eq!(f.day_micros(1_706_918_400_000_000), "2 Feb 2024");
+        assert_eq!(
+            TimeFormat::new("UTC").day_micros(1_706_918_400_000_000),
+            "3 Feb 2024"
+        );
         // An unknown zone name shows UTC and says so.
         assert_eq!(
             TimeFormat::new("Mars/Olympus").iso("2024-01-02T13:15:33Z"),
