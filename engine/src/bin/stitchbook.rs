@@ -1977,12 +1977,12 @@ fn print_info(i: &stitchbook_engine::info::WorkspaceInfo) {
     }
     println!("\nimports");
     println!(
-        "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} PATH",
+        "  {:>4} {:<11} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} PATH",
         "ID", "STATUS", "VENDOR", "READ", "LOADED", "DUPS", "QUAR", "FINISHED"
     );
     for m in &i.imports {
         println!(
-            "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} {}",
+            "  {:>4} {:<11} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} {}",
             m.import_id,
             m.status,
             m.vendor.as_deref().unwrap_or("-"),
@@ -1993,6 +1993,10 @@ fn print_info(i: &stitchbook_engine::info::WorkspaceInfo) {
             m.finished_at.as_deref().unwrap_or("-"),
             m.path
         );
+        // Why a file did not complete (failed, cancelled, interrupted by a crash).
+        if let Some(msg) = m.message.as_ref().filter(|_| m.status != "complete") {
+            println!("       {msg}");
+        }
     }
 }
 
