@@ -404,7 +404,11 @@ fn posthog_persons_export_gives_snapshots_and_person_map_links() {
     let again = import_one(&ws, &p, None);
     // The quarantined row, already in the quarantine, is a duplicate too.
     assert_eq!(
-        (again.rows_loaded, again.rows_duplicate, again.rows_quarantined),
+        (
+            again.rows_loaded,
+            again.rows_duplicate,
+            again.rows_quarantined
+        ),
         (0, 4, 0)
     );
 }
@@ -1571,10 +1575,14 @@ fn records_without_a_person_id_or_of_another_vendor_are_quarantined_past_the_sni
     let posthog: Vec<String> = (0..60)
         .map(|i| format!("{{\"uuid\":\"p{i}\",\"event\":\"$pageview\",\"distinct_id\":\"d{i}\",\"timestamp\":\"2024-01-01T00:00:00Z\",\"properties\":{{}}}}"))
         .collect();
-    let amplitude_rec = |i: usize, ids: &str| format!("{{\"uuid\":\"a{i}\",\"event_type\":\"Played\",\"event_time\":\"2024-01-01 00:00:00.000000\",\"amplitude_id\":{i}{ids}}}");
+    let amplitude_rec = |i: usize, ids: &str| {
+        format!("{{\"uuid\":\"a{i}\",\"event_type\":\"Played\",\"event_time\":\"2024-01-01 00:00:00.000000\",\"amplitude_id\":{i}{ids}}}")
+    };
     let mixpanel_rec = "{\"event\":\"Played\",\"properties\":{\"time\":1704067200,\"distinct_id\":\"m1\",\"$insert_id\":\"mx\"}}".to_string();
     let segment_rec = "{\"type\":\"track\",\"messageId\":\"s1\",\"event\":\"Played\",\"userId\":\"u1\",\"timestamp\":\"2024-01-01T00:00:00Z\",\"properties\":{\"time\":1704067200}}".to_string();
-    let persons_rec = "{\"distinct_id\":\"d1\",\"person_id\":\"p1\",\"person_version\":1,\"properties\":{}}".to_string();
+    let persons_rec =
+        "{\"distinct_id\":\"d1\",\"person_id\":\"p1\",\"person_version\":1,\"properties\":{}}"
+            .to_string();
 
     // A PostHog file: another vendor's records and records without a distinct_id after line 60.
     let mut lines = posthog.clone();
@@ -1639,7 +1647,12 @@ fn records_without_a_person_id_or_of_another_vendor_are_quarantined_past_the_sni
     let ws = Workspace::in_memory().unwrap();
     let o = import_one(&ws, &p, None);
     assert_eq!(o.vendor.as_deref(), Some("amplitude"));
-    assert_eq!((o.rows_loaded, o.rows_quarantined), (60, 3), "{:?}", o.message);
+    assert_eq!(
+        (o.rows_loaded, o.rows_quarantined),
+        (60, 3),
+        "{:?}",
+        o.message
+    );
     assert_eq!(
         reason_at(&ws, 61),
         "looks like a PostHog record in an Amplitude file"
@@ -1653,14 +1666,24 @@ fn records_without_a_person_id_or_of_another_vendor_are_quarantined_past_the_sni
     // Mixpanel events may lack a distinct_id (formats.md §3.1) and still load; a Segment
     // record that happens to carry properties.time does not.
     let mut lines: Vec<String> = (0..60)
-        .map(|i| format!("{{\"event\":\"Played\",\"properties\":{{\"time\":{},\"$insert_id\":\"i{i}\"}}}}", 1704067200 + i))
+        .map(|i| {
+            format!(
+                "{{\"event\":\"Played\",\"properties\":{{\"time\":{},\"$insert_id\":\"i{i}\"}}}}",
+                1704067200 + i
+            )
+        })
         .collect();
     lines.push(segment_rec.clone());
     let p = write("mixpanel.jsonl", &lines);
     let ws = Workspace::in_memory().unwrap();
     let o = import_one(&ws, &p, None);
     assert_eq!(o.vendor.as_deref(), Some("mixpanel"));
-    assert_eq!((o.rows_loaded, o.rows_quarantined), (60, 1), "{:?}", o.message);
+    assert_eq!(
+        (o.rows_loaded, o.rows_quarantined),
+        (60, 1),
+        "{:?}",
+        o.message
+    );
     assert_eq!(
         reason_at(&ws, 61),
         "looks like a Segment record in a Mixpanel file"
@@ -1676,7 +1699,12 @@ fn records_without_a_person_id_or_of_another_vendor_are_quarantined_past_the_sni
     let ws = Workspace::in_memory().unwrap();
     let o = import_one(&ws, &p, None);
     assert_eq!(o.vendor.as_deref(), Some("segment"));
-    assert_eq!((o.rows_loaded, o.rows_quarantined), (61, 1), "{:?}", o.message);
+    assert_eq!(
+        (o.rows_loaded, o.rows_quarantined),
+        (61, 1),
+        "{:?}",
+        o.message
+    );
     assert_eq!(
         reason_at(&ws, 62),
         "looks like a PostHog record in a Segment file"
@@ -1743,7 +1771,10 @@ fn a_one_line_segment_batch_loads_like_the_same_batch_pretty_printed() {
 
     // Longer than the prefix the format check reads (256 KiB), on one line.
     let big = batch(400, 0, 1000);
-    let pretty = load("big_pretty.json", serde_json::to_string_pretty(&big).unwrap());
+    let pretty = load(
+        "big_pretty.json",
+        serde_json::to_string_pretty(&big).unwrap(),
+    );
     assert_eq!(pretty.len(), 400);
     assert_eq!(load("big_one_line.json", big.to_string()), pretty);
 
@@ -1792,7 +1823,12 @@ fn an_import_cut_off_midway_is_logged_as_interrupted_when_the_workspace_is_next_
             CancelToken::new(),
         );
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            import_paths(&ws, std::slice::from_ref(&big), &ImportOptions::default(), &ctx)
+            import_paths(
+                &ws,
+                std::slice::from_ref(&big),
+                &ImportOptions::default(),
+                &ctx,
+            )
         }));
         assert!(r.is_err(), "{phase}: the import was cut off");
         // The attempt was logged before the file's transaction began.
@@ -1806,7 +1842,11 @@ fn an_import_cut_off_midway_is_logged_as_interrupted_when_the_workspace_is_next_
             message.as_deref(),
             Some(stitchbook_engine::ingest::INTERRUPTED_MESSAGE)
         );
-        assert_eq!(data_counts(&ws), before, "{phase}: nothing of the file was written");
+        assert_eq!(
+            data_counts(&ws),
+            before,
+            "{phase}: nothing of the file was written"
+        );
         let info = stitchbook_engine::info::workspace_info(&ws, 5).unwrap();
         assert_eq!(
             info.imports.last().map(|i| i.status.as_str()),
@@ -1819,7 +1859,10 @@ fn an_import_cut_off_midway_is_logged_as_interrupted_when_the_workspace_is_next_
     assert_eq!(o.rows_loaded as usize, truth.unique_events);
     assert_eq!(log_row(&ws, "big.jsonl").0, "complete");
     assert_eq!(
-        count(&ws, "SELECT count(*) FROM imports WHERE status = 'interrupted'"),
+        count(
+            &ws,
+            "SELECT count(*) FROM imports WHERE status = 'interrupted'"
+        ),
         2
     );
     assert_eq!(

@@ -1229,7 +1229,10 @@ fn run_pipeline(
         "rows_quarantined",
         "links_added",
     ];
-    for (col, n) in cols.iter().zip([stats.records, loaded, duplicate, quarantined, links]) {
+    for (col, n) in cols
+        .iter()
+        .zip([stats.records, loaded, duplicate, quarantined, links])
+    {
         imp.push(", ").push(col).push(" = ").bind(n as i64);
     }
     imp.push(", finished_at = now(), status = 'complete', message = ")

@@ -610,7 +610,10 @@ fn stage_document(
     })
 }
 
-type Records = (Vec<serde_json::Value>, serde_json::Map<String, serde_json::Value>);
+type Records = (
+    Vec<serde_json::Value>,
+    serde_json::Map<String, serde_json::Value>,
+);
 
 /// The records of one JSON document (an array, or a batch payload with its shared fields), or
 /// of several documents one after the other: then each batch's shared fields are applied here

@@ -277,9 +277,8 @@ pub fn looks_batch(b: &[u8]) -> bool {
         && memchr::memmem::find_iter(b, b"\"batch\"").any(|i| {
             let rest = &b[i + 7..];
             let rest = &rest[rest.iter().take_while(|c| c.is_ascii_whitespace()).count()..];
-            rest.strip_prefix(b":").is_some_and(|r| {
-                r.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'[')
-            })
+            rest.strip_prefix(b":")
+                .is_some_and(|r| r.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'['))
         })
 }
 
@@ -679,6 +678,18 @@ mod tests {
         );
         assert_eq!(top_level_keys(deep.as_bytes()), vec!["k", "z"]);
         assert!(top_level_keys(b"[1,2]").is_empty());
+    }
+
+    #[test]
+    fn batch_documents_are_recognised_when_cut_short() {
+        assert!(looks_batch(
+            br#"{"context": {}, "batch" : [{"type": "track", "ev"#
+        ));
+        assert!(!looks_batch(br#"{"batch": 3, "x": ["#));
+        assert!(!looks_batch(br#"{"context": {"batch": [1]}, "type": "tr"#));
+        assert!(!looks_batch(
+            br#"{"type": "track", "properties": {"batch": ["#
+        ));
     }
 
     #[test]
