@@ -1977,12 +1977,12 @@ fn print_info(i: &stitchbook_engine::info::WorkspaceInfo) {
     }
     println!("\nimports");
     println!(
-        "  {:>4} {:<11} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} PATH",
+        "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} PATH",
         "ID", "STATUS", "VENDOR", "READ", "LOADED", "DUPS", "QUAR", "FINISHED"
     );
     for m in &i.imports {
         println!(
-            "  {:>4} {:<11} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} {}",
+            "  {:>4} {:<10} {:<11} {:>9} {:>9} {:>7} {:>7}  {:<20} {}",
             m.import_id,
             m.status,
             m.vendor.as_deref().unwrap_or("-"),
