@@ -378,7 +378,7 @@ pub fn quality(ws: &Workspace) -> Result<Vec<QualityIssue>> {
             severity: "info".into(),
             title: format!("{dups} duplicate rows removed"),
             detail:
-                "rows whose event id (or dedupe key) was already loaded were counted and skipped"
+                "rows whose event id (or dedupe key) was already loaded, or whose record was already quarantined, were counted and skipped"
                     .into(),
             count: dups,
             items: Vec::new(),

@@ -30,10 +30,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "remembered",
         include_str!("../migrations/0007_remembered.sql"),
     ),
+    (
+        8,
+        "import_trust",
+        include_str!("../migrations/0008_import_trust.sql"),
+    ),
 ];
 
 /// The newest schema version this build understands.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// SQL helpers every connection gets. Timestamps are parsed with explicit formats only.
 const MACROS: &str = include_str!("../sql/macros.sql");
@@ -67,6 +72,7 @@ impl Workspace {
         ws.migrate()?;
         ws.configure_connection(&ws.conn)?;
         crate::resources::apply(&ws)?;
+        crate::ingest::mark_interrupted_imports(&ws.conn)?;
         Ok(ws)
     }
 

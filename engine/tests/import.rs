@@ -402,7 +402,15 @@ fn posthog_persons_export_gives_snapshots_and_person_map_links() {
     );
     assert_eq!(count(&ws, "SELECT count(*) FROM events"), 0);
     let again = import_one(&ws, &p, None);
-    assert_eq!((again.rows_loaded, again.rows_duplicate), (0, 3));
+    // The quarantined row, already in the quarantine, is a duplicate too.
+    assert_eq!(
+        (
+            again.rows_loaded,
+            again.rows_duplicate,
+            again.rows_quarantined
+        ),
+        (0, 4, 0)
+    );
 }
 
 #[test]
@@ -746,10 +754,12 @@ fn reimport_adds_nothing_and_says_so() {
     let second = import_one(&ws, &p, None);
     let after_second = data_counts(&ws);
     assert_eq!(first.rows_loaded as usize, truth.unique_events);
+    assert!(first.rows_quarantined > 0);
     assert_eq!(second.rows_loaded, 0);
+    assert_eq!(second.rows_quarantined, 0, "already quarantined");
     assert_eq!(
         second.rows_duplicate as usize,
-        truth.unique_events + truth.duplicates_injected
+        truth.unique_events + truth.duplicates_injected + truth.malformed_injected
     );
     assert_invariant(&second);
     assert_eq!(second.identical_to, first.import_id);
@@ -757,8 +767,53 @@ fn reimport_adds_nothing_and_says_so() {
         .message
         .unwrap_or_default()
         .contains("identical to import"));
-    assert_eq!(after_first[0], after_second[0], "events unchanged");
-    assert_eq!(after_first[1], after_second[1], "identity links unchanged");
+    assert_eq!(
+        after_first, after_second,
+        "events, links, quarantine and snapshots unchanged"
+    );
+    // The import log still records both imports, and each quarantined row belongs to one.
+    assert_eq!(count(&ws, "SELECT count(*) FROM imports"), 2);
+    assert_eq!(
+        count(&ws, "SELECT sum(rows_quarantined) FROM imports"),
+        after_second[2]
+    );
+}
+
+#[test]
+fn a_record_quarantined_before_is_a_duplicate_in_another_file_but_new_bad_records_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = |i: u32| {
+        format!("{{\"uuid\":\"u{i}\",\"event\":\"e\",\"distinct_id\":\"d\",\"timestamp\":\"2024-01-01T00:00:0{i}Z\"}}")
+    };
+    let bad = "{\"uuid\":\"b1\",\"event\":\"e\",\"distinct_id\":\"d\",\"timestamp\":\"soon\"}";
+    let a = dir.path().join("a.jsonl");
+    std::fs::write(&a, format!("{}\n{bad}\n{bad}\n", ok(1))).unwrap();
+    let b = dir.path().join("b.jsonl");
+    std::fs::write(&b, format!("{}\n{bad}\nnot json\n{}\n", ok(1), ok(2))).unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let first = import_one(&ws, &a, None);
+    // Within one file every bad line is kept, with its own line number.
+    assert_eq!((first.rows_loaded, first.rows_quarantined), (1, 2));
+    let second = import_one(&ws, &b, None);
+    assert_eq!(
+        (
+            second.rows_read,
+            second.rows_loaded,
+            second.rows_duplicate,
+            second.rows_quarantined
+        ),
+        (4, 1, 2, 1),
+        "{:?}",
+        second.message
+    );
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM quarantine WHERE source_file LIKE '%b.jsonl' AND source_line = 3 AND raw = 'not json'"
+        ),
+        1
+    );
+    assert_eq!(count(&ws, "SELECT count(*) FROM quarantine"), 3);
 }
 
 fn cancel_at(phase: &'static str) -> (JobCtx, CancelToken) {
@@ -1495,4 +1550,372 @@ fn preview_reads_only_the_first_records_of_every_container() {
         );
         assert_eq!(p.rows.len(), 7, "{}", f.display());
     }
+}
+
+/// The quarantine reason of one line of the workspace's only file.
+fn reason_at(ws: &Workspace, line: i64) -> String {
+    ws.conn()
+        .query_row(
+            "SELECT reason FROM quarantine WHERE source_line = ?",
+            [line],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("no quarantine row for line {line}: {e}"))
+}
+
+#[test]
+fn records_without_a_person_id_or_of_another_vendor_are_quarantined_past_the_sniffed_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, lines: &[String]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        p
+    };
+    // 60 good records: more than the format check reads.
+    let posthog: Vec<String> = (0..60)
+        .map(|i| format!("{{\"uuid\":\"p{i}\",\"event\":\"$pageview\",\"distinct_id\":\"d{i}\",\"timestamp\":\"2024-01-01T00:00:00Z\",\"properties\":{{}}}}"))
+        .collect();
+    let amplitude_rec = |i: usize, ids: &str| {
+        format!("{{\"uuid\":\"a{i}\",\"event_type\":\"Played\",\"event_time\":\"2024-01-01 00:00:00.000000\",\"amplitude_id\":{i}{ids}}}")
+    };
+    let mixpanel_rec = "{\"event\":\"Played\",\"properties\":{\"time\":1704067200,\"distinct_id\":\"m1\",\"$insert_id\":\"mx\"}}".to_string();
+    let segment_rec = "{\"type\":\"track\",\"messageId\":\"s1\",\"event\":\"Played\",\"userId\":\"u1\",\"timestamp\":\"2024-01-01T00:00:00Z\",\"properties\":{\"time\":1704067200}}".to_string();
+    let persons_rec =
+        "{\"distinct_id\":\"d1\",\"person_id\":\"p1\",\"person_version\":1,\"properties\":{}}"
+            .to_string();
+
+    // A PostHog file: another vendor's records and records without a distinct_id after line 60.
+    let mut lines = posthog.clone();
+    lines.extend([
+        amplitude_rec(1, ",\"user_id\":\"u1\""),
+        mixpanel_rec.clone(),
+        segment_rec.clone(),
+        persons_rec,
+        "{\"uuid\":\"p98\",\"event\":\"$pageview\",\"timestamp\":\"2024-01-01T00:00:00Z\"}".into(),
+        "{\"uuid\":\"p99\",\"event\":\"$pageview\",\"distinct_id\":\" \",\"timestamp\":\"2024-01-01T00:00:00Z\"}".into(),
+    ]);
+    let p = write("posthog.jsonl", &lines);
+    let ws = Workspace::in_memory().unwrap();
+    let o = import_one(&ws, &p, None);
+    assert_eq!(o.vendor.as_deref(), Some("posthog"));
+    assert_eq!(
+        (o.rows_read, o.rows_loaded, o.rows_quarantined),
+        (66, 60, 6),
+        "{:?}",
+        o.message
+    );
+    assert_eq!(
+        reason_at(&ws, 61),
+        "looks like an Amplitude record in a PostHog file"
+    );
+    assert_eq!(
+        reason_at(&ws, 62),
+        "looks like a Mixpanel record in a PostHog file"
+    );
+    assert_eq!(
+        reason_at(&ws, 63),
+        "looks like a Segment record in a PostHog file"
+    );
+    assert_eq!(
+        reason_at(&ws, 64),
+        "looks like a PostHog persons record in a PostHog events file"
+    );
+    assert_eq!(reason_at(&ws, 65), "missing field \"distinct_id\"");
+    assert_eq!(reason_at(&ws, 66), "field \"distinct_id\" is empty");
+    assert_eq!(
+        count(&ws, "SELECT count(*) FROM events WHERE distinct_id IS NULL"),
+        0
+    );
+
+    // The same with the vendor named: the records of the other shapes are still quarantined.
+    let ws = Workspace::in_memory().unwrap();
+    let o = import_one(&ws, &p, Some("posthog"));
+    assert_eq!((o.rows_loaded, o.rows_quarantined), (60, 6));
+    assert_eq!(
+        reason_at(&ws, 63),
+        "looks like a Segment record in a PostHog file"
+    );
+
+    // Amplitude: a record needs a user_id or a device_id.
+    let mut lines: Vec<String> = (0..60)
+        .map(|i| amplitude_rec(i + 100, &format!(",\"device_id\":\"dev{i}\"")))
+        .collect();
+    lines.push(posthog[0].clone());
+    lines.push(amplitude_rec(1, ",\"user_id\":\"\",\"device_id\":null"));
+    lines.push(segment_rec.clone());
+    let p = write("amplitude.jsonl", &lines);
+    let ws = Workspace::in_memory().unwrap();
+    let o = import_one(&ws, &p, None);
+    assert_eq!(o.vendor.as_deref(), Some("amplitude"));
+    assert_eq!(
+        (o.rows_loaded, o.rows_quarantined),
+        (60, 3),
+        "{:?}",
+        o.message
+    );
+    assert_eq!(
+        reason_at(&ws, 61),
+        "looks like a PostHog record in an Amplitude file"
+    );
+    assert_eq!(reason_at(&ws, 62), "neither \"user_id\" nor \"device_id\"");
+    assert_eq!(
+        reason_at(&ws, 63),
+        "looks like a Segment record in an Amplitude file"
+    );
+
+    // Mixpanel events may lack a distinct_id (formats.md §3.1) and still load; a Segment
+    // record that happens to carry properties.time does not.
+    let mut lines: Vec<String> = (0..60)
+        .map(|i| {
+            format!(
+                "{{\"event\":\"Played\",\"properties\":{{\"time\":{},\"$insert_id\":\"i{i}\"}}}}",
+                1704067200 + i
+            )
+        })
+        .collect();
+    lines.push(segment_rec.clone());
+    let p = write("mixpanel.jsonl", &lines);
+    let ws = Workspace::in_memory().unwrap();
+    let o = import_one(&ws, &p, None);
+    assert_eq!(o.vendor.as_deref(), Some("mixpanel"));
+    assert_eq!(
+        (o.rows_loaded, o.rows_quarantined),
+        (60, 1),
+        "{:?}",
+        o.message
+    );
+    assert_eq!(
+        reason_at(&ws, 61),
+        "looks like a Segment record in a Mixpanel file"
+    );
+
+    // Segment and RudderStack records share one mapping and may mix; a PostHog record may not.
+    let mut lines: Vec<String> = (0..60)
+        .map(|i| format!("{{\"type\":\"track\",\"messageId\":\"m{i}\",\"event\":\"Played\",\"anonymousId\":\"a{i}\",\"timestamp\":\"2024-01-01T00:00:00Z\"}}"))
+        .collect();
+    lines.push("{\"type\":\"page\",\"messageId\":\"r1\",\"rudderId\":\"x\",\"channel\":\"web\",\"anonymousId\":\"a1\",\"timestamp\":\"2024-01-01T00:00:00Z\"}".into());
+    lines.push(posthog[0].clone());
+    let p = write("segment.jsonl", &lines);
+    let ws = Workspace::in_memory().unwrap();
+    let o = import_one(&ws, &p, None);
+    assert_eq!(o.vendor.as_deref(), Some("segment"));
+    assert_eq!(
+        (o.rows_loaded, o.rows_quarantined),
+        (61, 1),
+        "{:?}",
+        o.message
+    );
+    assert_eq!(
+        reason_at(&ws, 62),
+        "looks like a PostHog record in a Segment file"
+    );
+}
+
+/// Every loaded event as comparable text, in a stable order.
+fn event_rows(ws: &Workspace) -> Vec<String> {
+    ws.conn()
+        .prepare(
+            "SELECT concat_ws(' | ', source_line, event_uuid, event_name, event_kind, ts_utc, distinct_id, user_id, anon_id, properties::VARCHAR, person_properties::VARCHAR, groups::VARCHAR)
+             FROM events ORDER BY source_line",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn a_one_line_segment_batch_loads_like_the_same_batch_pretty_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = |n: usize, first: usize, pad: usize| {
+        let records: Vec<serde_json::Value> = (first..first + n)
+            .map(|i| {
+                let call = ["track", "page", "identify"][i % 3];
+                serde_json::json!({
+                    "type": call,
+                    "event": "Played",
+                    "messageId": format!("m{i}"),
+                    "anonymousId": format!("a{}", i % 7),
+                    "userId": if i % 2 == 0 { serde_json::Value::Null } else { format!("u{i}").into() },
+                    "timestamp": format!("2024-01-01T00:{:02}:00Z", i % 60),
+                    "properties": {"i": i, "pad": "x".repeat(pad)},
+                    "traits": {"plan": "pro"},
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "batch": records,
+            "context": {"library": {"name": "analytics-go", "version": "3.0.0"}},
+            "messageId": "batch-id",
+            "sentAt": "2024-01-01T01:00:00Z",
+        })
+    };
+    let load = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let ws = Workspace::in_memory().unwrap();
+        let o = import_one(&ws, &p, None);
+        assert_eq!(o.status, ImportStatus::Complete, "{name}: {:?}", o.message);
+        assert_eq!(o.vendor.as_deref(), Some("segment"), "{name}");
+        assert_eq!(o.container.as_deref(), Some("json"), "{name}");
+        assert_eq!(o.rows_quarantined, 0, "{name}");
+        event_rows(&ws)
+    };
+    let doc = batch(9, 0, 10);
+    let pretty = load("pretty.json", serde_json::to_string_pretty(&doc).unwrap());
+    assert_eq!(pretty.len(), 9);
+    assert!(pretty[0].contains("analytics-go"), "batch context applies");
+    assert_eq!(load("one_line.json", doc.to_string()), pretty);
+    assert_eq!(load("one_line_nl.jsonl", doc.to_string() + "\n"), pretty);
+
+    // Longer than the prefix the format check reads (256 KiB), on one line.
+    let big = batch(400, 0, 1000);
+    let pretty = load(
+        "big_pretty.json",
+        serde_json::to_string_pretty(&big).unwrap(),
+    );
+    assert_eq!(pretty.len(), 400);
+    assert_eq!(load("big_one_line.json", big.to_string()), pretty);
+
+    // One batch payload per line: the records of every batch, numbered in order.
+    let both = load(
+        "two_batches.jsonl",
+        format!("{}\n{}\n", batch(3, 0, 1), batch(2, 3, 1)),
+    );
+    let one = load("five.json", batch(5, 0, 1).to_string());
+    assert_eq!(both, one);
+}
+
+/// The import log's row for `file`: status and message.
+fn log_row(ws: &Workspace, file: &str) -> (String, Option<String>) {
+    ws.conn()
+        .query_row(
+            "SELECT status, message FROM imports WHERE path LIKE '%' || ? ORDER BY import_id DESC LIMIT 1",
+            [file],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+#[test]
+fn an_import_cut_off_midway_is_logged_as_interrupted_when_the_workspace_is_next_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws_path = dir.path().join("w.duckdb");
+    let (base, _) = generated(dir.path(), "base.jsonl", 300, 21);
+    let (big, truth) = generated(dir.path(), "big.jsonl", 20_000, 22);
+    let before = {
+        let ws = Workspace::open(&ws_path).unwrap();
+        import_one(&ws, &base, None);
+        data_counts(&ws)
+    };
+    for phase in ["reading", "writing"] {
+        let ws = Workspace::open(&ws_path).unwrap();
+        // A crash in the middle of the import, simulated by a panic from its progress report.
+        let ctx = JobCtx::new(
+            move |ev| {
+                if let JobEvent::Progress { phase: p, .. } = ev {
+                    if p == phase {
+                        panic!("simulated crash while {phase}");
+                    }
+                }
+            },
+            CancelToken::new(),
+        );
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            import_paths(
+                &ws,
+                std::slice::from_ref(&big),
+                &ImportOptions::default(),
+                &ctx,
+            )
+        }));
+        assert!(r.is_err(), "{phase}: the import was cut off");
+        // The attempt was logged before the file's transaction began.
+        assert_eq!(log_row(&ws, "big.jsonl").0, "running", "{phase}");
+        drop(ws);
+
+        let ws = Workspace::open(&ws_path).unwrap();
+        let (status, message) = log_row(&ws, "big.jsonl");
+        assert_eq!(status, "interrupted", "{phase}");
+        assert_eq!(
+            message.as_deref(),
+            Some(stitchbook_engine::ingest::INTERRUPTED_MESSAGE)
+        );
+        assert_eq!(
+            data_counts(&ws),
+            before,
+            "{phase}: nothing of the file was written"
+        );
+        let info = stitchbook_engine::info::workspace_info(&ws, 5).unwrap();
+        assert_eq!(
+            info.imports.last().map(|i| i.status.as_str()),
+            Some("interrupted")
+        );
+    }
+    // Importing the file again works, and the log keeps every attempt.
+    let ws = Workspace::open(&ws_path).unwrap();
+    let o = import_one(&ws, &big, None);
+    assert_eq!(o.rows_loaded as usize, truth.unique_events);
+    assert_eq!(log_row(&ws, "big.jsonl").0, "complete");
+    assert_eq!(
+        count(
+            &ws,
+            "SELECT count(*) FROM imports WHERE status = 'interrupted'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(&ws, "SELECT count(*) FROM imports WHERE status = 'running'"),
+        0
+    );
+}
+
+const CHILD_IMPORT: &str = "STITCHBOOK_TEST_CHILD_IMPORT";
+
+#[test]
+fn a_killed_import_process_leaves_an_interrupted_row_in_the_log() {
+    if let Ok(job) = std::env::var(CHILD_IMPORT) {
+        // The child: import, and die without any cleanup while writing.
+        let (ws_path, file) = job.split_once('\n').unwrap();
+        let ws = Workspace::open(ws_path).unwrap();
+        let ctx = JobCtx::new(
+            |ev| {
+                if matches!(ev, JobEvent::Progress { phase, .. } if phase == "writing") {
+                    std::process::abort();
+                }
+            },
+            CancelToken::new(),
+        );
+        let _ = import_paths(&ws, &[PathBuf::from(file)], &ImportOptions::default(), &ctx);
+        panic!("the child import was expected to die while writing");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws_path = dir.path().join("w.duckdb");
+    let (base, _) = generated(dir.path(), "base.jsonl", 300, 23);
+    let (big, _) = generated(dir.path(), "big.jsonl", 5_000, 24);
+    let before = {
+        let ws = Workspace::open(&ws_path).unwrap();
+        import_one(&ws, &base, None);
+        data_counts(&ws)
+    };
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_killed_import_process_leaves_an_interrupted_row_in_the_log",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            CHILD_IMPORT,
+            format!("{}\n{}", ws_path.display(), big.display()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child process died");
+    let ws = Workspace::open(&ws_path).unwrap();
+    assert_eq!(log_row(&ws, "big.jsonl").0, "interrupted");
+    assert_eq!(data_counts(&ws), before);
 }

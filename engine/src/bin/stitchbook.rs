@@ -2006,6 +2006,10 @@ fn print_info(i: &stitchbook_engine::info::WorkspaceInfo) {
             tf().opt(m.finished_at.as_deref()),
             m.path
         );
+        // Why a file did not complete (failed, cancelled, interrupted by a crash).
+        if let Some(msg) = m.message.as_ref().filter(|_| m.status != "complete") {
+            println!("       {msg}");
+        }
     }
 }
 

@@ -11,7 +11,11 @@
 //! Steps 4–5 run in one transaction per file (steps 2–3 touch only temporary tables): a
 //! failed or cancelled file leaves the data
 //! exactly as it was (only an `imports` row with status failed/cancelled records the attempt).
-//! Invariant, checked before commit: rows read = loaded + duplicates + quarantined.
+//! That row is written as 'running' and committed before anything else, and completed by the
+//! file's transaction: an import cut off by a crash is found 'running' on the next open and
+//! marked 'interrupted'.
+//! Invariant, checked before commit: rows read = loaded + duplicates + quarantined, where a
+//! record already quarantined by an earlier import counts as a duplicate.
 
 pub mod archive;
 pub mod generic;
@@ -410,15 +414,17 @@ pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<De
                 .collect();
             sniff::classify_columns(&cols)
         }
-        Container::Json => {
-            match serde_json::from_slice::<serde_json::Value>(sniff::strip_bom(&head)) {
-                Ok(serde_json::Value::Object(o)) => sniff::classify_keys(&o),
-                Ok(serde_json::Value::Array(a)) => a
-                    .iter()
-                    .find_map(|v| v.as_object().and_then(sniff::classify_keys)),
-                _ => None,
+        Container::Json => match sniff::first_document(&head) {
+            Some(serde_json::Value::Object(o)) => sniff::classify_keys(&o),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .find_map(|v| v.as_object().and_then(sniff::classify_keys)),
+            // A batch payload longer than the sniffed prefix.
+            _ if sniff::looks_batch(sniff::strip_bom(&head)) => {
+                Some((Vendor::Segment, RecordKind::Events))
             }
-        }
+            _ => None,
+        },
         Container::Zip => sniff::classify_jsonl(&head),
     };
     // Records wrapped as Airbyte messages are classified by what they wrap.
@@ -607,13 +613,16 @@ fn import_file(
         identical_to: None,
         timings: Vec::new(),
     };
-    let started: String = match conn.query_row("SELECT now()::VARCHAR", [], |r| r.get(0)) {
-        Ok(s) => s,
+    // The attempt is logged first, committed on its own: if the process dies before the
+    // file's transaction commits, the next open finds this row and marks it interrupted.
+    let import_id = match log_running(conn, &shown, size) {
+        Ok(id) => id,
         Err(e) => {
-            outcome.message = Some(EngineError::from(e).to_string());
+            outcome.message = Some(e.to_string());
             return outcome;
         }
     };
+    outcome.import_id = Some(import_id);
     let detection = detect(conn, path, opts);
     if let Ok(d) = &detection {
         outcome.vendor = Some(d.vendor.as_str().to_string());
@@ -633,12 +642,11 @@ fn import_file(
             opts,
             ctx,
             index,
-            &started,
+            import_id,
         )
     });
     match result {
         Ok((id, c)) => {
-            outcome.import_id = Some(id);
             outcome.rows_read = c.read;
             outcome.rows_loaded = c.loaded;
             outcome.rows_duplicate = c.duplicate;
@@ -672,29 +680,48 @@ fn import_file(
             });
             // The attempt is logged; the data tables are untouched.
             let sha = reader::hash_file(path).unwrap_or_default();
-            let mut s = Sql::new("INSERT INTO imports (path, size_bytes, content_sha256, vendor, container, compression, started_at, finished_at, status, message) VALUES (");
-            s.bind(shown.clone())
-                .push(", ")
-                .bind(size as i64)
-                .push(", ")
-                .bind(sha)
-                .push(", ");
-            s.bind(opt_value(outcome.vendor.clone())).push(", ");
-            s.bind(opt_value(outcome.container.clone())).push(", ");
-            s.bind(opt_value(outcome.compression.clone())).push(", ");
-            s.bind(started).push("::TIMESTAMPTZ, now(), ");
-            s.bind(outcome.status.as_str().to_string()).push(", ");
+            let mut s = Sql::new("UPDATE imports SET content_sha256 = ");
+            s.bind(sha).push(", vendor = ");
+            s.bind(opt_value(outcome.vendor.clone()))
+                .push(", container = ");
+            s.bind(opt_value(outcome.container.clone()))
+                .push(", compression = ");
+            s.bind(opt_value(outcome.compression.clone()))
+                .push(", finished_at = now(), status = ");
+            s.bind(outcome.status.as_str().to_string())
+                .push(", message = ");
             s.bind(opt_value(outcome.message.clone()))
-                .push(") RETURNING import_id");
-            outcome.import_id = conn
-                .prepare(&s.text)
-                .and_then(|mut st| {
-                    st.query_row(duckdb::params_from_iter(s.params.iter()), |r| r.get(0))
-                })
-                .ok();
+                .push(" WHERE import_id = ");
+            s.bind(import_id);
+            if s.execute(conn).is_err() {
+                outcome.import_id = None;
+            }
         }
     }
     outcome
+}
+
+/// Log an import as 'running', committed before the file's own transaction starts.
+fn log_running(conn: &Connection, shown: &str, size: u64) -> Result<i64> {
+    Ok(conn.query_row(
+        "INSERT INTO imports (path, size_bytes, content_sha256, started_at, status)
+         VALUES (?, ?, '', now(), 'running') RETURNING import_id",
+        duckdb::params![shown, size as i64],
+        |r| r.get(0),
+    )?)
+}
+
+/// What an import left 'running' when the workspace was last closed says on the next open.
+pub const INTERRUPTED_MESSAGE: &str = "interrupted: Stitchbook stopped (closed, killed or crashed) before this file's import finished; nothing from it was written, so import it again";
+
+/// On opening a workspace: an import still 'running' was cut off before its transaction
+/// committed (only one process can open a workspace for writing). Say so in the log.
+pub(crate) fn mark_interrupted_imports(conn: &Connection) -> Result<()> {
+    conn.execute(
+        "UPDATE imports SET status = 'interrupted', message = ? WHERE status = 'running'",
+        [INTERRUPTED_MESSAGE],
+    )?;
+    Ok(())
 }
 
 fn opt_value(v: Option<String>) -> duckdb::types::Value {
@@ -725,10 +752,10 @@ fn run_in_transaction(
     opts: &ImportOptions,
     ctx: &JobCtx,
     index: usize,
-    started: &str,
+    import_id: i64,
 ) -> Result<(i64, Counts)> {
     let r = run_pipeline(
-        conn, path, shown, size, d, importer, opts, ctx, index, started,
+        conn, path, shown, size, d, importer, opts, ctx, index, import_id,
     );
     let r = r.and_then(|v| {
         ctx.cancel.check()?;
@@ -741,7 +768,7 @@ fn run_in_transaction(
         let _ = conn.execute_batch("ROLLBACK");
     }
     let _ = conn.execute_batch(
-        "DROP VIEW IF EXISTS stg_loaded; DROP VIEW IF EXISTS stg_json; DROP TABLE IF EXISTS stg_keep; DROP TABLE IF EXISTS stg_raw; DROP TABLE IF EXISTS stg_events;",
+        "DROP VIEW IF EXISTS stg_loaded; DROP VIEW IF EXISTS stg_json; DROP TABLE IF EXISTS stg_keep; DROP TABLE IF EXISTS stg_quar; DROP TABLE IF EXISTS stg_raw; DROP TABLE IF EXISTS stg_events;",
     );
     r.map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))
 }
@@ -766,6 +793,129 @@ fn explain_invalid_json(conn: &Connection) -> Result<()> {
             upd.execute(duckdb::params![format!("invalid JSON: {e}"), line])?;
         }
     }
+    Ok(())
+}
+
+/// How a record of shape `rec` is named in a reason: "an Amplitude record", "a PostHog persons
+/// record".
+fn shape_name(vendor: Vendor, kind: RecordKind) -> String {
+    let what = match kind {
+        RecordKind::Events => "record",
+        RecordKind::Persons => "persons record",
+        RecordKind::MergedIds => "merged-ids record",
+        RecordKind::WarehouseRows => "warehouse row",
+        RecordKind::Manifest => "batch-export manifest",
+        RecordKind::CaptureDump => "capture request",
+    };
+    a_or_an(&format!("{} {what}", vendor.display()))
+}
+
+/// `text` after "a" or "an" (by its first letter: vendor names are spelt as they sound).
+fn a_or_an(text: &str) -> String {
+    if text.starts_with(['A', 'E', 'I', 'O', 'U']) {
+        format!("an {text}")
+    } else {
+        format!("a {text}")
+    }
+}
+
+/// Why a record of shape `rec` does not belong in a file detected as `file`, if it does not.
+/// Segment and RudderStack records share one mapping, so they may mix.
+fn foreign_reason(file: (Vendor, RecordKind), rec: (Vendor, RecordKind)) -> Option<String> {
+    let family = |v: Vendor| match v {
+        Vendor::RudderStack => Vendor::Segment,
+        v => v,
+    };
+    if family(file.0) == family(rec.0) && file.1 == rec.1 {
+        return None;
+    }
+    let file_kind = match file.1 {
+        RecordKind::Persons => " persons",
+        RecordKind::MergedIds => " merged-ids",
+        RecordKind::WarehouseRows => " warehouse",
+        _ if family(file.0) == family(rec.0) => " events",
+        _ => "",
+    };
+    Some(format!(
+        "looks like {} in {}",
+        shape_name(rec.0, rec.1),
+        a_or_an(&format!("{}{file_kind} file", file.0.display()))
+    ))
+}
+
+/// Records of another vendor's (or another record kind's) shape are quarantined as such,
+/// wherever they are: the format check reads only the first records. Only the rows the
+/// vendor's SQL rejected or mapped without any person id are looked at: a record of another
+/// shape lacks the file vendor's required fields or its person id. Delimited and Parquet files
+/// have one set of columns, so only JSON records are checked.
+fn flag_foreign_records(
+    conn: &Connection,
+    d: &Detection,
+    target: Target,
+    ctx: &JobCtx,
+) -> Result<()> {
+    if d.vendor == Vendor::Generic
+        || !matches!(
+            d.container,
+            Container::Jsonl | Container::Json | Container::Zip
+        )
+    {
+        return Ok(());
+    }
+    let candidates = match target {
+        Target::Events => {
+            "SELECT e.line, j.raw FROM stg_events e JOIN stg_json j ON j.line = e.line
+             WHERE e.line BETWEEN ? AND ? AND j.line BETWEEN ? AND ?
+               AND (e.reject_reason IS NOT NULL OR coalesce(e.distinct_id, e.user_id, e.anon_id) IS NULL)"
+        }
+        Target::PersonSnapshots | Target::Links => {
+            "SELECT e.line, j.raw FROM stg_events e JOIN stg_json j ON j.line = e.line
+             WHERE e.line BETWEEN ? AND ? AND j.line BETWEEN ? AND ? AND e.reject_reason IS NOT NULL"
+        }
+    };
+    let last: Option<i64> = conn.query_row("SELECT max(line) FROM stg_events", [], |r| r.get(0))?;
+    let Some(last) = last else {
+        return Ok(());
+    };
+    // In ranges of lines, so that memory stays bounded when many records are foreign.
+    const STEP: i64 = 1 << 20;
+    conn.execute_batch("CREATE OR REPLACE TEMP TABLE stg_foreign (line BIGINT, reason VARCHAR)")?;
+    let mut stmt = conn.prepare(candidates)?;
+    let mut any = false;
+    let mut lo = 1;
+    while lo <= last {
+        ctx.cancel.check()?;
+        let hi = lo + STEP - 1;
+        let mut found: Vec<(i64, String)> = Vec::new();
+        let mut rows = stmt.query(duckdb::params![lo, hi, lo, hi])?;
+        while let Some(r) = rows.next()? {
+            let raw: String = r.get(1)?;
+            let Ok(serde_json::Value::Object(o)) = serde_json::from_str(&raw) else {
+                continue;
+            };
+            if let Some(reason) =
+                sniff::classify_keys(&o).and_then(|c| foreign_reason((d.vendor, d.kind), c))
+            {
+                found.push((r.get(0)?, reason));
+            }
+        }
+        drop(rows);
+        if !found.is_empty() {
+            any = true;
+            let mut app = conn.appender_to_catalog_and_db("stg_foreign", "temp", "main")?;
+            for (line, reason) in &found {
+                app.append_row(duckdb::params![line, reason])?;
+            }
+            app.flush()?;
+        }
+        lo = hi + 1;
+    }
+    if any {
+        conn.execute_batch(
+            "UPDATE stg_events SET reject_reason = f.reason FROM stg_foreign f WHERE stg_events.line = f.line",
+        )?;
+    }
+    conn.execute_batch("DROP TABLE stg_foreign")?;
     Ok(())
 }
 
@@ -867,6 +1017,7 @@ fn stage_and_map(
     ev.embed(&importer.events_sql());
     ev.execute(conn).map_err(interrupted)?;
     explain_invalid_json(conn)?;
+    flag_foreign_records(conn, d, importer.target(), ctx)?;
     laps.lap("map");
     Ok(stats)
 }
@@ -882,7 +1033,7 @@ fn run_pipeline(
     opts: &ImportOptions,
     ctx: &JobCtx,
     index: usize,
-    started: &str,
+    import_id: i64,
 ) -> Result<(i64, Counts)> {
     let interrupted =
         |e: duckdb::Error| EngineError::from(e).cancelled_if(ctx.cancel.is_cancelled());
@@ -912,7 +1063,6 @@ fn run_pipeline(
     // much more slowly). Everything that reads or writes the workspace's own tables is one
     // transaction from here on.
     conn.execute_batch("BEGIN TRANSACTION")?;
-    let import_id: i64 = conn.query_row("SELECT nextval('import_id_seq')", [], |r| r.get(0))?;
     ctx.cancel.check()?;
     phase("deduplicating", stats.records);
     // Dedupe on narrow (line, key) data: the first record of each key in the file, unless an
@@ -940,21 +1090,32 @@ fn run_pipeline(
     laps.lap("dedupe");
     ctx.cancel.check()?;
 
-    let q_json = count(
-        conn,
-        "SELECT count(*) FROM stg_json WHERE reason IS NOT NULL",
-    )?;
-    let q_map = count(
-        conn,
-        "SELECT count(*) FROM stg_events WHERE reject_reason IS NOT NULL",
-    )?;
+    // Records to quarantine, keyed by their text: one an earlier import already quarantined
+    // is a duplicate (re-importing a file adds nothing, quarantine included).
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE stg_quar AS
+         SELECT line, reason, md5(raw) AS raw_md5, raw_len, false AS seen FROM stg_json WHERE reason IS NOT NULL
+         UNION ALL
+         SELECT e.line, e.reject_reason, md5(j.raw), j.raw_len, false
+         FROM (SELECT line, reject_reason FROM stg_events WHERE reject_reason IS NOT NULL) e JOIN stg_json j ON j.line = e.line",
+    )
+    .map_err(interrupted)?;
+    let q_all = count(conn, "SELECT count(*) FROM stg_quar")?;
+    if q_all > 0 {
+        conn.execute_batch(
+            "UPDATE stg_quar SET seen = true FROM (SELECT DISTINCT raw_md5, raw_length FROM quarantine) x
+             WHERE x.raw_md5 = stg_quar.raw_md5 AND x.raw_length = stg_quar.raw_len",
+        )
+        .map_err(interrupted)?;
+    }
+    let q_seen = count(conn, "SELECT count(*) FROM stg_quar WHERE seen")?;
     let ok = count(
         conn,
         "SELECT count(*) FROM stg_events WHERE reject_reason IS NULL",
     )?;
     let loaded = count(conn, "SELECT count(*) FROM stg_keep")?;
-    let quarantined = q_json + q_map;
-    let duplicate = ok - loaded.min(ok);
+    let quarantined = q_all - q_seen;
+    let duplicate = ok - loaded.min(ok) + q_seen;
     if stats.records != loaded + duplicate + quarantined {
         return Err(EngineError::InvalidArgument(format!(
             "internal accounting error for {shown}: read {} but loaded {loaded} + duplicates {duplicate} + quarantined {quarantined}; nothing was written",
@@ -972,23 +1133,13 @@ fn run_pipeline(
             s.push(&format!(" JOIN stg_json j ON j.line = {alias}.line"));
         }
     };
-    // Each half only when it has rows: the join back to the raw text is not free.
-    if q_json > 0 {
+    if quarantined > 0 {
         let mut q = Sql::new("INSERT INTO quarantine SELECT ");
         q.bind(import_id).push(", ");
-        origin(&mut q, "j.line");
-        q.push(", reason, left(raw, ");
+        origin(&mut q, "q.line");
+        q.push(", q.reason, left(j.raw, ");
         q.push(&QUARANTINE_RAW_CHARS.to_string());
-        q.push("), raw_len FROM stg_json j WHERE reason IS NOT NULL");
-        q.execute(conn).map_err(interrupted)?;
-    }
-    if q_map > 0 {
-        let mut q = Sql::new("INSERT INTO quarantine SELECT ");
-        q.bind(import_id).push(", ");
-        origin(&mut q, "e.line");
-        q.push(", e.reject_reason, left(j.raw, ");
-        q.push(&QUARANTINE_RAW_CHARS.to_string());
-        q.push("), j.raw_len FROM (SELECT line, reject_reason FROM stg_events WHERE reject_reason IS NOT NULL) e JOIN stg_json j ON j.line = e.line");
+        q.push("), q.raw_len, q.raw_md5 FROM stg_quar q JOIN stg_json j ON j.line = q.line WHERE NOT q.seen");
         q.execute(conn).map_err(interrupted)?;
     }
     laps.lap("quarantine");
@@ -1063,30 +1214,31 @@ fn run_pipeline(
     }
 
     laps.lap("links and groups");
-    let mut imp = Sql::new("INSERT INTO imports VALUES (");
-    imp.bind(import_id)
-        .push(", ")
-        .bind(shown.to_string())
-        .push(", ")
-        .bind(size as i64)
-        .push(", ");
-    imp.bind(stats.sha256.clone())
-        .push(", ")
-        .bind(d.vendor.as_str())
-        .push(", ");
-    imp.bind(d.container.as_str())
-        .push(", ")
-        .bind(d.compression.as_str())
-        .push(", ");
-    imp.bind(opt_value(opts.format.as_ref().map(FormatOverride::label)))
-        .push(", ");
-    for n in [stats.records, loaded, duplicate, quarantined, links] {
-        imp.bind(n as i64).push(", ");
+    // The 'running' row committed before this transaction becomes the complete one with it.
+    let mut imp = Sql::new("UPDATE imports SET content_sha256 = ");
+    imp.bind(stats.sha256.clone()).push(", vendor = ");
+    imp.bind(d.vendor.as_str()).push(", container = ");
+    imp.bind(d.container.as_str()).push(", compression = ");
+    imp.bind(d.compression.as_str())
+        .push(", format_override = ");
+    imp.bind(opt_value(opts.format.as_ref().map(FormatOverride::label)));
+    let cols = [
+        "rows_read",
+        "rows_loaded",
+        "rows_duplicate",
+        "rows_quarantined",
+        "links_added",
+    ];
+    for (col, n) in cols
+        .iter()
+        .zip([stats.records, loaded, duplicate, quarantined, links])
+    {
+        imp.push(", ").push(col).push(" = ").bind(n as i64);
     }
-    imp.bind(started.to_string())
-        .push("::TIMESTAMPTZ, now(), 'complete', ")
+    imp.push(", finished_at = now(), status = 'complete', message = ")
         .bind(opt_value(stats.note.clone()))
-        .push(")");
+        .push(" WHERE import_id = ")
+        .bind(import_id);
     imp.execute(conn)?;
     Ok((
         import_id,

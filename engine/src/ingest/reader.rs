@@ -545,10 +545,71 @@ fn push_json_str(out: &mut String, s: &str) {
 /// Largest single JSON document read whole (a JSON array or a `{"batch": [...]}` payload).
 pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024 * 1024;
 
+type Records = (
+    Vec<serde_json::Value>,
+    serde_json::Map<String, serde_json::Value>,
+);
+
+/// The records of one JSON document (an array, or a batch payload with its shared fields), or
+/// of several documents one after the other: then each batch's shared fields are applied here
+/// and any other object among them is a record of its own.
+fn document_records(path: &Path, bytes: &[u8]) -> Result<Records> {
+    use serde_json::{Map, Value};
+    let not_records = || {
+        EngineError::unsupported(
+            path,
+            "a JSON document that is neither an array of records nor a {\"batch\": [...]} payload",
+        )
+    };
+    let split = |doc: Value| -> Option<Records> {
+        match doc {
+            Value::Array(a) => Some((a, Map::new())),
+            Value::Object(mut o) => match o.remove("batch") {
+                Some(Value::Array(a)) => {
+                    o.remove("messageId");
+                    Some((a, o))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let mut docs: Vec<Value> = serde_json::Deserializer::from_slice(strip_bom(bytes))
+        .into_iter::<Value>()
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| EngineError::unreadable(path, format!("not a valid JSON document ({e})")))?;
+    if docs.len() == 1 {
+        return docs.pop().and_then(split).ok_or_else(not_records);
+    }
+    let mut all = Vec::new();
+    for doc in docs {
+        if !(doc.is_array() || doc.get("batch").is_some_and(Value::is_array)) {
+            if !doc.is_object() {
+                return Err(not_records());
+            }
+            all.push(doc);
+            continue;
+        }
+        let (records, shared) = split(doc).ok_or_else(not_records)?;
+        all.extend(records.into_iter().map(|r| match r {
+            Value::Object(mut o) => {
+                for (k, v) in &shared {
+                    if !o.contains_key(k) {
+                        o.insert(k.clone(), v.clone());
+                    }
+                }
+                Value::Object(o)
+            }
+            other => other,
+        }));
+    }
+    Ok((all, Map::new()))
+}
+
 /// One JSON document holding many records: an array of records, or a Segment-style batch
 /// `{"batch": [...], "context": ..., "sentAt": ...}` whose batch-level fields (other than its
-/// own `messageId`) apply to every record that lacks them. Records are numbered by their
-/// position in the array, from 1.
+/// own `messageId`) apply to every record that lacks them. Several documents may follow one
+/// another (e.g. one batch payload per line). Records are numbered by their position, from 1.
 fn stage_document(
     conn: &Connection,
     path: &Path,
@@ -570,29 +631,7 @@ fn stage_document(
         ));
     }
     report(ctx, label, "reading", decoded.tap().bytes, 0, true);
-    let doc: serde_json::Value = serde_json::from_slice(strip_bom(&bytes))
-        .map_err(|e| EngineError::unreadable(path, format!("not a valid JSON document ({e})")))?;
-    let (records, shared) = match doc {
-        serde_json::Value::Array(a) => (a, serde_json::Map::new()),
-        serde_json::Value::Object(mut o) => match o.remove("batch") {
-            Some(serde_json::Value::Array(a)) => {
-                o.remove("messageId");
-                (a, o)
-            }
-            _ => {
-                return Err(EngineError::unsupported(
-                    path,
-                    "a JSON document that is neither an array of records nor a {\"batch\": [...]} payload",
-                ))
-            }
-        },
-        _ => {
-            return Err(EngineError::unsupported(
-                path,
-                "a JSON document that is neither an array of records nor a {\"batch\": [...]} payload",
-            ))
-        }
-    };
+    let (records, shared) = document_records(path, &bytes)?;
     let mut app = conn.appender_to_catalog_and_db("stg_raw", "temp", "main")?;
     let mut n: u64 = 0;
     for rec in records {

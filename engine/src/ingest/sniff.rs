@@ -220,13 +220,15 @@ pub fn physical(path: &Path) -> Result<(Physical, Vec<u8>)> {
     };
     let container = match body[first] {
         b'{' => {
-            // One record per line, or a single pretty-printed document?
+            // One record per line, or a single pretty-printed document? A `{"batch": [...]}`
+            // payload is a document of records even when written on one line.
             let line = first_line(&body[first..]);
-            if serde_json::from_slice::<Value>(line).is_ok() || !looks_multiline_doc(&body[first..])
-            {
-                Container::Jsonl
-            } else {
-                Container::Json
+            match serde_json::from_slice::<Value>(line) {
+                Ok(v) if v.get("batch").is_some_and(Value::is_array) => Container::Json,
+                Ok(_) => Container::Jsonl,
+                Err(_) if line.len() == body.len() - first && looks_batch(line) => Container::Json,
+                Err(_) if looks_multiline_doc(&body[first..]) => Container::Json,
+                Err(_) => Container::Jsonl,
             }
         }
         b'[' => Container::Json,
@@ -266,6 +268,26 @@ fn first_line(b: &[u8]) -> &[u8] {
     let end = memchr::memchr(b'\n', b).unwrap_or(b.len());
     let l = &b[..end];
     l.strip_suffix(b"\r").unwrap_or(l)
+}
+
+/// The start of a `{"batch": [...]}` document longer than the sniffed prefix: a top-level
+/// `batch` key whose value is an array.
+pub fn looks_batch(b: &[u8]) -> bool {
+    top_level_keys(b).iter().any(|k| k == "batch")
+        && memchr::memmem::find_iter(b, b"\"batch\"").any(|i| {
+            let rest = &b[i + 7..];
+            let rest = &rest[rest.iter().take_while(|c| c.is_ascii_whitespace()).count()..];
+            rest.strip_prefix(b":")
+                .is_some_and(|r| r.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'['))
+        })
+}
+
+/// The first JSON value of a document (of a stream of documents, or of a prefix cut short).
+pub fn first_document(b: &[u8]) -> Option<Value> {
+    serde_json::Deserializer::from_slice(strip_bom(b))
+        .into_iter::<Value>()
+        .next()
+        .and_then(|r| r.ok())
 }
 
 /// A `{` line that does not parse alone but whose following lines are indented: a
@@ -656,6 +678,18 @@ mod tests {
         );
         assert_eq!(top_level_keys(deep.as_bytes()), vec!["k", "z"]);
         assert!(top_level_keys(b"[1,2]").is_empty());
+    }
+
+    #[test]
+    fn batch_documents_are_recognised_when_cut_short() {
+        assert!(looks_batch(
+            br#"{"context": {}, "batch" : [{"type": "track", "ev"#
+        ));
+        assert!(!looks_batch(br#"{"batch": 3, "x": ["#));
+        assert!(!looks_batch(br#"{"context": {"batch": [1]}, "type": "tr"#));
+        assert!(!looks_batch(
+            br#"{"type": "track", "properties": {"batch": ["#
+        ));
     }
 
     #[test]
