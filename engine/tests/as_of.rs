@@ -114,8 +114,10 @@ fn now_is_the_end_of_the_data_unless_the_setting_or_the_caller_says_otherwise() 
 }
 
 fn weekly_views() -> Query {
-    query(json!({"kind": "trends", "series": [{"event": "view", "math": "unique_persons"}],
-        "date_range": {"from": "-6d"}, "interval": "day"}))
+    query(
+        json!({"kind": "trends", "series": [{"event": "view", "math": "unique_persons"}],
+        "date_range": {"from": "-6d"}, "interval": "day"}),
+    )
 }
 
 fn total(r: &InsightResult) -> f64 {
@@ -172,7 +174,11 @@ fn a_range_wholly_outside_the_data_is_warned_about_not_silently_zero() {
         let a = insights::answer(&ws, &q, None, CLOCK).unwrap();
         assert_eq!(!a.warnings.is_empty(), warned, "{range}: {:?}", a.warnings);
         if warned {
-            assert!(a.warnings[0].contains("before the data"), "{:?}", a.warnings);
+            assert!(
+                a.warnings[0].contains("before the data"),
+                "{:?}",
+                a.warnings
+            );
         }
     }
 }
@@ -209,7 +215,11 @@ fn retention_ws() -> Workspace {
         .iter()
         .enumerate()
         .map(|(i, (t, p, b))| {
-            let plan = if *p == "u1" || *p == "u4" { "pro" } else { "free" };
+            let plan = if *p == "u1" || *p == "u4" {
+                "pro"
+            } else {
+                "free"
+            };
             ev(
                 i + 1,
                 DAY0 + t,
@@ -236,23 +246,21 @@ fn rq(extra: Value) -> RetentionQuery {
     serde_json::from_value(v).unwrap()
 }
 
-fn table(cohorts: &[retention::CohortRow]) -> Vec<Vec<Option<u64>>> {
+type Triangle = Vec<Vec<Option<u64>>>;
+
+fn table(cohorts: &[retention::CohortRow]) -> Triangle {
     cohorts.iter().map(|c| c.values.clone()).collect()
 }
 
 /// Every table of a result (the whole, then each breakdown row's) with its means.
-fn tables(r: &RetentionResult) -> Vec<(String, Vec<Vec<Option<u64>>>, Vec<Option<f64>>)> {
+fn tables(r: &RetentionResult) -> Vec<(String, Triangle, Vec<Option<f64>>)> {
     let mut out = vec![(
         "all".to_string(),
         table(&r.cohorts),
         r.mean_weighted.clone(),
     )];
     for b in &r.breakdown {
-        out.push((
-            b.value.clone(),
-            table(&b.cohorts),
-            b.mean_weighted.clone(),
-        ));
+        out.push((b.value.clone(), table(&b.cohorts), b.mean_weighted.clone()));
     }
     out
 }
@@ -359,7 +367,10 @@ fn a_week_cut_by_the_end_of_the_range_is_incomplete() {
         "intervals": 2, "date_range": {"from": "2024-01-01", "to": "2024-01-10"}}))
     .unwrap();
     let (r, _) = retention::run(&ws, &q, CLOCK).unwrap();
-    assert_eq!(table(&r.cohorts), vec![vec![Some(2), None], vec![None, None]]);
+    assert_eq!(
+        table(&r.cohorts),
+        vec![vec![Some(2), None], vec![None, None]]
+    );
     assert_eq!(r.mean_weighted, vec![Some(1.0), None]);
     // A range that ends with the week leaves it complete.
     let mut whole = q.clone();
@@ -458,7 +469,9 @@ fn a_misspelt_event_is_refused_with_the_closest_names_in_every_insight() {
             let (code, message) = code_and_message(result);
             assert_eq!(code, "unknown_event", "{v}");
             assert!(
-                message.contains(&format!("no event is named \"{wrong}\" (closest: \"{closest}\"")),
+                message.contains(&format!(
+                    "no event is named \"{wrong}\" (closest: \"{closest}\""
+                )),
                 "{v}: {message}"
             );
         }
@@ -473,11 +486,14 @@ fn a_misspelt_event_is_refused_with_the_closest_names_in_every_insight() {
     let (code, _) = code_and_message(cohort::member_ids(&ws, &def, CLOCK));
     assert_eq!(code, "unknown_event");
     // A page path is not an event name.
-    let q = query(json!({"kind": "paths", "start": "/pricing", "page_paths": true, "date_range": r}));
+    let q =
+        query(json!({"kind": "paths", "start": "/pricing", "page_paths": true, "date_range": r}));
     assert!(insights::run(&ws, &q, CLOCK).is_ok());
     // A misspelt property names its closest keys the same way.
-    let q = query(json!({"kind": "trends", "series": [{"event": "signup", "math": "total"}],
-        "breakdown": {"type": "property", "property": "$browsr"}, "date_range": r}));
+    let q = query(
+        json!({"kind": "trends", "series": [{"event": "signup", "math": "total"}],
+        "breakdown": {"type": "property", "property": "$browsr"}, "date_range": r}),
+    );
     let (code, message) = code_and_message(insights::run(&ws, &q, CLOCK));
     assert_eq!(code, "unknown_property");
     assert!(message.contains("(closest: \"$browser\""), "{message}");
@@ -487,8 +503,10 @@ fn a_misspelt_event_is_refused_with_the_closest_names_in_every_insight() {
 fn an_event_with_no_rows_in_the_range_is_not_misspelt() {
     let ws = names_ws();
     // logout exists, just not in 2025.
-    let q = query(json!({"kind": "trends", "series": [{"event": "logout", "math": "total"}],
-        "date_range": {"from": "2025-01-01", "to": "2025-01-31"}}));
+    let q = query(
+        json!({"kind": "trends", "series": [{"event": "logout", "math": "total"}],
+        "date_range": {"from": "2025-01-01", "to": "2025-01-31"}}),
+    );
     let a = insights::answer(&ws, &q, None, CLOCK).unwrap();
     assert_eq!(total(&a.result), 0.0);
     assert!(a.warnings[0].contains("after the data"), "{:?}", a.warnings);
@@ -497,8 +515,10 @@ fn an_event_with_no_rows_in_the_range_is_not_misspelt() {
 #[test]
 fn a_saved_insight_or_cohort_whose_event_is_gone_says_so() {
     let ws = names_ws();
-    let q = query(json!({"kind": "funnel", "steps": [{"event": "signup"}, {"event": "logout"}],
-        "date_range": range()}));
+    let q = query(
+        json!({"kind": "funnel", "steps": [{"event": "signup"}, {"event": "logout"}],
+        "date_range": range()}),
+    );
     saved::save(&ws, "churn", &q, CLOCK).unwrap();
     let def: CohortDef = serde_json::from_value(json!({"criteria": [
         {"type": "performed", "event": "logout", "within_days": 30}]}))
@@ -513,14 +533,17 @@ fn a_saved_insight_or_cohort_whose_event_is_gone_says_so() {
     let (code, message) = code_and_message(saved::load_to_run(&ws, "churn"));
     assert_eq!(code, "unknown_event");
     assert!(
-        message.starts_with("the saved insight \"churn\" names an event this workspace does not have")
+        message
+            .starts_with("the saved insight \"churn\" names an event this workspace does not have")
             && message.contains("no event is named \"logout\""),
         "{message}"
     );
     // It can still be shown, to be mended.
     assert!(saved::load(&ws, "churn").is_ok());
-    let scoped = query(json!({"kind": "trends", "series": [{"event": "signup", "math": "total"}],
-        "date_range": range(), "cohort": "leavers"}));
+    let scoped = query(
+        json!({"kind": "trends", "series": [{"event": "signup", "math": "total"}],
+        "date_range": range(), "cohort": "leavers"}),
+    );
     let (code, message) = code_and_message(insights::run(&ws, &scoped, CLOCK));
     assert_eq!(code, "unknown_event");
     assert!(

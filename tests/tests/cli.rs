@@ -389,17 +389,32 @@ fn run_is_as_of_the_end_of_the_data_and_refuses_misspelt_events() {
     // On the wall clock the same range is after the data: a warning, not silent zeros.
     let (code, out, err) = run(&["settings", &ws_s, "--set", "insights.now=wall_clock"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("insights.now                 wall_clock"), "{out}");
+    assert!(
+        out.contains("insights.now                 wall_clock"),
+        "{out}"
+    );
     let (code, out, err) = run(&["run", &ws_s, "--query", &q_s]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("as of now") && out.contains("warning: the date range") && out.contains("after the data"),
+        out.contains("as of now")
+            && out.contains("warning: the date range")
+            && out.contains("after the data"),
         "{out}"
     );
     // --now still wins.
-    let (code, out, err) = run(&["run", &ws_s, "--query", &q_s, "--now", "2024-02-03T00:00:00Z"]);
+    let (code, out, err) = run(&[
+        "run",
+        &ws_s,
+        "--query",
+        &q_s,
+        "--now",
+        "2024-02-03T00:00:00Z",
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("as given") && !out.contains("warning:"), "{out}");
+    assert!(
+        out.contains("as given") && !out.contains("warning:"),
+        "{out}"
+    );
     // A misspelt event is refused with the closest names.
     std::fs::write(
         &q,
@@ -409,7 +424,8 @@ fn run_is_as_of_the_end_of_the_data_and_refuses_misspelt_events() {
     let (code, _, err) = run(&["run", &ws_s, "--query", &q_s]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("unknown_event") && err.contains("no event is named \"upgraded_pla\" (closest: \"upgraded_plan\""),
+        err.contains("unknown_event")
+            && err.contains("no event is named \"upgraded_pla\" (closest: \"upgraded_plan\""),
         "{err}"
     );
 }

@@ -106,12 +106,7 @@ pub struct Answer {
 
 /// Run an insight as of `given_now` (an explicit `--now`), or else the workspace's choice
 /// between the end of its data and `clock_us` (the caller's clock; see [`now::resolve`]).
-pub fn answer(
-    ws: &Workspace,
-    q: &Query,
-    given_now: Option<i64>,
-    clock_us: i64,
-) -> Result<Answer> {
+pub fn answer(ws: &Workspace, q: &Query, given_now: Option<i64>, clock_us: i64) -> Result<Answer> {
     let as_of = now::resolve(ws, given_now, clock_us)?;
     let result = run(ws, q, as_of.now_us)?;
     let warnings = range_warnings(ws, q.date_range(), &as_of)?;

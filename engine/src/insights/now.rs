@@ -152,8 +152,14 @@ pub fn resolve(ws: &Workspace, given: Option<i64>, clock_us: i64) -> Result<AsOf
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let (source, label) = match why {
-        Why::Given => (NowSource::Given, format!("as of {day} {time} ({tz}), as given")),
-        Why::DataEnd => (NowSource::DataEnd, format!("as of {day}, the end of the data")),
+        Why::Given => (
+            NowSource::Given,
+            format!("as of {day} {time} ({tz}), as given"),
+        ),
+        Why::DataEnd => (
+            NowSource::DataEnd,
+            format!("as of {day}, the end of the data"),
+        ),
         Why::Clock => (NowSource::WallClock, format!("as of now, {day}")),
         Why::ClockNoData => (
             NowSource::WallClock,
@@ -208,7 +214,10 @@ mod tests {
     #[test]
     fn the_setting_parses_its_two_values() {
         assert_eq!(NowMode::parse("data_end").ok(), Some(NowMode::DataEnd));
-        assert_eq!(NowMode::parse(" Wall-Clock ").ok(), Some(NowMode::WallClock));
+        assert_eq!(
+            NowMode::parse(" Wall-Clock ").ok(),
+            Some(NowMode::WallClock)
+        );
         assert!(NowMode::parse("yesterday").is_err());
     }
 }

@@ -558,16 +558,12 @@ pub fn closest_names<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>)
         .filter(|n| *n != wanted)
         .map(|n| {
             let l = n.to_lowercase();
-            let similar = strsim::normalized_damerau_levenshtein(&low, &l)
-                + strsim::jaro_winkler(&low, &l);
+            let similar =
+                strsim::normalized_damerau_levenshtein(&low, &l) + strsim::jaro_winkler(&low, &l);
             (crate::catalog::name_key(n) != key, -similar, n)
         })
         .collect();
-    scored.sort_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then(a.1.total_cmp(&b.1))
-            .then(a.2.cmp(b.2))
-    });
+    scored.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(b.2)));
     scored
         .into_iter()
         .take(3)

@@ -88,7 +88,10 @@ pub async fn now_setting(state: State<'_, AppState>) -> Result<NowMode, IpcError
 }
 
 #[tauri::command]
-pub async fn set_now_setting(value: String, state: State<'_, AppState>) -> Result<NowMode, IpcError> {
+pub async fn set_now_setting(
+    value: String,
+    state: State<'_, AppState>,
+) -> Result<NowMode, IpcError> {
     blocking(&state, move |ws| NowMode::set(ws, &value).map_err(ipc)).await
 }
 
