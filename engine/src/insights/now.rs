@@ -96,16 +96,19 @@ pub struct DataSpan {
     pub last_us: i64,
 }
 
-/// The span of the workspace's events.
+/// The span of the workspace's events (remembered until the events change).
 pub fn data_span(ws: &Workspace) -> Result<Option<DataSpan>> {
-    let (first, last): (Option<i64>, Option<i64>) = ws.conn().query_row(
-        "SELECT epoch_us(min(ts_utc)), epoch_us(max(ts_utc)) FROM events",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    Ok(first
-        .zip(last)
-        .map(|(first_us, last_us)| DataSpan { first_us, last_us }))
+    let fingerprint = crate::remembered::events_fingerprint(ws)?;
+    let span: Option<(i64, i64)> =
+        crate::remembered::remembered(ws, "events_span", &fingerprint, || {
+            let (first, last): (Option<i64>, Option<i64>) = ws.conn().query_row(
+                "SELECT epoch_us(min(ts_utc)), epoch_us(max(ts_utc)) FROM events",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(first.zip(last))
+        })?;
+    Ok(span.map(|(first_us, last_us)| DataSpan { first_us, last_us }))
 }
 
 /// Why `now` is what it is, before it is put in words.

@@ -581,6 +581,22 @@ fn closest_said<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> S
     format!(" (closest: {})", quoted.join(", "))
 }
 
+/// Every event name in the workspace, sorted (remembered until the events change).
+pub fn event_names(ws: &Workspace) -> Result<Vec<String>> {
+    let fingerprint = crate::remembered::events_fingerprint(ws)?;
+    crate::remembered::remembered(ws, "event_names", &fingerprint, || {
+        let mut st = ws
+            .conn()
+            .prepare("SELECT DISTINCT event_name FROM events")?;
+        let mut names = st
+            .query_map([], |r| r.get(0))?
+            .collect::<duckdb::Result<Vec<String>>>()?;
+        // Rust's order, for the binary search.
+        names.sort_unstable();
+        Ok(names)
+    })
+}
+
 /// Refuse event names the workspace has never seen: a misspelt name would otherwise give an
 /// empty chart. Checked against every event loaded, whatever the query's date range, so an
 /// event with no rows in the range is not refused. The error names the closest names.
@@ -591,25 +607,14 @@ pub fn check_events<'a>(ws: &Workspace, names: impl IntoIterator<Item = &'a str>
     if names.is_empty() {
         return Ok(());
     }
-    let mut q = Sql::new("SELECT DISTINCT event_name FROM events WHERE event_name IN ");
-    push_in_list(&mut q, names.iter().copied());
-    let mut st = ws.conn().prepare(&q.text)?;
-    let found: Vec<String> = st
-        .query_map(duckdb::params_from_iter(q.params.iter()), |r| r.get(0))?
-        .collect::<duckdb::Result<_>>()?;
+    let known = event_names(ws)?;
     let missing: Vec<&str> = names
         .into_iter()
-        .filter(|n| !found.iter().any(|f| f == n))
+        .filter(|n| known.binary_search_by(|k| k.as_str().cmp(n)).is_err())
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let mut st = ws
-        .conn()
-        .prepare("SELECT DISTINCT event_name FROM events")?;
-    let known: Vec<String> = st
-        .query_map([], |r| r.get(0))?
-        .collect::<duckdb::Result<_>>()?;
     let said: Vec<String> = missing
         .iter()
         .map(|n| {
