@@ -502,7 +502,13 @@ fn tv_ret_4_mean_curve_over_complete_cells() {
 
 #[test]
 fn tv_ret_5_a_return_in_the_same_period_is_not_a_return() {
-    let ws = ws_of(&[(10 * 3600, "u", "signup"), (11 * 3600, "u", "purchase")]);
+    // Someone else's event on D2: the data covers the range (periods after the data's last
+    // day are not complete).
+    let ws = ws_of(&[
+        (10 * 3600, "u", "signup"),
+        (11 * 3600, "u", "purchase"),
+        (2 * 86_400, "v", "purchase"),
+    ]);
     let q = rq(json!({"start": {"event": "signup"}, "returning": {"event": "purchase"}}));
     let (r, _) = retention::run(&ws, &q, NOW).unwrap();
     assert_eq!(r.cohorts[0].values, vec![Some(1), Some(0), Some(0)]);
@@ -510,7 +516,12 @@ fn tv_ret_5_a_return_in_the_same_period_is_not_a_return() {
 
 #[test]
 fn tv_ret_6_rolling_24_hours_vs_calendar() {
-    let ws = ws_of(&[(23 * 3600, "u", "$pageview"), (25 * 3600, "u", "$pageview")]);
+    // Someone else's event on D3: the data covers every 24-hour window of u's period 1.
+    let ws = ws_of(&[
+        (23 * 3600, "u", "$pageview"),
+        (25 * 3600, "u", "$pageview"),
+        (3 * 86_400, "v", "$pageview"),
+    ]);
     let (r, _) = retention::run(&ws, &rq(json!({})), NOW).unwrap();
     assert_eq!(
         r.cohorts[0].values[1],
@@ -1071,6 +1082,16 @@ fn every_chart_type_renders_to_png_and_svg_of_the_asked_size() {
 #[test]
 fn generated_sql_snapshots() {
     let ws = trends_ws();
+    // The funnel's exclusion event must exist (misspelt event names are refused).
+    let dir = tempfile::tempdir().unwrap();
+    let refund = dir.path().join("refund.jsonl");
+    std::fs::write(
+        &refund,
+        format!("{}\n", ev(99, DAY0 + 50, "b", "refund", json!({}))),
+    )
+    .unwrap();
+    import_paths(&ws, &[refund], &ImportOptions::default(), &JobCtx::silent()).unwrap();
+    model::ensure_built(&ws, &JobCtx::silent()).unwrap();
     let run = |v: Value| -> insights::InsightResult {
         insights::run(&ws, &serde_json::from_value(v).unwrap(), NOW).unwrap()
     };
@@ -1315,6 +1336,8 @@ fn retention_breakdown_ties_at_one_instant_take_the_smallest_value() {
             "open",
             json!({"$browser": "Safari"}),
         ),
+        // Someone else's event on D2: the data covers the range.
+        ev(4, DAY0 + 2 * 86_400 + h, "u9", "close", json!({})),
     ]);
     let q = device_retention(json!({"property": "$browser", "source": "event"}));
     let (s, n) = (Some, None);
@@ -1352,7 +1375,7 @@ fn retention_breaks_down_by_saved_cohorts() {
     .unwrap();
     cohort::save(&ws, "mobile users", &def, NOW).unwrap();
     let def: CohortDef = serde_json::from_value(json!({"criteria": [
-        {"type": "performed", "event": "nothing", "within_days": 1}]}))
+        {"type": "performed", "event": "open", "at_least": 100, "within_days": 1}]}))
     .unwrap();
     cohort::save(&ws, "nobody", &def, NOW).unwrap();
     // In the order asked, the empty cohort too.

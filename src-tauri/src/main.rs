@@ -48,6 +48,8 @@ fn main() {
             data::sql_schema,
             data::model_settings,
             data::set_model_setting,
+            data::now_setting,
+            data::set_now_setting,
             data::resource_settings,
             data::set_resource_setting,
             data::rebuild_model,

@@ -113,6 +113,8 @@ test("the retention table shows cohorts with clickable cells", async () => {
   assert.match(body, /Mean/);
   const cells = await js("return document.querySelectorAll('#retention-table button[data-drill]').length");
   assert.ok(cells > 3, `retention cells: ${cells}`);
+  // An export ends in the past: the result says it is as of the end of the data.
+  assert.match(await text(await find("#insight-as-of")), /^as of \d{1,2} \w{3} \d{4}, the end of the data$/);
   await find("#insight-chart canvas");
   await shot("e2e-retention");
   await click(await find('#retention-table button[data-drill="0:0"]'));

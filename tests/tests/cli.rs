@@ -353,6 +353,84 @@ fn run_and_drill_the_example_funnel() {
 }
 
 #[test]
+fn run_is_as_of_the_end_of_the_data_and_refuses_misspelt_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("n.duckdb");
+    let ws_s = ws.to_string_lossy().to_string();
+    let ph = repo().join("sample-data/posthog/demo_events.jsonl.gz");
+    let (code, _, err) = run(&["import", &ws_s, &ph.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    // The sample's events end on 2024-02-03: "-4w" counts back from there.
+    let q = dir.path().join("q.json");
+    std::fs::write(
+        &q,
+        r#"{"kind": "trends", "series": [{"event": "signed_up", "math": "total"}], "date_range": {"from": "-4w"}, "interval": "week"}"#,
+    )
+    .unwrap();
+    let q_s = q.to_string_lossy().to_string();
+    let (code, out, err) = run(&["run", &ws_s, "--query", &q_s]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("as of 3 Feb 2024, the end of the data") && !out.contains("warning:"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["run", &ws_s, "--query", &q_s, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["asOf"]["source"], "data_end");
+    assert_eq!(r["warnings"], serde_json::json!([]));
+    let total: f64 = r["series"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!(total > 0.0, "{out}");
+    // On the wall clock the same range is after the data: a warning, not silent zeros.
+    let (code, out, err) = run(&["settings", &ws_s, "--set", "insights.now=wall_clock"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("insights.now                 wall_clock"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["run", &ws_s, "--query", &q_s]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("as of now")
+            && out.contains("warning: the date range")
+            && out.contains("after the data"),
+        "{out}"
+    );
+    // --now still wins.
+    let (code, out, err) = run(&[
+        "run",
+        &ws_s,
+        "--query",
+        &q_s,
+        "--now",
+        "2024-02-03T00:00:00Z",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("as given") && !out.contains("warning:"),
+        "{out}"
+    );
+    // A misspelt event is refused with the closest names.
+    std::fs::write(
+        &q,
+        r#"{"kind": "funnel", "steps": [{"event": "signed_up"}, {"event": "upgraded_pla"}], "date_range": {"from": "2024-01-01", "to": "2024-02-03"}}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run(&["run", &ws_s, "--query", &q_s]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown_event")
+            && err.contains("no event is named \"upgraded_pla\" (closest: \"upgraded_plan\""),
+        "{err}"
+    );
+}
+
+#[test]
 fn sql_cohorts_and_saved_insights() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("c.duckdb");

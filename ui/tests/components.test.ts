@@ -2,7 +2,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { csv, fmtDay, fmtDuration, fmtPct, fmtTime, setDisplayTimeZone } from "../src/components/dom";
 import { personsTable } from "../src/components/persons";
-import { render } from "../src/features/insights/results";
+import { asOfLine, render } from "../src/features/insights/results";
 import { defaultQuery, kindFields } from "../src/features/insights/builder";
 import { guessMapping, importable, mappingForm, previewTable } from "../src/features/data/import";
 import type { FilePreview } from "../src/lib/ipc/types";
@@ -86,6 +86,16 @@ describe("insight results", () => {
     prop.dispatchEvent(new Event("change"));
     expect(q.breakdown).toMatchObject({ property: "$browser", source: "event", cohorts: [] });
     expect(form.querySelector("#retention-attribution")).not.toBeNull();
+  });
+
+  it("a result says what it is as of, and warns about a range outside the data", () => {
+    const asOf = { nowUs: 1706972400000000, source: "data_end" as const, date: "2024-02-03", label: "as of 3 Feb 2024, the end of the data" };
+    const quiet = asOfLine(asOf, []);
+    expect(quiet.textContent).toBe("as of 3 Feb 2024, the end of the data");
+    expect(quiet.querySelector(".insight-warning")).toBeNull();
+    const warned = asOfLine({ ...asOf, source: "wall_clock", label: "as of now, 1 Mar 2026" }, ["the date range (1 Feb 2026 – 1 Mar 2026) lies wholly after the data (1 Jan 2024 – 3 Feb 2024): every number is 0"]);
+    expect(warned.querySelector("[data-source]")?.getAttribute("data-source")).toBe("wall_clock");
+    expect(warned.querySelector('.insight-warning[role="alert"]')?.textContent).toContain("wholly after the data");
   });
 
   it("trend points carry their series and period", () => {

@@ -142,11 +142,13 @@ enum Command {
         json: bool,
     },
     /// Show or change the model settings (identity mode, session rules, time zone, week start;
-    /// a change rebuilds the model) and DuckDB's memory limit and threads for the workspace.
+    /// a change rebuilds the model), what "now" is for insights (insights.now: data_end, the
+    /// last event's time, or wall_clock) and DuckDB's memory limit and threads for the
+    /// workspace.
     Settings {
         workspace: PathBuf,
         /// key=value, e.g. identity.mode=warehouse_last_value, sessions.timeout_seconds=900,
-        /// duckdb.memory_limit_mb=4096 or duckdb.threads=default.
+        /// insights.now=wall_clock, duckdb.memory_limit_mb=4096 or duckdb.threads=default.
         #[arg(long = "set")]
         set: Vec<String>,
         #[arg(long)]
@@ -164,7 +166,8 @@ enum Command {
         /// Save the query under this name as well.
         #[arg(long)]
         save_as: Option<String>,
-        /// Resolve relative dates against this instant (RFC 3339; default: now).
+        /// Resolve relative dates against this instant (RFC 3339; default: the end of the
+        /// data, the last event's time, or the clock with insights.now=wall_clock).
         #[arg(long)]
         now: Option<String>,
         /// Also print the SQL and the timing.
@@ -297,7 +300,8 @@ enum CohortCommand {
         #[arg(long)]
         json: bool,
     },
-    /// A cohort's members as of now (or --now); --csv writes them to a file.
+    /// A cohort's members as of the end of the data (or the clock with insights.now=wall_clock,
+    /// or --now); --csv writes them to a file.
     Members {
         workspace: PathBuf,
         name: String,
@@ -842,6 +846,8 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 })?;
                 if resources::RESOURCE_KEYS.contains(&k.trim()) {
                     ResourceSettings::set(&ws, k.trim(), v)?;
+                } else if k.trim() == insights::now::SETTING {
+                    insights::now::NowMode::set(&ws, v)?;
                 } else {
                     ModelSettings::set(&ws, k.trim(), v)?;
                     model_changed = true;
@@ -854,10 +860,13 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 model::ensure_built(&ws, &JobCtx::silent())?
             };
             let settings = ModelSettings::load(&ws)?;
+            let now_mode = insights::now::NowMode::load(&ws)?;
             if json {
                 println!(
                     "{}",
-                    to_json(&serde_json::json!({ "model": settings, "resources": res }))?
+                    to_json(
+                        &serde_json::json!({ "model": settings, "insights": { "now": now_mode }, "resources": res })
+                    )?
                 );
             } else {
                 println!(
@@ -882,6 +891,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 );
                 println!("time_zone                    {}", settings.time_zone);
                 println!("week_start                   {}", settings.week_start);
+                println!("insights.now                 {}", now_mode.as_str());
                 let chosen = |v: Option<u64>| v.map_or("default".to_string(), |n| n.to_string());
                 println!(
                     "duckdb.memory_limit_mb       {} (in effect: {})",
@@ -915,15 +925,15 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             model::ensure_built(&ws, &JobCtx::silent())?;
             let q = match (&query, &saved) {
                 (Some(path), _) => read_query(path)?,
-                (None, Some(name)) => insights::saved::load(&ws, name)?,
+                (None, Some(name)) => insights::saved::load_to_run(&ws, name)?,
                 (None, None) => {
                     return Err(EngineError::InvalidArgument(
                         "give --query FILE or --saved NAME".into(),
                     ))
                 }
             };
-            let now_us = now_micros(&ws, now.as_deref())?;
-            let r = insights::run(&ws, &q, now_us)?;
+            let answer =
+                insights::answer(&ws, &q, given_now(&ws, now.as_deref())?, wall_clock_us()?)?;
             if let Some(name) = &save_as {
                 insights::saved::save(&ws, name, &q, now_micros(&ws, None)?)?;
                 eprintln!("saved insight \"{name}\"");
@@ -937,13 +947,23 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 _ => String::new(),
             });
             for path in png.iter().chain(svg.iter()) {
-                stitchbook_engine::chart::render(&r, &title, path, stitchbook_engine::chart::SIZE)?;
+                stitchbook_engine::chart::render(
+                    &answer.result,
+                    &title,
+                    path,
+                    stitchbook_engine::chart::SIZE,
+                )?;
                 eprintln!("wrote {}", path.display());
             }
+            let r = &answer.result;
             if json {
-                println!("{}", to_json(&r)?);
+                println!("{}", to_json(&answer)?);
             } else {
-                match &r {
+                println!("  {}", answer.as_of.label);
+                for w in &answer.warnings {
+                    println!("  warning: {w}");
+                }
+                match r {
                     insights::InsightResult::Funnel(f) => print_funnel(f, explain),
                     insights::InsightResult::Retention(t) => print_retention(t, explain),
                     insights::InsightResult::Trends(t) => {
@@ -1027,7 +1047,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             let ws = open_existing(&workspace)?;
             model::ensure_built(&ws, &JobCtx::silent())?;
             let q = read_query(&query)?;
-            let rows = insights::drill(&ws, &q, now_micros(&ws, now.as_deref())?, &cell)?;
+            let rows = insights::drill(&ws, &q, as_of(&ws, now.as_deref())?.now_us, &cell)?;
             if json {
                 println!("{}", to_json(&rows)?);
             } else {
@@ -1090,11 +1110,11 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                             message: format!("{}: {e}", definition.display()),
                         })?;
                     model::ensure_built(&ws, &JobCtx::silent())?;
-                    let now = now_micros(&ws, None)?;
+                    let at = as_of(&ws, None)?;
                     // Evaluate once so a broken definition is refused before it is saved.
-                    let n = cohort::member_ids(&ws, &def, now)?.len();
-                    cohort::save(&ws, &name, &def, now)?;
-                    println!("saved cohort \"{name}\" ({n} members now)");
+                    let n = cohort::member_ids(&ws, &def, at.now_us)?.len();
+                    cohort::save(&ws, &name, &def, now_micros(&ws, None)?)?;
+                    println!("saved cohort \"{name}\" ({n} members {})", at.label);
                 }
                 CohortCommand::List {
                     workspace,
@@ -1103,11 +1123,13 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 } => {
                     let ws = open_existing(&workspace)?;
                     model::ensure_built(&ws, &JobCtx::silent())?;
-                    let now = now_micros(&ws, now.as_deref())?;
+                    let at = as_of(&ws, now.as_deref())?;
+                    let now = at.now_us;
                     let list = cohort::list(&ws)?;
                     if json {
                         println!("{}", to_json(&list)?);
                     } else {
+                        println!("  members {}", at.label);
                         println!("{:<32}  {:>8}  DEFINITION", "COHORT", "MEMBERS");
                         for c in &list {
                             let n = cohort::member_ids(&ws, &c.definition, now)?.len();
@@ -1132,7 +1154,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 } => {
                     let ws = open_existing(&workspace)?;
                     model::ensure_built(&ws, &JobCtx::silent())?;
-                    let rows = cohort::members(&ws, &name, now_micros(&ws, now.as_deref())?)?;
+                    let rows = cohort::members(&ws, &name, as_of(&ws, now.as_deref())?.now_us)?;
                     if let Some(path) = csv {
                         std::fs::write(&path, cohort::members_csv(&rows)?)
                             .map_err(|e| EngineError::io(&path, e))?;
@@ -1451,7 +1473,18 @@ fn wall_clock_us() -> Result<i64, EngineError> {
     Ok(d.as_micros() as i64)
 }
 
-/// `--now`, or the current time.
+/// `--now` as µs since 1970, if given.
+fn given_now(ws: &Workspace, now: Option<&str>) -> Result<Option<i64>, EngineError> {
+    now.map(|t| now_micros(ws, Some(t))).transpose()
+}
+
+/// `now` for analytics: `--now`, else the end of the data or the clock as the workspace's
+/// insights.now setting says.
+fn as_of(ws: &Workspace, now: Option<&str>) -> Result<insights::now::AsOf, EngineError> {
+    insights::now::resolve(ws, given_now(ws, now)?, wall_clock_us()?)
+}
+
+/// `--now`, or the current time (for records: when something was saved, reviewed, …).
 fn now_micros(ws: &Workspace, now: Option<&str>) -> Result<i64, EngineError> {
     let text = match now {
         Some(t) => t.to_string(),

@@ -114,11 +114,26 @@ impl CohortDef {
         }
         Ok(())
     }
+
+    /// The event names of its `performed` and `not_performed` criteria.
+    pub fn event_names(&self) -> Vec<&str> {
+        self.criteria
+            .iter()
+            .filter_map(|c| match c {
+                Criterion::Performed { event, .. } | Criterion::NotPerformed { event, .. } => {
+                    Some(event.as_str())
+                }
+                Criterion::Property { .. } | Criterion::FirstSeen { .. } => None,
+            })
+            .collect()
+    }
 }
 
 /// Push `SELECT person_id FROM persons p WHERE …`: the cohort's members as of `now_us`.
+/// A definition naming an event the workspace does not have is refused.
 pub fn push_members_sql(s: &mut Sql, ws: &Workspace, def: &CohortDef, now_us: i64) -> Result<()> {
     def.validate()?;
+    super::query::check_events(ws, def.event_names())?;
     let from = super::query::events_with_persons(ws)?;
     s.push("SELECT p.person_id FROM persons p WHERE ");
     for (i, c) in def.criteria.iter().enumerate() {
@@ -205,14 +220,19 @@ const STORE: NamedStore = NamedStore {
     list_hint: "stitchbook cohort list",
 };
 
-/// A saved cohort's definition.
+/// A saved cohort's definition; refused, with the cohort's name, when it names an event
+/// the workspace does not have.
 pub fn load(ws: &Workspace, name: &str) -> Result<CohortDef> {
-    STORE.load(ws, name)
+    let def: CohortDef = STORE.load(ws, name)?;
+    super::query::check_events(ws, def.event_names())
+        .map_err(|e| super::query::in_saved("cohort", name, e))?;
+    Ok(def)
 }
 
 /// Save (or replace) a cohort; `now_us` stamps it.
 pub fn save(ws: &Workspace, name: &str, def: &CohortDef, now_us: i64) -> Result<()> {
     def.validate()?;
+    super::query::check_events(ws, def.event_names())?;
     STORE.save(ws, name, def, now_us)
 }
 

@@ -512,17 +512,140 @@ pub fn check_properties<'a>(
             .prepare(&q.text)?
             .query_row(duckdb::params_from_iter(q.params.iter()), |r| r.get(0))?;
         if n == 0 {
+            let known = property_keys(ws, source)?;
             return Err(EngineError::InvalidQuery {
                 code: "unknown_property",
                 message: format!(
-                    "no {} has the property \"{key}\" (property names are case-sensitive)",
+                    "no {} has the property \"{key}\"{} (property names are case-sensitive)",
                     match source {
                         PropertySource::Event => "event",
                         PropertySource::Person => "person",
-                    }
+                    },
+                    closest_said(key, known.iter().map(String::as_str)),
                 ),
             });
         }
     }
     Ok(())
+}
+
+/// The property keys of the most recent events (at most [`crate::catalog::PROPERTY_SAMPLE`])
+/// or of every person: the names a misspelt key is compared with.
+fn property_keys(ws: &Workspace, source: PropertySource) -> Result<Vec<String>> {
+    let sql = match source {
+        PropertySource::Event => {
+            "SELECT DISTINCT k FROM (SELECT unnest(json_keys(properties)) AS k FROM
+               (SELECT properties FROM events ORDER BY event_seq DESC LIMIT ?))"
+        }
+        PropertySource::Person => {
+            "SELECT DISTINCT k FROM (SELECT unnest(json_keys(properties)) AS k FROM
+               (SELECT properties FROM persons LIMIT ?))"
+        }
+    };
+    let mut st = ws.conn().prepare(sql)?;
+    let rows = st.query_map([crate::catalog::PROPERTY_SAMPLE], |r| r.get(0))?;
+    Ok(rows.collect::<duckdb::Result<_>>()?)
+}
+
+/// Up to three of `known` closest to `wanted`, closest first: names that are the same
+/// words spelt another way ([`crate::catalog::name_key`]: `signUp`, `sign_up`, `Signed up`)
+/// first, then by similarity of the lower-cased names (edit distance and common prefix).
+pub fn closest_names<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let key = crate::catalog::name_key(wanted);
+    let low = wanted.to_lowercase();
+    let mut scored: Vec<(bool, f64, &str)> = known
+        .into_iter()
+        .filter(|n| *n != wanted)
+        .map(|n| {
+            let l = n.to_lowercase();
+            let similar =
+                strsim::normalized_damerau_levenshtein(&low, &l) + strsim::jaro_winkler(&low, &l);
+            (crate::catalog::name_key(n) != key, -similar, n)
+        })
+        .collect();
+    scored.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(b.2)));
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, _, n)| n.to_string())
+        .collect()
+}
+
+/// ` (closest: "a", "b", "c")`, or nothing when there is nothing to compare with.
+fn closest_said<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    let near = closest_names(wanted, known);
+    if near.is_empty() {
+        return String::new();
+    }
+    let quoted: Vec<String> = near.iter().map(|n| format!("\"{n}\"")).collect();
+    format!(" (closest: {})", quoted.join(", "))
+}
+
+/// Every event name in the workspace, sorted (remembered until the events change).
+pub fn event_names(ws: &Workspace) -> Result<Vec<String>> {
+    let fingerprint = crate::remembered::events_fingerprint(ws)?;
+    crate::remembered::remembered(ws, "event_names", &fingerprint, || {
+        let mut st = ws
+            .conn()
+            .prepare("SELECT DISTINCT event_name FROM events")?;
+        let mut names = st
+            .query_map([], |r| r.get(0))?
+            .collect::<duckdb::Result<Vec<String>>>()?;
+        // Rust's order, for the binary search.
+        names.sort_unstable();
+        Ok(names)
+    })
+}
+
+/// Refuse event names the workspace has never seen: a misspelt name would otherwise give an
+/// empty chart. Checked against every event loaded, whatever the query's date range, so an
+/// event with no rows in the range is not refused. The error names the closest names.
+pub fn check_events<'a>(ws: &Workspace, names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let mut names: Vec<&str> = names.into_iter().collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let known = event_names(ws)?;
+    let missing: Vec<&str> = names
+        .into_iter()
+        .filter(|n| known.binary_search_by(|k| k.as_str().cmp(n)).is_err())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let said: Vec<String> = missing
+        .iter()
+        .map(|n| {
+            format!(
+                "no event is named \"{n}\"{}",
+                closest_said(n, known.iter().map(String::as_str))
+            )
+        })
+        .collect();
+    Err(EngineError::InvalidQuery {
+        code: "unknown_event",
+        message: format!(
+            "{} in this workspace (event names are case-sensitive)",
+            said.join("; ")
+        ),
+    })
+}
+
+/// An error about a saved insight's or cohort's events, said with its name: the event it was
+/// saved with is no longer in the workspace (or never was). Other errors pass unchanged.
+pub fn in_saved(noun: &str, name: &str, e: EngineError) -> EngineError {
+    match e {
+        EngineError::InvalidQuery {
+            code: "unknown_event",
+            message,
+        } => EngineError::InvalidQuery {
+            code: "unknown_event",
+            message: format!(
+                "the saved {noun} \"{name}\" names an event this workspace does not have: {message}"
+            ),
+        },
+        e => e,
+    }
 }

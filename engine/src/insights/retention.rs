@@ -350,20 +350,24 @@ pub fn run(
             .collect::<duckdb::Result<_>>()?
         }
     };
-    // The last complete period: the one holding date_to (or now, if earlier) is complete
-    // only when date_to is before now; calendar periods after it are incomplete.
-    let last_us = range.to_us.min(now_us);
-    let last_period: i64 = if calendar {
+    // Cells are complete only when their period has ended by `now`, by the end of the date
+    // range and by the end of the data's last local day (semantics.md §4.1: the period
+    // holding now is not complete, and a period after the data or the range would show a
+    // fake drop to 0). Cells from this period index on (cohort + period) are incomplete.
+    let limit_us = complete_until(ws, &settings.time_zone, now_us, range)?;
+    let first_incomplete: i64 = if calendar {
         period_index(
             ws,
             q.unit(),
             &settings.time_zone,
             range.from_us,
             sunday,
-            last_us,
+            limit_us,
         )?
     } else {
-        (last_us - range.from_us).div_euclid(q.rolling_us())
+        // A rolling cohort c holds first start events up to the end of window c, so its
+        // period k ends up to window c + k + 1 ends: complete when that is by the limit.
+        (limit_us - range.from_us).div_euclid(q.rolling_us()) - 1
     };
     let mut cells = RetentionCells::default();
     let add = |cells: &mut Cells, person: &Arc<str>, found: Vec<(usize, Vec<usize>)>| {
@@ -418,7 +422,7 @@ pub fn run(
         sunday,
         q.intervals,
     )?;
-    let (cohorts, mean_simple, mean_weighted) = table(&labels, &cells.all, last_period);
+    let (cohorts, mean_simple, mean_weighted) = table(&labels, &cells.all, first_incomplete);
     let mut notes = Vec::new();
     let mut breakdown = Vec::new();
     if let Some(b) = &q.breakdown {
@@ -456,7 +460,7 @@ pub fn run(
             .by_value
             .iter()
             .map(|(v, c)| {
-                let (cohorts, mean_simple, mean_weighted) = table(&labels, c, last_period);
+                let (cohorts, mean_simple, mean_weighted) = table(&labels, c, first_incomplete);
                 RetentionBreakdownRow {
                     value: v.clone(),
                     cohorts,
@@ -931,11 +935,27 @@ fn value_streams(ws: &Workspace, s: &Sql, by_pid: bool) -> Result<Vec<Stream>> {
     Ok(out)
 }
 
-/// The triangle and mean curves of some cells.
+/// The instant before which retention periods are complete: the earliest of `now`, the end
+/// of the date range and the end of the local day of the workspace's last event.
+fn complete_until(ws: &Workspace, tz: &str, now_us: i64, range: Resolved) -> Result<i64> {
+    let mut limit = now_us.min(range.to_us.saturating_add(1));
+    if let Some(span) = super::now::data_span(ws)? {
+        let end_of_day: i64 = ws.conn().query_row(
+            "SELECT epoch_us(timezone(?, CAST(CAST(timezone(?, make_timestamptz(?)) AS DATE) + 1 AS TIMESTAMP)))",
+            duckdb::params![tz, tz, span.last_us],
+            |r| r.get(0),
+        )?;
+        limit = limit.min(end_of_day);
+    }
+    Ok(limit)
+}
+
+/// The triangle and mean curves of some cells; cell (c, k) is complete (a number) when
+/// c + k is before `first_incomplete`, else None, and left out of the means.
 fn table(
     labels: &[String],
     cells: &Cells,
-    last_period: i64,
+    first_incomplete: i64,
 ) -> (Vec<CohortRow>, Vec<Option<f64>>, Vec<Option<f64>>) {
     let n = labels.len();
     let count = |c: usize, k: usize| -> u64 { cells.get(&(c, k)).map_or(0, |v| v.len()) as u64 };
@@ -943,7 +963,7 @@ fn table(
     for (c, label) in labels.iter().enumerate() {
         let size = count(c, 0);
         let values = (0..n)
-            .map(|k| ((c + k) as i64 <= last_period).then(|| count(c, k)))
+            .map(|k| (((c + k) as i64) < first_incomplete).then(|| count(c, k)))
             .collect();
         cohorts.push(CohortRow {
             label: label.clone(),

@@ -35,6 +35,15 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Query> {
     STORE.load(ws, name)
 }
 
+/// A saved insight ready to run: refused, with its name and the closest event names, when it
+/// names an event the workspace no longer has.
+pub fn load_to_run(ws: &Workspace, name: &str) -> Result<Query> {
+    let q = load(ws, name)?;
+    super::query::check_events(ws, q.event_names())
+        .map_err(|e| super::query::in_saved("insight", name, e))?;
+    Ok(q)
+}
+
 pub fn list(ws: &Workspace) -> Result<Vec<SavedInsight>> {
     Ok(STORE
         .list(ws)?

@@ -4,6 +4,7 @@
 use stitchbook_engine::catalog::{self, CatalogEvent, EventProperties, QualityIssue};
 use stitchbook_engine::console::{self, SqlTable};
 use stitchbook_engine::info::{self, QuarantineRow};
+use stitchbook_engine::insights::now::NowMode;
 use stitchbook_engine::model::{self, ModelSettings, RebuildReport};
 use stitchbook_engine::resources::ResourceSettings;
 use stitchbook_engine::{IpcError, JobEvent};
@@ -78,6 +79,20 @@ pub async fn set_model_setting(
         ModelSettings::set(ws, &key, &value).map_err(ipc)
     })
     .await
+}
+
+/// What "now" is for insights: the end of the data (default) or the wall clock.
+#[tauri::command]
+pub async fn now_setting(state: State<'_, AppState>) -> Result<NowMode, IpcError> {
+    blocking(&state, |ws| NowMode::load(ws).map_err(ipc)).await
+}
+
+#[tauri::command]
+pub async fn set_now_setting(
+    value: String,
+    state: State<'_, AppState>,
+) -> Result<NowMode, IpcError> {
+    blocking(&state, move |ws| NowMode::set(ws, &value).map_err(ipc)).await
 }
 
 #[tauri::command]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use stitchbook_engine::insights::cohort::{self, SavedCohort};
 use stitchbook_engine::insights::saved::{self, SavedInsight};
-use stitchbook_engine::insights::{self, InsightResult, Query};
+use stitchbook_engine::insights::{self, Answer, Query};
 use stitchbook_engine::model::person::PersonSummary;
 use stitchbook_engine::{EngineError, IpcError};
 use tauri::State;
@@ -13,17 +13,20 @@ use tauri::State;
 use super::{ipc, now_us, on_workspace};
 use crate::state::AppState;
 
+/// Run an insight as of the end of the data, or as of `now_ms` (the UI's clock) when the
+/// workspace's insights.now setting says so.
 #[tauri::command]
 pub async fn run_insight(
     query: Query,
     now_ms: f64,
     state: State<'_, AppState>,
-) -> Result<InsightResult, IpcError> {
-    let now = now_us(now_ms)?;
-    on_workspace(&state, move |ws| insights::run(ws, &query, now)).await
+) -> Result<Answer, IpcError> {
+    let clock = now_us(now_ms)?;
+    on_workspace(&state, move |ws| insights::answer(ws, &query, None, clock)).await
 }
 
-/// The persons behind one number (see the engine's `insights::drill` for `cell`).
+/// The persons behind one number (see the engine's `insights::drill` for `cell`), as of the
+/// same instant as [`run_insight`].
 #[tauri::command]
 pub async fn drill(
     query: Query,
@@ -31,8 +34,12 @@ pub async fn drill(
     cell: String,
     state: State<'_, AppState>,
 ) -> Result<Vec<PersonSummary>, IpcError> {
-    let now = now_us(now_ms)?;
-    on_workspace(&state, move |ws| insights::drill(ws, &query, now, &cell)).await
+    let clock = now_us(now_ms)?;
+    on_workspace(&state, move |ws| {
+        let now = insights::now::resolve(ws, None, clock)?.now_us;
+        insights::drill(ws, &query, now, &cell)
+    })
+    .await
 }
 
 /// Render the insight with the engine's chart renderer to a file the user picks (PNG or
@@ -45,7 +52,7 @@ pub async fn export_chart(
     format: String,
     state: State<'_, AppState>,
 ) -> Result<Option<String>, IpcError> {
-    let now = now_us(now_ms)?;
+    let clock = now_us(now_ms)?;
     let ext = match format.as_str() {
         "png" | "svg" => format.clone(),
         other => {
@@ -68,6 +75,7 @@ pub async fn export_chart(
     let path: PathBuf = file.path().to_path_buf();
     let shown = path.to_string_lossy().to_string();
     on_workspace(&state, move |ws| {
+        let now = insights::now::resolve(ws, None, clock)?.now_us;
         let r = insights::run(ws, &query, now)?;
         stitchbook_engine::chart::render(&r, &title, &path, stitchbook_engine::chart::SIZE)
     })
@@ -142,6 +150,10 @@ pub async fn cohort_members(
     now_ms: f64,
     state: State<'_, AppState>,
 ) -> Result<Vec<PersonSummary>, IpcError> {
-    let now = now_us(now_ms)?;
-    on_workspace(&state, move |ws| cohort::members(ws, &name, now)).await
+    let clock = now_us(now_ms)?;
+    on_workspace(&state, move |ws| {
+        let now = insights::now::resolve(ws, None, clock)?.now_us;
+        cohort::members(ws, &name, now)
+    })
+    .await
 }

@@ -7,7 +7,7 @@ import { errorMessage, type Backend } from "../../lib/ipc/client";
 import { go, link } from "../../lib/router";
 import type { CatalogEvent, Query, WorkspaceInfo } from "../../lib/ipc/types";
 import { commonFields, defaultQuery, eventDatalist, kindFields, KINDS, type Kind, type Vocabulary } from "./builder";
-import { render } from "./results";
+import { asOfLine, render } from "./results";
 import { cohortsScreen } from "./cohorts";
 
 /** One query per kind, kept while the app runs so switching tabs keeps the builder. */
@@ -121,6 +121,7 @@ function insightView(backend: Backend, q: Query, v: Vocabulary, savedName: strin
       );
       result.replaceChildren(
         el("div", { class: "result-head" }, el("h2", {}, savedName ?? title), actions),
+        asOfLine(r.asOf, r.warnings),
         ...out.notes.map((n) => el("div", { class: "note" }, n)),
         chartHost,
       );

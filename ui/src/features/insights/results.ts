@@ -2,7 +2,7 @@
 // its numbers, and the same numbers as CSV rows.
 import { el, fmtDuration, fmtInt, fmtNum, fmtPct } from "../../components/dom";
 import type { ChartOption } from "../../components/chart";
-import type { CohortRow, FunnelTrendPeriod, InsightResult, Query } from "../../lib/ipc/types";
+import type { AsOf, CohortRow, FunnelTrendPeriod, InsightResult, Query } from "../../lib/ipc/types";
 
 export interface Rendered {
   option: ChartOption;
@@ -13,6 +13,14 @@ export interface Rendered {
   notes: string[];
   sql: string;
   millis: number;
+}
+
+/** What a result is computed as of ("as of 3 Feb 2024, the end of the data"), and its
+ *  warnings (a date range wholly outside the data), shown above the chart. */
+export function asOfLine(asOf: AsOf, warnings: string[]): HTMLElement {
+  return el("div", { class: "as-of", id: "insight-as-of" },
+    el("p", { class: "muted small", "data-source": asOf.source, title: `Relative dates count back from this instant (${asOf.date}). Settings → Insights switches between the end of the data and the clock.` }, asOf.label),
+    ...warnings.map((w) => el("div", { class: "warning insight-warning", role: "alert" }, w)));
 }
 
 const axisLabel = { color: "#64748b", fontSize: 11 };

@@ -1,8 +1,8 @@
 // Model settings (identity mode, session rules, time zone, week start) and a rebuild with
-// progress and Cancel; DuckDB's memory limit and threads; the theme.
+// progress and Cancel; what "now" is for insights; DuckDB's memory limit and threads; the theme.
 import { button, el, errorBox, fmtInt, setDisplayTimeZone } from "../../components/dom";
 import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
-import type { ResourceSettings } from "../../lib/ipc/types";
+import type { NowMode, ResourceSettings } from "../../lib/ipc/types";
 import { forgetVocabulary } from "../insights/insights";
 
 const MODES: [string, string][] = [
@@ -25,7 +25,7 @@ const KEYS: Record<string, string> = {
 };
 
 export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
-  const [s, res] = await Promise.all([backend.modelSettings(), backend.resourceSettings()]);
+  const [s, res, nowMode] = await Promise.all([backend.modelSettings(), backend.resourceSettings(), backend.nowSetting()]);
   const status = el("div", { id: "settings-status" });
   const progress = el("div", { class: "progress", hidden: "" }, el("div", { class: "progress-fill" }));
   const progressText = el("div", { class: "muted small" });
@@ -108,6 +108,19 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
     });
     return x;
   };
+  // What "now" is for insights: applied to the next run, no rebuild needed.
+  const nowStatus = el("div", { id: "now-status" });
+  const nowSelect = el("select", { id: "setting-insights-now" },
+    ...([["data_end", "The end of the data (its last event)"], ["wall_clock", "The clock (today)"]] as [NowMode, string][])
+      .map(([v, l]) => el("option", v === nowMode ? { value: v, selected: "" } : { value: v }, l)));
+  nowSelect.addEventListener("change", async () => {
+    try {
+      const m = await backend.setNowSetting(nowSelect.value as NowMode);
+      nowStatus.replaceChildren(el("div", { class: "note" }, `Saved insights.now = ${m}.`));
+    } catch (e) {
+      nowStatus.replaceChildren(errorBox(errorMessage(e)));
+    }
+  });
   return el(
     "div",
     { class: "page settings" },
@@ -125,6 +138,10 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
       progress,
       progressText,
       status),
+    el("section", { class: "card" },
+      el("h2", {}, "Insights"),
+      row("Insights are as of", nowSelect, "Relative ranges (-4w) count back from here, cohorts are evaluated here, and later periods are incomplete. An export ends in the past: the end of its data is the default."),
+      nowStatus),
     el("section", { class: "card" },
       el("h2", {}, "DuckDB resources"),
       row("Memory limit (MB)", resInput("duckdb.memory_limit_mb", res.memoryLimitMb, "default: 80% of RAM"), "Beyond it DuckDB spills to disk. Empty for the default; rebuilds and PII jobs otherwise cap themselves (4 GB, 1 GB)."),

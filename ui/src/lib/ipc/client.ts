@@ -2,16 +2,17 @@
 // same interface a fixture implementation (see fixture.ts).
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type {
+  Answer,
   CatalogEvent,
   CohortDef,
   EventProperties,
   FilePreview,
   ImportChoice,
   ImportReport,
-  InsightResult,
   IpcError,
   JobEvent,
   ModelSettings,
+  NowMode,
   PersonDetail,
   PersonSummary,
   QualityIssue,
@@ -52,7 +53,9 @@ export interface Backend {
   previewImport(choice: ImportChoice): Promise<FilePreview>;
   runImport(jobId: string, files: ImportChoice[], onEvent: (e: JobEvent) => void): Promise<ImportReport>;
 
-  runInsight(query: Query, nowMs: number): Promise<InsightResult>;
+  /** `nowMs` is the clock: the engine computes as of the end of the data unless the
+   *  workspace's insights.now setting asks for the clock (the answer says which). */
+  runInsight(query: Query, nowMs: number): Promise<Answer>;
   drill(query: Query, nowMs: number, cell: string): Promise<PersonSummary[]>;
   exportChart(query: Query, nowMs: number, title: string, format: "png" | "svg"): Promise<string | null>;
   saveTextFile(suggestedName: string, contents: string): Promise<string | null>;
@@ -77,6 +80,8 @@ export interface Backend {
   sqlSchema(): Promise<SqlTable>;
   modelSettings(): Promise<ModelSettings>;
   setModelSetting(key: string, value: string): Promise<ModelSettings>;
+  nowSetting(): Promise<NowMode>;
+  setNowSetting(value: NowMode): Promise<NowMode>;
   resourceSettings(): Promise<ResourceSettings>;
   setResourceSetting(key: string, value: string): Promise<ResourceSettings>;
   rebuildModel(jobId: string, onEvent: (e: JobEvent) => void): Promise<RebuildReport>;
@@ -142,6 +147,8 @@ export const tauriBackend: Backend = {
   sqlSchema: () => invoke("sql_schema"),
   modelSettings: () => invoke("model_settings"),
   setModelSetting: (key, value) => invoke("set_model_setting", { key, value }),
+  nowSetting: () => invoke("now_setting"),
+  setNowSetting: (value) => invoke("set_now_setting", { value }),
   resourceSettings: () => invoke("resource_settings"),
   setResourceSetting: (key, value) => invoke("set_resource_setting", { key, value }),
   rebuildModel: (jobId, onEvent) => invoke("rebuild_model", { jobId, channel: channel(onEvent) }),
