@@ -166,8 +166,15 @@ fn decompressed_records_over_the_limit_are_quarantined_in_bounded_memory() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .unwrap();
-    assert_eq!((line, reason.as_str(), len), (2, limit_reason.as_str(), BOMB_BYTES as i64));
-    assert_eq!(raw, "x".repeat(2000), "the quarantine keeps the record's start");
+    assert_eq!(
+        (line, reason.as_str(), len),
+        (2, limit_reason.as_str(), BOMB_BYTES as i64)
+    );
+    assert_eq!(
+        raw,
+        "x".repeat(2000),
+        "the quarantine keeps the record's start"
+    );
 
     // An Amplitude zip whose gzip member holds the giant line: quarantined with its member.
     let zip_path = dir.path().join("bomb.zip");
@@ -192,9 +199,11 @@ fn decompressed_records_over_the_limit_are_quarantined_in_bounded_memory() {
     assert_eq!(rows(&o), (3, 2, 0, 1));
     let (file, line, reason): (String, i64, String) = ws
         .conn()
-        .query_row("SELECT source_file, source_line, reason FROM quarantine", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT source_file, source_line, reason FROM quarantine",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
     assert!(file.ends_with(&format!("bomb.zip!/{member}")), "{file}");
     assert_eq!((line, reason.as_str()), (2, limit_reason.as_str()));
@@ -215,9 +224,11 @@ fn decompressed_records_over_the_limit_are_quarantined_in_bounded_memory() {
     assert_eq!(rows(&o), (3, 2, 0, 1));
     let (line, reason, len): (i64, String, i64) = ws
         .conn()
-        .query_row("SELECT source_line, reason, raw_length FROM quarantine", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT source_line, reason, raw_length FROM quarantine",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
     // The record's size: its field bytes and the four commas between its five fields.
     let size = "c2$pageviewd12024-03-01T10:00:01Z".len() as u64 + BOMB_BYTES + 4;
@@ -250,13 +261,26 @@ fn a_csv_field_over_the_limit_in_a_plain_file_is_quarantined() {
     let o = import_one(&ws, &csv, None);
     assert_eq!(o.status, ImportStatus::Complete, "{:?}", o.message);
     assert_eq!(rows(&o), (3, 2, 0, 1));
+    // The quarantine shows the record as it stood in the file, with its size there.
+    let (line, reason, len, raw): (i64, String, i64, String) = ws
+        .conn()
+        .query_row(
+            "SELECT source_line, reason, raw_length, raw FROM quarantine",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    let head = "c2,$pageview,d1,2024-03-01T10:00:01Z,";
+    let size = head.len() + 65 * MIB;
     assert_eq!(
-        count(
-            &ws,
-            "SELECT count(*) FROM quarantine WHERE source_line = 2 AND reason LIKE 'record is % bytes; the limit is 64 MiB'"
-        ),
-        1
+        (line, reason, len),
+        (
+            2,
+            format!("record is {size} bytes; the limit is 64 MiB"),
+            size as i64
+        )
     );
+    assert_eq!(raw, format!("{head}{}", "z".repeat(2000 - head.len())));
 }
 
 #[test]
@@ -502,7 +526,10 @@ fn out_of_range_numbers_in_time_fields_quarantine_the_row() {
         4
     );
     assert_eq!(
-        count(&ws, "SELECT count(*) FROM events WHERE NOT isfinite(ts_utc)"),
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE NOT isfinite(ts_utc)"
+        ),
         0
     );
 
@@ -548,7 +575,10 @@ fn out_of_range_numbers_in_time_fields_quarantine_the_row() {
     assert_eq!(o.status, ImportStatus::Complete, "{:?}", o.message);
     assert_eq!(rows(o), (4, 1, 0, 3));
     assert_eq!(
-        count(&ws, "SELECT count(*) FROM events WHERE NOT isfinite(ts_utc)"),
+        count(
+            &ws,
+            "SELECT count(*) FROM events WHERE NOT isfinite(ts_utc)"
+        ),
         0
     );
 }
@@ -558,11 +588,31 @@ fn impossible_utc_offsets_are_quarantined_not_applied() {
     let dir = tempfile::tempdir().unwrap();
     let stamps = [
         ("ok-z", "2024-03-01T10:00:00Z", Some("2024-03-01 10:00:00")),
-        ("ok-530", "2024-03-01T10:00:00+05:30", Some("2024-03-01 04:30:00")),
-        ("ok-0530", "2024-03-01T10:00:00.250+0530", Some("2024-03-01 04:30:00.25")),
-        ("ok-14", "2024-03-01T10:00:00+14:00", Some("2024-02-29 20:00:00")),
-        ("ok-m12", "2024-03-01T10:00:00-12:00", Some("2024-03-01 22:00:00")),
-        ("ok-18", "2024-03-01T10:00:00-18", Some("2024-03-02 04:00:00")),
+        (
+            "ok-530",
+            "2024-03-01T10:00:00+05:30",
+            Some("2024-03-01 04:30:00"),
+        ),
+        (
+            "ok-0530",
+            "2024-03-01T10:00:00.250+0530",
+            Some("2024-03-01 04:30:00.25"),
+        ),
+        (
+            "ok-14",
+            "2024-03-01T10:00:00+14:00",
+            Some("2024-02-29 20:00:00"),
+        ),
+        (
+            "ok-m12",
+            "2024-03-01T10:00:00-12:00",
+            Some("2024-03-01 22:00:00"),
+        ),
+        (
+            "ok-18",
+            "2024-03-01T10:00:00-18",
+            Some("2024-03-02 04:00:00"),
+        ),
         ("bad-99", "2024-03-01T10:00:00+99:00", None),
         ("bad-m25", "2024-03-01T10:00:00-25:00", None),
         ("bad-1461", "2024-03-01T10:00:00+14:61", None),

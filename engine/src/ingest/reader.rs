@@ -84,7 +84,10 @@ pub fn ensure_regular_file(path: &Path) -> Result<()> {
             _ => "a symbolic link to a folder".to_string(),
         }
     } else {
-        format!("{}, not a regular file; only files can be imported", special_kind(&t))
+        format!(
+            "{}, not a regular file; only files can be imported",
+            special_kind(&t)
+        )
     };
     Err(EngineError::unsupported(path, what))
 }
@@ -529,7 +532,7 @@ impl<R: BufRead> Records<R> {
         let mut spill_ends = [0usize; 64];
         loop {
             if self.kept_bytes == self.out.len() && self.out.len() <= MAX_RECORD_BYTES {
-                let n = (self.out.len() * 2).max(64 * 1024).min(MAX_RECORD_BYTES + 1);
+                let n = (self.out.len() * 2).clamp(64 * 1024, MAX_RECORD_BYTES + 1);
                 self.out.resize(n, 0);
             }
             if self.kept_ends == self.ends.len() && self.ends.len() <= max_fields {
@@ -632,12 +635,18 @@ fn stage_delimited(
     } else if rec.bytes > MAX_RECORD_BYTES as u64 {
         return Err(EngineError::unreadable(
             path,
-            format!("the header (record 1) is too long: {}", too_long_reason(rec.size())),
+            format!(
+                "the header (record 1) is too long: {}",
+                too_long_reason(rec.size())
+            ),
         ));
     } else if rec.fields > MAX_COLUMNS as u64 {
         return Err(EngineError::unreadable(
             path,
-            format!("the header (record 1) has {} columns; the limit is {MAX_COLUMNS}", rec.fields),
+            format!(
+                "the header (record 1) has {} columns; the limit is {MAX_COLUMNS}",
+                rec.fields
+            ),
         ));
     }
     for (i, f) in rec.iter().enumerate().filter(|_| !headerless) {
@@ -672,9 +681,7 @@ fn stage_delimited(
     let mut records: u64 = 0;
     let sep = if delimiter == b'\t' { "\t" } else { "," };
     loop {
-        let has = rec
-            .read(header.len())
-            .map_err(|e| io_err(records, e))?;
+        let has = rec.read(header.len()).map_err(|e| io_err(records, e))?;
         if !has {
             break;
         }
@@ -949,8 +956,8 @@ pub fn parquet_source(conn: &Connection, path: &Path) -> Result<String> {
         .query_map([&pattern], |r| r.get::<_, String>(0))?
         .collect::<duckdb::Result<_>>()?;
     let canon = |p: &Path| std::fs::canonicalize(p).ok();
-    let exact = found.len() == 1
-        && canon(Path::new(&found[0])).is_some_and(|f| Some(f) == canon(&abs));
+    let exact =
+        found.len() == 1 && canon(Path::new(&found[0])).is_some_and(|f| Some(f) == canon(&abs));
     if !exact {
         return Err(EngineError::unreadable(
             path,
@@ -992,7 +999,9 @@ fn stage_parquet(
     let source = parquet_source(conn, path)?;
     report(ctx, label, "reading parquet", 0, 0, true);
     // A row whose JSON text is over the record limit is quarantined like a long line.
-    let mut sql = crate::sql::Sql::new("INSERT INTO stg_raw SELECT file_row_number + 1, CASE WHEN strlen(j) > ");
+    let mut sql = crate::sql::Sql::new(
+        "INSERT INTO stg_raw SELECT file_row_number + 1, CASE WHEN strlen(j) > ",
+    );
     sql.bind(MAX_RECORD_BYTES as i64)
         .push(" THEN left(j, ")
         .bind(QUARANTINE_RAW_CHARS as i64)
@@ -1057,5 +1066,90 @@ mod json_str_tests {
             super::push_json_str(&mut out, s);
             assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::{next_line, Line, Records, MAX_RECORD_BYTES};
+    use std::io::{BufReader, Cursor};
+
+    /// A line number, and the whole line or the kept length and the full length.
+    type Read = (i64, Result<Vec<u8>, (usize, u64)>);
+
+    /// Every line of `text` read through a tiny buffer, so that line endings and BOMs fall
+    /// across reads.
+    fn lines(text: &[u8]) -> Vec<Read> {
+        let mut r = BufReader::with_capacity(7, Cursor::new(text));
+        let (mut buf, mut n, mut out) = (Vec::new(), 0, Vec::new());
+        while let Some(l) = next_line(&mut r, &mut buf, &mut n).unwrap() {
+            out.push((
+                n,
+                match l {
+                    Line::Whole(b) => Ok(b.to_vec()),
+                    Line::TooLong(head, len) => Err((head.len(), len)),
+                },
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_over_the_limit_are_measured_not_held() {
+        let mut text = vec![0xEF, 0xBB, 0xBF];
+        text.extend(vec![b'a'; MAX_RECORD_BYTES + 1]);
+        text.extend(b"\r\n{}\r\n");
+        text.extend(vec![b' '; MAX_RECORD_BYTES + 9]);
+        text.extend(b"\n\n");
+        text.extend(vec![b'b'; MAX_RECORD_BYTES]);
+        text.extend(b"\nx\r");
+        let got = lines(&text);
+        assert_eq!(got.len(), 4, "the blank lines are not records");
+        assert_eq!(got[0].0, 1);
+        let Err((kept, len)) = got[0].1 else {
+            panic!("line 1 is over the limit")
+        };
+        assert_eq!(
+            len,
+            MAX_RECORD_BYTES as u64 + 1,
+            "BOM and CRLF are not counted"
+        );
+        assert!(kept <= MAX_RECORD_BYTES + 2);
+        assert_eq!(got[1], (2, Ok(b"{}".to_vec())));
+        // Exactly at the limit is still a record.
+        assert_eq!(got[2].0, 5);
+        assert_eq!(got[2].1.as_ref().map(Vec::len), Ok(MAX_RECORD_BYTES));
+        assert_eq!(got[3], (6, Ok(b"x".to_vec())));
+    }
+
+    #[test]
+    fn delimited_records_keep_at_most_the_limit() {
+        let mut text = b"a,\"b\nc\",d\r\n\r\n".to_vec();
+        text.extend(b"1,\"");
+        text.extend(vec![b'\n'; MAX_RECORD_BYTES + 1]);
+        text.extend(b"\",3\n");
+        text.extend(b"x,y,z,w,v\nlast");
+        let mut r = Records::new(BufReader::with_capacity(5, Cursor::new(text)), b',', true);
+        let fields = |r: &Records<_>| -> Vec<Vec<u8>> { r.iter().map(<[u8]>::to_vec).collect() };
+        assert!(r.read(3).unwrap());
+        assert!(r.whole());
+        assert_eq!(fields(&r), [b"a".to_vec(), b"b\nc".to_vec(), b"d".to_vec()]);
+        // The blank line is skipped; the giant field is counted, not held.
+        assert!(r.read(3).unwrap());
+        assert!(!r.whole());
+        assert_eq!(r.bytes, MAX_RECORD_BYTES as u64 + 3);
+        assert_eq!(r.fields, 3);
+        assert_eq!(r.size(), MAX_RECORD_BYTES as u64 + 5);
+        assert_eq!(r.iter().next(), Some(&b"1"[..]));
+        // More fields than asked for are counted; the first ones kept.
+        assert!(r.read(3).unwrap());
+        assert_eq!((r.fields, r.whole()), (5, false));
+        assert_eq!(
+            fields(&r)[..4],
+            [b"x".to_vec(), b"y".to_vec(), b"z".to_vec(), b"w".to_vec()]
+        );
+        assert!(r.read(3).unwrap());
+        assert_eq!(fields(&r), [b"last".to_vec()]);
+        assert!(!r.read(3).unwrap());
     }
 }
