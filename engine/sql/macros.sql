@@ -1,17 +1,15 @@
 -- Helpers defined on every connection (temporary, so any DuckDB client can still open the
 -- workspace without them).
 
--- Whether hours and minutes (text) make an impossible UTC offset: beyond ±18:00 (chrono's
--- and java.time's bound; real zones lie within -12:00..+14:00) or minutes of 60 and more.
-CREATE OR REPLACE TEMP MACRO sb_hhmm_bad(h, m) AS coalesce(
-    TRY_CAST(m AS INTEGER) >= 60 OR TRY_CAST(h AS INTEGER) * 60 + TRY_CAST(m AS INTEGER) > 18 * 60, false);
-
--- Whether a date-time text ends with an impossible numeric UTC offset (+HH:MM, +HHMM or +HH).
--- Plain string positions, not a regular expression: this runs on every time parsed.
+-- Whether a date-time text ends with an impossible numeric UTC offset (+HH:MM, +HHMM or +HH):
+-- beyond ±18:00 (chrono's and java.time's bound; real zones lie within -12:00..+14:00), or 60
+-- minutes and more. Digits compare as text, and "Z" and "+00:00" are settled first: this runs
+-- on every time parsed.
 CREATE OR REPLACE TEMP MACRO sb_offset_bad(s) AS CASE
-    WHEN substr(s, -6, 1) IN ('+', '-') AND substr(s, -3, 1) = ':' THEN sb_hhmm_bad(substr(s, -5, 2), substr(s, -2, 2))
-    WHEN substr(s, -5, 1) IN ('+', '-') THEN sb_hhmm_bad(substr(s, -4, 2), substr(s, -2, 2))
-    WHEN substr(s, -3, 1) IN ('+', '-') THEN sb_hhmm_bad(substr(s, -2, 2), '00')
+    WHEN ends_with(s, 'Z') OR ends_with(s, '+00:00') THEN false
+    WHEN substr(s, -6, 1) IN ('+', '-') AND substr(s, -3, 1) = ':' THEN substr(s, -5, 5) > '18:00' OR substr(s, -2, 1) >= '6'
+    WHEN substr(s, -5, 1) IN ('+', '-') THEN substr(s, -4, 4) > '1800' OR substr(s, -2, 1) >= '6'
+    WHEN substr(s, -3, 1) IN ('+', '-') THEN substr(s, -2, 2) > '18'
     ELSE false
 END;
 
