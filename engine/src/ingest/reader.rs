@@ -81,7 +81,7 @@ pub fn ensure_regular_file(path: &Path) -> Result<()> {
                 "a symbolic link to {}, a folder it is itself inside (a cycle); not followed",
                 t.display()
             ),
-            _ => "a symbolic link to a folder".to_string(),
+            _ => "a symbolic link to a folder, not a file; import the folder itself".to_string(),
         }
     } else {
         format!(
