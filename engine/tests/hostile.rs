@@ -752,3 +752,32 @@ fn a_parquet_file_name_is_a_name_not_a_pattern() {
         assert_eq!(sha, sha256_hex(path), "{}", path.display());
     }
 }
+
+#[test]
+fn a_mapping_that_fails_in_the_database_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "mapped.csv", "name,at\nsignup,2024-03-01\n");
+    // A strptime pattern DuckDB does not know fails the whole mapping statement.
+    let opts = ImportOptions {
+        mapping: Some(stitchbook_engine::ingest::ColumnMapping {
+            event: "name".into(),
+            timestamp: "at".into(),
+            timestamp_format: "%Y-%m-%Q".into(),
+            user_id: None,
+            anon_id: None,
+            session_id: None,
+            distinct_id: Some("name".into()),
+            event_id: None,
+        }),
+        ..Default::default()
+    };
+    let ws = Workspace::in_memory().unwrap();
+    let r = import_paths(&ws, &[csv], &opts, &JobCtx::silent()).unwrap();
+    let o = &r.files[0];
+    assert_eq!(o.status, ImportStatus::Failed);
+    let msg = o.message.clone().unwrap_or_default();
+    assert!(
+        msg.contains("mapped.csv: its records could not be mapped ("),
+        "{msg}"
+    );
+}

@@ -884,7 +884,14 @@ fn stage_and_map(
     ctx.cancel.check()?;
     let mut ev = Sql::new("CREATE OR REPLACE TEMP TABLE stg_events AS ");
     ev.embed(&importer.events_sql());
-    ev.execute(conn).map_err(interrupted)?;
+    // A failure here is never a row's fault (rows get reasons): name the file at least.
+    ev.execute(conn).map_err(|e| match interrupted(e) {
+        EngineError::Database(e) => EngineError::unreadable(
+            path,
+            format!("its records could not be mapped ({e}); nothing from it was loaded"),
+        ),
+        other => other,
+    })?;
     explain_invalid_json(conn)?;
     laps.lap("map");
     Ok(stats)
