@@ -52,6 +52,6 @@ SELECT
         WHEN r IS NULL OR (r.event_type IS NULL AND json_type(raw) <> 'OBJECT') THEN sb_json_reason(raw)
         WHEN usr IS NULL AND dev IS NULL THEN 'neither "user_id" nor "device_id"'
         WHEN ev IS NULL THEN 'missing or empty "event_type"'
-        WHEN ts IS NULL THEN 'no parseable time (event_time, client_event_time or server_received_time)'
+        WHEN ts IS NULL THEN 'no parseable time (event_time, client_event_time or server_received_time)' || coalesce(': ' || coalesce(sb_ts_why(r.event_time), sb_ts_why(r.client_event_time), sb_ts_why(r.server_received_time)), '')
     END AS reject_reason
 FROM p

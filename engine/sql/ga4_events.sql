@@ -11,7 +11,7 @@ WITH t AS (
 ), p AS (
     SELECT line, raw, r,
         CASE WHEN json_type(r.event_name) = 'VARCHAR' THEN nullif(trim(r.event_name ->> '$'), '') END AS ev,
-        make_timestamptz(TRY_CAST(r.event_timestamp AS BIGINT)) AS ts,
+        sb_us(TRY_CAST(r.event_timestamp AS BIGINT)) AS ts,
         sb_ga4_kv(ep) AS params,
         sb_ga4_kv(up) AS uprops,
         sb_idv(r.user_id) AS usr,
@@ -44,7 +44,7 @@ SELECT
         WHEN r IS NULL OR (r.event_name IS NULL AND json_type(raw) <> 'OBJECT') THEN sb_json_reason(raw)
         WHEN ev IS NULL THEN 'missing or empty "event_name"'
         WHEN r.event_timestamp IS NULL THEN 'missing "event_timestamp"'
-        WHEN ts IS NULL THEN 'event_timestamp "' || sb_show(r.event_timestamp) || '" is not an integer of microseconds'
+        WHEN ts IS NULL THEN 'event_timestamp "' || sb_show(r.event_timestamp) || '" is not an integer of microseconds' || CASE WHEN TRY_CAST(r.event_timestamp AS BIGINT) IS NOT NULL THEN ' within the years 1-9999' ELSE '' END
         WHEN r.event_params IS NOT NULL AND json_type(r.event_params) NOT IN ('ARRAY', 'NULL') THEN 'malformed "event_params": expected an array of {key, value}, found ' || lower(json_type(r.event_params))
         WHEN r.event_params IS NOT NULL AND json_type(r.event_params) = 'ARRAY' AND params IS NULL AND json_array_length(r.event_params) > 0 THEN 'malformed "event_params": entries must be {key, value: {string_value | int_value | float_value | double_value}}'
     END AS reject_reason

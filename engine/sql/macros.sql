@@ -1,20 +1,46 @@
 -- Helpers defined on every connection (temporary, so any DuckDB client can still open the
 -- workspace without them).
 
+-- Whether a date-time text ends with an impossible numeric UTC offset (+HH:MM, +HHMM or +HH):
+-- beyond ±18:00 (chrono's and java.time's bound; real zones lie within -12:00..+14:00), or 60
+-- minutes and more. Digits compare as text, and "Z" and "+00:00" are settled first: this runs
+-- on every time parsed.
+CREATE OR REPLACE TEMP MACRO sb_offset_bad(s) AS CASE
+    WHEN ends_with(s, 'Z') OR ends_with(s, '+00:00') THEN false
+    WHEN substr(s, -6, 1) IN ('+', '-') AND substr(s, -3, 1) = ':' THEN substr(s, -5, 5) > '18:00' OR substr(s, -2, 1) >= '6'
+    WHEN substr(s, -5, 1) IN ('+', '-') THEN substr(s, -4, 4) > '1800' OR substr(s, -2, 1) >= '6'
+    WHEN substr(s, -3, 1) IN ('+', '-') THEN substr(s, -2, 2) > '18'
+    ELSE false
+END;
+
+-- Why sb_ts refused a date-time text that has the right shape, when the reason is its offset.
+CREATE OR REPLACE TEMP MACRO sb_ts_why(s) AS CASE
+    WHEN sb_offset_bad(s) THEN 'the UTC offset ' || regexp_extract(s, '[+-][0-9:]+$') || ' is impossible (offsets lie within -18:00..+18:00)'
+END;
+
 -- Parse an ISO-8601 / RFC 3339 date-time with DuckDB's ISO-8601 parser, after checking the
 -- shape (YYYY-MM-DD, then T or a space, then a time), so that dates alone, epoch numbers and
--- words are refused rather than guessed. An offset or Z is honoured; a string without one is
--- UTC (every connection runs with TimeZone = UTC).
+-- words are refused rather than guessed. An offset or Z is honoured (an impossible offset,
+-- which DuckDB would apply, is refused); a string without one is UTC (every connection runs
+-- with TimeZone = UTC).
 CREATE OR REPLACE TEMP MACRO sb_ts(s) AS CASE
     WHEN length(s) >= 19 AND substr(s, 5, 1) = '-' AND substr(s, 8, 1) = '-' AND substr(s, 11, 1) IN ('T', ' ') AND substr(s, 14, 1) = ':'
+        AND NOT sb_offset_bad(s)
         THEN TRY_CAST(s AS TIMESTAMPTZ)
+END;
+
+-- Microseconds since the epoch as a time; NULL when not a finite number within the years
+-- 1..9999, so that an out-of-range number in a time field (infinity, 1e22, the largest
+-- 64-bit integer) makes its row quarantined instead of failing the whole file.
+CREATE OR REPLACE TEMP MACRO sb_us(us) AS CASE
+    WHEN us BETWEEN -62135596800000000 AND 253402300799999999 THEN make_timestamptz(TRY_CAST(us AS BIGINT))
 END;
 
 -- Epoch numbers with a declared unit.
 CREATE OR REPLACE TEMP MACRO sb_epoch(v, unit) AS CASE unit
-    WHEN 's' THEN make_timestamptz(CAST(round(TRY_CAST(v AS DOUBLE) * 1000000) AS BIGINT))
-    WHEN 'ms' THEN make_timestamptz(TRY_CAST(v AS BIGINT) * 1000)
-    WHEN 'us' THEN make_timestamptz(TRY_CAST(v AS BIGINT))
+    WHEN 's' THEN sb_us(round(TRY_CAST(v AS DOUBLE) * 1000000))
+    WHEN 'ms' THEN sb_us(TRY_CAST(v AS HUGEINT) * 1000)
+    WHEN 'us' THEN sb_us(TRY_CAST(v AS HUGEINT))
 END;
 
 -- Text of a JSON scalar: strings unquoted, numbers and booleans as written, NULL for
@@ -91,9 +117,9 @@ CREATE OR REPLACE TEMP MACRO sb_any_ts(s) AS coalesce(
     sb_ts(s),
     CASE
         WHEN TRY_CAST(s AS DOUBLE) IS NULL THEN NULL
-        WHEN abs(TRY_CAST(s AS DOUBLE)) >= 1e14 THEN make_timestamptz(TRY_CAST(s AS BIGINT))
-        WHEN abs(TRY_CAST(s AS DOUBLE)) >= 1e11 THEN make_timestamptz(CAST(TRY_CAST(s AS DOUBLE) * 1000 AS BIGINT))
-        ELSE make_timestamptz(CAST(TRY_CAST(s AS DOUBLE) * 1000000 AS BIGINT))
+        WHEN abs(TRY_CAST(s AS DOUBLE)) >= 1e14 THEN sb_us(TRY_CAST(s AS HUGEINT))
+        WHEN abs(TRY_CAST(s AS DOUBLE)) >= 1e11 THEN sb_us(TRY_CAST(s AS DOUBLE) * 1000)
+        ELSE sb_us(TRY_CAST(s AS DOUBLE) * 1000000)
     END
 );
 

@@ -13,8 +13,8 @@ WITH t AS (
 ), q AS (
     SELECT *,
         CASE WHEN pr.time IS NULL THEN NULL
-             WHEN pr.time > 1e10 THEN make_timestamptz(CAST(round(pr.time * 1000) AS BIGINT))
-             ELSE make_timestamptz(CAST(round(pr.time * 1000000) AS BIGINT)) END AS ts,
+             WHEN pr.time > 1e10 THEN sb_us(round(pr.time * 1000))
+             ELSE sb_us(round(pr.time * 1000000)) END AS ts,
         sb_idv(pr.distinct_id) AS did
     FROM p
 )
@@ -27,7 +27,7 @@ SELECT
     CASE ev WHEN '$identify' THEN 'identify' WHEN '$create_alias' THEN 'alias' WHEN '$merge' THEN 'merge'
         WHEN '$mp_web_page_view' THEN 'page' ELSE 'track' END AS event_kind,
     ts - to_seconds(sb_mixpanel_offset()) AS ts_utc,
-    make_timestamptz(CAST(coalesce(pr."$mp_api_timestamp_ms", pr.mp_processing_time_ms) * 1000 AS BIGINT)) AS received_at_utc,
+    sb_us(coalesce(pr."$mp_api_timestamp_ms", pr.mp_processing_time_ms) * 1000) AS received_at_utc,
     did AS distinct_id,
     coalesce(sb_idv(pr."$user_id"), CASE WHEN ev = '$identify' THEN sb_idv(pr."$identified_id") END) AS user_id,
     coalesce(sb_idv(pr."$device_id"),
@@ -45,5 +45,6 @@ SELECT
         WHEN r.properties IS NULL OR json_type(r.properties) = 'NULL' THEN 'missing field "properties"'
         WHEN pr IS NULL THEN 'field "properties" must be an object, found ' || lower(json_type(r.properties))
         WHEN pr.time IS NULL THEN 'missing or non-numeric properties.time'
+        WHEN ts IS NULL THEN 'properties.time ' || pr.time || ' is out of range'
     END AS reject_reason
 FROM q

@@ -74,7 +74,7 @@ SELECT
         WHEN trim(ev) = '' THEN 'field "event" is empty'
         WHEN r.timestamp IS NULL OR json_type(r.timestamp) = 'NULL' THEN 'missing field "timestamp"'
         WHEN json_type(r.timestamp) <> 'VARCHAR' THEN 'field "timestamp" must be an ISO-8601 string, found ' || lower(json_type(r.timestamp)) || ' ' || sb_show(r.timestamp::VARCHAR)
-        WHEN ts IS NULL THEN 'unparseable timestamp "' || sb_show(r.timestamp ->> '$') || '"'
+        WHEN ts IS NULL THEN 'unparseable timestamp "' || sb_show(r.timestamp ->> '$') || '"' || coalesce(': ' || sb_ts_why(r.timestamp ->> '$'), '')
         WHEN left(r.distinct_id, 1) IN ('{', '[') THEN 'field "distinct_id" must be a string, found ' || CASE WHEN left(r.distinct_id, 1) = '{' THEN 'object' ELSE 'array' END
         -- the person id: an event without one is never loaded with an empty id
         WHEN r.distinct_id IS NULL THEN 'missing field "distinct_id"'

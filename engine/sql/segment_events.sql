@@ -44,7 +44,7 @@ SELECT
         WHEN ty IS NULL THEN 'missing field "type"'
         WHEN ty NOT IN ('track', 'page', 'screen', 'identify', 'group', 'alias') THEN 'unknown call type "' || sb_show(r.type) || '"'
         WHEN ty = 'track' AND ev IS NULL THEN 'a track call without an "event" name'
-        WHEN ts IS NULL THEN 'no parseable timestamp (timestamp, originalTimestamp or receivedAt)'
+        WHEN ts IS NULL THEN 'no parseable timestamp (timestamp, originalTimestamp or receivedAt)' || coalesce(': ' || coalesce(sb_ts_why(r.timestamp), sb_ts_why(r.originalTimestamp), sb_ts_why(r.receivedAt)), '')
         WHEN uid IS NULL AND aid IS NULL THEN 'neither "userId" nor "anonymousId"'
     END AS reject_reason
 FROM p

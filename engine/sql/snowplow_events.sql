@@ -40,6 +40,6 @@ SELECT
     CASE
         WHEN r IS NULL OR (r.event_id IS NULL AND json_type(raw) <> 'OBJECT') THEN sb_json_reason(raw)
         WHEN ev IS NULL THEN 'neither "event_name" nor "event"'
-        WHEN ts IS NULL THEN 'no parseable time (derived_tstamp or collector_tstamp)'
+        WHEN ts IS NULL THEN 'no parseable time (derived_tstamp or collector_tstamp)' || coalesce(': ' || coalesce(sb_ts_why(r.derived_tstamp), sb_ts_why(r.collector_tstamp)), '')
     END AS reject_reason
 FROM p

@@ -12,7 +12,7 @@ use std::path::Path;
 use duckdb::Connection;
 use flate2::read::MultiGzDecoder;
 
-use super::reader::{append_record, next_line, report, truncate_chars, ProgressLabel, ReadStats};
+use super::reader::{append_line, next_line, report, truncate_chars, ProgressLabel, ReadStats};
 use crate::jobs::{JobCtx, JobEvent};
 use crate::{EngineError, Result};
 
@@ -213,7 +213,7 @@ pub fn stage_zip(
             .map_err(|e| member_error(path, name, line_no, e))?
         {
             records += 1;
-            append_record(
+            append_line(
                 &mut app,
                 records as i64,
                 line,

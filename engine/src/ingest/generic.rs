@@ -187,7 +187,7 @@ impl VendorImporter for GenericImporter {
         s.push("WHEN c_ts IS NULL OR json_type(c_ts) = 'NULL' OR trim(sb_str(c_ts)) = '' THEN 'missing timestamp' ");
         s.push("WHEN ts IS NULL THEN 'unparseable timestamp \"' || sb_show(coalesce(sb_str(c_ts), c_ts::VARCHAR)) || '\" (expected ' || ")
             .bind(m.timestamp_format.clone())
-            .push(" || ')' END AS reject_reason FROM p");
+            .push(" || ')' || coalesce(': ' || sb_ts_why(sb_str(c_ts)), '') END AS reject_reason FROM p");
         s
     }
 

@@ -249,13 +249,19 @@ impl ImportReport {
 }
 
 /// Files under the given paths: files as given, folders recursively in name order. Hidden
-/// files (`.name`) inside folders are skipped.
+/// files (`.name`) inside folders are skipped. A folder reached twice through symbolic links
+/// is read once; a link back into a folder being read (a cycle) and anything that is not a
+/// regular file are listed, to be refused by name when imported.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| EngineError::io(p, e))?;
         if meta.is_dir() {
-            walk(p, &mut out)?;
+            let canon = std::fs::canonicalize(p).map_err(|e| EngineError::io(p, e))?;
+            if seen.insert(canon.clone()) {
+                walk(p, &canon, &mut out, &mut seen)?;
+            }
         } else {
             out.push(p.clone());
         }
@@ -263,7 +269,13 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// `dir` (whose canonical path is `canon`) into `out`; `seen` holds the canonical folders read.
+fn walk(
+    dir: &Path,
+    canon: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+) -> Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| EngineError::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -275,10 +287,17 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         .collect();
     entries.sort();
     for p in entries {
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if p.is_file() {
+        if !p.is_dir() {
             out.push(p);
+            continue;
+        }
+        match std::fs::canonicalize(&p) {
+            Ok(c) if seen.insert(c.clone()) => walk(&p, &c, out, seen)?,
+            // A link to a folder that holds it: refused by name when imported.
+            Ok(c) if canon.starts_with(&c) => out.push(p),
+            // A second link to a folder already read.
+            Ok(_) => {}
+            Err(_) => out.push(p),
         }
     }
     Ok(())
@@ -1015,7 +1034,14 @@ fn stage_and_map(
     ctx.cancel.check()?;
     let mut ev = Sql::new("CREATE OR REPLACE TEMP TABLE stg_events AS ");
     ev.embed(&importer.events_sql());
-    ev.execute(conn).map_err(interrupted)?;
+    // A failure here is never a row's fault (rows get reasons): name the file at least.
+    ev.execute(conn).map_err(|e| match interrupted(e) {
+        EngineError::Database(e) => EngineError::unreadable(
+            path,
+            format!("its records could not be mapped ({e}); nothing from it was loaded"),
+        ),
+        other => other,
+    })?;
     explain_invalid_json(conn)?;
     flag_foreign_records(conn, d, importer.target(), ctx)?;
     laps.lap("map");

@@ -106,9 +106,9 @@ impl ImportChoice {
 
 /// Preview `path` as an import with `opts` would read it: its first `records` records.
 pub fn preview(path: &Path, opts: &ImportOptions, records: u64) -> Result<FilePreview> {
-    let size_bytes = std::fs::metadata(path)
-        .map_err(|e| EngineError::io(path, e))?
-        .len();
+    // A file that cannot be read at all (a pipe, a device, a broken link) is shown with its
+    // problem, like an unrecognised one, so that one such file does not hide the others.
+    let size_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let shown = std::fs::canonicalize(path)
         .unwrap_or_else(|_| path.to_path_buf())
         .to_string_lossy()
@@ -139,7 +139,13 @@ pub fn preview(path: &Path, opts: &ImportOptions, records: u64) -> Result<FilePr
         limit: Some(records.max(1)),
     };
     let detection = detect(conn, path, opts);
-    let (phys, _) = sniff::physical(path)?;
+    let (phys, _) = match sniff::physical(path) {
+        Ok(p) => p,
+        Err(e) => {
+            out.problem = Some(e.to_string());
+            return Ok(out);
+        }
+    };
     let container = opts
         .format
         .as_ref()

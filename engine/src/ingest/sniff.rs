@@ -163,6 +163,7 @@ const PREFIX_BYTES: usize = 256 * 1024;
 
 /// Read the start of a file (decompressed) and decide its container.
 pub fn physical(path: &Path) -> Result<(Physical, Vec<u8>)> {
+    super::reader::ensure_regular_file(path)?;
     let mut f = File::open(path).map_err(|e| EngineError::io(path, e))?;
     let mut head = Vec::with_capacity(PREFIX_BYTES);
     (&mut f)
