@@ -832,7 +832,7 @@ fn push_json_str(out: &mut String, s: &str) {
 /// Largest single JSON document read whole (a JSON array or a `{"batch": [...]}` payload).
 pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024 * 1024;
 
-type Records = (
+type DocRecords = (
     Vec<serde_json::Value>,
     serde_json::Map<String, serde_json::Value>,
 );
@@ -840,7 +840,7 @@ type Records = (
 /// The records of one JSON document (an array, or a batch payload with its shared fields), or
 /// of several documents one after the other: then each batch's shared fields are applied here
 /// and any other object among them is a record of its own.
-fn document_records(path: &Path, bytes: &[u8]) -> Result<Records> {
+fn document_records(path: &Path, bytes: &[u8]) -> Result<DocRecords> {
     use serde_json::{Map, Value};
     let not_records = || {
         EngineError::unsupported(
@@ -848,7 +848,7 @@ fn document_records(path: &Path, bytes: &[u8]) -> Result<Records> {
             "a JSON document that is neither an array of records nor a {\"batch\": [...]} payload",
         )
     };
-    let split = |doc: Value| -> Option<Records> {
+    let split = |doc: Value| -> Option<DocRecords> {
         match doc {
             Value::Array(a) => Some((a, Map::new())),
             Value::Object(mut o) => match o.remove("batch") {
