@@ -495,7 +495,16 @@ struct Redactor {
     occ: Vec<(usize, usize, u32)>,
     /// The root of the raw record being walked (`raw`, `quarantine.raw`), if it is one.
     raw_root: Option<&'static str>,
+    /// Set while walking a document whose text holds no original value (nothing to search
+    /// for in its strings).
+    no_values_here: bool,
+    /// File and event names already redacted: the text written, and the values changed per
+    /// rule.
+    repeated: std::collections::HashMap<(bool, String), (String, Vec<i64>)>,
 }
+
+/// File and event names remembered per redactor before it starts over.
+const REPEATED: usize = 4096;
 
 /// Touch verdicts kept per redactor before the cache starts over.
 const TOUCH_CACHE: usize = 1 << 18;
@@ -519,6 +528,8 @@ impl Redactor {
             values,
             occ: Vec::new(),
             raw_root: None,
+            no_values_here: false,
+            repeated: Default::default(),
         }
     }
 
@@ -532,12 +543,18 @@ impl Redactor {
     }
 
     fn pseudonym(&self, v: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut h = Sha256::new();
         h.update(&self.salt);
         h.update(v.as_bytes());
         let d = h.finalize();
-        let hex: String = d.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        format!("pn_{hex}")
+        let mut out = String::with_capacity(19);
+        out.push_str("pn_");
+        for b in d.iter().take(8) {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        out
     }
 
     /// A whole value under a path rule.
@@ -594,7 +611,7 @@ impl Redactor {
     /// Replace every original value in `s`. When a value's rule drops it, a `droppable`
     /// string goes; any other keeps its text with the span replaced by `[redacted]`.
     fn spread(&mut self, s: &str, droppable: bool) -> Fate {
-        if !self.values.may_hold(s) {
+        if self.no_values_here || !self.values.may_hold(s) {
             return Fate::Keep;
         }
         let mut occ = std::mem::take(&mut self.occ);
@@ -633,7 +650,9 @@ impl Redactor {
     /// One string not under a path rule: the detector rules (`detectors`), then the original
     /// values.
     fn text(&mut self, s: &str, key: &str, droppable: bool, detectors: bool) -> Fate {
-        let det = if detectors {
+        // Without a key (names, keys) no key-name detector applies: the value detectors need
+        // a digit, `@`, `%` or 20 characters.
+        let det = if detectors && (!key.is_empty() || super::scan::maybe_detected(s)) {
             self.scalar(s, key, droppable)
         } else {
             None
@@ -885,6 +904,30 @@ impl Redactor {
         }
     }
 
+    /// [`Self::fixed`] for text that repeats from event to event (file and event names):
+    /// remembered, with the values it changed.
+    fn fixed_repeated(&mut self, v: String, detectors: bool) -> String {
+        if let Some((out, changed)) = self.repeated.get(&(detectors, v.clone())) {
+            for (c, n) in self.counts.iter_mut().zip(changed) {
+                *c += n;
+            }
+            return out.clone();
+        }
+        let before = self.counts.clone();
+        let out = self.fixed(v.clone(), detectors);
+        let changed: Vec<i64> = self
+            .counts
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a - b)
+            .collect();
+        if self.repeated.len() >= REPEATED {
+            self.repeated.clear();
+        }
+        self.repeated.insert((detectors, v), (out.clone(), changed));
+        out
+    }
+
     /// Whether a detector rule would change this value (no counting); cached, since values
     /// repeat.
     fn touches(&mut self, key: &str, value: &str) -> bool {
@@ -973,21 +1016,23 @@ impl Redactor {
                         self.touches("", k)
                     })));
         if slow {
-            self.json(col, Some(text.to_string()), raw_root)
+            self.json_in(col, text.to_string(), raw_root, values_may_apply)
         } else {
             Some(text.to_string())
         }
     }
 
-    /// A JSON column's text (a raw record's when `raw_root` is given).
-    fn json(
+    /// A JSON column's text (a raw record's when `raw_root` is given); `values_here`: the text
+    /// may hold an original value (or has escapes that could hide one).
+    fn json_in(
         &mut self,
         col: &str,
-        text: Option<String>,
+        text: String,
         raw_root: Option<&'static str>,
+        values_here: bool,
     ) -> Option<String> {
-        let text = text?;
         self.raw_root = raw_root;
+        self.no_values_here = !values_here;
         let out = match serde_json::from_str::<Value>(&text) {
             // Not JSON (a quarantined record's text, cut short): one string.
             Err(_) => self.top(col, Some(text)),
@@ -997,6 +1042,7 @@ impl Redactor {
             }
         };
         self.raw_root = None;
+        self.no_values_here = false;
         out
     }
 }
@@ -1165,7 +1211,8 @@ fn export_worker(
         while let Some(r) = rows.next()? {
             n += 1;
             if vendor_shape {
-                let file: String = r.get(1)?;
+                // The output file is named after the source's: redacted too.
+                let file = red.fixed_repeated(r.get(1)?, false);
                 let Some(raw) = text_col(r, 19)? else {
                     no_raw += 1;
                     continue;
@@ -1188,12 +1235,12 @@ fn export_worker(
             fields.push(Field::Text(r.get(0)?));
             // The file name, ids and the event name can hold values too (a Mixpanel dedupe
             // key carries the distinct id and the event name).
-            fields.push(Field::Text(red.fixed(r.get(1)?, false)));
+            fields.push(Field::Text(red.fixed_repeated(r.get(1)?, false)));
             fields.push(Field::Int(r.get(2)?));
             fields.push(Field::Int(r.get(3)?));
             fields.push(Field::Text(red.fixed(r.get(4)?, false)));
             fields.push(text_col(r, 5)?.map_or(Field::Null, |d| Field::Text(red.fixed(d, false))));
-            fields.push(Field::Text(red.fixed(r.get(6)?, true)));
+            fields.push(Field::Text(red.fixed_repeated(r.get(6)?, true)));
             fields.push(Field::Text(r.get(7)?));
             let ts = |v: Option<i64>| {
                 v.map_or(Field::Null, |us| {
@@ -1495,10 +1542,11 @@ fn write_quarantine(ws: &Workspace, redactor: &Redactor, path: &Path) -> Result<
 
 /// Write the redacted events (and the quarantined records when asked), then verify what was
 /// written: a re-scan with every detector and custom rule, and a search for every original
-/// value the rules redact.
+/// value the rules redact (`originals`: what was gathered, whatever the redactor was given).
 fn write_and_verify(
     ws: &Workspace,
     redactor: &Redactor,
+    originals: &Values,
     opts: &ExportOptions,
     data_file: &Path,
     rows_source: i64,
@@ -1632,7 +1680,7 @@ fn write_and_verify(
         },
         true,
     );
-    let mut verifier = Verifier::new(&redactor.values, redactor.rules.len())?;
+    let mut verifier = Verifier::new(originals, redactor.rules.len())?;
     let layout = if opts.vendor_shape {
         Layout::Vendor
     } else {
@@ -1666,6 +1714,18 @@ pub fn export(
     opts: &ExportOptions,
     ctx: &JobCtx,
 ) -> Result<ExportReport> {
+    export_with(ws, rules, opts, ctx, true)
+}
+
+/// [`export`]; with `spread` false the redactor is not given the original values (only
+/// tests do that, to show the verification catches what a faulty redaction leaves).
+fn export_with(
+    ws: &Workspace,
+    rules: &RedactionRules,
+    opts: &ExportOptions,
+    ctx: &JobCtx,
+    spread: bool,
+) -> Result<ExportReport> {
     let started = Instant::now();
     let resolved = resolve(ws, rules)?;
     if opts.vendor_shape && opts.format != ExportFormat::Jsonl {
@@ -1690,20 +1750,26 @@ pub fn export(
     )?;
     // DuckDB would otherwise cache every block it reads, up to most of the machine's RAM.
     let cap = crate::resources::MemoryCap::unless_chosen(ws, super::scan::SCAN_MEMORY_LIMIT)?;
-    let outcome = (|| -> Result<(Written, Redactor)> {
+    let outcome = (|| -> Result<(Written, Redactor, Arc<Values>)> {
         // Every original value the rules redact, gathered before anything is written.
         let found = super::collect::gather(ws, &resolved, ctx)?;
         let values = Arc::new(Values::build(found)?);
+        let given = if spread {
+            values.clone()
+        } else {
+            Arc::new(Values::build(super::values::Found::default())?)
+        };
         let redactor = Redactor::new(
             resolved.clone(),
             opts.salt.clone().unwrap_or_else(fresh_salt),
-            values,
+            given,
         );
-        let w = write_and_verify(ws, &redactor, opts, &data_file, rows_source, ctx)?;
-        Ok((w, redactor))
+        let w = write_and_verify(ws, &redactor, &values, opts, &data_file, rows_source, ctx)?;
+        Ok((w, redactor, values))
     })();
     cap.restore(conn)?;
-    let (w, mut redactor) = outcome.map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))?;
+    let (w, mut redactor, originals) =
+        outcome.map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))?;
     redactor.counts = w.counts;
     let (files, rows_written, no_raw, rescan) = (w.files, w.rows_written, w.no_raw, w.rescan);
     let data_str = if opts.vendor_shape {
@@ -1715,7 +1781,7 @@ pub fn export(
     } else {
         data_str
     };
-    let values = redactor.values.per_rule(redactor.rules.len());
+    let values = originals.per_rule(redactor.rules.len());
     let mut checks = Vec::new();
     let mut problems = Vec::new();
     for (i, r) in redactor.rules.iter().enumerate() {
@@ -1965,5 +2031,90 @@ impl ExportReportRow {
             problems: self.problems,
             notes: self.notes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CARL: &str = "carl@example.com";
+
+    fn workspace() -> Workspace {
+        let ws = Workspace::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        ws.conn()
+            .execute_batch(
+                r#"INSERT INTO events (source_vendor, source_file, source_line, import_id, event_uuid,
+                    event_name, event_kind, ts_utc, distinct_id, properties, event_seq)
+                 VALUES
+                 ('posthog', 'f.jsonl', 1, 1, 'u1', 'signup', 'track', TIMESTAMPTZ '2024-01-01', 'd1',
+                  '{"$set":{"email":"carl@example.com"}}', 1),
+                 ('posthog', 'f.jsonl', 2, 1, 'u2', 'invite', 'track', TIMESTAMPTZ '2024-01-02', 'd2',
+                  '{"note":"invited by carl@example.com"}', 2)"#,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        ws
+    }
+
+    fn run(ws: &Workspace, dir: &Path, spread: bool) -> ExportReport {
+        let rules = RedactionRules {
+            format: None,
+            fields: vec![RedactionRule {
+                path: Some("properties.$set.email".into()),
+                detector: None,
+                finding: None,
+                action: RedactAction::Pseudonymize,
+            }],
+        };
+        let opts = ExportOptions {
+            out_dir: dir.to_path_buf(),
+            format: ExportFormat::Jsonl,
+            keep_from_us: None,
+            salt: None,
+            now_us: 0,
+            vendor_shape: false,
+            include_quarantine: false,
+        };
+        export_with(ws, &rules, &opts, &JobCtx::silent(), spread).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_value_the_redaction_leaves_fails_the_export_and_is_located_masked() {
+        let ws = workspace();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // A faulty redaction: the address is replaced at its field only. The re-scan finds no
+        // email at the field (its detector hits elsewhere are not this rule's), so only the
+        // search for the original values can tell.
+        let rep = run(&ws, &dir.path().join("faulty"), false);
+        assert_eq!(rep.status, ExportStatus::Failed);
+        assert_eq!(rep.checks[0].hits_after, 0);
+        assert_eq!((rep.checks[0].values, rep.checks[0].values_after), (1, 1));
+        assert!(!rep.checks[0].ok);
+        assert_eq!(
+            rep.remaining,
+            [RemainingValue {
+                target: "properties.$set.email".into(),
+                file: "events.jsonl".into(),
+                line: 2,
+                path: "properties.note".into(),
+                sample: "c***@e******.com".into(),
+            }]
+        );
+        assert!(
+            rep.problems[0].contains("1 occurrence")
+                && rep.problems[0].contains("events.jsonl line 2 at properties.note"),
+            "{:?}",
+            rep.problems
+        );
+        let report = serde_json::to_string(&rep).unwrap_or_default();
+        assert!(!report.contains(CARL));
+        assert_eq!(
+            exports(&ws).unwrap_or_default()[0].status,
+            ExportStatus::Failed
+        );
+        // The same export, redacted properly: clean.
+        let rep = run(&ws, &dir.path().join("ok"), true);
+        assert_eq!(rep.status, ExportStatus::Complete, "{:?}", rep.problems);
+        assert_eq!(rep.checks[0].values_after, 0);
     }
 }

@@ -90,82 +90,110 @@ pub(crate) fn sample(v: &str) -> String {
     }
 }
 
-/// Values being gathered (one worker's, or all merged): each with the first rule (lowest
-/// index) that redacts it.
+/// The rules that redact one value: the first (lowest index, whose action the value gets
+/// wherever no other rule applies) and all of them (the first 64, as bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Claim {
+    pub first: u16,
+    pub all: u64,
+}
+
+impl Claim {
+    fn of(rule: usize) -> Self {
+        Claim {
+            first: rule.min(usize::from(u16::MAX)) as u16,
+            all: if rule < 64 { 1 << rule } else { 0 },
+        }
+    }
+    fn join(&mut self, o: Claim) {
+        self.first = self.first.min(o.first);
+        self.all |= o.all;
+    }
+    /// Every rule claiming the value.
+    pub(crate) fn rules(self) -> impl Iterator<Item = usize> {
+        let first = usize::from(self.first);
+        std::iter::once(first)
+            .chain((0..64).filter(move |r| *r != first && self.all & (1 << r) != 0))
+    }
+}
+
+/// Values being gathered (one worker's, or all merged), with the rules that redact each.
 #[derive(Default)]
 pub(crate) struct Found {
-    spread: HashMap<Box<str>, u16>,
+    spread: HashMap<Box<str>, Claim>,
     /// Short values by the path they sit at.
-    exact: HashMap<String, HashMap<Box<str>, u16>>,
+    exact: HashMap<String, HashMap<Box<str>, Claim>>,
 }
 
 impl Found {
     pub(crate) fn add(&mut self, path: &str, value: &str, rule: usize) {
-        let rule = rule.min(usize::from(u16::MAX)) as u16;
+        let claim = Claim::of(rule);
         let v = value.trim();
         if v.is_empty() {
             return;
         }
         if spreads(v) {
-            keep_first(&mut self.spread, v, rule);
+            claim_in(&mut self.spread, v, claim);
             return;
         }
         if !self.exact.contains_key(path) {
             self.exact.insert(path.to_string(), HashMap::new());
         }
         if let Some(m) = self.exact.get_mut(path) {
-            keep_first(m, value, rule);
+            claim_in(m, value, claim);
         }
     }
 
     pub(crate) fn merge(&mut self, other: Found) {
-        for (v, r) in other.spread {
-            let e = self.spread.entry(v).or_insert(r);
-            *e = (*e).min(r);
+        for (v, c) in other.spread {
+            self.spread.entry(v).or_insert(c).join(c);
         }
         for (p, m) in other.exact {
             let mine = self.exact.entry(p).or_default();
-            for (v, r) in m {
-                let e = mine.entry(v).or_insert(r);
-                *e = (*e).min(r);
+            for (v, c) in m {
+                mine.entry(v).or_insert(c).join(c);
             }
         }
     }
 }
 
-fn keep_first(m: &mut HashMap<Box<str>, u16>, v: &str, rule: u16) {
+fn claim_in(m: &mut HashMap<Box<str>, Claim>, v: &str, claim: Claim) {
     match m.get_mut(v) {
-        Some(r) => *r = (*r).min(rule),
+        Some(c) => c.join(claim),
         None => {
-            m.insert(v.into(), rule);
+            m.insert(v.into(), claim);
         }
     }
 }
 
 /// The gathered values, ready to search for.
 pub(crate) struct Values {
-    /// Values matched anywhere, sorted, and the rule of each.
+    /// Values matched anywhere, sorted, and the rules of each.
     values: Vec<Box<str>>,
-    rules: Vec<u16>,
-    /// Short values: path → value → rule.
-    exact: HashMap<String, HashMap<Box<str>, u16>>,
+    claims: Vec<Claim>,
+    /// Short values: path → value → rules.
+    exact: HashMap<String, HashMap<Box<str>, Claim>>,
     /// Over every spelling of every value; pattern → value index in `pattern_value`.
     ac: Option<AhoCorasick>,
     pattern_value: Vec<u32>,
+    /// The shortest pattern's length in bytes (no shorter text can hold one).
+    shortest: usize,
 }
 
 impl Values {
     pub(crate) fn build(found: Found) -> Result<Self> {
-        let mut pairs: Vec<(Box<str>, u16)> = found.spread.into_iter().collect();
+        let mut pairs: Vec<(Box<str>, Claim)> = found.spread.into_iter().collect();
         pairs.sort();
-        let (values, rules): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        let (values, claims): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
         let mut v = Values {
             values,
-            rules,
+            claims,
             exact: found.exact,
             ac: None,
             pattern_value: Vec::new(),
+            shortest: 0,
         };
+        v.shortest = v.values.iter().map(|x| x.len()).min().unwrap_or(0);
         let (ac, pv) = v.automaton(false)?;
         v.ac = ac;
         v.pattern_value = pv;
@@ -218,30 +246,37 @@ impl Values {
         self.values.get(i as usize).map_or("", |v| &**v)
     }
 
+    /// The rule whose action value `i` gets.
     pub(crate) fn rule(&self, i: u32) -> usize {
-        self.rules.get(i as usize).map_or(0, |r| usize::from(*r))
+        self.claims
+            .get(i as usize)
+            .map_or(0, |c| usize::from(c.first))
     }
 
-    /// The rule of a short value at `path`, if it is one.
-    pub(crate) fn exact_rule(&self, path: &str, value: &str) -> Option<usize> {
-        self.exact
-            .get(path)
-            .and_then(|m| m.get(value))
-            .map(|r| usize::from(*r))
+    /// Every rule redacting value `i`.
+    pub(crate) fn claim(&self, i: u32) -> Claim {
+        self.claims
+            .get(i as usize)
+            .copied()
+            .unwrap_or(Claim { first: 0, all: 1 })
+    }
+
+    /// The rules of a short value at `path`, if it is one.
+    pub(crate) fn exact_claim(&self, path: &str, value: &str) -> Option<Claim> {
+        self.exact.get(path).and_then(|m| m.get(value)).copied()
     }
 
     /// Distinct values per rule (of `n` rules).
     pub(crate) fn per_rule(&self, n: usize) -> Vec<i64> {
         let mut out = vec![0i64; n];
-        for r in &self.rules {
-            if let Some(c) = out.get_mut(usize::from(*r)) {
-                *c += 1;
-            }
-        }
-        for m in self.exact.values() {
-            for r in m.values() {
-                if let Some(c) = out.get_mut(usize::from(*r)) {
-                    *c += 1;
+        let all = self
+            .claims
+            .iter()
+            .chain(self.exact.values().flat_map(|m| m.values()));
+        for c in all {
+            for r in c.rules() {
+                if let Some(x) = out.get_mut(r) {
+                    *x += 1;
                 }
             }
         }
@@ -250,7 +285,7 @@ impl Values {
 
     /// Whether `text` may hold a value (no word-boundary check): a cheap first look.
     pub(crate) fn may_hold(&self, text: &str) -> bool {
-        self.ac.as_ref().is_some_and(|ac| ac.is_match(text))
+        text.len() >= self.shortest && self.ac.as_ref().is_some_and(|ac| ac.is_match(text))
     }
 
     /// The occurrences to replace in `text`: (start, end, value index), left to right, not
@@ -313,8 +348,11 @@ mod tests {
         // A longer id is another id; a short value is not searched for outside its path.
         assert!(found(&v, "anon-10 is 42 years").is_empty());
         assert_eq!(found(&v, "id=anon-1;"), ["anon-1"]);
-        assert_eq!(v.exact_rule("properties.age", "42"), Some(2));
-        assert_eq!(v.exact_rule("properties.other", "42"), None);
+        assert_eq!(
+            v.exact_claim("properties.age", "42").map(|c| c.first),
+            Some(2)
+        );
+        assert_eq!(v.exact_claim("properties.other", "42"), None);
         assert_eq!(v.per_rule(3), [1, 1, 1]);
         assert!(v.may_hold("xCARL@EXAMPLE.COMx"));
         assert!(found(&v, "xcarl@example.com").is_empty());
@@ -336,6 +374,8 @@ mod tests {
         assert_eq!((out[0].0, out[0].1), (3, 23));
         assert_eq!(v.value(out[0].2), "jane.doe@example.com");
         assert_eq!(v.rule(out[0].2), 1);
+        assert_eq!(v.claim(out[0].2).rules().collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(v.per_rule(4), [0, 1, 1, 1]);
         assert_eq!(sample("jane.doe@example.com"), "j*******@e******.com");
     }
 

@@ -129,7 +129,7 @@ impl<'v> Verifier<'v> {
     /// One string at `path` (`exact` is the path short values are recorded under).
     fn check(&mut self, path: &str, exact: &str, s: &str) {
         let Some(ac) = &self.ac else { return };
-        let mut hits: Vec<(usize, u32)> = Vec::new();
+        let mut hits: Vec<u32> = Vec::new();
         for m in ac.find_overlapping_iter(s) {
             let owner = self
                 .owner
@@ -137,15 +137,19 @@ impl<'v> Verifier<'v> {
                 .copied()
                 .unwrap_or(u32::MAX);
             if owner != u32::MAX && at_boundary(s, m.start(), m.end()) {
-                hits.push((self.values.rule(owner), owner));
+                hits.push(owner);
             }
         }
-        for (rule, owner) in hits {
+        for owner in hits {
             let v = self.values.value(owner).to_string();
-            self.hit(rule, path, &v);
+            for rule in self.values.claim(owner).rules() {
+                self.hit(rule, path, &v);
+            }
         }
-        if let Some(rule) = self.values.exact_rule(exact, s) {
-            self.hit(rule, path, s);
+        if let Some(c) = self.values.exact_claim(exact, s) {
+            for rule in c.rules() {
+                self.hit(rule, path, s);
+            }
         }
     }
 
