@@ -463,6 +463,7 @@ fn redacted_export_rescans_clean_in_every_format() {
                 salt: Some(salt.clone()),
                 now_us: NOW,
                 vendor_shape: false,
+                include_quarantine: false,
             },
             &JobCtx::silent(),
         )
@@ -590,6 +591,7 @@ fn an_export_that_does_not_rescan_clean_is_marked_failed() {
             salt: None,
             now_us: NOW,
             vendor_shape: false,
+            include_quarantine: false,
         },
         &JobCtx::silent(),
     )
@@ -619,6 +621,7 @@ fn an_export_that_does_not_rescan_clean_is_marked_failed() {
             salt: None,
             now_us: NOW,
             vendor_shape: false,
+            include_quarantine: false,
         },
         &JobCtx::silent(),
     )
@@ -668,6 +671,7 @@ fn retention_counts_and_export_without_old_events() {
             salt: None,
             now_us: NOW,
             vendor_shape: false,
+            include_quarantine: false,
         },
         &JobCtx::silent(),
     )
@@ -717,6 +721,7 @@ fn audit_report_is_offline_escaped_and_masked() {
             salt: None,
             now_us: NOW,
             vendor_shape: false,
+            include_quarantine: false,
         },
         &JobCtx::silent(),
     )
@@ -795,6 +800,7 @@ fn raw_values_never_reach_progress_or_errors() {
             salt: None,
             now_us: NOW,
             vendor_shape: false,
+            include_quarantine: false,
         },
         &ctx,
     )
@@ -1062,6 +1068,7 @@ fn vendor_shape_export_redacts_the_raw_records_in_place() {
         salt: Some(b"s4lt".to_vec()),
         now_us: NOW,
         vendor_shape: true,
+        include_quarantine: false,
     };
     let rep = pii::export(&ws, &rules, &opts, &JobCtx::silent()).unwrap();
     assert_eq!(rep.status, ExportStatus::Complete, "{:?}", rep.problems);
@@ -1124,4 +1131,417 @@ fn vendor_shape_export_redacts_the_raw_records_in_place() {
         &JobCtx::silent()
     )
     .is_err());
+}
+
+// ---------------------------------------------------------------- redaction everywhere
+
+const CARL: &str = "carl@example.com";
+
+/// The files an export wrote (not its manifest), as text, gzipped ones unpacked.
+fn written_text(dir: &Path) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap() == "pii-export.json" {
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        if p.extension().is_some_and(|x| x == "gz") {
+            let mut s = String::new();
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_string(&mut s)
+                .unwrap();
+            out.push_str(&s);
+        } else {
+            out.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    out
+}
+
+fn write_lines(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    p
+}
+
+fn options(out: PathBuf, format: ExportFormat) -> ExportOptions {
+    ExportOptions {
+        out_dir: out,
+        format,
+        keep_from_us: None,
+        salt: Some(b"s4lt".to_vec()),
+        now_us: NOW,
+        vendor_shape: false,
+        include_quarantine: false,
+    }
+}
+
+fn rule(path: Option<&str>, detector: Option<&str>, action: RedactAction) -> RedactionRule {
+    RedactionRule {
+        path: path.map(str::to_string),
+        detector: detector.map(str::to_string),
+        finding: None,
+        action,
+    }
+}
+
+#[test]
+fn a_field_rule_redacts_its_values_wherever_they_appear() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_lines(
+        dir.path(),
+        "field.jsonl",
+        &[
+            posthog_line(
+                "00000000-0000-4000-8000-000000000001",
+                "signup",
+                "u-100",
+                "2024-03-01T10:00:00Z",
+                serde_json::json!({"$set": {"email": CARL}, "plan": "pro"}),
+            ),
+            // The same address in another field's text, a nested array and a URL.
+            posthog_line(
+                "00000000-0000-4000-8000-000000000002",
+                "invite",
+                "u-101",
+                "2024-03-01T11:00:00Z",
+                serde_json::json!({"note": "invited by carl@example.com", "cc": [{"to": ["x", CARL]}],
+                    "$current_url": "https://x.io/?e=carl%40example.com"}),
+            ),
+            // As a distinct id (the top column and the raw record).
+            posthog_line(
+                "00000000-0000-4000-8000-000000000003",
+                "$pageview",
+                CARL,
+                "2024-03-01T12:00:00Z",
+                serde_json::json!({"plan": "pro"}),
+            ),
+        ],
+    );
+    let ws = Workspace::in_memory().unwrap();
+    import_paths(
+        &ws,
+        &[f],
+        &ImportOptions {
+            keep_raw: true,
+            ..Default::default()
+        },
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    let rules = RedactionRules {
+        format: None,
+        fields: vec![rule(
+            Some("properties.$set.email"),
+            None,
+            RedactAction::Pseudonymize,
+        )],
+    };
+    for (format, vendor_shape) in [
+        (ExportFormat::Jsonl, false),
+        (ExportFormat::Csv, false),
+        (ExportFormat::Parquet, false),
+        (ExportFormat::Jsonl, true),
+    ] {
+        let out = dir
+            .path()
+            .join(format!("out-{}-{vendor_shape}", format.as_str()));
+        let rep = pii::export(
+            &ws,
+            &rules,
+            &ExportOptions {
+                vendor_shape,
+                ..options(out.clone(), format)
+            },
+            &JobCtx::silent(),
+        )
+        .unwrap();
+        let text = written_text(&out);
+        assert!(
+            !text.contains(CARL) && !text.contains("carl%40example.com"),
+            "{format:?} vendor={vendor_shape}: the address is left elsewhere"
+        );
+        assert_eq!(rep.status, ExportStatus::Complete, "{:?}", rep.problems);
+        // One address, one pseudonym, wherever it was.
+        assert_eq!(rep.checks[0].values, 1);
+        assert_eq!(rep.checks[0].values_after, 0);
+        assert!(rep.checks[0].redacted >= 5, "{:?}", rep.checks);
+        assert!(rep.remaining.is_empty());
+        if format == ExportFormat::Jsonl && !vendor_shape {
+            let rows: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let pn = rows[0]["properties"]["$set"]["email"].as_str().unwrap();
+            assert!(pn.starts_with("pn_"), "{pn}");
+            assert_eq!(rows[1]["properties"]["note"], format!("invited by {pn}"));
+            assert_eq!(rows[1]["properties"]["cc"][0]["to"][1], pn);
+            assert_eq!(rows[2]["distinct_id"], pn);
+            // Other values are untouched.
+            assert_eq!(rows[1]["properties"]["cc"][0]["to"][0], "x");
+            assert_eq!(rows[1]["distinct_id"], "u-101");
+        }
+    }
+}
+
+#[test]
+fn a_detector_rule_reaches_event_names_and_property_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_lines(
+        dir.path(),
+        "names.jsonl",
+        &[posthog_line(
+            "00000000-0000-4000-8000-000000000001",
+            "invite sent to carl@example.com",
+            "u-1",
+            "2024-03-01T10:00:00Z",
+            serde_json::json!({"dana@example.com": true, "nested": {"erin@example.com": {"n": 1}}, "plan": "pro"}),
+        )],
+    );
+    let ws = Workspace::in_memory().unwrap();
+    import_paths(&ws, &[f], &ImportOptions::default(), &JobCtx::silent()).unwrap();
+    // The scan finds them, and its paths do not spell them out.
+    let scan = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let name = finding(&scan.findings, "event_name", "email");
+    assert_eq!(name.samples, ["c***@e******.com"]);
+    finding(&scan.findings, "properties.{key}", "email");
+    finding(&scan.findings, "properties.nested.{key}", "email");
+    let shown = serde_json::to_string(&scan.findings).unwrap();
+    for raw in [CARL, "dana@example.com", "erin@example.com"] {
+        assert!(!shown.contains(raw), "{raw} in the findings");
+    }
+    let rules = RedactionRules {
+        format: None,
+        fields: vec![rule(None, Some("email"), RedactAction::Mask)],
+    };
+    for format in [
+        ExportFormat::Jsonl,
+        ExportFormat::Csv,
+        ExportFormat::Parquet,
+    ] {
+        let out = dir.path().join(format!("o-{}", format.as_str()));
+        let rep = pii::export(
+            &ws,
+            &rules,
+            &options(out.clone(), format),
+            &JobCtx::silent(),
+        )
+        .unwrap();
+        let text = written_text(&out);
+        for raw in [CARL, "dana@example.com", "erin@example.com"] {
+            assert!(!text.contains(raw), "{raw} left in {format:?}");
+        }
+        assert_eq!(rep.status, ExportStatus::Complete, "{:?}", rep.problems);
+        assert_eq!(rep.checks[0].values, 3);
+        if format == ExportFormat::Jsonl {
+            let row: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+            assert_eq!(row["event_name"], "invite sent to c***@e******.com");
+            assert_eq!(row["properties"]["d***@e******.com"], true);
+            assert_eq!(row["properties"]["nested"]["e***@e******.com"]["n"], 1);
+        }
+    }
+    // A finding rule on the event name's finding redacts by its detector.
+    let rules = RedactionRules {
+        format: None,
+        fields: vec![RedactionRule {
+            path: None,
+            detector: None,
+            finding: Some(name.id.clone()),
+            action: RedactAction::Drop,
+        }],
+    };
+    let out = dir.path().join("by-finding");
+    let rep = pii::export(
+        &ws,
+        &rules,
+        &options(out.clone(), ExportFormat::Jsonl),
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(rep.status, ExportStatus::Complete, "{:?}", rep.problems);
+    let row: serde_json::Value = serde_json::from_str(written_text(&out).trim()).unwrap();
+    // An event name cannot be dropped: the span is; a key that is an address goes.
+    assert_eq!(row["event_name"], "invite sent to [redacted]");
+    assert!(row["properties"].get("dana@example.com").is_none());
+    assert_eq!(row["properties"]["plan"], "pro");
+}
+
+#[test]
+fn findings_marked_needs_redaction_must_all_be_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    import(&ws, &handmade(dir.path()));
+    let scan = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let phone = finding(&scan.findings, "properties.note", "phone")
+        .id
+        .clone();
+    let ip = finding(&scan.findings, "properties.$ip", "ipv4").id.clone();
+    let email = finding(&scan.findings, "properties.$set.email", "email")
+        .id
+        .clone();
+    for id in [&phone, &ip, &email] {
+        pii::review(&ws, id, ReviewStatus::NeedsRedaction, "", "ana", NOW).unwrap();
+    }
+    let emails_only = RedactionRules {
+        format: None,
+        fields: vec![rule(None, Some("email"), RedactAction::Mask)],
+    };
+    let out = dir.path().join("refused");
+    let e = pii::export(
+        &ws,
+        &emails_only,
+        &options(out.clone(), ExportFormat::Jsonl),
+        &JobCtx::silent(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("pii_uncovered_findings"), "{e}");
+    assert!(e.contains(&phone) && e.contains(&ip), "{e}");
+    assert!(!e.contains(&email), "the email finding is covered: {e}");
+    assert!(
+        !e.contains("7946") && !e.contains("198.51"),
+        "no raw value: {e}"
+    );
+    assert!(!out.exists(), "nothing written");
+    // Covered by a detector rule, a path rule and a finding rule: written, and neither the
+    // phone number nor the address is left.
+    let all = RedactionRules {
+        format: None,
+        fields: vec![
+            rule(None, Some("email"), RedactAction::Mask),
+            rule(Some("properties.$ip"), None, RedactAction::Mask),
+            RedactionRule {
+                path: None,
+                detector: None,
+                finding: Some(phone.clone()),
+                action: RedactAction::Pseudonymize,
+            },
+        ],
+    };
+    let out = dir.path().join("covered");
+    let rep = pii::export(
+        &ws,
+        &all,
+        &options(out.clone(), ExportFormat::Jsonl),
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(rep.status, ExportStatus::Complete, "{:?}", rep.problems);
+    let text = written_text(&out);
+    for raw in ["+44 20 7946 0958", "198.51.100.23", "198.51.100.24", EMAIL] {
+        assert!(!text.contains(raw), "{raw} left");
+    }
+}
+
+fn quarantine_fixture(dir: &Path) -> PathBuf {
+    write_lines(
+        dir,
+        "q.jsonl",
+        &[
+            posthog_line(
+                "00000000-0000-4000-8000-000000000001",
+                "ok",
+                "u-1",
+                "2024-03-01T10:00:00Z",
+                serde_json::json!({"plan": "pro"}),
+            ),
+            // No time that can be read: quarantined, with the address in its raw text.
+            posthog_line(
+                "00000000-0000-4000-8000-000000000002",
+                "bad",
+                "u-2",
+                "not a time",
+                serde_json::json!({"email": CARL}),
+            ),
+        ],
+    )
+}
+
+#[test]
+fn quarantined_records_are_scanned_and_redacted_or_left_out_and_said_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::in_memory().unwrap();
+    let r = import_paths(
+        &ws,
+        &[quarantine_fixture(dir.path())],
+        &ImportOptions::default(),
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(r.files[0].rows_quarantined, 1);
+    let scan = pii::scan(&ws, NOW, &JobCtx::silent()).unwrap();
+    let q = finding(&scan.findings, "quarantine.raw.properties.email", "email");
+    assert_eq!(q.source, pii::Source::Quarantine);
+    assert_eq!(q.samples, ["c***@e******.com"]);
+    let rules = RedactionRules {
+        format: None,
+        fields: vec![rule(None, Some("email"), RedactAction::Mask)],
+    };
+    // Left out: said so.
+    let out = dir.path().join("left-out");
+    let rep = pii::export(
+        &ws,
+        &rules,
+        &options(out.clone(), ExportFormat::Jsonl),
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(rep.status, ExportStatus::Complete, "{:?}", rep.problems);
+    assert_eq!(
+        (rep.quarantine_rows, rep.quarantine_file.as_deref()),
+        (1, None)
+    );
+    assert!(
+        rep.notes
+            .iter()
+            .any(|n| n.contains("1 quarantined record was left out")),
+        "{:?}",
+        rep.notes
+    );
+    assert!(!out.join("quarantine.jsonl").exists());
+    assert!(!written_text(&out).contains(CARL));
+    // Included: redacted, and verified.
+    let out = dir.path().join("included");
+    let rep = pii::export(
+        &ws,
+        &rules,
+        &ExportOptions {
+            include_quarantine: true,
+            ..options(out.clone(), ExportFormat::Jsonl)
+        },
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    assert_eq!(rep.status, ExportStatus::Complete, "{:?}", rep.problems);
+    let qtext = std::fs::read_to_string(out.join("quarantine.jsonl")).unwrap();
+    assert!(!qtext.contains(CARL), "{qtext}");
+    let rec: serde_json::Value = serde_json::from_str(qtext.trim()).unwrap();
+    let raw: serde_json::Value = serde_json::from_str(rec["raw"].as_str().unwrap()).unwrap();
+    assert_eq!(raw["properties"]["email"], "c***@e******.com");
+    assert_eq!(raw["timestamp"], "not a time");
+    assert!(rep.checks[0].redacted >= 1 && rep.checks[0].values_after == 0);
+    // A finding marked "needs redaction" in the quarantine needs a rule only when the
+    // quarantine is written.
+    pii::review(&ws, &q.id, ReviewStatus::NeedsRedaction, "", "ana", NOW).unwrap();
+    let none = RedactionRules::default();
+    pii::export(
+        &ws,
+        &none,
+        &options(dir.path().join("n1"), ExportFormat::Jsonl),
+        &JobCtx::silent(),
+    )
+    .unwrap();
+    let e = pii::export(
+        &ws,
+        &none,
+        &ExportOptions {
+            include_quarantine: true,
+            ..options(dir.path().join("n2"), ExportFormat::Jsonl)
+        },
+        &JobCtx::silent(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains(&q.id), "{e}");
 }

@@ -632,6 +632,23 @@ fn pii_scan_review_export_report_and_retention() {
         ret["kept"].as_i64().unwrap(),
     );
     assert!(older > 0 && kept > 0);
+    // The email finding is marked needs_redaction: an export without a rule for it is
+    // refused, naming it, and writes nothing.
+    let (code, _, err) = run(&[
+        "pii",
+        "retention",
+        &ws_s,
+        "--before",
+        "2024-01-15",
+        "--export",
+        &dir.path().join("unredacted").to_string_lossy(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("pii_uncovered_findings") && err.contains(id),
+        "{err}"
+    );
+    assert!(!dir.path().join("unredacted").exists());
     let (code, out, err) = run(&[
         "pii",
         "retention",
@@ -640,6 +657,8 @@ fn pii_scan_review_export_report_and_retention() {
         "2024-01-15",
         "--export",
         &dir.path().join("recent").to_string_lossy(),
+        "--rules",
+        &rules.to_string_lossy(),
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");

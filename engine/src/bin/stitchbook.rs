@@ -390,8 +390,9 @@ enum PiiCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write a redacted copy of the events (rules file: TOML or JSON) and verify it by
-    /// re-scanning; exits 1 when the verification fails.
+    /// Write a redacted copy of the events (rules file: TOML or JSON) and verify it: a
+    /// re-scan, and a search of the files for every original value redacted; exits 1 when
+    /// the verification fails. Refused when a finding marked needs_redaction has no rule.
     Export {
         workspace: PathBuf,
         #[arg(long)]
@@ -405,6 +406,10 @@ enum PiiCommand {
         /// --keep-raw), one JSON-lines file per source file, gzipped when the source was.
         #[arg(long)]
         vendor_shape: bool,
+        /// Also write the quarantined records, redacted, to quarantine.jsonl (otherwise they
+        /// are left out, and the report says so).
+        #[arg(long)]
+        quarantine: bool,
         #[arg(long)]
         json: bool,
     },
@@ -2225,6 +2230,7 @@ fn run_pii(which: PiiCommand) -> Result<ExitCode, EngineError> {
             out,
             format,
             vendor_shape,
+            quarantine,
             json,
         } => {
             let ws = open_existing(&workspace)?;
@@ -2241,6 +2247,7 @@ fn run_pii(which: PiiCommand) -> Result<ExitCode, EngineError> {
                 salt: None,
                 now_us: now_micros(&ws, None)?,
                 vendor_shape,
+                include_quarantine: quarantine,
             };
             let r = pii::export(&ws, &rules, &opts, &progress_ctx())?;
             print_export(&r, json)
@@ -2341,6 +2348,7 @@ fn run_pii(which: PiiCommand) -> Result<ExitCode, EngineError> {
                 salt: None,
                 now_us: now_micros(&ws, None)?,
                 vendor_shape: false,
+                include_quarantine: false,
             };
             let r = pii::export(&ws, &rules, &opts, &progress_ctx())?;
             if !json {
@@ -2404,16 +2412,27 @@ fn print_export(
         );
         for c in &r.checks {
             println!(
-                "  {:<40}  {:<12}  {:>7} redacted  {:>5} hits after  {}",
+                "  {:<40}  {:<12}  {:>7} redacted  {:>5} hits after  {:>5} of {} values left  {}",
                 truncate(&c.target, 40),
                 format!("{:?}", c.action).to_lowercase(),
                 c.redacted,
                 c.hits_after,
+                c.values_after,
+                c.values,
                 if c.ok { "ok" } else { "NOT CLEAN" }
+            );
+        }
+        for x in &r.remaining {
+            println!(
+                "  left: {} line {} at {}: {} ({})",
+                x.file, x.line, x.path, x.sample, x.target
             );
         }
         for p in &r.problems {
             println!("  problem: {p}");
+        }
+        for n in &r.notes {
+            println!("  note: {n}");
         }
     }
     Ok(match r.status {

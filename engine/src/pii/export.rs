@@ -1,7 +1,20 @@
 //! The redacted export: a copy of the workspace's events as canonical Parquet, CSV or JSON
 //! lines, with chosen fields dropped, masked or replaced by salted SHA-256 pseudonyms, then
-//! re-scanned. The export is `complete` only when every redacted field re-scans with zero
-//! hits and the row count equals the source's; otherwise it is marked `failed`.
+//! verified. The export is `complete` only when the re-scan finds no hit of a redacted
+//! detector or field, no original value of a redacted field or detector is left anywhere in
+//! the files written, and the row count equals the source's; otherwise it is marked `failed`
+//! and says what remains where (masked).
+//!
+//! A rule redacts its values everywhere: before writing, every original value at a redacted
+//! path and every span a redacted detector flags is gathered ([`super::collect`]), and each
+//! occurrence of one in any string of the output (other fields' text, nested values, object
+//! keys, event names, ids, the raw records) gets the same treatment as at its field.
+//! Detectors also run on event names and object keys. Every finding marked "needs redaction"
+//! must be covered by a rule (its finding, its path or an ancestor, or its detector), or the
+//! export refuses to start and names them.
+//!
+//! Quarantined records are left out unless asked for (the report says so); when included,
+//! their raw text is redacted like a raw record and written to `quarantine.jsonl`.
 //!
 //! Invariants: workspace tables and source files are only read. The salt (random per export
 //! unless the caller supplies one) is used in memory and never written anywhere; the same
@@ -31,9 +44,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use ts_rs::TS;
 
+use std::sync::Arc;
+
 use super::detect::{detect_value, key_hints, Detector, KeyHints, Match};
 use super::mask::mask;
-use super::scan::{EventSource, Finding, ScanTotals, Scanner, Source};
+use super::scan::{EventSource, Finding, ScanTotals, Scanner, Source, KEY};
+use super::values::Values;
+use super::verify::{Layout, Verifier};
 use crate::jobs::{JobCtx, JobEvent};
 use crate::sql::Sql;
 use crate::workspace::Workspace;
@@ -160,16 +177,42 @@ pub(crate) const TOP: [&str; 5] = [
 const JSON_COLS: [&str; 3] = ["properties", "person_properties", "groups"];
 
 #[derive(Debug, Clone)]
-enum Target {
+pub(crate) enum Target {
     Path(String),
     Detector(Detector),
 }
 
 #[derive(Debug, Clone)]
-struct Resolved {
-    target: Target,
-    action: RedactAction,
+pub(crate) struct Resolved {
+    pub(crate) target: Target,
+    pub(crate) action: RedactAction,
 }
+
+/// The path inside a raw record rooted at `raw_root` (`raw.properties.x` → `properties.x`).
+fn rel<'p>(path: &'p str, raw_root: Option<&str>) -> Option<&'p str> {
+    path.strip_prefix(raw_root?)?.strip_prefix('.')
+}
+
+/// Whether rule path `p` names `path`. In a raw record (rooted at `raw_root`: `raw`,
+/// `quarantine.raw`) a rule also names a path by the record's own spelling
+/// (`properties.$set.email` in a PostHog record), as the vendor-shape export always has.
+pub(crate) fn names(p: &str, path: &str, raw_root: Option<&str>) -> bool {
+    p == path || rel(path, raw_root) == Some(p)
+}
+
+/// Whether `p` names `path` or one of its ancestors.
+pub(crate) fn covers(p: &str, path: &str, raw_root: Option<&str>) -> bool {
+    let under = |x: &str| {
+        x == p
+            || x.strip_prefix(p)
+                .is_some_and(|r| r.starts_with('.') || r.starts_with('['))
+    };
+    under(path) || rel(path, raw_root).is_some_and(under)
+}
+
+/// Where a dropped span goes when its string cannot be removed (an event name, a key's text
+/// inside an id).
+const DROPPED: &str = "[redacted]";
 
 impl Resolved {
     fn label(&self) -> String {
@@ -198,10 +241,9 @@ fn resolve(ws: &Workspace, rules: &RedactionRules) -> Result<Vec<Resolved>> {
             )));
         }
         let target = if let Some(p) = &r.path {
-            let root = p.split(['.', '[']).next().unwrap_or_default();
-            if !(TOP.contains(&p.as_str()) || (JSON_COLS.contains(&root) && p.len() > root.len())) {
+            if !rule_path_ok(p) {
                 return Err(bad(format!(
-                    "field rule {}: \"{p}\" is not an event field (a top column such as distinct_id, or a path under properties, person_properties or groups)",
+                    "field rule {}: \"{p}\" is not a field (a top column such as distinct_id, a path under properties, person_properties, groups or raw, or a path from the field report under persons, person_snapshots, group_snapshots or quarantine.raw); redact event names and keys with a detector rule",
                     i + 1
                 )));
             }
@@ -215,15 +257,20 @@ fn resolve(ws: &Workspace, rules: &RedactionRules) -> Result<Vec<Resolved>> {
             })?)
         } else {
             let id = r.finding.as_deref().unwrap_or_default();
-            let f = super::store::finding(ws, id)?;
-            if f.finding.source != Source::Events {
-                return Err(bad(format!(
-                    "field rule {}: finding {id} is in {}, and only events are exported",
-                    i + 1,
-                    f.finding.source.as_str()
-                )));
+            let f = super::store::finding(ws, id)?.finding;
+            if is_name_or_key(&f.path) {
+                // A hit in an event name or a key: its detector, wherever it matches.
+                Target::Detector(Detector::parse(&f.detector).ok_or_else(|| {
+                    bad(format!(
+                        "field rule {}: finding {id} is a custom rule's hit in an event name or a key, which only a built-in detector can redact",
+                        i + 1
+                    ))
+                })?)
+            } else {
+                // Findings in persons, snapshots or quarantined records redact their values
+                // wherever they appear in what is written.
+                Target::Path(f.path)
             }
-            Target::Path(f.finding.path)
         };
         out.push(Resolved {
             target,
@@ -231,6 +278,77 @@ fn resolve(ws: &Workspace, rules: &RedactionRules) -> Result<Vec<Resolved>> {
         });
     }
     Ok(out)
+}
+
+/// Whether a path is an event name's or an object key's (findings there name no field).
+fn is_name_or_key(path: &str) -> bool {
+    path == "event_name" || path == KEY || path.ends_with(&format!(".{KEY}"))
+}
+
+/// A path a rule may name.
+fn rule_path_ok(p: &str) -> bool {
+    if is_name_or_key(p) {
+        return false;
+    }
+    let root = p.split(['.', '[']).next().unwrap_or_default();
+    let under = |prefix: &str| p.len() > prefix.len() && p.starts_with(prefix);
+    TOP.contains(&p)
+        || ((JSON_COLS.contains(&root) || root == "raw") && p.len() > root.len())
+        || under("persons.")
+        || under("person_snapshots.")
+        || under("group_snapshots.")
+        || p == "quarantine.raw"
+        || under("quarantine.raw.")
+}
+
+/// Refuse an export that would leave a finding marked "needs redaction" untouched: each must
+/// be covered by a rule on its detector, or on its path or an ancestor (a finding rule names
+/// its path). Quarantined records left out need no rule.
+fn check_coverage(ws: &Workspace, rules: &[Resolved], include_quarantine: bool) -> Result<()> {
+    let marked: Vec<_> = super::store::findings(ws)?
+        .into_iter()
+        .filter(|f| {
+            f.review
+                .as_ref()
+                .is_some_and(|r| r.status == super::store::ReviewStatus::NeedsRedaction)
+        })
+        .map(|f| f.finding)
+        .collect();
+    let uncovered: Vec<&Finding> = marked
+        .iter()
+        .filter(|f| include_quarantine || f.source != Source::Quarantine)
+        .filter(|f| {
+            !rules.iter().any(|r| match &r.target {
+                Target::Detector(d) => d.as_str() == f.detector,
+                Target::Path(p) => covers(p, &f.path, None),
+            })
+        })
+        .collect();
+    if uncovered.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = uncovered
+        .iter()
+        .map(|f| {
+            format!(
+                "{} ({} at {} in {})",
+                f.id,
+                f.detector,
+                f.path,
+                f.source.as_str()
+            )
+        })
+        .collect();
+    Err(EngineError::InvalidQuery {
+        code: "pii_uncovered_findings",
+        message: format!(
+            "{} finding{} marked \"needs redaction\" {} not covered by the rules: {}. Add a rule for each (its finding id, its path or its detector), or change its review",
+            uncovered.len(),
+            if uncovered.len() == 1 { "" } else { "s" },
+            if uncovered.len() == 1 { "is" } else { "are" },
+            list.join("; ")
+        ),
+    })
 }
 
 /// What an export should write.
@@ -248,6 +366,9 @@ pub struct ExportOptions {
     /// the same paths, one JSON-lines file per source file, gzipped when the source was.
     /// Needs `format` JSON lines and events imported with their raw records.
     pub vendor_shape: bool,
+    /// Also write the quarantined records (redacted) to `quarantine.jsonl`; otherwise they
+    /// are left out and the report says so.
+    pub include_quarantine: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -271,7 +392,31 @@ pub struct RedactionCheck {
     /// Detector hits at the target in the re-scan of the export (must be 0).
     #[ts(type = "number")]
     pub hits_after: i64,
+    /// Distinct original values the rule redacts (at its path, or flagged by its detector).
+    #[ts(type = "number")]
+    pub values: i64,
+    /// Occurrences of those values found in the files written (must be 0).
+    #[ts(type = "number")]
+    pub values_after: i64,
     pub ok: bool,
+}
+
+/// An original value found in the files written: where, and masked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
+pub struct RemainingValue {
+    /// The rule whose value it is (a path or `detector:<name>`).
+    pub target: String,
+    /// The file's name in the export folder.
+    pub file: String,
+    /// 1-based line (JSON lines, CSV) or row (Parquet).
+    #[ts(type = "number")]
+    pub line: i64,
+    /// Where in the record (`properties.note`, `event_name`, `properties.{key}` for a key).
+    pub path: String,
+    /// Masked, never the value.
+    pub sample: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -294,9 +439,18 @@ pub struct ExportReport {
     pub row_count_ok: bool,
     /// The re-scan of the written file (all detectors, all fields), masked samples only.
     pub rescan: Vec<Finding>,
+    /// Original values found in the files written (the first few per rule), masked.
+    pub remaining: Vec<RemainingValue>,
+    /// Quarantined records in the workspace, and the file they were written to (redacted)
+    /// when they were included.
+    #[ts(type = "number")]
+    pub quarantine_rows: i64,
+    pub quarantine_file: Option<String>,
     pub millis: f64,
     /// Why the export failed, when it did.
     pub problems: Vec<String>,
+    /// What was left out on purpose, and other things to know.
+    pub notes: Vec<String>,
 }
 
 /// A random salt from the OS, falling back to the std hasher's per-process random keys.
@@ -325,7 +479,7 @@ fn fresh_salt() -> Vec<u8> {
     out
 }
 
-/// The redaction of one export: rules, salt, counters.
+/// The redaction of one export: rules, salt, the original values, counters.
 #[derive(Clone)]
 struct Redactor {
     rules: Vec<Resolved>,
@@ -336,13 +490,34 @@ struct Redactor {
     hints: std::collections::HashMap<String, KeyHints>,
     /// Whether a detector rule touches a (key, value): by hash, with the pair to confirm.
     touched: std::collections::HashMap<u64, (Box<str>, Box<str>, bool)>,
+    /// The original values every rule redacts, replaced wherever they appear.
+    values: Arc<Values>,
+    occ: Vec<(usize, usize, u32)>,
+    /// The root of the raw record being walked (`raw`, `quarantine.raw`), if it is one.
+    raw_root: Option<&'static str>,
+    /// Set while walking a document whose text holds no original value (nothing to search
+    /// for in its strings).
+    no_values_here: bool,
+    /// File and event names already redacted: the text written, and the values changed per
+    /// rule.
+    repeated: std::collections::HashMap<(bool, String), (String, Vec<i64>)>,
 }
+
+/// File and event names remembered per redactor before it starts over.
+const REPEATED: usize = 4096;
 
 /// Touch verdicts kept per redactor before the cache starts over.
 const TOUCH_CACHE: usize = 1 << 18;
 
+/// What becomes of one string.
+enum Fate {
+    Keep,
+    Drop,
+    Into(String),
+}
+
 impl Redactor {
-    fn new(rules: Vec<Resolved>, salt: Vec<u8>) -> Self {
+    fn new(rules: Vec<Resolved>, salt: Vec<u8>, values: Arc<Values>) -> Self {
         Redactor {
             counts: vec![0; rules.len()],
             rules,
@@ -350,6 +525,11 @@ impl Redactor {
             matches: Vec::new(),
             hints: Default::default(),
             touched: Default::default(),
+            values,
+            occ: Vec::new(),
+            raw_root: None,
+            no_values_here: false,
+            repeated: Default::default(),
         }
     }
 
@@ -363,12 +543,18 @@ impl Redactor {
     }
 
     fn pseudonym(&self, v: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut h = Sha256::new();
         h.update(&self.salt);
         h.update(v.as_bytes());
         let d = h.finalize();
-        let hex: String = d.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        format!("pn_{hex}")
+        let mut out = String::with_capacity(19);
+        out.push_str("pn_");
+        for b in d.iter().take(8) {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        out
     }
 
     /// A whole value under a path rule.
@@ -391,6 +577,96 @@ impl Redactor {
         }
     }
 
+    /// The path rule naming `path`, if any.
+    fn path_rule(&self, path: &str) -> Option<usize> {
+        let root = self.raw_root;
+        self.rules
+            .iter()
+            .position(|r| matches!(&r.target, Target::Path(p) if names(p, path, root)))
+    }
+
+    /// Original value `i` as its rule redacts it (None: dropped), and the rule.
+    fn replacement(&mut self, i: u32) -> (usize, Option<String>) {
+        let ri = self.values.rule(i);
+        let v = self.values.value(i).to_string();
+        let (action, detector) = match self.rules.get(ri) {
+            Some(r) => (
+                r.action,
+                match r.target {
+                    Target::Detector(d) => Some(d),
+                    Target::Path(_) => None,
+                },
+            ),
+            None => (RedactAction::Mask, None),
+        };
+        let out = match (action, detector) {
+            (RedactAction::Drop, _) => None,
+            (RedactAction::Pseudonymize, _) => Some(self.pseudonym(&v)),
+            (RedactAction::Mask, Some(d)) => Some(mask(Some(d), &v)),
+            (RedactAction::Mask, None) => self.whole(&v, RedactAction::Mask, ""),
+        };
+        (ri, out)
+    }
+
+    /// Replace every original value in `s`. When a value's rule drops it, a `droppable`
+    /// string goes; any other keeps its text with the span replaced by `[redacted]`.
+    fn spread(&mut self, s: &str, droppable: bool) -> Fate {
+        if self.no_values_here || !self.values.may_hold(s) {
+            return Fate::Keep;
+        }
+        let mut occ = std::mem::take(&mut self.occ);
+        self.values.occurrences(s, &mut occ);
+        let mut out = String::with_capacity(s.len());
+        let mut at = 0;
+        let mut dropped = false;
+        for &(a, b, i) in &occ {
+            let (ri, rep) = self.replacement(i);
+            if let Some(c) = self.counts.get_mut(ri) {
+                *c += 1;
+            }
+            out.push_str(&s[at..a]);
+            match rep {
+                None if droppable => {
+                    dropped = true;
+                    break;
+                }
+                None => out.push_str(DROPPED),
+                Some(r) => out.push_str(&r),
+            }
+            at = b;
+        }
+        let any = !occ.is_empty();
+        self.occ = occ;
+        if dropped {
+            return Fate::Drop;
+        }
+        if !any {
+            return Fate::Keep;
+        }
+        out.push_str(&s[at..]);
+        Fate::Into(out)
+    }
+
+    /// One string not under a path rule: the detector rules (`detectors`), then the original
+    /// values.
+    fn text(&mut self, s: &str, key: &str, droppable: bool, detectors: bool) -> Fate {
+        // Without a key (names, keys) no key-name detector applies: the value detectors need
+        // a digit, `@`, `%` or 20 characters.
+        let det = if detectors && (!key.is_empty() || super::scan::maybe_detected(s)) {
+            self.scalar(s, key, droppable)
+        } else {
+            None
+        };
+        match det {
+            Some(None) => Fate::Drop,
+            Some(Some(t)) => match self.spread(&t, droppable) {
+                Fate::Keep => Fate::Into(t),
+                other => other,
+            },
+            None => self.spread(s, droppable),
+        }
+    }
+
     /// Apply an action to every scalar under `v`; false when `v` itself must go.
     fn subtree(&mut self, v: &mut Value, action: RedactAction, key: &str, rule: usize) -> bool {
         match v {
@@ -398,6 +674,7 @@ impl Redactor {
                 if action == RedactAction::Drop {
                     return false;
                 }
+                self.keys(m);
                 for (k, c) in m.iter_mut() {
                     self.subtree(c, action, k, rule);
                 }
@@ -430,8 +707,9 @@ impl Redactor {
         }
     }
 
-    /// Detector rules on one scalar: replace the matched spans (or drop the value).
-    fn scalar(&mut self, s: &str, key: &str) -> Option<Option<String>> {
+    /// Detector rules on one scalar: replace the matched spans (or drop the value; when it
+    /// cannot be dropped, the span becomes `[redacted]`).
+    fn scalar(&mut self, s: &str, key: &str, droppable: bool) -> Option<Option<String>> {
         if !self.touches(key, s) {
             return None;
         }
@@ -460,10 +738,11 @@ impl Redactor {
             self.counts[ri] += 1;
             let span = &decoded[mt.start..mt.end];
             let rep = match self.rules[ri].action {
-                RedactAction::Drop => {
+                RedactAction::Drop if droppable => {
                     result = Some(None);
                     break;
                 }
+                RedactAction::Drop => DROPPED.to_string(),
                 RedactAction::Mask => mask(Some(mt.detector), span),
                 RedactAction::Pseudonymize => self.pseudonym(span),
             };
@@ -483,7 +762,10 @@ impl Redactor {
                     self.counts[ri] += 1;
                     let action = self.rules[ri].action;
                     self.matches = m;
-                    return Some(self.whole(s, action, key));
+                    return Some(
+                        self.whole(s, action, key)
+                            .or_else(|| (!droppable).then(|| DROPPED.to_string())),
+                    );
                 }
             }
         }
@@ -499,13 +781,42 @@ impl Redactor {
         }
     }
 
-    /// Walk a JSON value; false when `v` must be removed from its parent.
+    /// An object's keys: detected values and original values in them are redacted (the key
+    /// renamed, or the entry removed when the rule drops).
+    fn keys(&mut self, m: &mut serde_json::Map<String, Value>) {
+        let mut changes: Vec<(String, Option<String>)> = Vec::new();
+        for k in m.keys() {
+            match self.text(k, "", true, true) {
+                Fate::Keep => {}
+                Fate::Drop => changes.push((k.clone(), None)),
+                Fate::Into(n) => changes.push((k.clone(), Some(n))),
+            }
+        }
+        if changes.is_empty() {
+            return;
+        }
+        let old = std::mem::take(m);
+        for (k, v) in old {
+            let Some((_, to)) = changes.iter().find(|(c, _)| *c == k) else {
+                m.insert(k, v);
+                continue;
+            };
+            let Some(to) = to else { continue };
+            // Two keys that redact alike stay apart.
+            let mut name = to.clone();
+            let mut n = 2;
+            while m.contains_key(&name) {
+                name = format!("{to} ({n})");
+                n += 1;
+            }
+            m.insert(name, v);
+        }
+    }
+
+    /// Walk a JSON value; false when `v` must be removed from its parent. Path rules match
+    /// the original keys.
     fn walk(&mut self, v: &mut Value, path: &mut String, key: &str) -> bool {
-        if let Some(ri) = self
-            .rules
-            .iter()
-            .position(|r| matches!(&r.target, Target::Path(p) if p == path))
-        {
+        if let Some(ri) = self.path_rule(path) {
             let action = self.rules[ri].action;
             if action == RedactAction::Drop {
                 self.counts[ri] += 1;
@@ -530,6 +841,7 @@ impl Redactor {
                 for k in gone {
                     m.remove(&k);
                 }
+                self.keys(m);
                 true
             }
             Value::Array(a) => {
@@ -548,18 +860,18 @@ impl Redactor {
                 });
                 true
             }
-            Value::String(s) => match self.scalar(&s.clone(), key) {
-                None => true,
-                Some(None) => false,
-                Some(Some(n)) => {
+            Value::String(s) => match self.text(&s.clone(), key, true, true) {
+                Fate::Keep => true,
+                Fate::Drop => false,
+                Fate::Into(n) => {
                     *s = n;
                     true
                 }
             },
-            Value::Number(n) => match self.scalar(&n.to_string(), key) {
-                None => true,
-                Some(None) => false,
-                Some(Some(t)) => {
+            Value::Number(n) => match self.text(&n.to_string(), key, true, true) {
+                Fate::Keep => true,
+                Fate::Drop => false,
+                Fate::Into(t) => {
                     *v = Value::String(t);
                     true
                 }
@@ -571,19 +883,49 @@ impl Redactor {
     /// A top column's value.
     fn top(&mut self, col: &str, v: Option<String>) -> Option<String> {
         let v = v?;
-        if let Some(ri) = self
-            .rules
-            .iter()
-            .position(|r| matches!(&r.target, Target::Path(p) if p == col))
-        {
+        if let Some(ri) = self.path_rule(col) {
             self.counts[ri] += 1;
             let action = self.rules[ri].action;
             return self.whole(&v, action, col);
         }
-        match self.scalar(&v, col) {
-            None => Some(v),
-            Some(r) => r,
+        match self.text(&v, col, true, true) {
+            Fate::Keep => Some(v),
+            Fate::Drop => None,
+            Fate::Into(t) => Some(t),
         }
+    }
+
+    /// Text that cannot be removed (an event name; with `detectors` false, an id or a file
+    /// name only the original values are looked for in).
+    fn fixed(&mut self, v: String, detectors: bool) -> String {
+        match self.text(&v, "", false, detectors) {
+            Fate::Into(t) => t,
+            Fate::Keep | Fate::Drop => v,
+        }
+    }
+
+    /// [`Self::fixed`] for text that repeats from event to event (file and event names):
+    /// remembered, with the values it changed.
+    fn fixed_repeated(&mut self, v: String, detectors: bool) -> String {
+        if let Some((out, changed)) = self.repeated.get(&(detectors, v.clone())) {
+            for (c, n) in self.counts.iter_mut().zip(changed) {
+                *c += n;
+            }
+            return out.clone();
+        }
+        let before = self.counts.clone();
+        let out = self.fixed(v.clone(), detectors);
+        let changed: Vec<i64> = self
+            .counts
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a - b)
+            .collect();
+        if self.repeated.len() >= REPEATED {
+            self.repeated.clear();
+        }
+        self.repeated.insert((detectors, v), (out.clone(), changed));
+        out
     }
 
     /// Whether a detector rule would change this value (no counting); cached, since values
@@ -629,13 +971,20 @@ impl Redactor {
         hit
     }
 
-    /// A JSON column's text, unchanged (no parse into a tree, no re-serialisation) when no rule
-    /// can touch it: the common case, checked on a flat walk of its leaves.
-    fn json_fast(&mut self, col: &str, text: &str, flat: &mut super::flat::Flat) -> Option<String> {
+    /// A JSON column's text (a raw record's when `raw_root` is given), unchanged (no parse
+    /// into a tree, no re-serialisation) when no rule can touch it: the common case, checked
+    /// on a flat walk of its leaves and keys and a search for the original values.
+    fn json_fast(
+        &mut self,
+        col: &str,
+        text: &str,
+        raw_root: Option<&'static str>,
+        flat: &mut super::flat::Flat,
+    ) -> Option<String> {
         let multi_line = memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some();
         let path_rule_may_apply = self.rules.iter().any(|r| match &r.target {
             Target::Path(p) => {
-                let under = col.is_empty()
+                let under = raw_root.is_some()
                     || p == col
                     || p.strip_prefix(col)
                         .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['));
@@ -648,8 +997,11 @@ impl Redactor {
             }
             Target::Detector(_) => false,
         });
+        let values_may_apply = !self.values.is_empty()
+            && (memchr::memchr(b'\\', text.as_bytes()).is_some() || self.values.may_hold(text));
         let slow = multi_line
             || path_rule_may_apply
+            || values_may_apply
             || (self
                 .rules
                 .iter()
@@ -658,26 +1010,40 @@ impl Redactor {
                     || (0..flat.len()).any(|i| {
                         let (_, k, v) = flat.leaf(i);
                         self.touches(k, v)
+                    })
+                    || (0..flat.key_count()).any(|i| {
+                        let (_, k) = flat.key(i);
+                        self.touches("", k)
                     })));
         if slow {
-            self.json(col, Some(text.to_string()))
+            self.json_in(col, text.to_string(), raw_root, values_may_apply)
         } else {
             Some(text.to_string())
         }
     }
 
-    /// A JSON column's text.
-    fn json(&mut self, col: &str, text: Option<String>) -> Option<String> {
-        let text = text?;
-        let Ok(mut v) = serde_json::from_str::<Value>(&text) else {
-            // Not JSON (cannot happen for workspace columns): treat as one string.
-            return self.top(col, Some(text));
+    /// A JSON column's text (a raw record's when `raw_root` is given); `values_here`: the text
+    /// may hold an original value (or has escapes that could hide one).
+    fn json_in(
+        &mut self,
+        col: &str,
+        text: String,
+        raw_root: Option<&'static str>,
+        values_here: bool,
+    ) -> Option<String> {
+        self.raw_root = raw_root;
+        self.no_values_here = !values_here;
+        let out = match serde_json::from_str::<Value>(&text) {
+            // Not JSON (a quarantined record's text, cut short): one string.
+            Err(_) => self.top(col, Some(text)),
+            Ok(mut v) => {
+                let mut path = col.to_string();
+                self.walk(&mut v, &mut path, col).then(|| v.to_string())
+            }
         };
-        let mut path = col.to_string();
-        if !self.walk(&mut v, &mut path, col) {
-            return None;
-        }
-        Some(v.to_string())
+        self.raw_root = None;
+        self.no_values_here = false;
+        out
     }
 }
 
@@ -845,12 +1211,13 @@ fn export_worker(
         while let Some(r) = rows.next()? {
             n += 1;
             if vendor_shape {
-                let file: String = r.get(1)?;
+                // The output file is named after the source's: redacted too.
+                let file = red.fixed_repeated(r.get(1)?, false);
                 let Some(raw) = text_col(r, 19)? else {
                     no_raw += 1;
                     continue;
                 };
-                let Some(text) = red.json_fast("", &raw, &mut flat) else {
+                let Some(text) = red.json_fast("raw", &raw, Some("raw"), &mut flat) else {
                     no_raw += 1;
                     continue;
                 };
@@ -866,12 +1233,14 @@ fn export_worker(
             }
             let mut fields = Vec::with_capacity(19);
             fields.push(Field::Text(r.get(0)?));
-            fields.push(Field::Text(r.get(1)?));
+            // The file name, ids and the event name can hold values too (a Mixpanel dedupe
+            // key carries the distinct id and the event name).
+            fields.push(Field::Text(red.fixed_repeated(r.get(1)?, false)));
             fields.push(Field::Int(r.get(2)?));
             fields.push(Field::Int(r.get(3)?));
-            fields.push(Field::Text(r.get(4)?));
-            fields.push(text_col(r, 5)?.map_or(Field::Null, Field::Text));
-            fields.push(Field::Text(r.get(6)?));
+            fields.push(Field::Text(red.fixed(r.get(4)?, false)));
+            fields.push(text_col(r, 5)?.map_or(Field::Null, |d| Field::Text(red.fixed(d, false))));
+            fields.push(Field::Text(red.fixed_repeated(r.get(6)?, true)));
             fields.push(Field::Text(r.get(7)?));
             let ts = |v: Option<i64>| {
                 v.map_or(Field::Null, |us| {
@@ -887,7 +1256,7 @@ fn export_worker(
             for (k, col) in JSON_COLS.iter().enumerate() {
                 let v = text_col(r, 15 + k)?;
                 let out = match v {
-                    Some(t) => red.json_fast(col, &t, &mut flat),
+                    Some(t) => red.json_fast(col, &t, None, &mut flat),
                     None => None,
                 };
                 fields.push(out.map_or(Field::Null, Field::Json));
@@ -1120,13 +1489,64 @@ fn write_events(
     })
 }
 
-type Written = (Vec<i64>, Vec<PathBuf>, i64, u64, Vec<Finding>);
+/// What writing and verifying produced.
+struct Written {
+    /// Values changed, per rule.
+    counts: Vec<i64>,
+    files: Vec<PathBuf>,
+    /// Rows found in the event files.
+    rows_written: i64,
+    /// Events left out for want of a raw record (vendor shape).
+    no_raw: u64,
+    rescan: Vec<Finding>,
+    /// Original values found in the files, per rule, and the first few located.
+    values_after: Vec<i64>,
+    remains: Vec<super::verify::Remain>,
+    quarantine_rows: i64,
+    quarantine_file: Option<PathBuf>,
+}
 
-/// Write the redacted events, then re-scan what was written: the redaction counts, the files,
-/// the rows found in them, the events left out for want of a raw record, the re-scan.
+/// Write the quarantined records, redacted like raw records, as JSON lines (import, file,
+/// line, reason, raw text, its full length). Returns the values changed per rule.
+fn write_quarantine(ws: &Workspace, redactor: &Redactor, path: &Path) -> Result<Vec<i64>> {
+    use std::io::Write;
+    let mut red = redactor.clone();
+    red.counts = vec![0; red.rules.len()];
+    let f = std::fs::File::create(path).map_err(|e| EngineError::io(path, e))?;
+    let mut w = std::io::BufWriter::new(f);
+    let mut st = ws.conn().prepare(
+        "SELECT import_id, source_file, source_line, reason, raw, raw_length FROM quarantine
+         ORDER BY import_id, source_line",
+    )?;
+    let mut rows = st.query([])?;
+    let mut flat = super::flat::Flat::default();
+    while let Some(r) = rows.next()? {
+        let file: String = r.get(1)?;
+        let reason: String = r.get(3)?;
+        let raw: Option<String> = r.get(4)?;
+        let raw = raw
+            .and_then(|t| red.json_fast("quarantine.raw", &t, Some("quarantine.raw"), &mut flat));
+        let rec = serde_json::json!({
+            "import_id": r.get::<_, i64>(0)?,
+            "source_file": red.fixed(file, false),
+            "source_line": r.get::<_, i64>(2)?,
+            "reason": red.fixed(reason, true),
+            "raw": raw,
+            "raw_length": r.get::<_, i64>(5)?,
+        });
+        writeln!(w, "{rec}").map_err(|e| EngineError::io(path, e))?;
+    }
+    w.flush().map_err(|e| EngineError::io(path, e))?;
+    Ok(red.counts)
+}
+
+/// Write the redacted events (and the quarantined records when asked), then verify what was
+/// written: a re-scan with every detector and custom rule, and a search for every original
+/// value the rules redact (`originals`: what was gathered, whatever the redactor was given).
 fn write_and_verify(
     ws: &Workspace,
     redactor: &Redactor,
+    originals: &Values,
     opts: &ExportOptions,
     data_file: &Path,
     rows_source: i64,
@@ -1155,7 +1575,7 @@ fn write_and_verify(
         ctx,
     );
     let files = sinks.finish();
-    let (counts, _, no_raw) = written?;
+    let (mut counts, _, no_raw) = written?;
     let mut files = files?;
     if !opts.vendor_shape && files.is_empty() {
         // No events: still a file (a CSV with its header).
@@ -1192,6 +1612,18 @@ fn write_and_verify(
         done?;
         files = vec![data_file.to_path_buf()];
     }
+    let quarantine_rows: i64 =
+        verify_conn.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?;
+    let quarantine_file = if opts.include_quarantine {
+        let q = opts.out_dir.join("quarantine.jsonl");
+        let c = write_quarantine(ws, redactor, &q)?;
+        for (a, b) in counts.iter_mut().zip(c) {
+            *a += b;
+        }
+        Some(q)
+    } else {
+        None
+    };
     // Verify: re-scan what was written with every detector and the custom rules.
     ctx.emit(
         JobEvent::Progress {
@@ -1221,35 +1653,92 @@ fn write_and_verify(
         };
         rows_written += scanner.scan_events(&verify_conn, &source, ctx)? as i64;
     }
+    if let Some(q) = &quarantine_file {
+        // Each record's raw text is one string to the detectors.
+        let source = EventSource::File {
+            path: q.to_string_lossy().to_string(),
+            format: ExportFormat::Jsonl,
+            vendor_shape: true,
+        };
+        scanner.scan_events(&verify_conn, &source, ctx)?;
+    }
     let totals = ScanTotals {
         events: rows_written,
         persons: scanner.people.len() as i64,
         ..ScanTotals::default()
     };
     let rescan = scanner.finish(&totals)?;
-    Ok((counts, files, rows_written, no_raw, rescan))
+    // Verify: every original value, searched for in the files as written.
+    ctx.emit(
+        JobEvent::Progress {
+            file: data_file.to_string_lossy().to_string(),
+            file_index: 0,
+            phase: "verify values".into(),
+            bytes_done: 0,
+            bytes_total: 0,
+            rows: 0,
+        },
+        true,
+    );
+    let mut verifier = Verifier::new(originals, redactor.rules.len())?;
+    let layout = if opts.vendor_shape {
+        Layout::Vendor
+    } else {
+        Layout::Canonical
+    };
+    for f in &files {
+        ctx.cancel.check()?;
+        verifier.file(f, opts.format, layout, &verify_conn)?;
+    }
+    if let Some(q) = &quarantine_file {
+        verifier.file(q, ExportFormat::Jsonl, Layout::Quarantine, &verify_conn)?;
+    }
+    Ok(Written {
+        counts,
+        files,
+        rows_written,
+        no_raw,
+        rescan,
+        values_after: verifier.after,
+        remains: verifier.remains,
+        quarantine_rows,
+        quarantine_file,
+    })
 }
 
-/// Write a redacted copy of the events to `opts.out_dir`, verify it, record it.
+/// Write a redacted copy of the events to `opts.out_dir`, verify it, record it. Refused
+/// before anything is written when a finding marked "needs redaction" is not covered.
 pub fn export(
     ws: &Workspace,
     rules: &RedactionRules,
     opts: &ExportOptions,
     ctx: &JobCtx,
 ) -> Result<ExportReport> {
+    export_with(ws, rules, opts, ctx, true)
+}
+
+/// [`export`]; with `spread` false the redactor is not given the original values (only
+/// tests do that, to show the verification catches what a faulty redaction leaves).
+fn export_with(
+    ws: &Workspace,
+    rules: &RedactionRules,
+    opts: &ExportOptions,
+    ctx: &JobCtx,
+    spread: bool,
+) -> Result<ExportReport> {
     let started = Instant::now();
     let resolved = resolve(ws, rules)?;
-    std::fs::create_dir_all(&opts.out_dir).map_err(|e| EngineError::io(&opts.out_dir, e))?;
-    let data_file = opts
-        .out_dir
-        .join(format!("events.{}", opts.format.as_str()));
-    let data_str = data_file.to_string_lossy().to_string();
-    let mut redactor = Redactor::new(resolved, opts.salt.clone().unwrap_or_else(fresh_salt));
     if opts.vendor_shape && opts.format != ExportFormat::Jsonl {
         return Err(EngineError::InvalidArgument(
             "the vendor's shape is written as JSON lines only (--format jsonl)".into(),
         ));
     }
+    check_coverage(ws, &resolved, opts.include_quarantine)?;
+    std::fs::create_dir_all(&opts.out_dir).map_err(|e| EngineError::io(&opts.out_dir, e))?;
+    let data_file = opts
+        .out_dir
+        .join(format!("events.{}", opts.format.as_str()));
+    let data_str = data_file.to_string_lossy().to_string();
     let conn = ws.conn();
     ctx.cancel.attach(conn.interrupt_handle());
     let (rows_source, rows_left_out): (i64, i64) = conn.query_row(
@@ -1261,11 +1750,28 @@ pub fn export(
     )?;
     // DuckDB would otherwise cache every block it reads, up to most of the machine's RAM.
     let cap = crate::resources::MemoryCap::unless_chosen(ws, super::scan::SCAN_MEMORY_LIMIT)?;
-    let outcome = write_and_verify(ws, &redactor, opts, &data_file, rows_source, ctx);
+    let outcome = (|| -> Result<(Written, Redactor, Arc<Values>)> {
+        // Every original value the rules redact, gathered before anything is written.
+        let found = super::collect::gather(ws, &resolved, ctx)?;
+        let values = Arc::new(Values::build(found)?);
+        let given = if spread {
+            values.clone()
+        } else {
+            Arc::new(Values::build(super::values::Found::default())?)
+        };
+        let redactor = Redactor::new(
+            resolved.clone(),
+            opts.salt.clone().unwrap_or_else(fresh_salt),
+            given,
+        );
+        let w = write_and_verify(ws, &redactor, &values, opts, &data_file, rows_source, ctx)?;
+        Ok((w, redactor, values))
+    })();
     cap.restore(conn)?;
-    let (counts, files, rows_written, no_raw, rescan) =
+    let (w, mut redactor, originals) =
         outcome.map_err(|e| e.cancelled_if(ctx.cancel.is_cancelled()))?;
-    redactor.counts = counts;
+    redactor.counts = w.counts;
+    let (files, rows_written, no_raw, rescan) = (w.files, w.rows_written, w.no_raw, w.rescan);
     let data_str = if opts.vendor_shape {
         files
             .iter()
@@ -1275,6 +1781,7 @@ pub fn export(
     } else {
         data_str
     };
+    let values = originals.per_rule(redactor.rules.len());
     let mut checks = Vec::new();
     let mut problems = Vec::new();
     for (i, r) in redactor.rules.iter().enumerate() {
@@ -1293,12 +1800,28 @@ pub fn export(
             })
             .map(|f| f.hits)
             .sum();
-        let ok = hits_after == 0;
-        if !ok {
+        let values_after = w.values_after.get(i).copied().unwrap_or(0);
+        let ok = hits_after == 0 && values_after == 0;
+        if hits_after > 0 {
             problems.push(format!(
                 "{}: {hits_after} detector hits remain after {}",
                 r.label(),
                 action_name(r.action)
+            ));
+        }
+        if values_after > 0 {
+            let at: Vec<String> = w
+                .remains
+                .iter()
+                .filter(|x| x.rule == i)
+                .map(|x| format!("{} line {} at {} ({})", x.file, x.line, x.path, x.sample))
+                .collect();
+            problems.push(format!(
+                "{}: {values_after} occurrence{} of its original values remain{} in the output: {}",
+                r.label(),
+                if values_after == 1 { "" } else { "s" },
+                if values_after == 1 { "s" } else { "" },
+                at.join("; ")
             ));
         }
         checks.push(RedactionCheck {
@@ -1306,9 +1829,26 @@ pub fn export(
             action: r.action,
             redacted: redactor.counts[i],
             hits_after,
+            values: values.get(i).copied().unwrap_or(0),
+            values_after,
             ok,
         });
     }
+    let remaining = w
+        .remains
+        .iter()
+        .map(|x| RemainingValue {
+            target: redactor
+                .rules
+                .get(x.rule)
+                .map(Resolved::label)
+                .unwrap_or_default(),
+            file: x.file.clone(),
+            line: x.line as i64,
+            path: x.path.clone(),
+            sample: x.sample.clone(),
+        })
+        .collect();
     let row_count_ok = rows_written == rows_source;
     if no_raw > 0 {
         problems.push(format!(
@@ -1319,6 +1859,22 @@ pub fn export(
         problems.push(format!(
             "the export holds {rows_written} rows, the source {rows_source}"
         ));
+    }
+    let mut notes = Vec::new();
+    match &w.quarantine_file {
+        Some(q) => notes.push(format!(
+            "{} quarantined record{} written redacted to {}",
+            w.quarantine_rows,
+            if w.quarantine_rows == 1 { "" } else { "s" },
+            q.display()
+        )),
+        None if w.quarantine_rows > 0 => notes.push(format!(
+            "{} quarantined record{} left out: {} raw text is not in the export (include the quarantine to export it redacted)",
+            w.quarantine_rows,
+            if w.quarantine_rows == 1 { " was" } else { "s were" },
+            if w.quarantine_rows == 1 { "its" } else { "their" }
+        )),
+        None => {}
     }
     let status = if problems.is_empty() {
         ExportStatus::Complete
@@ -1341,8 +1897,15 @@ pub fn export(
         checks,
         row_count_ok,
         rescan,
+        remaining,
+        quarantine_rows: w.quarantine_rows,
+        quarantine_file: w
+            .quarantine_file
+            .as_ref()
+            .map(|q| q.to_string_lossy().to_string()),
         millis: started.elapsed().as_secs_f64() * 1000.0,
         problems,
+        notes,
     };
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
@@ -1407,6 +1970,14 @@ struct ExportReportRow {
     row_count_ok: bool,
     millis: f64,
     problems: Vec<String>,
+    #[serde(default)]
+    remaining: Vec<RemainingValue>,
+    #[serde(default)]
+    quarantine_rows: i64,
+    #[serde(default)]
+    quarantine_file: Option<String>,
+    #[serde(default)]
+    notes: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -1416,6 +1987,10 @@ struct CheckRow {
     action: RedactAction,
     redacted: i64,
     hits_after: i64,
+    #[serde(default)]
+    values: i64,
+    #[serde(default)]
+    values_after: i64,
     ok: bool,
 }
 
@@ -1442,13 +2017,104 @@ impl ExportReportRow {
                     action: c.action,
                     redacted: c.redacted,
                     hits_after: c.hits_after,
+                    values: c.values,
+                    values_after: c.values_after,
                     ok: c.ok,
                 })
                 .collect(),
             row_count_ok: self.row_count_ok,
             rescan: Vec::new(),
+            remaining: self.remaining,
+            quarantine_rows: self.quarantine_rows,
+            quarantine_file: self.quarantine_file,
             millis: self.millis,
             problems: self.problems,
+            notes: self.notes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CARL: &str = "carl@example.com";
+
+    fn workspace() -> Workspace {
+        let ws = Workspace::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        ws.conn()
+            .execute_batch(
+                r#"INSERT INTO events (source_vendor, source_file, source_line, import_id, event_uuid,
+                    event_name, event_kind, ts_utc, distinct_id, properties, event_seq)
+                 VALUES
+                 ('posthog', 'f.jsonl', 1, 1, 'u1', 'signup', 'track', TIMESTAMPTZ '2024-01-01', 'd1',
+                  '{"$set":{"email":"carl@example.com"}}', 1),
+                 ('posthog', 'f.jsonl', 2, 1, 'u2', 'invite', 'track', TIMESTAMPTZ '2024-01-02', 'd2',
+                  '{"note":"invited by carl@example.com"}', 2)"#,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        ws
+    }
+
+    fn run(ws: &Workspace, dir: &Path, spread: bool) -> ExportReport {
+        let rules = RedactionRules {
+            format: None,
+            fields: vec![RedactionRule {
+                path: Some("properties.$set.email".into()),
+                detector: None,
+                finding: None,
+                action: RedactAction::Pseudonymize,
+            }],
+        };
+        let opts = ExportOptions {
+            out_dir: dir.to_path_buf(),
+            format: ExportFormat::Jsonl,
+            keep_from_us: None,
+            salt: None,
+            now_us: 0,
+            vendor_shape: false,
+            include_quarantine: false,
+        };
+        export_with(ws, &rules, &opts, &JobCtx::silent(), spread).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_value_the_redaction_leaves_fails_the_export_and_is_located_masked() {
+        let ws = workspace();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // A faulty redaction: the address is replaced at its field only. The re-scan finds no
+        // email at the field (its detector hits elsewhere are not this rule's), so only the
+        // search for the original values can tell.
+        let rep = run(&ws, &dir.path().join("faulty"), false);
+        assert_eq!(rep.status, ExportStatus::Failed);
+        assert_eq!(rep.checks[0].hits_after, 0);
+        assert_eq!((rep.checks[0].values, rep.checks[0].values_after), (1, 1));
+        assert!(!rep.checks[0].ok);
+        assert_eq!(
+            rep.remaining,
+            [RemainingValue {
+                target: "properties.$set.email".into(),
+                file: "events.jsonl".into(),
+                line: 2,
+                path: "properties.note".into(),
+                sample: "c***@e******.com".into(),
+            }]
+        );
+        assert!(
+            rep.problems[0].contains("1 occurrence")
+                && rep.problems[0].contains("events.jsonl line 2 at properties.note"),
+            "{:?}",
+            rep.problems
+        );
+        let report = serde_json::to_string(&rep).unwrap_or_default();
+        assert!(!report.contains(CARL));
+        assert_eq!(
+            exports(&ws).unwrap_or_default()[0].status,
+            ExportStatus::Failed
+        );
+        // The same export, redacted properly: clean.
+        let rep = run(&ws, &dir.path().join("ok"), true);
+        assert_eq!(rep.status, ExportStatus::Complete, "{:?}", rep.problems);
+        assert_eq!(rep.checks[0].values_after, 0);
     }
 }

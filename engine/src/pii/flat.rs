@@ -4,6 +4,8 @@
 //! The walk is the scanner's: object keys are joined with `.`, array elements add `[]` and
 //! keep their parent's key, numbers are rendered as serde_json renders them, strings are
 //! unescaped, booleans and nulls are not leaves. Nothing is kept when the text is not JSON.
+//! Every object key is also listed with its parent's path (keys can hold values too: an
+//! email address used as a property name).
 
 use std::fmt::Write;
 use std::ops::Range;
@@ -16,6 +18,8 @@ pub(crate) struct Flat {
     arena: String,
     path: String,
     leaves: Vec<[Range<u32>; 3]>,
+    /// Object keys: (parent path, key), in the arena.
+    keys: Vec<[Range<u32>; 2]>,
 }
 
 impl Flat {
@@ -23,6 +27,7 @@ impl Flat {
     pub(crate) fn parse(&mut self, root: &str, text: &str) -> bool {
         self.arena.clear();
         self.leaves.clear();
+        self.keys.clear();
         self.path.clear();
         self.path.push_str(root);
         let mut de = serde_json::Deserializer::from_str(text);
@@ -30,8 +35,31 @@ impl Flat {
         let ok = Walk { st: self, key }.deserialize(&mut de).is_ok() && de.end().is_ok();
         if !ok {
             self.leaves.clear();
+            self.keys.clear();
         }
         ok
+    }
+
+    /// The number of object keys.
+    pub(crate) fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Key `i`: (its parent's path, the key).
+    pub(crate) fn key(&self, i: usize) -> (&str, &str) {
+        let [p, k] = &self.keys[i];
+        let s = |r: &Range<u32>| &self.arena[r.start as usize..r.end as usize];
+        (s(p), s(k))
+    }
+
+    fn push_key(&mut self, parent: usize, key: &Range<usize>) {
+        let a = &mut self.arena;
+        let p0 = a.len();
+        a.push_str(&self.path[..parent]);
+        let p1 = a.len();
+        a.push_str(&self.path[key.clone()]);
+        let k1 = a.len();
+        self.keys.push([p0 as u32..p1 as u32, p1 as u32..k1 as u32]);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -136,6 +164,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
                 break;
             }
             let key = start..self.st.path.len();
+            self.st.push_key(len, &key);
             map.next_value_seed(Walk {
                 st: &mut *self.st,
                 key,
@@ -237,6 +266,28 @@ mod tests {
         for bad in ["not json", "{\"a\":1} trailing", "{\"a\":", ""] {
             assert_eq!(flat("raw", bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn keys_are_listed_with_their_parents() {
+        let mut f = Flat::default();
+        assert!(f.parse(
+            "properties",
+            r#"{"a@b.io":true,"n":{"x":null,"":[{"k":1}]}}"#
+        ));
+        let keys: Vec<_> = (0..f.key_count()).map(|i| f.key(i)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("properties", "a@b.io"),
+                ("properties", "n"),
+                ("properties.n", "x"),
+                ("properties.n", ""),
+                ("properties.n.[]", "k"),
+            ]
+        );
+        assert!(!f.parse("p", r#"{"a":"#));
+        assert_eq!(f.key_count(), 0);
     }
 
     #[test]

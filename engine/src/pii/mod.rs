@@ -3,11 +3,13 @@
 //!
 //! Flow: [`scan`] walks the workspace and stores findings (one per source, JSON path and
 //! detector); [`review`] records decisions that survive re-scans; [`export`] writes a
-//! redacted copy and re-scans it; [`report`] renders everything as offline HTML, CSV and
+//! redacted copy and verifies it (a re-scan, and a search of the files written for every
+//! original value redacted); [`report`] renders everything as offline HTML, CSV and
 //! JSON; [`drill`] lists a finding's events (masked) and reveals one value, logged. Raw values
 //! never leave the detectors: findings, logs, errors and reports carry
 //! masked samples only.
 
+mod collect;
 pub mod corpus;
 pub mod detect;
 pub mod drill;
@@ -20,6 +22,8 @@ pub mod rules;
 pub mod scan;
 pub mod store;
 mod stream;
+mod values;
+mod verify;
 
 pub use detect::{Detector, Severity};
 pub use drill::{
@@ -27,7 +31,7 @@ pub use drill::{
 };
 pub use export::{
     export, exports, ExportFormat, ExportOptions, ExportReport, ExportStatus, RedactAction,
-    RedactionCheck, RedactionRule, RedactionRules,
+    RedactionCheck, RedactionRule, RedactionRules, RemainingValue,
 };
 pub use report::{audit_report, write_report, AuditReport};
 pub use retention::{older_than, RetentionSummary};

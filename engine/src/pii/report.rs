@@ -337,10 +337,10 @@ pub fn render_html(r: &AuditReport) -> Result<String> {
                 format!("; problems: {}", e(&x.problems.join("; ")))
             }
         ));
-        h.push_str("<table><tr><th>Field</th><th>Action</th><th>Values redacted</th><th>Hits in the re-scan</th><th>Result</th></tr>");
+        h.push_str("<table><tr><th>Field</th><th>Action</th><th>Values redacted</th><th>Hits in the re-scan</th><th>Original values left</th><th>Result</th></tr>");
         for c in &x.checks {
             h.push_str(&format!(
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{} of {}</td><td class=\"{}\">{}</td></tr>",
                 e(&c.target),
                 e(match c.action {
                     super::RedactAction::Drop => "drop",
@@ -349,11 +349,16 @@ pub fn render_html(r: &AuditReport) -> Result<String> {
                 }),
                 c.redacted,
                 c.hits_after,
+                c.values_after,
+                c.values,
                 if c.ok { "ok" } else { "fail" },
                 if c.ok { "clean" } else { "NOT CLEAN" }
             ));
         }
         h.push_str("</table>");
+        for n in &x.notes {
+            h.push_str(&format!("<p>{}</p>", e(n)));
+        }
     }
     h.push_str("\n<p>Samples are masked; no raw value appears in this report.</p></body></html>\n");
     Ok(h)

@@ -1,6 +1,11 @@
-//! The field audit: walk every event (top-level id columns, properties, person properties and
-//! groups at any depth), every person and person/group snapshot, run the detectors on each
-//! value and aggregate one finding per (source, JSON path, detector).
+//! The field audit: walk every event (its name, top-level id columns, properties, person
+//! properties and groups at any depth, object keys included), every person and person/group
+//! snapshot and every quarantined record's raw text, run the detectors on each value and
+//! aggregate one finding per (source, JSON path, detector).
+//!
+//! Event names are reported at the path `event_name` and object keys at `<parent>.{key}`
+//! (built-in detectors only). A path never shows a detected value: a key that holds one is
+//! masked in the paths of the values under it.
 //!
 //! Invariant: raw values live only inside this module's stack frames. What leaves it (the
 //! findings, progress events, errors) carries masked samples and counts, nothing else.
@@ -42,6 +47,8 @@ pub enum Source {
     Persons,
     PersonSnapshots,
     GroupSnapshots,
+    /// The raw text of records that could not be loaded.
+    Quarantine,
 }
 
 impl Source {
@@ -51,6 +58,7 @@ impl Source {
             Source::Persons => "persons",
             Source::PersonSnapshots => "person_snapshots",
             Source::GroupSnapshots => "group_snapshots",
+            Source::Quarantine => "quarantine",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -59,6 +67,7 @@ impl Source {
             Source::Persons,
             Source::PersonSnapshots,
             Source::GroupSnapshots,
+            Source::Quarantine,
         ]
         .into_iter()
         .find(|x| x.as_str() == s)
@@ -354,6 +363,8 @@ pub(crate) struct Scanner<'a> {
     /// Interned strings: event names, files, vendors.
     strings: Vec<String>,
     string_ids: FxMap<String, u32>,
+    /// Event names as read → their shown (masked) form's id.
+    name_ids: FxMap<String, u32>,
     /// Interned paths.
     paths: Vec<String>,
     path_ids: FxMap<String, u32>,
@@ -363,6 +374,7 @@ pub(crate) struct Scanner<'a> {
     pk_keys: Vec<String>,
     pk_by_path: FxMap<String, u32>,
     pk_buf: String,
+    key_buf: String,
     cache: IdMap<Verdict>,
     flat: super::flat::Flat,
     matches: Vec<Match>,
@@ -426,6 +438,40 @@ pub(crate) fn hash_str(s: &str) -> u64 {
     h.finish()
 }
 
+/// The last segment of a key's path: findings in object keys are reported at `<parent>.{key}`.
+pub(crate) const KEY: &str = "{key}";
+
+/// Whether a built-in value detector could match: none does without a digit, `@` or `%`
+/// (escapes), or 20 characters (tokens, keys).
+pub(crate) fn maybe_detected(value: &str) -> bool {
+    value.len() >= 20
+        || value
+            .bytes()
+            .any(|c| c.is_ascii_digit() || c == b'@' || c == b'%')
+}
+
+/// A path or an event name as findings show it: any detected value in it (a key that is an
+/// email address, a phone number) masked.
+pub(crate) fn safe_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !maybe_detected(path) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut m = Vec::new();
+    let decoded = detect_value(path, KeyHints::default(), &mut m);
+    if m.is_empty() {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(decoded.len());
+    let mut at = 0;
+    for x in &m {
+        out.push_str(&decoded[at..x.start]);
+        out.push_str(&mask(Some(x.detector), &decoded[x.start..x.end]));
+        at = x.end;
+    }
+    out.push_str(&decoded[at..]);
+    std::borrow::Cow::Owned(out)
+}
+
 fn verdict_hash(pk: u32, value: &str) -> u64 {
     let mut h = Fx::default();
     pk.hash(&mut h);
@@ -445,6 +491,7 @@ impl<'a> Scanner<'a> {
             accs: FxMap::default(),
             strings: Vec::new(),
             string_ids: FxMap::default(),
+            name_ids: FxMap::default(),
             paths: Vec::new(),
             path_ids: FxMap::default(),
             pks: Vec::new(),
@@ -452,6 +499,7 @@ impl<'a> Scanner<'a> {
             pk_keys: Vec::new(),
             pk_by_path: FxMap::default(),
             pk_buf: String::new(),
+            key_buf: String::new(),
             cache: IdMap::default(),
             flat: super::flat::Flat::default(),
             matches: Vec::new(),
@@ -479,12 +527,22 @@ impl<'a> Scanner<'a> {
         i
     }
 
+    /// An event name's id, interned as findings show it (detected values masked).
+    fn name_id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.name_ids.get(name) {
+            return i;
+        }
+        let i = self.intern(&safe_path(name));
+        self.name_ids.insert(name.to_string(), i);
+        i
+    }
+
     fn path_id(&mut self, path: &str) -> u32 {
         if let Some(&i) = self.path_ids.get(path) {
             return i;
         }
         let i = self.paths.len() as u32;
-        self.paths.push(path.to_string());
+        self.paths.push(safe_path(path).into_owned());
         self.path_ids.insert(path.to_string(), i);
         i
     }
@@ -556,7 +614,8 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Check one scalar value at `path` (under `key`).
+    /// Check one scalar value at `path` (under `key`): the built-in detectors, then the
+    /// custom rules.
     fn leaf(
         &mut self,
         source: Source,
@@ -569,17 +628,51 @@ impl<'a> Scanner<'a> {
             return Ok(());
         }
         self.values_checked += 1;
+        let pid = self.builtin(source, path, key, value, ctx);
+        self.pend(source, pid, ctx, value)
+    }
+
+    /// An event name or an object key: the built-in detectors only (a key's path ends in
+    /// `.{key}`).
+    fn name_leaf(&mut self, source: Source, path: &str, value: &str, ctx: &RowCtx) {
+        if value.trim().is_empty() || !maybe_detected(value) {
+            return;
+        }
+        self.values_checked += 1;
+        self.builtin(source, path, "", value, ctx);
+    }
+
+    /// Every object key of the document in `self.flat`.
+    fn keys(&mut self, flat: &super::flat::Flat, source: Source, strip: bool, ctx: &RowCtx) {
+        let mut buf = std::mem::take(&mut self.key_buf);
+        for i in 0..flat.key_count() {
+            let (parent, key) = flat.key(i);
+            if key.trim().is_empty() || !maybe_detected(key) {
+                continue;
+            }
+            buf.clear();
+            buf.push_str(if strip {
+                parent.strip_prefix('.').unwrap_or(parent)
+            } else {
+                parent
+            });
+            if !buf.is_empty() {
+                buf.push('.');
+            }
+            buf.push_str(KEY);
+            self.name_leaf(source, &buf, key, ctx);
+        }
+        self.key_buf = buf;
+    }
+
+    /// The built-in detectors on one value; the path's id.
+    fn builtin(&mut self, source: Source, path: &str, key: &str, value: &str, ctx: &RowCtx) -> u32 {
         let pk = self.pk_id(path, key);
         let (pid, hints) = self.pks[pk as usize];
         // No detector can match without a digit, `@` or `%` (escapes), or 20 characters
         // (tokens, keys), unless the key names the value.
-        let maybe = hints.key_detector.is_some()
-            || value.len() >= 20
-            || value
-                .bytes()
-                .any(|c| c.is_ascii_digit() || c == b'@' || c == b'%');
-        if !maybe {
-            return self.pend(source, pid, ctx, value);
+        if hints.key_detector.is_none() && !maybe_detected(value) {
+            return pid;
         }
         let h = verdict_hash(pk, value);
         let cached = self
@@ -626,7 +719,7 @@ impl<'a> Scanner<'a> {
                 );
             }
         }
-        self.pend(source, pid, ctx, value)
+        pid
     }
 
     /// Queue a value for the custom rules, if there are any.
@@ -656,6 +749,7 @@ impl<'a> Scanner<'a> {
         let Some(text) = text else { return Ok(()) };
         let mut flat = std::mem::take(&mut self.flat);
         let result = if flat.parse(root, text) {
+            self.keys(&flat, source, false, ctx);
             (0..flat.len()).try_for_each(|i| {
                 let (p, k, v) = flat.leaf(i);
                 self.leaf(source, p, k, v, ctx)
@@ -957,7 +1051,7 @@ impl<'a> Scanner<'a> {
                 self.people.insert(hash_str(p));
             }
         }
-        let event_name = ev.name.map(|s| self.intern(s));
+        let event_name = ev.name.map(|s| self.name_id(s));
         let file = match (ev.file, ev.vendor) {
             (Some(f), Some(v)) => Some((self.intern(f), self.intern(v))),
             _ => None,
@@ -969,6 +1063,9 @@ impl<'a> Scanner<'a> {
             file,
             ts: ev.ts,
         };
+        if let Some(n) = ev.name {
+            self.name_leaf(Source::Events, "event_name", n, &rc);
+        }
         for (k, col) in super::export::TOP.iter().enumerate() {
             if let Some(v) = ev.top[k] {
                 self.leaf(Source::Events, col, col, v, &rc)?;
@@ -995,6 +1092,7 @@ impl<'a> Scanner<'a> {
         };
         let mut flat = std::mem::take(&mut self.flat);
         let result = if flat.parse("", text) {
+            self.keys(&flat, Source::Events, true, &rc);
             (0..flat.len()).try_for_each(|i| {
                 let (p, k, v) = flat.leaf(i);
                 self.leaf(Source::Events, p.strip_prefix('.').unwrap_or(p), k, v, &rc)
@@ -1112,6 +1210,43 @@ impl<'a> Scanner<'a> {
         }
         ctx.cancel.check()?;
         Ok((person_rows, snapshot_rows))
+    }
+
+    /// Scan the raw text of the quarantined records (JSON walked like an event's raw record,
+    /// anything else checked as one string), at paths under `quarantine.raw`.
+    pub(crate) fn scan_quarantine(
+        &mut self,
+        conn: &duckdb::Connection,
+        ctx: &JobCtx,
+    ) -> Result<u64> {
+        let mut st = conn.prepare(
+            "SELECT q.raw, q.source_file, coalesce(i.vendor, '')
+             FROM quarantine q LEFT JOIN imports i USING (import_id)
+             WHERE q.raw IS NOT NULL",
+        )?;
+        let mut rows = st.query([])?;
+        let mut row = 1u64 << 41;
+        let mut n = 0u64;
+        while let Some(r) = rows.next()? {
+            let raw: String = r.get(0)?;
+            let f: String = r.get(1)?;
+            let v: String = r.get(2)?;
+            let file = Some((self.intern(&f), self.intern(&v)));
+            let rc = RowCtx {
+                row,
+                person: None,
+                event_name: None,
+                file,
+                ts: None,
+            };
+            self.json_column(Source::Quarantine, "quarantine.raw", Some(&raw), &rc)?;
+            row += 1;
+            n += 1;
+            if n.is_multiple_of(4096) {
+                ctx.cancel.check()?;
+            }
+        }
+        Ok(n)
     }
 
     /// The findings, most severe and most widespread first.
@@ -1244,6 +1379,7 @@ pub fn scan(ws: &Workspace, now_us: i64, ctx: &JobCtx) -> Result<ScanResult> {
         let mut scanner = Scanner::new(&rules, rule_conn)?;
         scanner.scan_events(conn, &EventSource::Workspace, ctx)?;
         let (p, s) = scanner.scan_profiles(conn, ctx)?;
+        scanner.scan_quarantine(conn, ctx)?;
         totals.person_rows = p as i64;
         totals.snapshot_rows = s as i64;
         totals.values_checked = scanner.values_checked() as i64;

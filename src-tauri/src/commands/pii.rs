@@ -132,6 +132,7 @@ pub async fn pii_export(
         salt: None,
         now_us: now,
         vendor_shape,
+        include_quarantine: false,
     };
     run_job(&state, &job_id, channel, move |ws, ctx| {
         pii::export(ws, &rules, &opts, ctx)

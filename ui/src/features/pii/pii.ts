@@ -271,6 +271,8 @@ function exportResult(r: ExportReport): HTMLElement {
   return el("div", { class: r.status === "complete" ? "note" : "error" },
     el("b", {}, r.status === "complete" ? "Verified" : `Export ${r.status}`),
     ` — ${fmtInt(r.rowsWritten)} of ${fmtInt(r.rowsSource)} rows written to ${r.dataFile}`,
-    el("ul", {}, ...r.checks.map((c) => el("li", {}, `${c.target}: ${c.action}, ${fmtInt(c.redacted)} values changed, ${fmtInt(c.hitsAfter)} hits after — ${c.ok ? "ok" : "FAILED"}`))),
-    ...r.problems.map((p) => el("div", {}, p)));
+    el("ul", {}, ...r.checks.map((c) => el("li", {}, `${c.target}: ${c.action}, ${fmtInt(c.redacted)} values changed, ${fmtInt(c.hitsAfter)} hits after, ${fmtInt(c.valuesAfter)} of ${fmtInt(c.values)} original values left — ${c.ok ? "ok" : "FAILED"}`))),
+    ...r.remaining.map((x) => el("div", {}, `Left in ${x.file} line ${x.line} at ${x.path}: ${x.sample} (${x.target})`)),
+    ...r.problems.map((p) => el("div", {}, p)),
+    ...r.notes.map((n) => el("div", { class: "muted" }, n)));
 }

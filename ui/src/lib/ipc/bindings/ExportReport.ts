@@ -3,6 +3,7 @@ import type { ExportFormat } from "./ExportFormat";
 import type { ExportStatus } from "./ExportStatus";
 import type { Finding } from "./Finding";
 import type { RedactionCheck } from "./RedactionCheck";
+import type { RemainingValue } from "./RemainingValue";
 
 export type ExportReport = { status: ExportStatus, dataFile: string, format: ExportFormat, createdAt: string, rowsSource: number, rowsWritten: number, 
 /**
@@ -12,8 +13,21 @@ rowsLeftOut: number, keepFrom: string | null, checks: Array<RedactionCheck>, row
 /**
  * The re-scan of the written file (all detectors, all fields), masked samples only.
  */
-rescan: Array<Finding>, millis: number, 
+rescan: Array<Finding>, 
+/**
+ * Original values found in the files written (the first few per rule), masked.
+ */
+remaining: Array<RemainingValue>, 
+/**
+ * Quarantined records in the workspace, and the file they were written to (redacted)
+ * when they were included.
+ */
+quarantineRows: number, quarantineFile: string | null, millis: number, 
 /**
  * Why the export failed, when it did.
  */
-problems: Array<string>, };
+problems: Array<string>, 
+/**
+ * What was left out on purpose, and other things to know.
+ */
+notes: Array<string>, };

@@ -13,4 +13,12 @@ redacted: number,
 /**
  * Detector hits at the target in the re-scan of the export (must be 0).
  */
-hitsAfter: number, ok: boolean, };
+hitsAfter: number, 
+/**
+ * Distinct original values the rule redacts (at its path, or flagged by its detector).
+ */
+values: number, 
+/**
+ * Occurrences of those values found in the files written (must be 0).
+ */
+valuesAfter: number, ok: boolean, };

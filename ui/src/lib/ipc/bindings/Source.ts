@@ -3,4 +3,4 @@
 /**
  * Where a finding was seen.
  */
-export type Source = "events" | "persons" | "person_snapshots" | "group_snapshots";
+export type Source = "events" | "persons" | "person_snapshots" | "group_snapshots" | "quarantine";
