@@ -49,6 +49,8 @@ pub struct AuditScope {
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct AuditReport {
     pub generated_at: String,
+    /// The workspace time zone the HTML report shows its times in (the data keeps ISO 8601).
+    pub time_zone: String,
     pub workspace: String,
     pub scope: AuditScope,
     pub scan: Option<ScanInfo>,
@@ -107,6 +109,10 @@ pub fn audit_report(ws: &Workspace, now_us: i64) -> Result<AuditReport> {
     hits_by_detector.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
     Ok(AuditReport {
         generated_at: crate::generate::rfc3339_micros(now_us),
+        time_zone: ws
+            .setting("time_zone")?
+            .filter(|z| !z.trim().is_empty())
+            .unwrap_or_else(|| "UTC".into()),
         workspace: ws.path().to_string_lossy().to_string(),
         scope: AuditScope { files, ..scope },
         scan: scan_info(ws)?,
@@ -164,6 +170,9 @@ fn pct(x: f64) -> String {
 /// The report as one HTML page.
 pub fn render_html(r: &AuditReport) -> Result<String> {
     let e = |s: &str| escape(s);
+    // Times read like times: one format, in the workspace time zone.
+    let tf = crate::timefmt::TimeFormat::new(&r.time_zone);
+    let t = |s: &str| escape(&tf.iso(s));
     let mut h = String::new();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     h.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">");
@@ -171,7 +180,7 @@ pub fn render_html(r: &AuditReport) -> Result<String> {
     h.push_str(&format!(
         "<h1>PII audit report</h1><p>Workspace <code>{}</code>, generated {}.</p>\n",
         e(&r.workspace),
-        e(&r.generated_at)
+        t(&r.generated_at)
     ));
     // Scope.
     let s = &r.scope;
@@ -179,8 +188,8 @@ pub fn render_html(r: &AuditReport) -> Result<String> {
     h.push_str(&format!(
         "<p>{} events from {} to {}; {} persons; {} person snapshots; {} group snapshots.</p>",
         s.events,
-        e(s.first_event.as_deref().unwrap_or("—")),
-        e(s.last_event.as_deref().unwrap_or("—")),
+        t(s.first_event.as_deref().unwrap_or("—")),
+        t(s.last_event.as_deref().unwrap_or("—")),
         s.persons,
         s.person_snapshots,
         s.group_snapshots
@@ -202,7 +211,7 @@ pub fn render_html(r: &AuditReport) -> Result<String> {
     match &r.scan {
         Some(sc) => h.push_str(&format!(
             "<p>Scanned {} ({} values checked in {:.1} s). {} findings; {} need review.</p>",
-            e(&sc.scanned_at),
+            t(&sc.scanned_at),
             sc.totals.values_checked,
             sc.secs,
             r.findings.len(),
@@ -238,7 +247,7 @@ pub fn render_html(r: &AuditReport) -> Result<String> {
                     super::ReviewStatus::FalsePositive => "false positive",
                 }),
                 e(&rv.reviewer),
-                e(&rv.reviewed_at),
+                t(&rv.reviewed_at),
                 if rv.note.is_empty() {
                     String::new()
                 } else {
@@ -267,8 +276,8 @@ pub fn render_html(r: &AuditReport) -> Result<String> {
             pct(f.person_share),
             e(&f.event_names.iter().map(|n| format!("{} ({})", n.name, n.count)).collect::<Vec<_>>().join(", ")),
             e(&f.files.iter().map(|x| format!("{} [{}]", x.file, x.vendor)).collect::<Vec<_>>().join(", ")),
-            e(f.first_seen.as_deref().unwrap_or("")),
-            e(f.last_seen.as_deref().unwrap_or("")),
+            t(f.first_seen.as_deref().unwrap_or("")),
+            t(f.last_seen.as_deref().unwrap_or("")),
             e(&f.samples.join("  ")),
             review,
             sev = f.severity.as_str(),
@@ -282,7 +291,7 @@ pub fn render_html(r: &AuditReport) -> Result<String> {
         for rv in &r.review_trail {
             h.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                e(&rv.reviewed_at),
+                t(&rv.reviewed_at),
                 e(&rv.reviewer),
                 e(&rv.finding_id),
                 e(rv.status.as_str()),
@@ -300,7 +309,7 @@ pub fn render_html(r: &AuditReport) -> Result<String> {
         for x in &r.reveal_log {
             h.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{} <code>{}</code></td></tr>",
-                e(&x.revealed_at),
+                t(&x.revealed_at),
                 e(&x.reviewer),
                 e(&x.reason),
                 e(&x.finding_id),
@@ -324,7 +333,7 @@ pub fn render_html(r: &AuditReport) -> Result<String> {
             e(x.format.as_str()),
             if ok { "ok" } else { "fail" },
             if ok { "verified" } else { "FAILED verification" },
-            e(&x.created_at),
+            t(&x.created_at),
             x.rows_written,
             x.rows_source,
             match &x.keep_from {
