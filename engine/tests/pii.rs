@@ -749,7 +749,10 @@ fn audit_report_is_offline_escaped_and_masked() {
     // Times read like times (issue 17 item 12): one readable format in the workspace zone,
     // never the raw `2024-01-02 13:15:33.000000+00:00` of the data.
     assert!(html.contains("generated 2025-01-01 00:00:00 UTC"), "{html}");
-    assert!(!html.contains("+00:00") && !html.contains(".000000"), "raw ISO times in the report");
+    assert!(
+        !html.contains("+00:00") && !html.contains(".000000"),
+        "raw ISO times in the report"
+    );
     for f in &files {
         let t = std::fs::read_to_string(f).unwrap();
         for raw in [
