@@ -99,7 +99,7 @@ pub fn run(
 }
 
 fn show_duration(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.as_millis().is_multiple_of(1000) {
         format!("{} s", d.as_secs())
     } else {
         format!("{} ms", d.as_millis())
@@ -562,7 +562,7 @@ mod tests {
             // A CTE's name is no cover for a file outside the CTE's scope, or in its body.
             format!("SELECT * FROM (WITH \"{f}\" AS (SELECT 1) SELECT * FROM \"{f}\"), \"{f}\""),
             format!("WITH \"{f}\" AS (SELECT * FROM \"{f}\") SELECT * FROM \"{f}\""),
-            format!("WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a"),
+            "WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a".to_string(),
         ];
         for sql in &attacks {
             refused(&ws, sql);
