@@ -63,12 +63,27 @@ pub fn run(
     let (done, wait) = mpsc::channel::<()>();
     let timer = {
         let timed_out = timed_out.clone();
+        let cancel = cancel.clone();
+        let deadline = Instant::now() + timeout;
         std::thread::Builder::new()
             .name("sql-timeout".into())
             .spawn(move || {
-                if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(timeout) {
-                    timed_out.store(true, Ordering::SeqCst);
-                    handle.interrupt();
+                // Until the query is done: past the deadline or once cancelled, interrupt it,
+                // and again a moment later (an interrupt between two steps is not kept).
+                let tick = Duration::from_millis(100);
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        timed_out.store(true, Ordering::SeqCst);
+                    }
+                    if left.is_zero() || cancel.is_cancelled() {
+                        handle.interrupt();
+                    }
+                    let wait_for = if left.is_zero() { tick } else { left.min(tick) };
+                    match wait.recv_timeout(wait_for) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => break,
+                    }
                 }
             })
             .map_err(|e| EngineError::InvalidArgument(format!("starting the SQL timer: {e}")))?
