@@ -64,7 +64,8 @@ pub fn run(
     let timer = {
         let timed_out = timed_out.clone();
         let cancel = cancel.clone();
-        let deadline = Instant::now() + timeout;
+        // No deadline when it is too far away to say.
+        let deadline = Instant::now().checked_add(timeout);
         std::thread::Builder::new()
             .name("sql-timeout".into())
             .spawn(move || {
@@ -72,7 +73,9 @@ pub fn run(
                 // and again a moment later (an interrupt between two steps is not kept).
                 let tick = Duration::from_millis(100);
                 loop {
-                    let left = deadline.saturating_duration_since(Instant::now());
+                    let left = deadline.map_or(Duration::MAX, |d| {
+                        d.saturating_duration_since(Instant::now())
+                    });
                     if left.is_zero() {
                         timed_out.store(true, Ordering::SeqCst);
                     }

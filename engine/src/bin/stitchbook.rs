@@ -1185,6 +1185,11 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
         } => {
             let ws = Workspace::open_read_only(&workspace)?;
             let timeout = match timeout {
+                Some(0) => {
+                    return Err(EngineError::InvalidArgument(
+                        "--timeout takes a whole number of seconds, at least 1".into(),
+                    ))
+                }
                 Some(s) => std::time::Duration::from_secs(s),
                 None => resources::sql_timeout(&ws)?,
             };
