@@ -43,8 +43,13 @@ pub fn build(sample_data: &Path, out: &Path, force: bool, ctx: &JobCtx) -> Resul
         }
     }
     if let Some(reason) = not_replaceable(sample_data, out, force)? {
+        let hint = if force || out.is_dir() {
+            ""
+        } else {
+            "; pass --force to replace it"
+        };
         return Err(EngineError::InvalidArgument(format!(
-            "{}: not replaced: {reason}; pass --force to replace it",
+            "{}: not replaced: {reason}{hint}",
             out.display()
         )));
     }
@@ -83,7 +88,7 @@ pub fn not_replaceable(sample_data: &Path, out: &Path, force: bool) -> Result<Op
         Err(e) => return Err(EngineError::io(out, e)),
     };
     if meta.is_dir() {
-        return Ok(Some("it is a directory".into()));
+        return Ok(Some("it is a directory (never replaced by a demo)".into()));
     }
     if force {
         return Ok(None);
@@ -104,17 +109,13 @@ pub fn why_not_a_demo(sample_data: &Path, path: &Path) -> Result<Option<String>>
     use std::io::Read;
     let mut header = [0u8; 12];
     let mut f = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
-    let mut got = 0;
-    while got < header.len() {
-        match f.read(&mut header[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(EngineError::io(path, e)),
-        }
-    }
+    let short = match f.read_exact(&mut header) {
+        Ok(()) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => true,
+        Err(e) => return Err(EngineError::io(path, e)),
+    };
     // A DuckDB database file has its magic bytes after the 8-byte checksum.
-    if got < header.len() || &header[8..12] != b"DUCK" {
+    if short || &header[8..12] != b"DUCK" {
         return Ok(Some(
             "it is not a DuckDB database, so not a Stitchbook demo workspace".into(),
         ));
@@ -133,32 +134,38 @@ pub fn why_not_a_demo(sample_data: &Path, path: &Path) -> Result<Option<String>>
     let marker: duckdb::Result<Option<String>> = conn
         .prepare("SELECT max(value) FROM workspace_settings WHERE key = ?")
         .and_then(|mut st| st.query_row([MARKER_KEY], |r| r.get(0)));
-    match marker {
+    let marked = match marker {
         Err(_) => {
             return Ok(Some(
                 "it is a DuckDB database that is not a Stitchbook workspace".into(),
             ))
         }
-        Ok(Some(v)) if v == MARKER_VALUE => return Ok(None),
-        Ok(_) => {}
-    }
-    // Demos built before the marker: recognised by what they imported.
+        Ok(v) => v.as_deref() == Some(MARKER_VALUE),
+    };
+    // Only the demo's sample files may have been imported (so also a demo built before the
+    // marker is recognised, and a demo someone imported their own files into is kept).
     let names = sample_file_names(sample_data);
     let imported: Vec<String> = conn
-        .prepare("SELECT path FROM imports")
+        .prepare("SELECT path FROM imports ORDER BY import_id")
         .and_then(|mut st| {
             st.query_map([], |r| r.get::<_, String>(0))?
                 .collect::<duckdb::Result<_>>()
         })
         .unwrap_or_default();
-    let all_samples = !imported.is_empty()
-        && imported.iter().all(|p| {
-            Path::new(p)
-                .file_name()
-                .map(|n| names.iter().any(|m| m.as_os_str() == n))
-                .unwrap_or(false)
-        });
-    Ok((!all_samples).then(|| "it is a Stitchbook workspace that is not the demo".to_string()))
+    let foreign = imported.iter().find(|p| {
+        !Path::new(p)
+            .file_name()
+            .is_some_and(|n| names.iter().any(|m| m.as_os_str() == n))
+    });
+    Ok(match (marked, foreign) {
+        (_, Some(p)) => Some(format!(
+            "it is a Stitchbook workspace with other data than the demo's (imported from {p})"
+        )),
+        (false, None) if imported.is_empty() => {
+            Some("it is a Stitchbook workspace that is not the demo".to_string())
+        }
+        _ => None,
+    })
 }
 
 /// The file names of the demo's sample files (those in its folders included).
@@ -244,7 +251,7 @@ mod tests {
         std::fs::write(folder.join("keep"), "x").unwrap();
         for force in [false, true] {
             let m = refused(&sample, &folder, force);
-            assert!(m.contains("directory"), "{m}");
+            assert!(m.contains("directory") && !m.contains("--force"), "{m}");
         }
         assert!(folder.join("keep").exists());
 
@@ -274,5 +281,17 @@ mod tests {
             ws.setting(MARKER_KEY).unwrap().as_deref(),
             Some(MARKER_VALUE)
         );
+        // Once someone imports their own file into it, it is theirs.
+        ws.conn()
+            .execute(
+                "INSERT INTO imports (path, size_bytes, content_sha256, started_at, status)
+                 VALUES ('/home/me/export.jsonl', 1, 'x', now(), 'complete')",
+                [],
+            )
+            .unwrap();
+        drop(ws);
+        let m = refused(&sample, &demo, false);
+        assert!(m.contains("/home/me/export.jsonl"), "{m}");
+        assert_eq!(not_replaceable(&sample, &demo, true).unwrap(), None);
     }
 }
