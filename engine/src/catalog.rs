@@ -140,10 +140,13 @@ pub fn event_properties(ws: &Workspace, event: &str) -> Result<EventProperties> 
          -- properties are read only for the chosen rows, not while choosing them
          s AS (SELECT e.properties FROM events e JOIN latest ON e.rowid = latest.r),
          n AS (SELECT count(*) AS n FROM s),
+         -- each property set is parsed once, into its (key, value) pairs, whatever the keys
+         -- are called; a value is JSON (SQL NULL for a JSON null)
          kv AS (
-            SELECT k, json_type(properties, '$.\"' || replace(k, '\"', '\\\"') || '\"') AS t,
-                   json_extract_string(properties, '$.\"' || replace(k, '\"', '\\\"') || '\"') AS v
-            FROM s, unnest(json_keys(properties)) AS u(k)),
+            SELECT p.key AS k, coalesce(json_type(p.value), 'NULL') AS t,
+                   json_extract_string(p.value, '$') AS v
+            FROM (SELECT unnest(map_entries(TRY_CAST(properties AS MAP(VARCHAR, JSON)))) AS p
+                  FROM s)),
          types AS (
             SELECT k, list({'t': t, 'n': c} ORDER BY c DESC, t) AS types
             FROM (SELECT k, t, count(*) AS c FROM kv WHERE t <> 'NULL' GROUP BY k, t) GROUP BY k),
@@ -277,7 +280,7 @@ pub fn naming_collisions(names: &[(String, i64)]) -> Vec<Vec<(String, i64)>> {
 }
 
 /// Bump when the checks change: remembered results of older checks are not reused.
-const QUALITY_VERSION: i64 = 1;
+const QUALITY_VERSION: i64 = 2;
 
 /// [`quality`], remembered in the workspace (see [`crate::remembered`]) while the events,
 /// quarantine, imports and model build it read are the same.
@@ -329,9 +332,13 @@ pub fn quality(ws: &Workspace) -> Result<Vec<QualityIssue>> {
         "WITH s AS (
             SELECT event_name, properties FROM events
             WHERE rowid >= (SELECT count(*) FROM events) - ?),
+         -- each property set is parsed once, into its (key, value) pairs, whatever the keys
+         -- are called; a value is JSON (SQL NULL for a JSON null)
          kv AS (
-            SELECT event_name, k, json_type(properties, '$.\"' || replace(k, '\"', '\\\"') || '\"') AS t
-            FROM s, unnest(json_keys(properties)) AS u(k))
+            SELECT event_name, p.key AS k, coalesce(json_type(p.value), 'NULL') AS t
+            FROM (SELECT event_name,
+                         unnest(map_entries(TRY_CAST(properties AS MAP(VARCHAR, JSON)))) AS p
+                  FROM s))
          SELECT k, list(DISTINCT t ORDER BY t), list(DISTINCT event_name ORDER BY event_name), count(*)
          FROM kv WHERE t NOT IN ('NULL')
          GROUP BY k

@@ -1,6 +1,7 @@
 //! DuckDB's resources: the memory limit and the number of threads, saved in the workspace
 //! (`workspace_settings`, keys `duckdb.memory_limit_mb` and `duckdb.threads`) and applied to
-//! its connection whenever it is opened. They are not model settings: changing them never
+//! its connection whenever it is opened; and the SQL console's time limit
+//! (`sql.timeout_seconds`). They are not model settings: changing them never
 //! makes the model stale.
 //!
 //! Jobs that bound their own memory (a rebuild, a PII scan or export) do so with
@@ -15,11 +16,16 @@ use crate::{EngineError, Result};
 
 pub const MEMORY_KEY: &str = "duckdb.memory_limit_mb";
 pub const THREADS_KEY: &str = "duckdb.threads";
+/// How long one SQL console query may run, in seconds.
+pub const SQL_TIMEOUT_KEY: &str = "sql.timeout_seconds";
 /// The resource setting keys, as `stitchbook settings --set` names them.
-pub const RESOURCE_KEYS: &[&str] = &[MEMORY_KEY, THREADS_KEY];
+pub const RESOURCE_KEYS: &[&str] = &[MEMORY_KEY, THREADS_KEY, SQL_TIMEOUT_KEY];
 
 const MEMORY_MB: std::ops::RangeInclusive<u64> = 256..=1_048_576;
 const THREADS: std::ops::RangeInclusive<u64> = 1..=256;
+const SQL_TIMEOUT: std::ops::RangeInclusive<u64> = 1..=86_400;
+/// The console's time limit when none is chosen.
+pub const DEFAULT_SQL_TIMEOUT_SECONDS: u64 = 30;
 
 /// The chosen limits (None: DuckDB's default, 80% of RAM and one thread per core) and what
 /// DuckDB reports in effect.
@@ -35,6 +41,9 @@ pub struct ResourceSettings {
     pub effective_memory_limit: String,
     #[ts(type = "number")]
     pub effective_threads: i64,
+    /// The SQL console's time limit (None: [`DEFAULT_SQL_TIMEOUT_SECONDS`]).
+    #[ts(type = "number | null")]
+    pub sql_timeout_seconds: Option<u64>,
 }
 
 fn parse(key: &str, v: &str, range: &std::ops::RangeInclusive<u64>) -> Result<Option<u64>> {
@@ -66,6 +75,7 @@ impl ResourceSettings {
             threads,
             effective_memory_limit,
             effective_threads,
+            sql_timeout_seconds: chosen_sql_timeout(ws)?,
         })
     }
 
@@ -75,6 +85,7 @@ impl ResourceSettings {
         let range = match key {
             MEMORY_KEY => &MEMORY_MB,
             THREADS_KEY => &THREADS,
+            SQL_TIMEOUT_KEY => &SQL_TIMEOUT,
             _ => {
                 return Err(EngineError::InvalidArgument(format!(
                     "unknown setting \"{key}\": one of {}",
@@ -104,6 +115,20 @@ fn chosen(ws: &Workspace) -> Result<(Option<u64>, Option<u64>)> {
         })
     };
     Ok((get(MEMORY_KEY, &MEMORY_MB)?, get(THREADS_KEY, &THREADS)?))
+}
+
+fn chosen_sql_timeout(ws: &Workspace) -> Result<Option<u64>> {
+    Ok(match ws.setting(SQL_TIMEOUT_KEY)? {
+        Some(v) => parse(SQL_TIMEOUT_KEY, &v, &SQL_TIMEOUT).unwrap_or(None),
+        None => None,
+    })
+}
+
+/// The SQL console's time limit for this workspace.
+pub fn sql_timeout(ws: &Workspace) -> Result<std::time::Duration> {
+    Ok(std::time::Duration::from_secs(
+        chosen_sql_timeout(ws)?.unwrap_or(DEFAULT_SQL_TIMEOUT_SECONDS),
+    ))
 }
 
 /// Apply the saved choices to the workspace's connection (on open, and after a change).
@@ -252,11 +277,21 @@ mod tests {
             assert_eq!((r.threads, r.effective_threads), (Some(1), 1));
             // 3000 MB reads back as 2.7 GiB.
             assert_eq!(r.effective_memory_limit, "2.7 GiB");
+            // The console's time limit: 30 s until chosen.
+            assert_eq!(
+                sql_timeout(&ws).unwrap().as_secs(),
+                DEFAULT_SQL_TIMEOUT_SECONDS
+            );
+            let r = ResourceSettings::set(&ws, SQL_TIMEOUT_KEY, "5").unwrap();
+            assert_eq!(r.sql_timeout_seconds, Some(5));
+            assert_eq!(sql_timeout(&ws).unwrap().as_secs(), 5);
             for (k, bad) in [
                 (MEMORY_KEY, "12"),
                 (MEMORY_KEY, "2GB'"),
                 (THREADS_KEY, "0"),
                 (THREADS_KEY, "-3"),
+                (SQL_TIMEOUT_KEY, "0"),
+                (SQL_TIMEOUT_KEY, "soon"),
                 ("duckdb.other", "1"),
             ] {
                 let e = ResourceSettings::set(&ws, k, bad)

@@ -95,8 +95,11 @@ impl Workspace {
             memo: Mutex::new(None),
         };
         ws.configure_connection(&ws.conn)?;
-        ws.conn
-            .execute_batch("SET enable_external_access = false; SET lock_configuration = true;")?;
+        // UTC for every connection to it too (the SQL console runs on one of its own), then
+        // the configuration is locked.
+        ws.conn.execute_batch(
+            "SET GLOBAL TimeZone = 'UTC'; SET enable_external_access = false; SET lock_configuration = true;",
+        )?;
         Ok(ws)
     }
 
@@ -155,7 +158,11 @@ impl Workspace {
 
     /// Session settings and the SQL helpers (after migrations: some read workspace tables).
     fn configure_connection(&self, conn: &Connection) -> Result<()> {
-        conn.execute_batch("SET TimeZone = 'UTC';")?;
+        // Set unless it already is (a read-only workspace's configuration is locked).
+        let tz: String = conn.query_row("SELECT current_setting('TimeZone')", [], |r| r.get(0))?;
+        if tz != "UTC" {
+            conn.execute_batch("SET TimeZone = 'UTC';")?;
+        }
         conn.execute_batch(MACROS)?;
         Ok(())
     }

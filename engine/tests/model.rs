@@ -880,6 +880,68 @@ fn the_catalog_counts_reach_and_the_quality_panel_finds_spelling_collisions() {
 }
 
 #[test]
+fn the_catalog_and_the_quality_checks_take_any_property_key() {
+    use stitchbook_engine::catalog;
+    let long = "k".repeat(10_000);
+    let odd = [
+        "",
+        "a.b",
+        "q\"uote",
+        "back\\slash",
+        "$",
+        "[0]",
+        "' OR 1=1 --",
+        long.as_str(),
+    ];
+    let mut first = serde_json::Map::new();
+    for (i, k) in odd.iter().enumerate() {
+        first.insert(k.to_string(), json!(i));
+    }
+    // One event with 20,000 keys (a line of some 300 KB): each property set is read once.
+    let wide: serde_json::Map<String, Value> = (0..20_000)
+        .map(|i| (format!("key_{i:05}"), json!(i)))
+        .collect();
+    let ws = workspace(
+        &[
+            ph(1, 0, "a", "odd", Value::Object(first)),
+            ph(2, 10, "b", "odd", json!({"": "one", "a.b": "dot"})),
+            ph(3, 20, "c", "wide", Value::Object(wide)),
+        ],
+        &[],
+    );
+    let issues = catalog::quality(&ws).unwrap();
+    let mixed: Vec<&str> = issues
+        .iter()
+        .filter(|i| i.kind == "mixed_types")
+        .flat_map(|i| i.items.iter().map(String::as_str))
+        .collect();
+    assert_eq!(mixed, ["", "a.b"]);
+    assert_eq!(catalog::quality_remembered(&ws).unwrap(), issues);
+    assert_eq!(catalog::events(&ws).unwrap().len(), 2);
+    let props = catalog::event_properties(&ws, "odd").unwrap();
+    let mut keys: Vec<&str> = props.properties.iter().map(|p| p.key.as_str()).collect();
+    keys.sort_unstable();
+    let mut want = odd.to_vec();
+    want.sort_unstable();
+    assert_eq!(keys, want);
+    let empty = props.properties.iter().find(|p| p.key.is_empty()).unwrap();
+    assert!((empty.fill_rate - 1.0).abs() < 1e-9);
+    assert_eq!(empty.types.len(), 2, "{empty:?}");
+    let mut examples = empty.examples.clone();
+    examples.sort_unstable();
+    assert_eq!(examples, ["0", "one"]);
+    let quote = props
+        .properties
+        .iter()
+        .find(|p| p.key == "q\"uote")
+        .unwrap();
+    assert_eq!(quote.examples, ["2"]);
+    let wide = catalog::event_properties(&ws, "wide").unwrap();
+    assert_eq!(wide.properties.len(), 20_000);
+    assert!(wide.properties.iter().all(|p| p.examples.len() == 1));
+}
+
+#[test]
 fn the_quality_checks_and_event_totals_are_remembered_until_the_data_changes() {
     use stitchbook_engine::catalog;
     let ws = workspace(

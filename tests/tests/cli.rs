@@ -448,6 +448,26 @@ fn sql_cohorts_and_saved_insights() {
     let (code, _, err) = run(&["sql", &ws_s, "DELETE FROM events"]);
     assert_eq!(code, 2);
     assert!(err.contains("read-only"), "{err}");
+    // The app console's rules: no files, no second statement, a time limit.
+    let passwd = format!("SELECT * FROM read_csv('{}')", ph.display());
+    for bad in [
+        passwd.as_str(),
+        "SELECT 1); SET VARIABLE x = 1; SELECT (1",
+        "SELECT 1; CHECKPOINT",
+    ] {
+        let (code, _, err) = run(&["sql", &ws_s, bad]);
+        assert_eq!(code, 2, "{bad}");
+        assert!(err.contains("sql_read_only"), "{bad}: {err}");
+    }
+    let (code, _, err) = run(&[
+        "sql",
+        &ws_s,
+        "SELECT count(*) FROM range(1000000000000)",
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("sql_timeout"), "{err}");
     // A saved cohort, its members as CSV, and its use as an exclusion.
     let def = repo().join("sample-data/cohorts/internal_users.json");
     let (code, out, err) = run(&[

@@ -134,6 +134,9 @@ enum Command {
         /// The sample-data folder (default: the one in this source tree).
         #[arg(long)]
         sample_data: Option<PathBuf>,
+        /// Replace OUT even when it is not a demo workspace (never a directory).
+        #[arg(long)]
+        force: bool,
     },
     /// Recompute identity, sessions and persons from the imported events.
     Rebuild {
@@ -148,7 +151,8 @@ enum Command {
     Settings {
         workspace: PathBuf,
         /// key=value, e.g. identity.mode=warehouse_last_value, sessions.timeout_seconds=900,
-        /// insights.now=wall_clock, duckdb.memory_limit_mb=4096 or duckdb.threads=default.
+        /// insights.now=wall_clock, duckdb.memory_limit_mb=4096, duckdb.threads=default or
+        /// sql.timeout_seconds=60.
         #[arg(long = "set")]
         set: Vec<String>,
         #[arg(long)]
@@ -196,14 +200,19 @@ enum Command {
         #[command(subcommand)]
         which: CohortCommand,
     },
-    /// Run one read-only SQL statement against a workspace (tables: events, persons,
-    /// person_map, sessions, event_sessions, profiles, accounts, quarantine, …).
+    /// Run one read-only SQL query against a workspace's tables (events, persons,
+    /// person_map, sessions, event_sessions, profiles, accounts, quarantine, …); the same
+    /// rules as the app's console: one SELECT, no files, a time limit.
     Sql {
         workspace: PathBuf,
         statement: String,
         /// At most this many rows.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Stop the query after this many seconds (default: the workspace's
+        /// sql.timeout_seconds, else 30).
+        #[arg(long)]
+        timeout: Option<u64>,
         #[arg(long)]
         json: bool,
         #[arg(long)]
@@ -809,11 +818,15 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { out, sample_data } => {
+        Command::Demo {
+            out,
+            sample_data,
+            force,
+        } => {
             let dir = sample_data.unwrap_or_else(stitchbook_engine::demo::source_sample_data);
             let tty = std::io::stderr().is_terminal();
             let ctx = JobCtx::new(move |ev| progress(ev, tty), CancelToken::new());
-            let ws = stitchbook_engine::demo::build(&dir, &out, &ctx)?;
+            let ws = stitchbook_engine::demo::build(&dir, &out, force, &ctx)?;
             if tty {
                 eprint!("\r\x1b[2K");
             }
@@ -907,6 +920,13 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     "duckdb.threads               {} (in effect: {})",
                     chosen(res.threads),
                     res.effective_threads
+                );
+                println!(
+                    "sql.timeout_seconds          {}",
+                    res.sql_timeout_seconds.map_or(
+                        format!("default ({} s)", resources::DEFAULT_SQL_TIMEOUT_SECONDS),
+                        |n| n.to_string()
+                    )
                 );
                 if let Some(r) = rebuilt {
                     print_rebuild_line(&r);
@@ -1187,11 +1207,27 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             workspace,
             statement,
             limit,
+            timeout,
             json,
             csv,
         } => {
             let ws = opened(Workspace::open_read_only(&workspace)?)?;
-            let t = stitchbook_engine::console::run(&ws, &statement, limit)?;
+            let timeout = match timeout {
+                Some(0) => {
+                    return Err(EngineError::InvalidArgument(
+                        "--timeout takes a whole number of seconds, at least 1".into(),
+                    ))
+                }
+                Some(s) => std::time::Duration::from_secs(s),
+                None => resources::sql_timeout(&ws)?,
+            };
+            let t = stitchbook_engine::console::run(
+                &ws,
+                &statement,
+                limit,
+                timeout,
+                &CancelToken::new(),
+            )?;
             if json {
                 println!("{}", to_json(&t)?);
             } else if csv {

@@ -11,7 +11,7 @@ use stitchbook_engine::{IpcError, JobEvent};
 use tauri::ipc::Channel;
 use tauri::State;
 
-use super::{blocking, ipc, on_workspace, run_job};
+use super::{blocking, ipc, jobs, on_workspace, run_job};
 use crate::state::AppState;
 
 #[tauri::command]
@@ -44,17 +44,23 @@ pub async fn quarantine_rows(
     .await
 }
 
-/// One read-only query (see the engine's console for what is allowed).
+/// One read-only query (see the engine's console for what is allowed), stopped after the
+/// workspace's time limit or by `cancel_job(job_id)`.
 #[tauri::command]
 pub async fn run_sql(
     statement: String,
     limit: usize,
+    job_id: String,
     state: State<'_, AppState>,
 ) -> Result<SqlTable, IpcError> {
-    on_workspace(&state, move |ws| {
-        console::run_guarded(ws, &statement, limit.clamp(1, 100_000))
+    let cancel = jobs::start(&state, &job_id)?;
+    let result = on_workspace(&state, move |ws| {
+        let timeout = stitchbook_engine::resources::sql_timeout(ws)?;
+        console::run(ws, &statement, limit.clamp(1, 100_000), timeout, &cancel)
     })
-    .await
+    .await;
+    jobs::finish(&state, &job_id);
+    result
 }
 
 /// The tables and views with their columns, for the console's schema list.

@@ -128,7 +128,8 @@ pub async fn open_demo(
         } else {
             let sample = stitchbook_engine::demo::source_sample_data();
             let ctx = JobCtx::new(move |ev| drop(channel.send(ev.clone())), cancel);
-            stitchbook_engine::demo::build(&sample, &target, &ctx).map_err(ipc)?
+            // The app's own demo file, missing or rebuilt at the user's request.
+            stitchbook_engine::demo::build(&sample, &target, true, &ctx).map_err(ipc)?
         };
         *guard = Some(ws);
         Ok::<_, IpcError>(())

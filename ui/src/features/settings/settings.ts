@@ -146,6 +146,7 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
       el("h2", {}, "DuckDB resources"),
       row("Memory limit (MB)", resInput("duckdb.memory_limit_mb", res.memoryLimitMb, "default: 80% of RAM"), "Beyond it DuckDB spills to disk. Empty for the default; rebuilds and PII jobs otherwise cap themselves (4 GB, 1 GB)."),
       row("Threads", resInput("duckdb.threads", res.threads, "default: one per core"), "Fewer threads leave cores for other work."),
+      row("SQL console time limit (s)", resInput("sql.timeout_seconds", res.sqlTimeoutSeconds, "default: 30"), "A console query running longer is stopped."),
       effective,
       resStatus),
     el("section", { class: "card" }, el("h2", {}, "Appearance"), row("Theme", theme, "Light or dark.")),

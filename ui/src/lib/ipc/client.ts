@@ -76,7 +76,7 @@ export interface Backend {
   eventProperties(event: string): Promise<EventProperties>;
   qualityIssues(): Promise<QualityIssue[]>;
   quarantineRows(importId: number | null, limit: number): Promise<QuarantineRow[]>;
-  runSql(statement: string, limit: number): Promise<SqlTable>;
+  runSql(statement: string, limit: number, jobId: string): Promise<SqlTable>;
   sqlSchema(): Promise<SqlTable>;
   modelSettings(): Promise<ModelSettings>;
   setModelSetting(key: string, value: string): Promise<ModelSettings>;
@@ -143,7 +143,7 @@ export const tauriBackend: Backend = {
   eventProperties: (event) => invoke("event_properties", { event }),
   qualityIssues: () => invoke("quality_issues"),
   quarantineRows: (importId, limit) => invoke("quarantine_rows", { importId, limit }),
-  runSql: (statement, limit) => invoke("run_sql", { statement, limit }),
+  runSql: (statement, limit, jobId) => invoke("run_sql", { statement, limit, jobId }),
   sqlSchema: () => invoke("sql_schema"),
   modelSettings: () => invoke("model_settings"),
   setModelSetting: (key, value) => invoke("set_model_setting", { key, value }),

@@ -8,4 +8,8 @@ export type ResourceSettings = { memoryLimitMb: number | null, threads: number |
 /**
  * `current_setting('memory_limit')`, e.g. `19.2 GiB`.
  */
-effectiveMemoryLimit: string, effectiveThreads: number, };
+effectiveMemoryLimit: string, effectiveThreads: number, 
+/**
+ * The SQL console's time limit (None: [`DEFAULT_SQL_TIMEOUT_SECONDS`]).
+ */
+sqlTimeoutSeconds: number | null, };
