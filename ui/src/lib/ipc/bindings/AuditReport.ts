@@ -7,7 +7,11 @@ import type { Review } from "./Review";
 import type { ReviewedFinding } from "./ReviewedFinding";
 import type { ScanInfo } from "./ScanInfo";
 
-export type AuditReport = { generatedAt: string, workspace: string, scope: AuditScope, scan: ScanInfo | null, findings: Array<ReviewedFinding>, reviewTrail: Array<Review>, 
+export type AuditReport = { generatedAt: string, 
+/**
+ * The workspace time zone the HTML report shows its times in (the data keeps ISO 8601).
+ */
+timeZone: string, workspace: string, scope: AuditScope, scan: ScanInfo | null, findings: Array<ReviewedFinding>, reviewTrail: Array<Review>, 
 /**
  * Every reveal of a full value in the app (who, why, when, where; never the value).
  */
