@@ -55,7 +55,7 @@ async function dataBody(backend: Backend): Promise<HTMLElement[]> {
   for (const e of events) {
     const name = el("button", { class: "cell-link", type: "button", "data-event": e.name }, e.name);
     name.addEventListener("click", () => void showProps(e.name));
-    body.append(el("tr", {}, el("td", {}, name), el("td", { class: "num" }, fmtInt(e.events)), el("td", { class: "num" }, fmtInt(e.persons)), el("td", { class: "num" }, fmtPct(e.personShare)), el("td", {}, fmtTime(e.firstSeen)), el("td", {}, fmtTime(e.lastSeen)), el("td", {}, e.vendors.join(", "))));
+    body.append(el("tr", {}, el("td", {}, name), el("td", { class: "num" }, fmtInt(e.events)), el("td", { class: "num" }, fmtInt(e.persons)), el("td", { class: "num" }, fmtPct(e.personShare)), el("td", { class: "nowrap" }, fmtTime(e.firstSeen)), el("td", { class: "nowrap" }, fmtTime(e.lastSeen)), el("td", {}, e.vendors.join(", "))));
   }
   catalog.append(body);
 

@@ -179,7 +179,7 @@ class Timeline {
         if (e.sessionStart) row.classList.add("tl-session-start");
         if (i === this.selected) row.classList.add("selected");
         row.append(
-          el("span", { class: "tl-time mono" }, fmtTime(e.tsUtc).slice(5)),
+          el("span", { class: "tl-time mono" }, fmtTime(e.tsUtc).slice(5, 19)),
           el("span", { class: "tl-gap mono" }, e.gapS === null ? "" : `+${fmtDuration(e.gapS)}`),
           el("span", { class: `tl-event kind-${e.kind}` }, e.event),
           el("span", { class: "tl-page muted" }, e.page ?? ""),
