@@ -250,20 +250,7 @@ impl Hunter<'_> {
 
 /// `s` with every span a value detector flags masked (unchanged when none does).
 fn mask_detected(s: &str) -> String {
-    let mut m = Vec::new();
-    let decoded = detect_value(s, key_hints("distinct_id"), &mut m);
-    if m.is_empty() {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(decoded.len());
-    let mut at = 0;
-    for x in &m {
-        out.push_str(&decoded[at..x.start]);
-        out.push_str(&mask(Some(x.detector), &decoded[x.start..x.end]));
-        at = x.end;
-    }
-    out.push_str(&decoded[at..]);
-    out
+    super::scan::mask_detected_in(s, key_hints("distinct_id")).into_owned()
 }
 
 /// The finding (events only) and how to recognise its hits.

@@ -456,10 +456,15 @@ pub(crate) fn safe_path(path: &str) -> std::borrow::Cow<'_, str> {
     if !maybe_detected(path) {
         return std::borrow::Cow::Borrowed(path);
     }
+    mask_detected_in(path, KeyHints::default())
+}
+
+/// `text` with every value a built-in detector finds in it masked (the rest kept as is).
+pub(crate) fn mask_detected_in(text: &str, hints: KeyHints) -> std::borrow::Cow<'_, str> {
     let mut m = Vec::new();
-    let decoded = detect_value(path, KeyHints::default(), &mut m);
+    let decoded = detect_value(text, hints, &mut m);
     if m.is_empty() {
-        return std::borrow::Cow::Borrowed(path);
+        return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(decoded.len());
     let mut at = 0;
