@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::detect::{detect_value, key_hints, Detector, KeyHints, Match};
+use super::detect::{detect_value, Detector, KeyHints, Match};
 use super::export::{covers, Resolved, Target, TOP};
 use super::flat::Flat;
 use super::scan::{maybe_detected, KEY};
@@ -26,7 +26,7 @@ pub(crate) struct Collector<'r> {
     pub(crate) found: Found,
     matches: Vec<Match>,
     flat: Flat,
-    hints: HashMap<String, KeyHints>,
+    hints: super::detect::KeyHintCache,
     /// (key, value) pairs already run through the detectors.
     seen: HashMap<u64, (Box<str>, Box<str>)>,
     buf: String,
@@ -48,19 +48,14 @@ impl<'r> Collector<'r> {
             found: Found::default(),
             matches: Vec::new(),
             flat: Flat::default(),
-            hints: HashMap::new(),
+            hints: Default::default(),
             seen: HashMap::new(),
             buf: String::new(),
         }
     }
 
     fn hints(&mut self, key: &str) -> KeyHints {
-        if let Some(h) = self.hints.get(key) {
-            return *h;
-        }
-        let h = key_hints(key);
-        self.hints.insert(key.to_string(), h);
-        h
+        self.hints.get(key)
     }
 
     fn detector_rule(&self, d: Detector) -> Option<usize> {

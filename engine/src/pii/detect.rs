@@ -246,6 +246,21 @@ fn key_in(k: &str, list: &[&str]) -> bool {
         .any(|t| k == *t || (t.len() >= 6 && k.len() > t.len() && k.ends_with(t)))
 }
 
+/// [`key_hints`] remembered by key, for walkers that meet the same keys on every row.
+#[derive(Clone, Default)]
+pub(crate) struct KeyHintCache(std::collections::HashMap<String, KeyHints>);
+
+impl KeyHintCache {
+    pub(crate) fn get(&mut self, key: &str) -> KeyHints {
+        if let Some(h) = self.0.get(key) {
+            return *h;
+        }
+        let h = key_hints(key);
+        self.0.insert(key.to_string(), h);
+        h
+    }
+}
+
 /// Read the hints in a key name (the last segment of a path).
 pub fn key_hints(key: &str) -> KeyHints {
     let k = normalize_key(key);

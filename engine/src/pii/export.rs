@@ -487,7 +487,7 @@ struct Redactor {
     counts: Vec<i64>,
     matches: Vec<Match>,
     /// Key hints by key.
-    hints: std::collections::HashMap<String, KeyHints>,
+    hints: super::detect::KeyHintCache,
     /// Whether a detector rule touches a (key, value): by hash, with the pair to confirm.
     touched: std::collections::HashMap<u64, (Box<str>, Box<str>, bool)>,
     /// The original values every rule redacts, replaced wherever they appear.
@@ -534,12 +534,7 @@ impl Redactor {
     }
 
     fn hints(&mut self, key: &str) -> KeyHints {
-        if let Some(h) = self.hints.get(key) {
-            return *h;
-        }
-        let h = key_hints(key);
-        self.hints.insert(key.to_string(), h);
-        h
+        self.hints.get(key)
     }
 
     fn pseudonym(&self, v: &str) -> String {
