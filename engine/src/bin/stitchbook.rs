@@ -576,6 +576,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 format: format.as_deref().map(FormatOverride::parse).transpose()?,
                 mapping: mapping.as_deref().map(ColumnMapping::load).transpose()?,
                 keep_raw,
+                ..ImportOptions::default()
             };
             let ws = opened(Workspace::open(&workspace)?)?;
             let tty = std::io::stderr().is_terminal();

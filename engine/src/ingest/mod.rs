@@ -18,6 +18,7 @@
 //! record already quarantined by an earlier import counts as a duplicate.
 
 pub mod archive;
+pub mod fast;
 pub mod generic;
 pub mod preview;
 pub mod reader;
@@ -101,6 +102,11 @@ pub trait VendorImporter {
     fn links_sql(&self) -> Option<Sql> {
         None
     }
+    /// A Rust mapper for the records of this shape it is sure of, used for JSON lines.
+    fn fast(&self) -> Option<fast::Shape> {
+        None
+    }
+
     /// SELECT over `stg_loaded` producing: group_type, group_key, props, as_of, line.
     fn groups_sql(&self) -> Option<Sql> {
         None
@@ -148,6 +154,9 @@ pub struct ImportOptions {
     pub mapping: Option<ColumnMapping>,
     /// Keep each record's original JSON in `events.raw`.
     pub keep_raw: bool,
+    /// Map every record with the vendor's SQL, never the Rust fast path (slower; used to check
+    /// that both map alike).
+    pub sql_mapping_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -941,11 +950,13 @@ fn flag_foreign_records(
 /// Steps 1–3 of the pipeline on this connection's temporary tables: stage the file's records
 /// into `stg_raw` (the first `label.limit` only, for previews) and map them with the vendor's
 /// SQL into `stg_events`. Nothing in the workspace's own tables is touched.
+#[allow(clippy::too_many_arguments)]
 fn stage_and_map(
     conn: &Connection,
     path: &Path,
     d: &Detection,
     importer: &dyn VendorImporter,
+    fast_ok: bool,
     ctx: &JobCtx,
     label: &ProgressLabel<'_>,
     laps: &mut Laps,
@@ -962,7 +973,20 @@ fn stage_and_map(
         && d.container == Container::Tsv
         && !sniff::has_header_field(path, d.compression, "event_id"))
     .then_some(&vendors::SNOWPLOW_ENRICHED_COLUMNS[..]);
-    let stats = reader::stage_file(conn, path, phys, names, ctx, label)?;
+    // The fast path: JSON lines of a shape with a Rust mapper; it stages only the records it
+    // leaves to the vendor's SQL (see [`fast`]).
+    let fast = importer
+        .fast()
+        .filter(|_| fast_ok && d.container == Container::Jsonl && !d.airbyte);
+    let mut mapped_fast = None;
+    let stats = match fast {
+        Some(shape) => {
+            let (stats, counts) = fast::stage(conn, path, d.compression, shape, ctx, label)?;
+            mapped_fast = Some(counts);
+            stats
+        }
+        None => reader::stage_file(conn, path, phys, names, ctx, label)?,
+    };
     laps.lap("read");
     if let Some(cols) = &stats.columns {
         let missing: Vec<String> = importer
@@ -1032,7 +1056,11 @@ fn stage_and_map(
          SELECT line, raw, raw_len, pre_reason AS reason, member, member_line FROM stg_raw",
     )?;
     ctx.cancel.check()?;
-    let mut ev = Sql::new("CREATE OR REPLACE TEMP TABLE stg_events AS ");
+    let mut ev = Sql::new(if mapped_fast.is_some() {
+        "INSERT INTO stg_events "
+    } else {
+        "CREATE OR REPLACE TEMP TABLE stg_events AS "
+    });
     ev.embed(&importer.events_sql());
     // A failure here is never a row's fault (rows get reasons): name the file at least.
     ev.execute(conn).map_err(|e| match interrupted(e) {
@@ -1070,7 +1098,8 @@ fn run_pipeline(
         size,
         limit: None,
     };
-    let stats = stage_and_map(conn, path, d, importer, ctx, &label, &mut laps)?;
+    let fast_ok = !opts.keep_raw && !opts.sql_mapping_only;
+    let stats = stage_and_map(conn, path, d, importer, fast_ok, ctx, &label, &mut laps)?;
     let phase = |p: &str, rows: u64| {
         ctx.emit(
             JobEvent::Progress {

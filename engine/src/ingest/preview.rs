@@ -100,6 +100,7 @@ impl ImportChoice {
             format,
             mapping: self.mapping.clone(),
             keep_raw: false,
+            sql_mapping_only: false,
         })
     }
 }
@@ -208,7 +209,7 @@ pub fn preview(path: &Path, opts: &ImportOptions, records: u64) -> Result<FilePr
     );
     let mut laps = Laps::new();
     let stats =
-        match super::stage_and_map(conn, path, &d, importer.as_ref(), &ctx, &label, &mut laps) {
+        match super::stage_and_map(conn, path, &d, importer.as_ref(), false, &ctx, &label, &mut laps) {
             Ok(s) => s,
             Err(e) => {
                 out.problem = Some(e.to_string());

@@ -37,9 +37,9 @@ pub struct ReadStats {
 }
 
 /// Counts and hashes the bytes of the underlying file as they are read.
-struct Tap<R> {
+pub(super) struct Tap<R> {
     inner: R,
-    bytes: u64,
+    pub(super) bytes: u64,
     hasher: Sha256,
 }
 
@@ -54,7 +54,7 @@ impl<R: Read> Read for Tap<R> {
 
 impl<R: Read> Tap<R> {
     /// Hash whatever the decoder left unread and return the digest.
-    fn finish(mut self) -> io::Result<String> {
+    pub(super) fn finish(mut self) -> io::Result<String> {
         io::copy(&mut self, &mut io::sink())?;
         Ok(hex(&self.hasher.finalize()))
     }
@@ -173,7 +173,7 @@ pub fn stage_file(
     }
 }
 
-fn open_tap(path: &Path) -> Result<Tap<File>> {
+pub(super) fn open_tap(path: &Path) -> Result<Tap<File>> {
     let f = File::open(path).map_err(|e| EngineError::io(path, e))?;
     Ok(Tap {
         inner: f,
@@ -183,7 +183,7 @@ fn open_tap(path: &Path) -> Result<Tap<File>> {
 }
 
 /// A decoded byte stream over a tapped file; gives the tap back at the end.
-enum Decoded {
+pub(super) enum Decoded {
     Plain(Tap<File>),
     Gzip(MultiGzDecoder<Tap<File>>),
 }
@@ -198,19 +198,19 @@ impl Read for Decoded {
 }
 
 impl Decoded {
-    fn new(tap: Tap<File>, c: Compression) -> Self {
+    pub(super) fn new(tap: Tap<File>, c: Compression) -> Self {
         match c {
             Compression::None => Decoded::Plain(tap),
             Compression::Gzip => Decoded::Gzip(MultiGzDecoder::new(tap)),
         }
     }
-    fn tap(&self) -> &Tap<File> {
+    pub(super) fn tap(&self) -> &Tap<File> {
         match self {
             Decoded::Plain(t) => t,
             Decoded::Gzip(g) => g.get_ref(),
         }
     }
-    fn into_tap(self) -> Tap<File> {
+    pub(super) fn into_tap(self) -> Tap<File> {
         match self {
             Decoded::Plain(t) => t,
             Decoded::Gzip(g) => g.into_inner(),
@@ -218,7 +218,7 @@ impl Decoded {
     }
 }
 
-fn read_error(path: &Path, c: Compression, records: u64, e: io::Error) -> EngineError {
+pub(super) fn read_error(path: &Path, c: Compression, records: u64, e: io::Error) -> EngineError {
     let what = match c {
         Compression::Gzip => "the gzip stream is truncated or corrupt",
         Compression::None => "read failed",

@@ -1,6 +1,7 @@
 //! Vendor importers that are pure SQL over the staging tables: one SQL file per vendor for the
 //! events (and optionally links and group snapshots), all on the shared pipeline.
 
+use super::fast::Shape;
 use super::{Target, VendorImporter};
 use crate::sql::Sql;
 
@@ -12,6 +13,8 @@ pub struct SqlImporter {
     pub events: &'static str,
     pub links: Option<&'static str>,
     pub groups: Option<&'static str>,
+    /// A Rust mapper for the records it is sure of (the rest still go through `events`).
+    pub fast: Option<Shape>,
 }
 
 impl VendorImporter for SqlImporter {
@@ -38,6 +41,10 @@ impl VendorImporter for SqlImporter {
     fn groups_sql(&self) -> Option<Sql> {
         self.groups.map(Sql::new)
     }
+
+    fn fast(&self) -> Option<Shape> {
+        self.fast
+    }
 }
 
 /// PostHog batch exports, events model (formats.md §1): JSON lines (plain or gzip), CSV and
@@ -49,6 +56,7 @@ pub const POSTHOG: SqlImporter = SqlImporter {
     events: include_str!("../../sql/posthog_events.sql"),
     links: Some(include_str!("../../sql/posthog_links.sql")),
     groups: Some(include_str!("../../sql/posthog_groups.sql")),
+    fast: Some(Shape::PostHogEvents),
 };
 
 /// PostHog batch exports, persons model: person property snapshots plus the exported
@@ -63,6 +71,7 @@ pub const POSTHOG_PERSONS: SqlImporter = SqlImporter {
          FROM stg_loaded WHERE NOT is_deleted",
     ),
     groups: None,
+    fast: None,
 };
 
 /// Segment Spec records: raw S3 logs (gzip JSON lines) and SDK batch payloads.
@@ -73,6 +82,7 @@ pub const SEGMENT: SqlImporter = SqlImporter {
     events: include_str!("../../sql/segment_events.sql"),
     links: Some(include_str!("../../sql/segment_links.sql")),
     groups: Some(include_str!("../../sql/segment_groups.sql")),
+    fast: None,
 };
 
 /// RudderStack object-storage dumps: the Segment Spec plus channel, rudderId and
@@ -89,6 +99,7 @@ pub const MIXPANEL: SqlImporter = SqlImporter {
     events: include_str!("../../sql/mixpanel_events.sql"),
     links: Some(include_str!("../../sql/mixpanel_links.sql")),
     groups: None,
+    fast: None,
 };
 
 pub const AMPLITUDE: SqlImporter = SqlImporter {
@@ -98,6 +109,7 @@ pub const AMPLITUDE: SqlImporter = SqlImporter {
     events: include_str!("../../sql/amplitude_events.sql"),
     links: Some(include_str!("../../sql/device_user_pairs.sql")),
     groups: Some(include_str!("../../sql/amplitude_groups.sql")),
+    fast: None,
 };
 
 /// Amplitude merged-ids files: `merged_vendor_id` identity links between amplitude_ids.
@@ -108,6 +120,7 @@ pub const AMPLITUDE_MERGED_IDS: SqlImporter = SqlImporter {
     events: include_str!("../../sql/amplitude_merged_ids.sql"),
     links: None,
     groups: None,
+    fast: None,
 };
 
 pub const GA4: SqlImporter = SqlImporter {
@@ -117,6 +130,7 @@ pub const GA4: SqlImporter = SqlImporter {
     events: include_str!("../../sql/ga4_events.sql"),
     links: Some(include_str!("../../sql/device_user_pairs.sql")),
     groups: None,
+    fast: None,
 };
 
 /// Snowplow atomic events as exported from a warehouse (CSV with a header, or Parquet).
@@ -127,6 +141,7 @@ pub const SNOWPLOW: SqlImporter = SqlImporter {
     events: include_str!("../../sql/snowplow_events.sql"),
     links: Some(include_str!("../../sql/snowplow_links.sql")),
     groups: None,
+    fast: None,
 };
 
 /// Segment warehouse tables and RudderStack data-lake rows (flattened snake_case).
@@ -137,6 +152,7 @@ pub const SEGMENT_WAREHOUSE: SqlImporter = SqlImporter {
     events: include_str!("../../sql/warehouse_events.sql"),
     links: Some(include_str!("../../sql/device_user_pairs.sql")),
     groups: None,
+    fast: None,
 };
 
 pub const RUDDERSTACK_WAREHOUSE: SqlImporter = SqlImporter {
