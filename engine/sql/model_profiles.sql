@@ -1,8 +1,8 @@
 -- Profiles and accounts. Expects the persons, sessions and event_persons of this rebuild, and
--- temp table model_params(time_zone, week_start) holding the settings.
+-- temp table model_params(time_zone, week_start) holding the settings. {DAY}: the event's
+-- local date in the workspace time zone (an expression over e.ts_utc).
 CREATE OR REPLACE TEMP TABLE prof_ev AS
-SELECT ep.person_id, e.ts_utc, e.event_name, e.groups,
-    CAST(timezone((SELECT time_zone FROM model_params), e.ts_utc) AS DATE) AS day
+SELECT ep.person_id, e.ts_utc, e.event_name, e.groups, {DAY} AS day
 FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq
 WHERE ep.person_id IS NOT NULL;
 

@@ -1480,6 +1480,18 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                             "0.7"
                         }
                     );
+                    if let Some(t) = r.duckdb_typed_secs {
+                        println!(
+                            "duckdb typed reader    {t:.2} s  (columns and types given; ratio {:.2})",
+                            t / r.import_secs
+                        );
+                    }
+                    if let Some(t) = r.sql_mapping_secs {
+                        println!(
+                            "import, SQL mapping    {t:.2} s  (the Rust fast path off; {:.1}x slower)",
+                            t / r.import_secs
+                        );
+                    }
                     println!("peak RSS, import       {:.0} MB", r.peak_rss_import_mb);
                     println!("peak RSS, read_json    {:.0} MB", r.peak_rss_duckdb_mb);
                     println!(

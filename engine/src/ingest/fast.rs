@@ -115,7 +115,18 @@ pub fn stage(
                     Err(_) => return,
                 };
                 let Ok(task) = task else { return };
-                if tx.send(map_task(shape, task)).is_err() {
+                let seq = task.seq;
+                // A bug in the mapper fails this file's import, not the process.
+                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    map_task(shape, task)
+                }))
+                .unwrap_or_else(|_| Done {
+                    seq,
+                    data: Vec::new(),
+                    batch: Err("the record mapper failed on this batch".into()),
+                    deferred: Vec::new(),
+                });
+                if tx.send(done).is_err() {
                     return;
                 }
             });

@@ -411,17 +411,17 @@ fn rebuild_in_transaction(
         "INSERT INTO model_params VALUES (?, ?)",
         duckdb::params![settings.time_zone, settings.week_start],
     )?;
-    conn.execute_batch(include_str!("../../sql/model_profiles.sql"))?;
-    lap("profiles and accounts", &mut t);
-    ctx.cancel.check()?;
-
-    phase("insight facts");
     // The local date of each event: UTC needs no time zone database (much cheaper per event).
     let day = if crate::insights::query::is_utc(&settings.time_zone) {
         "CAST(make_timestamp(epoch_us(e.ts_utc)) AS DATE)"
     } else {
         "CAST(timezone((SELECT time_zone FROM model_params), e.ts_utc) AS DATE)"
     };
+    conn.execute_batch(&include_str!("../../sql/model_profiles.sql").replace("{DAY}", day))?;
+    lap("profiles and accounts", &mut t);
+    ctx.cancel.check()?;
+
+    phase("insight facts");
     conn.execute_batch(
         &include_str!("../../sql/model_facts.sql")
             .replace("{PERSON_KEY}", key)
