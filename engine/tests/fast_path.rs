@@ -32,7 +32,11 @@ fn rows(ws: &Workspace, sql: &str) -> Vec<Row> {
     let mut rs = st.query([]).unwrap();
     while let Some(r) = rs.next().unwrap() {
         let n = r.as_ref().column_count();
-        out.push((0..n).map(|i| r.get::<_, Option<String>>(i).unwrap()).collect());
+        out.push(
+            (0..n)
+                .map(|i| r.get::<_, Option<String>>(i).unwrap())
+                .collect(),
+        );
     }
     out
 }
@@ -147,10 +151,12 @@ fn the_fast_path_maps_edge_cases_as_the_sql_does() {
     f.write_all(b"\xEF\xBB\xBF").unwrap();
     for (i, l) in EDGES.iter().enumerate() {
         f.write_all(l.as_bytes()).unwrap();
-        f.write_all(if i % 3 == 0 { b"\r\n" } else { b"\n" }).unwrap();
+        f.write_all(if i % 3 == 0 { b"\r\n" } else { b"\n" })
+            .unwrap();
         if i == 5 {
             f.write_all(b"\n   \n").unwrap();
-            f.write_all(b"{\"uuid\":\"u99\",\"event\":\"\xff\"}\n").unwrap();
+            f.write_all(b"{\"uuid\":\"u99\",\"event\":\"\xff\"}\n")
+                .unwrap();
         }
     }
     drop(f);
@@ -183,7 +189,14 @@ fn the_fast_path_maps_generated_exports_as_the_sql_does() {
     }
     // Nearly every generated record is one the fast path maps itself.
     let text = std::fs::read(dir.path().join("gen.jsonl")).unwrap();
-    let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     let mapped = lines.iter().filter(|l| map_posthog(l).is_some()).count();
-    assert!(mapped * 100 >= lines.len() * 95, "{mapped} of {}", lines.len());
+    assert!(
+        mapped * 100 >= lines.len() * 95,
+        "{mapped} of {}",
+        lines.len()
+    );
 }

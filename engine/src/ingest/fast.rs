@@ -136,9 +136,9 @@ pub fn stage(
         let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
         let mut next_done = 0u64;
         let append = |d: Done,
-                          raw_app: &mut duckdb::Appender<'_>,
-                          ev_app: &mut duckdb::Appender<'_>,
-                          counts: &mut FastCounts|
+                      raw_app: &mut duckdb::Appender<'_>,
+                      ev_app: &mut duckdb::Appender<'_>,
+                      counts: &mut FastCounts|
          -> Result<()> {
             let batch = d.batch.map_err(|e| {
                 EngineError::unreadable(path, format!("its records could not be staged ({e})"))
@@ -154,11 +154,11 @@ pub fn stage(
             Ok(())
         };
         let drain = |block_until: Option<u64>,
-                         pending: &mut BTreeMap<u64, Done>,
-                         next_done: &mut u64,
-                         raw_app: &mut duckdb::Appender<'_>,
-                         ev_app: &mut duckdb::Appender<'_>,
-                         counts: &mut FastCounts|
+                     pending: &mut BTreeMap<u64, Done>,
+                     next_done: &mut u64,
+                     raw_app: &mut duckdb::Appender<'_>,
+                     ev_app: &mut duckdb::Appender<'_>,
+                     counts: &mut FastCounts|
          -> Result<()> {
             loop {
                 while let Some(d) = pending.remove(next_done) {
@@ -224,9 +224,9 @@ pub fn stage(
                             lines: Vec::with_capacity(BATCH_LINES),
                         },
                     );
-                    task_tx.send(full).map_err(|_| {
-                        EngineError::unreadable(path, "a parsing thread stopped")
-                    })?;
+                    task_tx
+                        .send(full)
+                        .map_err(|_| EngineError::unreadable(path, "a parsing thread stopped"))?;
                     ctx.cancel.check()?;
                     drain(
                         None,
@@ -475,7 +475,10 @@ impl<'de> Deserialize<'de> for Text<'de> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a string")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                v: &'de str,
+            ) -> std::result::Result<Self::Value, E> {
                 Ok(Text(Cow::Borrowed(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
@@ -607,8 +610,7 @@ const PROPS: [&str; 8] = [
 pub fn map_posthog(line: &[u8]) -> Option<Mapped<'_>> {
     let text = std::str::from_utf8(line).ok()?;
     // A \uD800-\uDFFF escape: surrogates are judged by the SQL's JSON reader.
-    if memchr::memmem::find_iter(line, b"\\u")
-        .any(|i| matches!(line.get(i + 2), Some(b'd' | b'D')))
+    if memchr::memmem::find_iter(line, b"\\u").any(|i| matches!(line.get(i + 2), Some(b'd' | b'D')))
     {
         return None;
     }

@@ -208,17 +208,25 @@ pub fn preview(path: &Path, opts: &ImportOptions, records: u64) -> Result<FilePr
         .to_string(),
     );
     let mut laps = Laps::new();
-    let stats =
-        match super::stage_and_map(conn, path, &d, importer.as_ref(), false, &ctx, &label, &mut laps) {
-            Ok(s) => s,
-            Err(e) => {
-                out.problem = Some(e.to_string());
-                // Still show what was read when the mapping (not the reading) failed; when
-                // nothing was staged there is nothing more to show than the problem.
-                let _ = fill_source(conn, &mut out, None);
-                return Ok(out);
-            }
-        };
+    let stats = match super::stage_and_map(
+        conn,
+        path,
+        &d,
+        importer.as_ref(),
+        false,
+        &ctx,
+        &label,
+        &mut laps,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            out.problem = Some(e.to_string());
+            // Still show what was read when the mapping (not the reading) failed; when
+            // nothing was staged there is nothing more to show than the problem.
+            let _ = fill_source(conn, &mut out, None);
+            return Ok(out);
+        }
+    };
     fill_source(conn, &mut out, stats.columns)?;
     let wanted: Vec<String> = {
         let mut stmt = conn.prepare(
