@@ -15,7 +15,7 @@ use stitchbook_engine::ingest::{import_paths, FileOutcome, ImportOptions, Import
 use stitchbook_engine::{JobCtx, Workspace};
 
 fn import(dir: &Path, name: &str, file: &Path, sql_only: bool) -> (Workspace, FileOutcome) {
-    let ws = Workspace::open(&dir.join(name)).unwrap();
+    let ws = Workspace::open(dir.join(name)).unwrap();
     let opts = ImportOptions {
         sql_mapping_only: sql_only,
         ..Default::default()
