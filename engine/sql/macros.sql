@@ -132,6 +132,10 @@ CREATE OR REPLACE TEMP MACRO sb_url_paths() AS [
 -- The page URL of an event: the first of those present, with one parse of the properties.
 CREATE OR REPLACE TEMP MACRO sb_url(p) AS list_filter(json_extract_string(p, sb_url_paths()), lambda x: x IS NOT NULL)[1];
 
+-- The page URL of an event of `events` (alias e): its column when the import wrote it, else
+-- read from the properties (rows written before schema version 9).
+CREATE OR REPLACE TEMP MACRO sb_page(e_hot, e_page_url, e_properties) AS CASE WHEN e_hot THEN e_page_url ELSE sb_url(e_properties) END;
+
 -- The referrer of an event, by the same vendor keys.
 CREATE OR REPLACE TEMP MACRO sb_referrer(p) AS list_filter(json_extract_string(p, [
     '$."$referrer"', '$.referrer', '$.page_referrer', '$.refr_urlhost', '$."$context".page.referrer']),

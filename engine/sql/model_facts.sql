@@ -13,12 +13,13 @@ FROM persons ORDER BY pid;
 -- event_facts: one row per event that has a person, sorted by (event name, time) so an
 -- insight over a few event names and a date range reads a few row groups (zone maps).
 -- The columns named after properties hold `properties ->> '$."<key>"'` (see
--- insights::facts::FACT_PROPERTIES, which must list the same keys).
+-- insights::facts::FACT_PROPERTIES, which must list the same keys), read from the events'
+-- hot columns where the import wrote them.
 CREATE OR REPLACE TABLE event_facts AS
 SELECT e.event_name, epoch_us(e.ts_utc) AS ts_us, e.event_seq, pi.pid, {DAY} AS day,
-    e.properties ->> '$."$browser"' AS browser,
-    e.properties ->> '$."$os"' AS os,
-    e.properties ->> '$."$device_type"' AS device_type
+    CASE WHEN e.hot THEN e.browser ELSE e.properties ->> '$."$browser"' END AS browser,
+    CASE WHEN e.hot THEN e.os ELSE e.properties ->> '$."$os"' END AS os,
+    CASE WHEN e.hot THEN e.device_type ELSE e.properties ->> '$."$device_type"' END AS device_type
 FROM events e
 JOIN person_map pm ON pm.distinct_id = {PERSON_KEY}
 JOIN person_index pi ON pi.person_id = pm.person_id

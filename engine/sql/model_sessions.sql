@@ -7,18 +7,19 @@ INSERT INTO sessions
 WITH s0 AS (
     SELECT * FROM sess_base
 ), x AS (
-    -- one scan of the events' properties, for the entry, exit and first events only
+    -- the first events' properties: referrer, UTM, browser, OS and device type
     SELECT event_seq, json_extract_string(properties, [
             '$.utm_source', '$.utm_medium', '$.utm_campaign',
             '$."$browser"', '$."$context".os_name', '$.br_name',
             '$."$os"', '$."$context".os.name', '$.os_name',
             '$."$device_type"', '$."$context".device_type', '$.dvce_type',
-            '$."$referrer"', '$.referrer', '$.page_referrer', '$.refr_urlhost', '$."$context".page.referrer']
-            || sb_url_paths()) AS p
+            '$."$referrer"', '$.referrer', '$.page_referrer', '$.refr_urlhost', '$."$context".page.referrer']) AS p
     FROM events
-    WHERE event_seq IN (SELECT entry_seq FROM s0 UNION ALL SELECT exit_seq FROM s0 UNION ALL SELECT first_seq FROM s0)
+    WHERE event_seq IN (SELECT first_seq FROM s0)
 ), u AS (
-    SELECT event_seq, list_filter(p[18:23], lambda v: v IS NOT NULL)[1] AS url FROM x
+    -- the entry and exit events' page URLs (the import's column, else the properties)
+    SELECT event_seq, sb_page(hot, page_url, properties) AS url FROM events
+    WHERE event_seq IN (SELECT entry_seq FROM s0 UNION ALL SELECT exit_seq FROM s0)
 ), s AS (
     SELECT s0.* EXCLUDE (person_key), pm.person_id, en.url AS entry_url, ex.url AS exit_url
     FROM s0

@@ -35,10 +35,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "import_trust",
         include_str!("../migrations/0008_import_trust.sql"),
     ),
+    (
+        9,
+        "hot_columns",
+        include_str!("../migrations/0009_hot_columns.sql"),
+    ),
 ];
 
 /// The newest schema version this build understands.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// SQL helpers every connection gets. Timestamps are parsed with explicit formats only.
 const MACROS: &str = include_str!("../sql/macros.sql");
@@ -189,27 +194,28 @@ impl Workspace {
         if pending.is_empty() {
             return Ok(());
         }
-        c.execute_batch("BEGIN TRANSACTION")?;
-        let run = || -> Result<()> {
-            for (version, name, sql) in &pending {
+        // One transaction per migration, each recording its version: DuckDB refuses to commit
+        // a transaction that alters a table after updating it, as an old workspace's
+        // migrations may (version 2 numbers the events, version 9 adds columns to them).
+        for (version, name, sql) in &pending {
+            c.execute_batch("BEGIN TRANSACTION")?;
+            let run = || -> Result<()> {
                 c.execute_batch(sql)?;
                 c.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, now())",
                     duckdb::params![version, name],
                 )?;
-            }
-            Ok(())
-        };
-        match run() {
-            Ok(()) => {
-                c.execute_batch("COMMIT")?;
                 Ok(())
-            }
-            Err(e) => {
-                let _ = c.execute_batch("ROLLBACK");
-                Err(e)
+            };
+            match run() {
+                Ok(()) => c.execute_batch("COMMIT")?,
+                Err(e) => {
+                    let _ = c.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
             }
         }
+        Ok(())
     }
 
     /// A workspace setting, e.g. the identity mode.

@@ -48,7 +48,8 @@ fn json(v: &Option<String>) -> Option<serde_json::Value> {
 
 const EVENTS: &str = "SELECT source_file, source_line::VARCHAR, event_uuid, dedupe_key, event_name, event_kind,
     ts_utc::VARCHAR, received_at_utc::VARCHAR, distinct_id, user_id, anon_id, session_id,
-    vendor_person_id, properties::VARCHAR, person_properties::VARCHAR, groups::VARCHAR, event_seq::VARCHAR
+    vendor_person_id, properties::VARCHAR, person_properties::VARCHAR, groups::VARCHAR, event_seq::VARCHAR,
+    page_url, browser, os, device_type, hot::VARCHAR
     FROM events ORDER BY source_line";
 const JSON_COLS: [usize; 3] = [13, 14, 15];
 
@@ -139,6 +140,10 @@ const EDGES: &[&str] = &[
     r#"{"uuid":" u40","event":"e","distinct_id":"d6","timestamp":"2024-01-01T00:00:33Z"}"#,
     r#"not json at all"#,
     r#"{"uuid":"u42","event":"e","distinct_id":"d6","timestamp":"2024-01-01T00:00:34.5Z","properties":{"$user_id":"user_9","$device_id":"dev9","$session_id":""}}"#,
+    r#"{"uuid":"u44","event":"e","distinct_id":"d6","timestamp":"2024-01-01T00:00:36Z","properties":{"url":"https://x.test/u","$browser":"Chrome","$os":"","$device_type":null}}"#,
+    r#"{"uuid":"u45","event":"e","distinct_id":"d6","timestamp":"2024-01-01T00:00:37Z","properties":{"$current_url":null,"page_url":"https://x.test/p","$context":{"page":{"url":"https://x.test/c"}}}}"#,
+    r#"{"uuid":"u46","event":"e","distinct_id":"d6","timestamp":"2024-01-01T00:00:38Z","properties":{"$context":{"page":{"url":"https://x.test/c"}},"$browser":5}}"#,
+    r#"{"uuid":"u47","event":"e","distinct_id":"d6","timestamp":"2024-01-01T00:00:39Z","properties":{"$current_url":7}}"#,
     r#"{"uuid":"u43","event":"$identify","distinct_id":"user_2","timestamp":"2024-01-01T00:00:35Z","properties":{"$anon_distinct_id":"d9","$device_id":"dev2"}}"#,
 ];
 

@@ -24,7 +24,9 @@ use std::io::BufReader;
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 
-use duckdb::arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use duckdb::arrow::array::{
+    ArrayRef, BooleanBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::Connection;
@@ -44,14 +46,16 @@ pub enum Shape {
     PostHogEvents,
 }
 
-/// `stg_events` declared up front (the general path creates it from the vendor's SELECT):
-/// the fast rows are appended, then the vendor's SQL inserts the rest. The column order is
-/// that of `posthog_events.sql`.
+/// `stg_events` of an events import: the fast rows are appended, then the vendor's SQL
+/// inserts the rest by name. The columns are those every vendor's events SQL yields (in the
+/// order of `posthog_events.sql`), then the hot columns (schema version 9), which only the fast
+/// path fills (`hot` = true); for the other rows the insert into `events` computes them.
 pub const STG_EVENTS_DDL: &str = "CREATE OR REPLACE TEMP TABLE stg_events (
     line BIGINT, event_uuid VARCHAR, dedupe_key VARCHAR, event_name VARCHAR, event_kind VARCHAR,
     ts_utc TIMESTAMPTZ, received_at_utc TIMESTAMPTZ, distinct_id VARCHAR, user_id VARCHAR,
     anon_id VARCHAR, session_id VARCHAR, vendor_person_id VARCHAR, properties JSON,
-    person_properties JSON, groups JSON, reject_reason VARCHAR)";
+    person_properties JSON, groups JSON, reject_reason VARCHAR,
+    page_url VARCHAR, browser VARCHAR, os VARCHAR, device_type VARCHAR, hot BOOLEAN)";
 
 /// Lines per batch handed to a parsing thread, and bytes at which a batch is cut earlier.
 const BATCH_LINES: usize = 8192;
@@ -326,6 +330,11 @@ fn schema() -> Arc<Schema> {
         s("person_properties"),
         s("groups"),
         s("reject_reason"),
+        s("page_url"),
+        s("browser"),
+        s("os"),
+        s("device_type"),
+        Field::new("hot", DataType::Boolean, true),
     ]))
 }
 
@@ -347,6 +356,11 @@ struct Columns {
     person_properties: StringBuilder,
     groups: StringBuilder,
     reason: StringBuilder,
+    page_url: StringBuilder,
+    browser: StringBuilder,
+    os: StringBuilder,
+    device_type: StringBuilder,
+    hot: BooleanBuilder,
 }
 
 impl Columns {
@@ -370,6 +384,11 @@ impl Columns {
             person_properties: s(0),
             groups: s(0),
             reason: s(0),
+            page_url: s(rows * 32),
+            browser: s(rows * 8),
+            os: s(rows * 8),
+            device_type: s(rows * 8),
+            hot: BooleanBuilder::with_capacity(rows),
         }
     }
 
@@ -391,6 +410,11 @@ impl Columns {
             .append_option(r.person_properties.as_deref());
         self.groups.append_option(r.groups.as_deref());
         self.reason.append_null();
+        self.page_url.append_option(r.page_url.as_deref());
+        self.browser.append_option(r.browser.as_deref());
+        self.os.append_option(r.os.as_deref());
+        self.device_type.append_option(r.device_type.as_deref());
+        self.hot.append_value(true);
     }
 
     fn finish(mut self) -> std::result::Result<RecordBatch, String> {
@@ -411,6 +435,11 @@ impl Columns {
             Arc::new(self.person_properties.finish()),
             Arc::new(self.groups.finish()),
             Arc::new(self.reason.finish()),
+            Arc::new(self.page_url.finish()),
+            Arc::new(self.browser.finish()),
+            Arc::new(self.os.finish()),
+            Arc::new(self.device_type.finish()),
+            Arc::new(self.hot.finish()),
         ];
         RecordBatch::try_new(schema(), cols).map_err(|e| e.to_string())
     }
@@ -462,6 +491,11 @@ pub struct Mapped<'a> {
     pub properties: Cow<'a, str>,
     pub person_properties: Option<Cow<'a, str>>,
     pub groups: Option<String>,
+    /// The hot columns: `sb_url(properties)` and `properties ->> '$."$browser"'` etc.
+    pub page_url: Option<Cow<'a, str>>,
+    pub browser: Option<Cow<'a, str>>,
+    pub os: Option<Cow<'a, str>>,
+    pub device_type: Option<Cow<'a, str>>,
 }
 
 /// A JSON text that borrows from the input when it has no escapes.
@@ -594,7 +628,7 @@ const TOP: [&str; 8] = [
     "person_id",
 ];
 
-const PROPS: [&str; 8] = [
+const PROPS: [&str; 17] = [
     "$session_id",
     "$device_id",
     "$user_id",
@@ -603,6 +637,16 @@ const PROPS: [&str; 8] = [
     "$groups",
     "$group_type",
     "$group_key",
+    // sb_url's keys, in its order (the last one is `$context`.page.url)
+    "$current_url",
+    "url",
+    "[Amplitude] Page URL",
+    "page_location",
+    "page_url",
+    "$context",
+    "$browser",
+    "$os",
+    "$device_type",
 ];
 
 /// Map one PostHog events record as `posthog_events.sql` does, or None when the record is
@@ -653,8 +697,31 @@ pub fn map_posthog(line: &[u8]) -> Option<Mapped<'_>> {
         }
         _ => return None,
     };
-    let [session, device, user, anon, identified, groups, _group_type, _group_key] =
-        pr.unwrap_or([None; 8]);
+    let [session, device, user, anon, identified, groups, _group_type, _group_key, u1, u2, u3, u4, u5, context, browser, os, device_type] =
+        pr.unwrap_or([None; 17]);
+    // sb_url: the first URL key holding a value; a non-string value or a `$context` object
+    // (whose page.url comes last) is left to the SQL.
+    let mut page_url = None;
+    for u in [u1, u2, u3, u4, u5] {
+        match classify(u)? {
+            J::Absent | J::Null => {}
+            J::Str(s) => {
+                page_url = Some(s);
+                break;
+            }
+            _ => return None,
+        }
+    }
+    if page_url.is_none() && !matches!(classify(context)?, J::Absent | J::Null) {
+        return None;
+    }
+    // `->>`: a string's text; other values are left to the SQL.
+    let text = |v| match classify(v)? {
+        J::Absent | J::Null => Some(None),
+        J::Str(s) => Some(Some(s)),
+        _ => None,
+    };
+    let (browser, os, device_type) = (text(browser)?, text(os)?, text(device_type)?);
     let session_id = id(classify(session)?)?;
     let device_id = id(classify(device)?)?;
     let user_prop = id(classify(user)?)?;
@@ -703,6 +770,10 @@ pub fn map_posthog(line: &[u8]) -> Option<Mapped<'_>> {
         properties,
         person_properties,
         groups,
+        page_url,
+        browser,
+        os,
+        device_type,
     })
 }
 

@@ -1056,12 +1056,21 @@ fn stage_and_map(
          SELECT line, raw, raw_len, pre_reason AS reason, member, member_line FROM stg_raw",
     )?;
     ctx.cancel.check()?;
-    let mut ev = Sql::new(if mapped_fast.is_some() {
-        "INSERT INTO stg_events "
+    // Events imports stage into the declared `stg_events` (by name: the hot columns stay NULL
+    // for rows the vendor's SQL maps); other targets take their SELECT's columns.
+    let events = importer.target() == Target::Events;
+    if events && mapped_fast.is_none() {
+        conn.execute_batch(fast::STG_EVENTS_DDL)?;
+    }
+    let mut ev = Sql::new(if events {
+        "INSERT INTO stg_events BY NAME SELECT * FROM ("
     } else {
         "CREATE OR REPLACE TEMP TABLE stg_events AS "
     });
     ev.embed(&importer.events_sql());
+    if events {
+        ev.push(")");
+    }
     // A failure here is never a row's fault (rows get reasons): name the file at least.
     ev.execute(conn).map_err(|e| match interrupted(e) {
         EngineError::Database(e) => EngineError::unreadable(
@@ -1212,8 +1221,15 @@ fn run_pipeline(
                 ins.push("NULL, ");
             }
             // event_seq: the import and the record's number in the staging
-            ins.bind(import_id)
-                .push(" * 4294967296 + l.line FROM stg_loaded l");
+            ins.bind(import_id).push(" * 4294967296 + l.line, ");
+            // The hot columns (schema version 9): from the fast path, else from the JSON.
+            ins.push(
+                "CASE WHEN l.hot THEN l.page_url ELSE sb_url(l.properties) END,
+                 CASE WHEN l.hot THEN l.browser ELSE l.properties ->> '$.\"$browser\"' END,
+                 CASE WHEN l.hot THEN l.os ELSE l.properties ->> '$.\"$os\"' END,
+                 CASE WHEN l.hot THEN l.device_type ELSE l.properties ->> '$.\"$device_type\"' END,
+                 true FROM stg_loaded l",
+            );
             if opts.keep_raw {
                 ins.push(" JOIN stg_json j ON j.line = l.line");
             } else {

@@ -165,7 +165,7 @@ pub fn shape_path(items: &[String], q: &PathsQuery) -> Option<Vec<String>> {
 fn loader_sql(q: &PathsQuery, from: &str, from_us: i64, to_us: i64, scope: &Sql) -> Result<Sql> {
     let mut s = Sql::new("SELECT ep.person_id, epoch_us(e.ts_utc) AS t, ");
     if q.page_paths {
-        s.push("CASE WHEN e.event_kind = 'page' THEN coalesce(nullif(regexp_extract(sb_url(e.properties), '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/') ELSE e.event_name END");
+        s.push("CASE WHEN e.event_kind = 'page' THEN coalesce(nullif(regexp_extract(sb_page(e.hot, e.page_url, e.properties), '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/') ELSE e.event_name END");
     } else {
         s.push("e.event_name");
     }

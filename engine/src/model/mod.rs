@@ -18,7 +18,7 @@ use crate::workspace::Workspace;
 use crate::{EngineError, Result};
 
 /// Bumped whenever the derivation changes: tables built by an older version are rebuilt.
-pub const DERIVATION_VERSION: i32 = 5;
+pub const DERIVATION_VERSION: i32 = 6;
 
 /// How distinct ids are merged into persons (semantics.md §1.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -387,7 +387,7 @@ fn rebuild_in_transaction(
             SELECT event_uuid, list(link_kind || ': ' || from_id || ' → ' || into_id || ' (' || outcome || ')' ORDER BY seq) AS merges
             FROM merge_log WHERE event_uuid IS NOT NULL GROUP BY event_uuid)
          SELECT pm.person_id, e.ts_utc, e.event_seq, es.session_id, e.event_name, e.event_kind,
-                sb_url(e.properties) AS page, e.distinct_id, e.source_vendor, e.source_file,
+                sb_page(e.hot, e.page_url, e.properties) AS page, e.distinct_id, e.source_vendor, e.source_file,
                 e.source_line, m.merges
          FROM events e JOIN person_map pm ON pm.distinct_id = {key}
          LEFT JOIN event_sessions es ON es.event_seq = e.event_seq

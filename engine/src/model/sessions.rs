@@ -137,9 +137,8 @@ pub fn assign(
     person_key: &str,
     ctx: &JobCtx,
 ) -> Result<()> {
-    let has_url = "(contains(e.properties::VARCHAR, '\"$current_url\"') OR contains(e.properties::VARCHAR, '\"url\"')
-            OR contains(e.properties::VARCHAR, 'Page URL\"') OR contains(e.properties::VARCHAR, '\"page_location\"')
-            OR contains(e.properties::VARCHAR, '\"page_url\"'))";
+    // Whether the event has a page URL (entry and exit URLs are the first and last non-null).
+    let has_url = "(sb_page(e.hot, e.page_url, e.properties) IS NOT NULL)";
     let client_key = "e.source_vendor || ':' || CASE WHEN e.source_vendor IN ('amplitude', 'rudderstack')
                 THEN coalesce(e.anon_id, e.distinct_id, '') || '#' || e.session_id ELSE e.session_id END";
     conn.execute_batch(&format!(
