@@ -346,6 +346,10 @@ pub fn import_plan(
     );
     let conn = ws.conn();
     ctx.cancel.attach(conn.interrupt_handle());
+    // Bounded memory: a file's staged records live in temporary tables, which DuckDB spills to
+    // the workspace's temp folder beyond this cap (as the rebuild does). A memory limit the
+    // user chose for the workspace wins.
+    let cap = crate::resources::MemoryCap::unless_chosen(ws, IMPORT_MEMORY_CAP)?;
     let mut report = ImportReport {
         files: Vec::new(),
         cancelled: false,
@@ -374,6 +378,7 @@ pub fn import_plan(
             break;
         }
     }
+    cap.restore(conn)?;
     ctx.emit(
         JobEvent::Finished {
             files: report.files.len(),
@@ -382,6 +387,9 @@ pub fn import_plan(
     );
     Ok(report)
 }
+
+/// DuckDB's memory limit during an import, unless the workspace has its own.
+pub const IMPORT_MEMORY_CAP: &str = "4GB";
 
 /// Decide vendor, kind, container and compression.
 pub fn detect(conn: &Connection, path: &Path, opts: &ImportOptions) -> Result<Detection> {
