@@ -142,9 +142,18 @@ CREATE OR REPLACE TEMP MACRO sb_referrer(p) AS list_filter(json_extract_string(p
     lambda x: x IS NOT NULL)[1];
 
 -- Whether an id is a placeholder that must not identify anyone (PostHog's illegal distinct
--- ids, semantics.md §1.1; the same list as the engine's identity module).
-CREATE OR REPLACE TEMP MACRO sb_placeholder_id(s) AS s IS NULL OR trim(s) = '' OR (
-    SELECT lower(u) IN ('anonymous', 'guest', 'distinctid', 'distinct_id', 'id', 'not_authenticated', 'email', 'undefined', 'true', 'false')
-        OR u IN ('[object Object]', 'NaN', 'None', 'none', 'null', '0', 'undefined')
-    FROM (SELECT CASE WHEN length(trim(s)) >= 2 AND ((starts_with(trim(s), '"') AND ends_with(trim(s), '"')) OR (starts_with(trim(s), '''') AND ends_with(trim(s), '''')))
-                      THEN substr(trim(s), 2, length(trim(s)) - 2) ELSE trim(s) END AS u));
+-- ids, semantics.md §1.1; the same list as the engine's identity module), after trimming and
+-- one pair of surrounding quotes. Evaluated per event by the rebuild, so without a subquery,
+-- and anything longer than the longest quoted placeholder (19 characters) is settled first.
+CREATE OR REPLACE TEMP MACRO sb_unquote(t) AS CASE
+    WHEN length(t) >= 2 AND ((starts_with(t, '"') AND ends_with(t, '"')) OR (starts_with(t, '''') AND ends_with(t, '''')))
+        THEN substr(t, 2, length(t) - 2)
+    ELSE t
+END;
+CREATE OR REPLACE TEMP MACRO sb_placeholder_word(u) AS
+    lower(u) IN ('anonymous', 'guest', 'distinctid', 'distinct_id', 'id', 'not_authenticated', 'email', 'undefined', 'true', 'false')
+    OR u IN ('[object Object]', 'NaN', 'None', 'none', 'null', '0', 'undefined');
+CREATE OR REPLACE TEMP MACRO sb_placeholder_id(s) AS s IS NULL OR CASE
+    WHEN length(s) <= 19 OR length(trim(s)) <= 19 THEN trim(s) = '' OR sb_placeholder_word(sb_unquote(trim(s)))
+    ELSE false
+END;

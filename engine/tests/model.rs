@@ -1009,3 +1009,53 @@ fn the_quality_checks_and_event_totals_are_remembered_until_the_data_changes() {
         "computed again"
     );
 }
+
+/// The SQL test for placeholder ids (the macro `sb_placeholder_id`, used per event by the
+/// rebuild) agrees with the identity module's `illegal_id`.
+#[test]
+fn the_placeholder_macro_agrees_with_the_identity_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(&dir.path().join("p.duckdb")).unwrap();
+    let padded = format!("{}anonymous{}", " ".repeat(30), " ".repeat(30));
+    let ids = [
+        "",
+        "   ",
+        "null",
+        "NULL",
+        "Null",
+        "\"anonymous\"",
+        "'guest'",
+        " Anonymous ",
+        "0",
+        "00",
+        "user_1",
+        "5a941980-3679-4402-9305-a4e65990225a",
+        padded.as_str(),
+        "\"not_authenticated\"",
+        "\"not_authenticated_\"",
+        "[object Object]",
+        "[OBJECT OBJECT]",
+        "None",
+        "NONE",
+        "'undefined'",
+        "\"",
+        "''",
+        "id",
+        "ID",
+        "email",
+        "e@x.test",
+    ];
+    for id in ids {
+        let sql: bool = ws
+            .conn()
+            .query_row("SELECT sb_placeholder_id(?)", [id], |r| r.get(0))
+            .unwrap();
+        let rust = model::identity::illegal_id(id).is_some();
+        assert_eq!(sql, rust, "{id:?}");
+    }
+    let null: bool = ws
+        .conn()
+        .query_row("SELECT sb_placeholder_id(NULL)", [], |r| r.get(0))
+        .unwrap();
+    assert!(null);
+}
