@@ -294,8 +294,7 @@ pub fn rebuild(ws: &Workspace, ctx: &JobCtx) -> Result<RebuildReport> {
             let _ = conn.execute_batch("ROLLBACK");
             let _ = conn.execute_batch(
                 "DROP TABLE IF EXISTS temp.model_identified; DROP TABLE IF EXISTS temp.sess_base; DROP TABLE IF EXISTS temp.model_props;
-                 DROP TABLE IF EXISTS temp.model_params; DROP TABLE IF EXISTS temp.prof_ev; DROP TABLE IF EXISTS temp.acct_ev;
-                 DROP TABLE IF EXISTS temp.person_rank",
+                 DROP TABLE IF EXISTS temp.model_params; DROP TABLE IF EXISTS temp.prof_ev; DROP TABLE IF EXISTS temp.acct_ev",
             );
             Err(e.cancelled_if(ctx.cancel.is_cancelled()))
         }
@@ -382,12 +381,6 @@ fn rebuild_in_transaction(
     // Every person's events in timeline order, stored sorted by person so one person's
     // timeline reads a row group or two (zone maps), not the whole events table.
     phase("timelines");
-    // Sorted by an integer rank of the person id (the same order as the id, and a cheaper
-    // sort key than the text for millions of rows).
-    conn.execute_batch(
-        "CREATE OR REPLACE TEMP TABLE person_rank AS
-         SELECT distinct_id, person_id, dense_rank() OVER (ORDER BY person_id) AS r FROM person_map",
-    )?;
     conn.execute_batch(&format!(
         "CREATE OR REPLACE TABLE person_events AS
          WITH m AS (
@@ -396,12 +389,11 @@ fn rebuild_in_transaction(
          SELECT pm.person_id, e.ts_utc, e.event_seq, es.session_id, e.event_name, e.event_kind,
                 sb_page(e.hot, e.page_url, e.properties) AS page, e.distinct_id, e.source_vendor, e.source_file,
                 e.source_line, m.merges
-         FROM events e JOIN temp.person_rank pm ON pm.distinct_id = {key}
+         FROM events e JOIN person_map pm ON pm.distinct_id = {key}
          LEFT JOIN event_sessions es ON es.event_seq = e.event_seq
          LEFT JOIN m ON m.event_uuid = e.event_uuid
-         ORDER BY pm.r, e.ts_utc, e.event_seq"
+         ORDER BY pm.person_id, e.ts_utc, e.event_seq"
     ))?;
-    conn.execute_batch("DROP TABLE temp.person_rank")?;
     lap("timelines", &mut t);
     ctx.cancel.check()?;
 
