@@ -1,10 +1,18 @@
--- Profiles and accounts. Expects the persons, sessions and event_persons of this rebuild, and
+-- Profiles and accounts. Expects the persons, person_map and sessions of this rebuild, and
 -- temp table model_params(time_zone, week_start) holding the settings. {DAY}: the event's
--- local date in the workspace time zone (an expression over e.ts_utc).
+-- local date in the workspace time zone (an expression over e.ts_utc); {PERSON_KEY}: the
+-- identity mode's person key.
 CREATE OR REPLACE TEMP TABLE prof_ev AS
-SELECT ep.person_id, e.ts_utc, e.event_name, e.groups, {DAY} AS day
-FROM events e JOIN event_persons ep ON ep.event_seq = e.event_seq
-WHERE ep.person_id IS NOT NULL;
+SELECT pm.person_id, e.ts_utc, e.event_name, e.groups, {DAY} AS day
+FROM events e JOIN person_map pm ON pm.distinct_id = {PERSON_KEY};
+
+-- Every event's accounts: one row per (event, group type, group key). Profiles take each
+-- person's accounts from here too, so the groups JSON is parsed once.
+CREATE OR REPLACE TEMP TABLE acct_ev AS
+SELECT kv.key AS group_type, unnest(kv.value) AS group_key, person_id, ts_utc, event_name, day FROM (
+    SELECT person_id, ts_utc, event_name, day,
+        unnest(map_entries(json_transform(groups, '"MAP(VARCHAR, VARCHAR[])"'))) AS kv
+    FROM prof_ev WHERE groups IS NOT NULL);
 
 INSERT INTO profiles
 WITH base AS (
@@ -17,9 +25,7 @@ WITH base AS (
     SELECT person_id, to_json(list({'event': event_name, 'count': n} ORDER BY n DESC, event_name)[1:5]) AS top_events
     FROM names GROUP BY person_id
 ), g AS (
-    SELECT person_id, kv.key AS group_type, unnest(kv.value) AS group_key FROM (
-        SELECT DISTINCT person_id, unnest(map_entries(json_transform(groups, '"MAP(VARCHAR, VARCHAR[])"'))) AS kv
-        FROM prof_ev WHERE groups IS NOT NULL)
+    SELECT DISTINCT person_id, group_type, group_key FROM acct_ev
 ), groups AS (
     SELECT person_id, to_json(map_from_entries(list({'k': group_type, 'v': keys} ORDER BY group_type))) AS groups FROM (
         SELECT person_id, group_type, list(DISTINCT group_key ORDER BY group_key) AS keys FROM g
@@ -35,12 +41,6 @@ LEFT JOIN top USING (person_id)
 LEFT JOIN groups USING (person_id)
 LEFT JOIN s USING (person_id)
 LEFT JOIN persons p USING (person_id);
-
-CREATE OR REPLACE TEMP TABLE acct_ev AS
-SELECT kv.key AS group_type, unnest(kv.value) AS group_key, person_id, ts_utc, event_name, day FROM (
-    SELECT person_id, ts_utc, event_name, day,
-        unnest(map_entries(json_transform(groups, '"MAP(VARCHAR, VARCHAR[])"'))) AS kv
-    FROM prof_ev WHERE groups IS NOT NULL);
 
 INSERT INTO accounts
 WITH a AS (

@@ -417,7 +417,11 @@ fn rebuild_in_transaction(
     } else {
         "CAST(timezone((SELECT time_zone FROM model_params), e.ts_utc) AS DATE)"
     };
-    conn.execute_batch(&include_str!("../../sql/model_profiles.sql").replace("{DAY}", day))?;
+    conn.execute_batch(
+        &include_str!("../../sql/model_profiles.sql")
+            .replace("{DAY}", day)
+            .replace("{PERSON_KEY}", key),
+    )?;
     lap("profiles and accounts", &mut t);
     ctx.cancel.check()?;
 
