@@ -1015,7 +1015,7 @@ fn the_quality_checks_and_event_totals_are_remembered_until_the_data_changes() {
 #[test]
 fn the_placeholder_macro_agrees_with_the_identity_module() {
     let dir = tempfile::tempdir().unwrap();
-    let ws = Workspace::open(&dir.path().join("p.duckdb")).unwrap();
+    let ws = Workspace::open(dir.path().join("p.duckdb")).unwrap();
     let padded = format!("{}anonymous{}", " ".repeat(30), " ".repeat(30));
     let ids = [
         "",
