@@ -1919,3 +1919,22 @@ fn a_killed_import_process_leaves_an_interrupted_row_in_the_log() {
     assert_eq!(log_row(&ws, "big.jsonl").0, "interrupted");
     assert_eq!(data_counts(&ws), before);
 }
+
+/// An import caps DuckDB's memory while it runs (its staged rows spill beyond the cap) and
+/// puts the limit back afterwards.
+#[test]
+fn an_import_caps_memory_and_restores_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(dir.path().join("cap.duckdb")).unwrap();
+    let limit = |ws: &Workspace| -> String {
+        ws.conn()
+            .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = limit(&ws);
+    let file = dir.path().join("e.jsonl");
+    write_posthog_jsonl(&file, &GenerateOptions::default()).unwrap();
+    let o = import_one(&ws, &file, None);
+    assert_eq!(o.status, ImportStatus::Complete, "{:?}", o.message);
+    assert_eq!(limit(&ws), before);
+}
