@@ -132,9 +132,14 @@ CREATE OR REPLACE TEMP MACRO sb_url_paths() AS [
 -- The page URL of an event: the first of those present, with one parse of the properties.
 CREATE OR REPLACE TEMP MACRO sb_url(p) AS list_filter(json_extract_string(p, sb_url_paths()), lambda x: x IS NOT NULL)[1];
 
--- The page URL of an event of `events` (alias e): its column when the import wrote it, else
--- read from the properties (rows written before schema version 9).
-CREATE OR REPLACE TEMP MACRO sb_page(e_hot, e_page_url, e_properties) AS CASE WHEN e_hot THEN e_page_url ELSE sb_url(e_properties) END;
+-- The hot columns of an event (schema version 9): the column when the import wrote it
+-- (`hot`), else read from the properties (rows written before, or staged by a vendor's SQL).
+-- The page URL by the vendors' keys; `$browser`, `$os` and `$device_type` as text.
+-- (Parameters named apart from the columns they are given.)
+CREATE OR REPLACE TEMP MACRO sb_page(h, v, p) AS CASE WHEN h THEN v ELSE sb_url(p) END;
+CREATE OR REPLACE TEMP MACRO sb_browser(h, v, p) AS CASE WHEN h THEN v ELSE p ->> '$."$browser"' END;
+CREATE OR REPLACE TEMP MACRO sb_os(h, v, p) AS CASE WHEN h THEN v ELSE p ->> '$."$os"' END;
+CREATE OR REPLACE TEMP MACRO sb_device_type(h, v, p) AS CASE WHEN h THEN v ELSE p ->> '$."$device_type"' END;
 
 -- The referrer of an event, by the same vendor keys.
 CREATE OR REPLACE TEMP MACRO sb_referrer(p) AS list_filter(json_extract_string(p, [

@@ -17,9 +17,9 @@ FROM persons ORDER BY pid;
 -- hot columns where the import wrote them.
 CREATE OR REPLACE TABLE event_facts AS
 SELECT e.event_name, epoch_us(e.ts_utc) AS ts_us, e.event_seq, pi.pid, {DAY} AS day,
-    CASE WHEN e.hot THEN e.browser ELSE e.properties ->> '$."$browser"' END AS browser,
-    CASE WHEN e.hot THEN e.os ELSE e.properties ->> '$."$os"' END AS os,
-    CASE WHEN e.hot THEN e.device_type ELSE e.properties ->> '$."$device_type"' END AS device_type
+    sb_browser(e.hot, e.browser, e.properties) AS browser,
+    sb_os(e.hot, e.os, e.properties) AS os,
+    sb_device_type(e.hot, e.device_type, e.properties) AS device_type
 FROM events e
 JOIN person_map pm ON pm.distinct_id = {PERSON_KEY}
 JOIN person_index pi ON pi.person_id = pm.person_id

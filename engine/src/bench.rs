@@ -123,6 +123,7 @@ fn decompressed(file: &Path, out: &Path) -> Result<()> {
     w.flush().map_err(io_err)
 }
 
+/// Delete a workspace file and its write-ahead log, if there.
 fn remove_workspace(p: &Path) {
     let _ = std::fs::remove_file(p);
     let mut wal = p.as_os_str().to_owned();
@@ -155,10 +156,7 @@ pub fn bench_import(
     let ws_path = dir.join("bench-workspace.duckdb");
     let base_path = dir.join("bench-baseline.duckdb");
     for p in [&ws_path, &base_path] {
-        let _ = std::fs::remove_file(p);
-        let mut wal = p.as_os_str().to_owned();
-        wal.push(".wal");
-        let _ = std::fs::remove_file(wal);
+        remove_workspace(p);
     }
 
     let ws = Workspace::open(&ws_path)?;
@@ -281,10 +279,7 @@ pub struct RebuildBench {
 pub fn bench_rebuild(dir: &Path, events: usize, files: usize) -> Result<RebuildBench> {
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     let ws_path = dir.join("bench-model.duckdb");
-    let _ = std::fs::remove_file(&ws_path);
-    let mut wal = ws_path.as_os_str().to_owned();
-    wal.push(".wal");
-    let _ = std::fs::remove_file(wal);
+    remove_workspace(&ws_path);
     let ws = Workspace::open(&ws_path)?;
     let import_secs = import_generated(&ws, dir, events, files)?;
     reset_peak_rss();
@@ -372,10 +367,7 @@ pub fn bench_insights(dir: &Path, events: usize, files: usize) -> Result<Insight
         reused = n as usize == events && !crate::model::is_stale(&ws)?;
     }
     if !reused {
-        let _ = std::fs::remove_file(&ws_path);
-        let mut wal = ws_path.as_os_str().to_owned();
-        wal.push(".wal");
-        let _ = std::fs::remove_file(wal);
+        remove_workspace(&ws_path);
         let ws = Workspace::open(&ws_path)?;
         import_generated(&ws, dir, events, files)?;
         crate::model::rebuild(&ws, &JobCtx::silent())?;
@@ -590,10 +582,7 @@ pub fn bench_pii(
         None => {
             std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
             let ws_path = dir.join("bench-pii.duckdb");
-            let _ = std::fs::remove_file(&ws_path);
-            let mut wal = ws_path.as_os_str().to_owned();
-            wal.push(".wal");
-            let _ = std::fs::remove_file(wal);
+            remove_workspace(&ws_path);
             let ws = Workspace::open(&ws_path)?;
             let import_secs = import_generated(&ws, dir, events, 1)?;
             // A fresh connection, so the import's buffers are not counted against the scan.

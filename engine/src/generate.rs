@@ -99,15 +99,7 @@ pub fn date_to_micros(s: &str) -> Result<i64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return Err(bad());
     }
-    // Howard Hinnant's civil date → days.
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let us = days * 86_400_000_000;
+    let us = crate::timefmt::days_from_civil(y, m, d) * 86_400_000_000;
     // Refuse dates like 2023-02-30 that do not round-trip.
     if rfc3339_micros(us)[..10] != format!("{y:04}-{m:02}-{d:02}") {
         return Err(bad());

@@ -4,6 +4,18 @@
 
 use jiff::{tz::TimeZone, Timestamp};
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm), for the
+/// few places that turn dates into instants per record without a time zone.
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Formats instants in one time zone. Built once per command or screen.
 #[derive(Clone, Debug)]
 pub struct TimeFormat {

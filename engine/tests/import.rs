@@ -1920,21 +1920,56 @@ fn a_killed_import_process_leaves_an_interrupted_row_in_the_log() {
     assert_eq!(data_counts(&ws), before);
 }
 
-/// An import caps DuckDB's memory while it runs (its staged rows spill beyond the cap) and
-/// puts the limit back afterwards.
+/// An import caps DuckDB's memory at 4 GB while it runs (its staged rows spill beyond the
+/// cap) and puts the limit back afterwards. The limit is DuckDB's global setting, read here
+/// from a second connection while the import reports progress.
 #[test]
 fn an_import_caps_memory_and_restores_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let ws = Workspace::open(dir.path().join("cap.duckdb")).unwrap();
-    let limit = |ws: &Workspace| -> String {
-        ws.conn()
-            .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+    let limit = |c: &duckdb::Connection| -> String {
+        c.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
             .unwrap()
     };
-    let before = limit(&ws);
+    // "19.2 GiB" in GiB.
+    let gib = |s: &str| -> f64 {
+        let (n, unit) = s.split_once(' ').unwrap();
+        let n: f64 = n.parse().unwrap();
+        match unit {
+            "GiB" => n,
+            "MiB" => n / 1024.0,
+            other => panic!("unit {other}"),
+        }
+    };
+    let before = limit(ws.conn());
+    let other = std::sync::Mutex::new(ws.clone_conn().unwrap());
+    let during: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let seen = Arc::clone(&during);
+    let ctx = JobCtx::new(
+        move |ev| {
+            if matches!(ev, JobEvent::Progress { .. }) {
+                let c = other.lock().unwrap();
+                seen.lock().unwrap().push(limit(&c));
+            }
+        },
+        CancelToken::new(),
+    );
     let file = dir.path().join("e.jsonl");
     write_posthog_jsonl(&file, &GenerateOptions::default()).unwrap();
-    let o = import_one(&ws, &file, None);
-    assert_eq!(o.status, ImportStatus::Complete, "{:?}", o.message);
-    assert_eq!(limit(&ws), before);
+    let r = import_paths(&ws, &[file], &ImportOptions::default(), &ctx).unwrap();
+    assert_eq!(
+        r.files[0].status,
+        ImportStatus::Complete,
+        "{:?}",
+        r.files[0].message
+    );
+    let during = during.lock().unwrap().clone();
+    assert!(!during.is_empty());
+    for l in &during {
+        assert!(
+            gib(l) <= 4.0_f64.min(gib(&before)),
+            "{l} while importing (before: {before})"
+        );
+    }
+    assert_eq!(limit(ws.conn()), before);
 }

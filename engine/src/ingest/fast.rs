@@ -46,28 +46,11 @@ pub enum Shape {
     PostHogEvents,
 }
 
-/// `stg_events` of an events import: the fast rows are appended, then the vendor's SQL
-/// inserts the rest by name. The columns are those every vendor's events SQL yields (in the
-/// order of `posthog_events.sql`), then the hot columns (schema version 9), which only the fast
-/// path fills (`hot` = true); for the other rows the insert into `events` computes them.
-pub const STG_EVENTS_DDL: &str = "CREATE OR REPLACE TEMP TABLE stg_events (
-    line BIGINT, event_uuid VARCHAR, dedupe_key VARCHAR, event_name VARCHAR, event_kind VARCHAR,
-    ts_utc TIMESTAMPTZ, received_at_utc TIMESTAMPTZ, distinct_id VARCHAR, user_id VARCHAR,
-    anon_id VARCHAR, session_id VARCHAR, vendor_person_id VARCHAR, properties JSON,
-    person_properties JSON, groups JSON, reject_reason VARCHAR,
-    page_url VARCHAR, browser VARCHAR, os VARCHAR, device_type VARCHAR, hot BOOLEAN)";
-
 /// Lines per batch handed to a parsing thread, and bytes at which a batch is cut earlier.
 const BATCH_LINES: usize = 8192;
 const BATCH_BYTES: usize = 8 << 20;
 
-/// Records staged for the vendor's SQL and records mapped here, for the import's note.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FastCounts {
-    pub mapped: u64,
-    pub deferred: u64,
-}
-
+/// A batch of records for a parsing thread; `seq` orders the batches.
 struct Task {
     seq: u64,
     data: Vec<u8>,
@@ -75,6 +58,21 @@ struct Task {
     lines: Vec<(i64, usize, usize)>,
 }
 
+impl Task {
+    fn new(seq: u64) -> Self {
+        Task {
+            seq,
+            data: Vec::with_capacity(BATCH_BYTES + (1 << 16)),
+            lines: Vec::with_capacity(BATCH_LINES),
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.lines.len() >= BATCH_LINES || self.data.len() >= BATCH_BYTES
+    }
+}
+
+/// A parsed batch: the mapped rows, and the records left for the vendor's SQL.
 struct Done {
     seq: u64,
     data: Vec<u8>,
@@ -83,8 +81,61 @@ struct Done {
     deferred: Vec<(i64, usize, usize)>,
 }
 
-/// Stream `path` (JSON lines) into `stg_events` (records mapped here) and `stg_raw` (records
-/// left for the vendor's SQL). Creates both tables.
+/// The calling thread's end of the pipeline: parsed batches come back in any order and are
+/// appended in file order (a reorder buffer keyed by batch number).
+struct Sink<'c, 'p> {
+    path: &'p Path,
+    raw: duckdb::Appender<'c>,
+    events: duckdb::Appender<'c>,
+    rx: mpsc::Receiver<Done>,
+    pending: BTreeMap<u64, Done>,
+    /// The number of the next batch to append.
+    next: u64,
+}
+
+impl Sink<'_, '_> {
+    fn append(&mut self, d: Done) -> Result<()> {
+        let batch = d.batch.map_err(|e| {
+            EngineError::unreadable(self.path, format!("its records could not be staged ({e})"))
+        })?;
+        if let Some(b) = batch {
+            self.events.append_record_batch(b)?;
+        }
+        for &(line, a, b) in &d.deferred {
+            reader::append_record(&mut self.raw, line, &d.data[a..b], None)?;
+        }
+        Ok(())
+    }
+
+    /// Append the batches that are back, in order; with `until`, wait until every batch
+    /// before that number is appended.
+    fn drain(&mut self, until: Option<u64>) -> Result<()> {
+        loop {
+            while let Some(d) = self.pending.remove(&self.next) {
+                self.next += 1;
+                self.append(d)?;
+            }
+            let got = match until {
+                Some(n) if self.next < n => Some(self.rx.recv().map_err(|_| {
+                    EngineError::unreadable(
+                        self.path,
+                        "a parsing thread stopped before the file was read",
+                    )
+                })?),
+                _ => self.rx.try_recv().ok(),
+            };
+            match got {
+                Some(d) => {
+                    self.pending.insert(d.seq, d);
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Stream `path` (JSON lines) into the staging tables `stg_events` (records mapped here) and
+/// `stg_raw` (records left for the vendor's SQL), which the caller has created.
 pub fn stage(
     conn: &Connection,
     path: &Path,
@@ -92,24 +143,28 @@ pub fn stage(
     shape: Shape,
     ctx: &JobCtx,
     label: &ProgressLabel<'_>,
-) -> Result<(ReadStats, FastCounts)> {
-    conn.execute_batch(reader::STAGING_DDL)?;
-    conn.execute_batch(STG_EVENTS_DDL)?;
+) -> Result<ReadStats> {
     let tap = reader::open_tap(path)?;
     let mut rdr = BufReader::with_capacity(1 << 20, Decoded::new(tap, compression));
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
         .clamp(1, 16);
+    // Bounded: at most a few batches are in flight, whatever the file holds.
     let (task_tx, task_rx) = mpsc::sync_channel::<Task>(workers);
     let task_rx = Arc::new(Mutex::new(task_rx));
     let (done_tx, done_rx) = mpsc::channel::<Done>();
-    let mut raw_app = conn.appender_to_catalog_and_db("stg_raw", "temp", "main")?;
-    let mut ev_app = conn.appender_to_catalog_and_db("stg_events", "temp", "main")?;
-    let mut counts = FastCounts::default();
+    let mut sink = Sink {
+        path,
+        raw: conn.appender_to_catalog_and_db("stg_raw", "temp", "main")?,
+        events: conn.appender_to_catalog_and_db("stg_events", "temp", "main")?,
+        rx: done_rx,
+        pending: BTreeMap::new(),
+        next: 0,
+    };
     let mut records: u64 = 0;
 
-    let outcome: Result<()> = std::thread::scope(|s| {
+    std::thread::scope(|s| -> Result<()> {
         for _ in 0..workers {
             let rx = Arc::clone(&task_rx);
             let tx = done_tx.clone();
@@ -136,71 +191,18 @@ pub fn stage(
             });
         }
         drop(done_tx);
-        // Results are appended in file order: a reorder buffer keyed by batch number.
-        let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
-        let mut next_done = 0u64;
-        let append = |d: Done,
-                      raw_app: &mut duckdb::Appender<'_>,
-                      ev_app: &mut duckdb::Appender<'_>,
-                      counts: &mut FastCounts|
-         -> Result<()> {
-            let batch = d.batch.map_err(|e| {
-                EngineError::unreadable(path, format!("its records could not be staged ({e})"))
-            })?;
-            if let Some(b) = batch {
-                counts.mapped += b.num_rows() as u64;
-                ev_app.append_record_batch(b)?;
-            }
-            for &(line, a, b) in &d.deferred {
-                counts.deferred += 1;
-                reader::append_record(raw_app, line, &d.data[a..b], None)?;
-            }
-            Ok(())
-        };
-        let drain = |block_until: Option<u64>,
-                     pending: &mut BTreeMap<u64, Done>,
-                     next_done: &mut u64,
-                     raw_app: &mut duckdb::Appender<'_>,
-                     ev_app: &mut duckdb::Appender<'_>,
-                     counts: &mut FastCounts|
-         -> Result<()> {
-            loop {
-                while let Some(d) = pending.remove(next_done) {
-                    *next_done += 1;
-                    append(d, raw_app, ev_app, counts)?;
-                }
-                let waiting = block_until.is_some_and(|n| *next_done < n);
-                let got = if waiting {
-                    match done_rx.recv() {
-                        Ok(d) => Some(d),
-                        Err(_) => {
-                            return Err(EngineError::unreadable(
-                                path,
-                                "a parsing thread stopped before the file was read",
-                            ))
-                        }
-                    }
-                } else {
-                    done_rx.try_recv().ok()
-                };
-                match got {
-                    Some(d) => {
-                        pending.insert(d.seq, d);
-                    }
-                    None => return Ok(()),
-                }
-            }
-        };
 
-        let mut seq = 0u64;
+        // Batches sent so far; the one being filled is number `sent`.
+        let mut sent = 0u64;
         let mut buf = Vec::with_capacity(64 * 1024);
         let mut line_no: i64 = 0;
-        let mut task = Task {
-            seq,
-            data: Vec::with_capacity(BATCH_BYTES + (1 << 16)),
-            lines: Vec::with_capacity(BATCH_LINES),
-        };
-        let result: Result<()> = (|| {
+        let mut task = Task::new(sent);
+        let read = (|| -> Result<()> {
+            let send = |task: Task| {
+                task_tx
+                    .send(task)
+                    .map_err(|_| EngineError::unreadable(path, "a parsing thread stopped"))
+            };
             loop {
                 let line = reader::next_line(&mut rdr, &mut buf, &mut line_no)
                     .map_err(|e| reader::read_error(path, compression, records, e))?;
@@ -213,79 +215,36 @@ pub fn stage(
                         task.lines.push((line_no, start, task.data.len()));
                     }
                     too_long @ Line::TooLong(..) => {
-                        counts.deferred += 1;
-                        reader::append_line(&mut raw_app, line_no, too_long, None)?;
+                        reader::append_line(&mut sink.raw, line_no, too_long, None)?;
                     }
                 }
                 let last = label.done(records);
-                if task.lines.len() >= BATCH_LINES || task.data.len() >= BATCH_BYTES || last {
-                    seq += 1;
-                    let full = std::mem::replace(
-                        &mut task,
-                        Task {
-                            seq,
-                            data: Vec::with_capacity(BATCH_BYTES + (1 << 16)),
-                            lines: Vec::with_capacity(BATCH_LINES),
-                        },
-                    );
-                    task_tx
-                        .send(full)
-                        .map_err(|_| EngineError::unreadable(path, "a parsing thread stopped"))?;
+                if task.full() || last {
+                    sent += 1;
+                    send(std::mem::replace(&mut task, Task::new(sent)))?;
                     ctx.cancel.check()?;
-                    drain(
-                        None,
-                        &mut pending,
-                        &mut next_done,
-                        &mut raw_app,
-                        &mut ev_app,
-                        &mut counts,
-                    )?;
-                    reader::report(
-                        ctx,
-                        label,
-                        "reading",
-                        rdr.get_ref().tap().bytes,
-                        records,
-                        false,
-                    );
+                    sink.drain(None)?;
+                    let bytes = rdr.get_ref().tap().bytes;
+                    reader::report(ctx, label, "reading", bytes, records, false);
                 }
                 if last {
                     break;
                 }
             }
             if !task.lines.is_empty() {
-                seq += 1;
-                let full = std::mem::replace(
-                    &mut task,
-                    Task {
-                        seq,
-                        data: Vec::new(),
-                        lines: Vec::new(),
-                    },
-                );
-                task_tx
-                    .send(full)
-                    .map_err(|_| EngineError::unreadable(path, "a parsing thread stopped"))?;
+                sent += 1;
+                send(std::mem::replace(&mut task, Task::new(sent)))?;
             }
             Ok(())
         })();
         // Closing the channel lets the threads finish; every sent batch is appended.
         drop(task_tx);
-        result?;
-        drain(
-            Some(seq),
-            &mut pending,
-            &mut next_done,
-            &mut raw_app,
-            &mut ev_app,
-            &mut counts,
-        )
-    });
-    outcome?;
-    raw_app.flush()?;
-    ev_app.flush()?;
-    drop(raw_app);
-    drop(ev_app);
+        read?;
+        sink.drain(Some(sent))
+    })?;
+    sink.raw.flush()?;
+    sink.events.flush()?;
+    drop(sink);
     let bytes = rdr.get_ref().tap().bytes;
     reader::report(ctx, label, "reading", bytes, records, true);
     let sha256 = rdr
@@ -293,15 +252,12 @@ pub fn stage(
         .into_tap()
         .finish()
         .map_err(|e| EngineError::io(path, e))?;
-    Ok((
-        ReadStats {
-            records,
-            sha256,
-            columns: None,
-            note: None,
-        },
-        counts,
-    ))
+    Ok(ReadStats {
+        records,
+        sha256,
+        columns: None,
+        note: None,
+    })
 }
 
 fn schema() -> Arc<Schema> {
@@ -985,7 +941,7 @@ pub fn parse_time(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(y, mo, d);
+    let days = crate::timefmt::days_from_civil(y, mo, d);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
     Some(secs * 1_000_000 + micros)
 }
@@ -997,17 +953,6 @@ fn days_in_month(y: i64, m: i64) -> i64 {
         _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
         _ => 28,
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

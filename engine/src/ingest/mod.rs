@@ -70,6 +70,18 @@ impl Target {
     }
 }
 
+/// `stg_events` of an events import, declared before staging: the fast path ([`fast`])
+/// appends the records it maps, then the vendor's SQL inserts the rest by name. The columns
+/// are those every vendor's events SQL yields (in the order of `posthog_events.sql`), then
+/// the hot columns of schema version 9, which only the fast path fills (`hot` = true); for the
+/// other rows the insert into `events` computes them.
+const STG_EVENTS_DDL: &str = "CREATE OR REPLACE TEMP TABLE stg_events (
+    line BIGINT, event_uuid VARCHAR, dedupe_key VARCHAR, event_name VARCHAR, event_kind VARCHAR,
+    ts_utc TIMESTAMPTZ, received_at_utc TIMESTAMPTZ, distinct_id VARCHAR, user_id VARCHAR,
+    anon_id VARCHAR, session_id VARCHAR, vendor_person_id VARCHAR, properties JSON,
+    person_properties JSON, groups JSON, reject_reason VARCHAR,
+    page_url VARCHAR, browser VARCHAR, os VARCHAR, device_type VARCHAR, hot BOOLEAN)";
+
 /// Bind the source file and push the source line: for archive members, `outer.zip!/member`
 /// and the line within the member (needs `stg_json j` joined), else the file and `line`.
 fn push_origin(s: &mut Sql, zip: bool, shown: &str, line: &str) {
@@ -972,6 +984,12 @@ fn stage_and_map(
     let interrupted =
         |e: duckdb::Error| EngineError::from(e).cancelled_if(ctx.cancel.is_cancelled());
     conn.execute_batch(reader::STAGING_DDL)?;
+    // Events imports stage into the declared `stg_events` (the fast path appends to it, the
+    // vendor's SQL inserts by name); other targets take their SELECT's columns.
+    let events = importer.target() == Target::Events;
+    if events {
+        conn.execute_batch(STG_EVENTS_DDL)?;
+    }
     let phys = sniff::Physical {
         container: d.container,
         compression: d.compression,
@@ -986,13 +1004,8 @@ fn stage_and_map(
     let fast = importer
         .fast()
         .filter(|_| fast_ok && d.container == Container::Jsonl && !d.airbyte);
-    let mut mapped_fast = None;
     let stats = match fast {
-        Some(shape) => {
-            let (stats, counts) = fast::stage(conn, path, d.compression, shape, ctx, label)?;
-            mapped_fast = Some(counts);
-            stats
-        }
+        Some(shape) => fast::stage(conn, path, d.compression, shape, ctx, label)?,
         None => reader::stage_file(conn, path, phys, names, ctx, label)?,
     };
     laps.lap("read");
@@ -1064,12 +1077,7 @@ fn stage_and_map(
          SELECT line, raw, raw_len, pre_reason AS reason, member, member_line FROM stg_raw",
     )?;
     ctx.cancel.check()?;
-    // Events imports stage into the declared `stg_events` (by name: the hot columns stay NULL
-    // for rows the vendor's SQL maps); other targets take their SELECT's columns.
-    let events = importer.target() == Target::Events;
-    if events && mapped_fast.is_none() {
-        conn.execute_batch(fast::STG_EVENTS_DDL)?;
-    }
+    // By name: the hot columns stay NULL for the rows the vendor's SQL maps.
     let mut ev = Sql::new(if events {
         "INSERT INTO stg_events BY NAME SELECT * FROM ("
     } else {
@@ -1232,10 +1240,8 @@ fn run_pipeline(
             ins.bind(import_id).push(" * 4294967296 + l.line, ");
             // The hot columns (schema version 9): from the fast path, else from the JSON.
             ins.push(
-                "CASE WHEN l.hot THEN l.page_url ELSE sb_url(l.properties) END,
-                 CASE WHEN l.hot THEN l.browser ELSE l.properties ->> '$.\"$browser\"' END,
-                 CASE WHEN l.hot THEN l.os ELSE l.properties ->> '$.\"$os\"' END,
-                 CASE WHEN l.hot THEN l.device_type ELSE l.properties ->> '$.\"$device_type\"' END,
+                "sb_page(l.hot, l.page_url, l.properties), sb_browser(l.hot, l.browser, l.properties),
+                 sb_os(l.hot, l.os, l.properties), sb_device_type(l.hot, l.device_type, l.properties),
                  true FROM stg_loaded l",
             );
             if opts.keep_raw {
