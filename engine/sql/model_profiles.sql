@@ -1,18 +1,23 @@
 -- Profiles and accounts. Expects the persons, person_map and sessions of this rebuild, and
 -- temp table model_params(time_zone, week_start) holding the settings. {DAY}: the event's
 -- local date in the workspace time zone (an expression over e.ts_utc); {PERSON_KEY}: the
--- identity mode's person key.
+-- identity mode's person key. The events' accounts are read from event_groups (one row per
+-- event, group type and key: the groups JSON parsed once, when the event is first modelled).
+-- Scopes, all TRUE in a full rebuild: {SCOPE_EVENTS} the events (e) whose persons' profiles
+-- are written, {SCOPE_PERSONS} those persons (person_id), {SCOPE_ACCOUNTS} the accounts
+-- (eg.group_type, eg.group_key) written.
 CREATE OR REPLACE TEMP TABLE prof_ev AS
-SELECT pm.person_id, e.ts_utc, e.event_name, e.groups, {DAY} AS day
-FROM events e JOIN person_map pm ON pm.distinct_id = {PERSON_KEY};
+SELECT pm.person_id, e.ts_utc, e.event_name, {DAY} AS day
+FROM events e JOIN person_map pm ON pm.distinct_id = {PERSON_KEY}
+WHERE {SCOPE_EVENTS};
 
--- Every event's accounts: one row per (event, group type, group key). Profiles take each
--- person's accounts from here too, so the groups JSON is parsed once.
+-- Every event's accounts, with the event's person: one row per (event, group type, group key).
 CREATE OR REPLACE TEMP TABLE acct_ev AS
-SELECT kv.key AS group_type, unnest(kv.value) AS group_key, person_id, ts_utc, event_name, day FROM (
-    SELECT person_id, ts_utc, event_name, day,
-        unnest(map_entries(json_transform(groups, '"MAP(VARCHAR, VARCHAR[])"'))) AS kv
-    FROM prof_ev WHERE groups IS NOT NULL);
+SELECT eg.group_type, eg.group_key, pm.person_id, e.ts_utc, e.event_name, {DAY} AS day
+FROM event_groups eg
+JOIN events e ON e.event_seq = eg.event_seq
+JOIN person_map pm ON pm.distinct_id = {PERSON_KEY}
+WHERE {SCOPE_ACCOUNTS};
 
 INSERT INTO profiles
 WITH base AS (
@@ -25,14 +30,14 @@ WITH base AS (
     SELECT person_id, to_json(list({'event': event_name, 'count': n} ORDER BY n DESC, event_name)[1:5]) AS top_events
     FROM names GROUP BY person_id
 ), g AS (
-    SELECT DISTINCT person_id, group_type, group_key FROM acct_ev
+    SELECT DISTINCT person_id, group_type, group_key FROM acct_ev WHERE {SCOPE_PERSONS}
 ), groups AS (
     SELECT person_id, to_json(map_from_entries(list({'k': group_type, 'v': keys} ORDER BY group_type))) AS groups FROM (
         SELECT person_id, group_type, list(DISTINCT group_key ORDER BY group_key) AS keys FROM g
         WHERE group_key IS NOT NULL GROUP BY ALL)
     GROUP BY person_id
 ), s AS (
-    SELECT person_id, count(*) AS n FROM sessions WHERE person_id IS NOT NULL GROUP BY person_id
+    SELECT person_id, count(*) AS n FROM sessions WHERE person_id IS NOT NULL AND {SCOPE_PERSONS} GROUP BY person_id
 )
 SELECT b.person_id, b.first_seen, b.last_seen, b.events, coalesce(s.n, 0), b.active_days,
     top.top_events, p.properties, groups.groups

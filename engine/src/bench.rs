@@ -272,21 +272,66 @@ pub struct RebuildBench {
     pub rebuild_secs: f64,
     pub peak_rss_rebuild_mb: f64,
     pub report: crate::model::RebuildReport,
+    /// The incremental pass after importing more events, when asked for.
+    pub update: Option<UpdateBench>,
+}
+
+/// One more export imported into the modelled workspace: the incremental model pass, beside
+/// a full rebuild of the same data (the peer it replaces).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateBench {
+    pub events: u64,
+    pub import_secs: f64,
+    pub update_secs: f64,
+    pub peak_rss_update_mb: f64,
+    pub report: crate::model::RebuildReport,
+    pub full_rebuild_secs: f64,
 }
 
 /// Generate `events` PostHog events as `files` exports (seeds 1..=files: the same user ids
 /// recur across files, devices do not), import them one by one, then time a full rebuild.
-pub fn bench_rebuild(dir: &Path, events: usize, files: usize) -> Result<RebuildBench> {
+/// With `update` > 0, then import one more export of that many events (another seed: some of
+/// its users already have persons, its devices are new) and time the incremental model pass
+/// beside a full rebuild of the same data.
+pub fn bench_rebuild(
+    dir: &Path,
+    events: usize,
+    files: usize,
+    update: usize,
+) -> Result<RebuildBench> {
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     let ws_path = dir.join("bench-model.duckdb");
     remove_workspace(&ws_path);
     let ws = Workspace::open(&ws_path)?;
-    let import_secs = import_generated(&ws, dir, events, files)?;
+    let import_secs = import_generated(&ws, dir, events, files, 1000)?;
     reset_peak_rss();
     let t = Instant::now();
     let report = crate::model::rebuild(&ws, &JobCtx::silent())?;
     let rebuild_secs = t.elapsed().as_secs_f64();
     let peak_rss_rebuild_mb = peak_rss_mb();
+    let update = if update > 0 {
+        let import_secs = import_generated(&ws, dir, update, 1, 9000)?;
+        reset_peak_rss();
+        let t = Instant::now();
+        let report = crate::model::refresh(&ws, &JobCtx::silent())?;
+        let update_secs = t.elapsed().as_secs_f64();
+        let peak_rss_update_mb = peak_rss_mb();
+        let t = Instant::now();
+        crate::model::rebuild(&ws, &JobCtx::silent())?;
+        Some(UpdateBench {
+            events: update as u64,
+            import_secs,
+            update_secs,
+            peak_rss_update_mb,
+            report,
+            full_rebuild_secs: t.elapsed().as_secs_f64(),
+        })
+    } else {
+        None
+    };
+    drop(ws);
+    remove_workspace(&ws_path);
     Ok(RebuildBench {
         events: events as u64,
         files: files.max(1),
@@ -294,11 +339,19 @@ pub fn bench_rebuild(dir: &Path, events: usize, files: usize) -> Result<RebuildB
         rebuild_secs,
         peak_rss_rebuild_mb,
         report,
+        update,
     })
 }
 
-/// Import `events` generated PostHog events as `files` files; returns the import seconds.
-fn import_generated(ws: &Workspace, dir: &Path, events: usize, files: usize) -> Result<f64> {
+/// Import `events` generated PostHog events as `files` files (seeds from `seed`); returns
+/// the import seconds.
+fn import_generated(
+    ws: &Workspace,
+    dir: &Path,
+    events: usize,
+    files: usize,
+    seed: u64,
+) -> Result<f64> {
     let files = files.max(1);
     let mut import_secs = 0.0;
     for k in 0..files {
@@ -306,7 +359,7 @@ fn import_generated(ws: &Workspace, dir: &Path, events: usize, files: usize) -> 
         let file = dir.join(format!("bench-model-{k}.jsonl"));
         let opts = GenerateOptions {
             events: n,
-            seed: 1000 + k as u64,
+            seed: seed + k as u64,
             duplicate_rate: 0.0,
             malformed_rate: 0.0,
             ..Default::default()
@@ -369,7 +422,7 @@ pub fn bench_insights(dir: &Path, events: usize, files: usize) -> Result<Insight
     if !reused {
         remove_workspace(&ws_path);
         let ws = Workspace::open(&ws_path)?;
-        import_generated(&ws, dir, events, files)?;
+        import_generated(&ws, dir, events, files, 1000)?;
         crate::model::rebuild(&ws, &JobCtx::silent())?;
     }
     let prepare_secs = t.elapsed().as_secs_f64();
@@ -584,7 +637,7 @@ pub fn bench_pii(
             let ws_path = dir.join("bench-pii.duckdb");
             remove_workspace(&ws_path);
             let ws = Workspace::open(&ws_path)?;
-            let import_secs = import_generated(&ws, dir, events, 1)?;
+            let import_secs = import_generated(&ws, dir, events, 1, 1000)?;
             // A fresh connection, so the import's buffers are not counted against the scan.
             drop(ws);
             (ws_path, import_secs)

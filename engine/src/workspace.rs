@@ -40,10 +40,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "hot_columns",
         include_str!("../migrations/0009_hot_columns.sql"),
     ),
+    (
+        10,
+        "incremental_model",
+        include_str!("../migrations/0010_incremental_model.sql"),
+    ),
 ];
 
 /// The newest schema version this build understands.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// SQL helpers every connection gets. Timestamps are parsed with explicit formats only.
 const MACROS: &str = include_str!("../sql/macros.sql");

@@ -520,11 +520,15 @@ enum BenchCommand {
     },
     /// Import N generated events (as --files exports), then time a full model rebuild:
     /// identity, shared devices, sessions, persons. Prints each stage and peak memory.
+    /// With --update M, then import M more events and time the incremental model pass beside
+    /// a full rebuild of the same data.
     Rebuild {
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
         #[arg(long, default_value_t = 1)]
         files: usize,
+        #[arg(long, default_value_t = 0)]
+        update: usize,
         #[arg(long)]
         dir: Option<PathBuf>,
         #[arg(long)]
@@ -595,7 +599,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 .iter()
                 .any(|f| f.status == ImportStatus::Failed);
             if !report.cancelled && model::is_stale(&ws)? {
-                let r = model::rebuild(&ws, &ctx)?;
+                let r = model::refresh(&ws, &ctx)?;
                 if tty {
                     eprint!("\r\x1b[2K");
                 }
@@ -1407,6 +1411,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 BenchCommand::Rebuild {
                     events,
                     files,
+                    update,
                     dir,
                     json,
                 },
@@ -1416,7 +1421,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 "generating and importing {events} events as {files} file(s) in {} ...",
                 dir.display()
             );
-            let r = stitchbook_engine::bench::bench_rebuild(&dir, events, files)?;
+            let r = stitchbook_engine::bench::bench_rebuild(&dir, events, files, update)?;
             if json {
                 println!("{}", to_json(&r)?);
             } else {
@@ -1431,6 +1436,21 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     println!("  {:<20} {:>7.2} s", s.stage, s.secs);
                 }
                 println!("peak RSS, rebuild      {:.0} MB", r.peak_rss_rebuild_mb);
+                if let Some(u) = &r.update {
+                    println!("import +{} events      {:.1} s", u.events, u.import_secs);
+                    print_rebuild_line(&u.report);
+                    println!(
+                        "incremental model      {:.2} s ({} persons recomputed); full rebuild of the same data {:.2} s ({:.1}x)",
+                        u.update_secs,
+                        u.report.persons_touched,
+                        u.full_rebuild_secs,
+                        u.full_rebuild_secs / u.update_secs.max(1e-9)
+                    );
+                    for s in &u.report.stages {
+                        println!("  {:<20} {:>7.2} s", s.stage, s.secs);
+                    }
+                    println!("peak RSS, update       {:.0} MB", u.peak_rss_update_mb);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1727,8 +1747,16 @@ fn tf() -> stitchbook_engine::timefmt::TimeFormat {
 
 fn print_rebuild_line(r: &model::RebuildReport) {
     let secs: f64 = r.stages.iter().map(|s| s.secs).sum();
+    let how = if r.incremental {
+        format!(
+            "updated for the new imports ({} persons recomputed) in {secs:.2} s",
+            r.persons_touched
+        )
+    } else {
+        format!("rebuilt in {secs:.2} s")
+    };
     println!(
-        "model ({} mode): {} persons ({} identified), {} merges applied, {} refused, {} shared devices, {} sessions; rebuilt in {:.2} s",
+        "model ({} mode): {} persons ({} identified), {} merges applied, {} refused, {} shared devices, {} sessions; {how}",
         r.settings.identity_mode.as_str(),
         r.persons,
         r.identified_persons,
@@ -1736,7 +1764,6 @@ fn print_rebuild_line(r: &model::RebuildReport) {
         r.merges_refused,
         r.shared_devices,
         r.sessions,
-        secs
     );
 }
 

@@ -1,7 +1,8 @@
 //! The model layer: identity resolution, sessions and person rows, derived from `events` and
 //! `identity_links` without re-reading files. [`rebuild`] recomputes every derived table in
-//! one transaction under the workspace's [`ModelSettings`]; a failed or cancelled rebuild
-//! leaves the previous tables as they were.
+//! one transaction under the workspace's [`ModelSettings`]; [`refresh`] does the same for
+//! only what new imports touched when it can. A failed or cancelled pass leaves the previous
+//! tables as they were.
 
 pub mod identity;
 pub mod person;
@@ -18,7 +19,7 @@ use crate::workspace::Workspace;
 use crate::{EngineError, Result};
 
 /// Bumped whenever the derivation changes: tables built by an older version are rebuilt.
-pub const DERIVATION_VERSION: i32 = 6;
+pub const DERIVATION_VERSION: i32 = 7;
 
 /// How distinct ids are merged into persons (semantics.md §1.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -231,6 +232,11 @@ pub struct RebuildReport {
     pub sessions: i64,
     pub events_in_sessions: i64,
     pub accounts: i64,
+    /// Whether this pass updated the model incrementally (only what new imports touched)
+    /// rather than rebuilding it.
+    pub incremental: bool,
+    /// The persons whose rows were recomputed (every person in a full rebuild).
+    pub persons_touched: i64,
     pub stages: Vec<StageTiming>,
 }
 
@@ -251,10 +257,37 @@ const DERIVED: &[&str] = &[
     "model_state",
 ];
 
+/// The temp tables a model pass may leave behind when it fails.
+const TEMP_TABLES: &[&str] = &[
+    "model_identified",
+    "sess_base",
+    "model_props",
+    "model_params",
+    "prof_ev",
+    "acct_ev",
+    "upd_params",
+    "upd_old_pm",
+    "upd_old_log",
+    "upd_old_shared",
+    "upd_seed",
+    "upd_persons",
+    "upd_touched",
+    "upd_ids",
+    "upd_devices",
+    "upd_client",
+    "upd_events",
+    "upd_old_sessions",
+    "upd_accounts",
+];
+
+/// The settings as model_state stores them.
+fn settings_json(settings: &ModelSettings) -> Result<String> {
+    serde_json::to_string(settings).map_err(|e| EngineError::InvalidArgument(e.to_string()))
+}
+
 /// Whether the derived tables are missing or were built from other data, settings or code.
 pub fn is_stale(ws: &Workspace) -> Result<bool> {
-    let settings = serde_json::to_string(&ModelSettings::load(ws)?)
-        .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+    let settings = settings_json(&ModelSettings::load(ws)?)?;
     let fresh: i64 = ws.conn().query_row(
         "SELECT count(*) FROM model_state WHERE derivation_version = ? AND settings::VARCHAR = ?::JSON::VARCHAR
            AND events_seen = (SELECT count(*) FROM events) AND links_seen = (SELECT count(*) FROM identity_links)",
@@ -264,17 +297,66 @@ pub fn is_stale(ws: &Workspace) -> Result<bool> {
     Ok(fresh == 0)
 }
 
-/// Rebuild only when [`is_stale`].
+/// The newest import the model has seen, when the model can be brought up to date by an
+/// incremental pass: it was built by this derivation under the current settings, and the
+/// events and links of the imports it saw are exactly the ones it counted (imports only ever
+/// add rows, so the rest are new).
+pub fn incremental_base(ws: &Workspace) -> Result<Option<i64>> {
+    let settings = settings_json(&ModelSettings::load(ws)?)?;
+    let r: Option<i64> = ws
+        .conn()
+        .query_row(
+            "SELECT any_value(m.max_import_id) FROM model_state m
+             WHERE m.derivation_version = ? AND m.settings::VARCHAR = ?::JSON::VARCHAR AND m.max_import_id IS NOT NULL
+               AND m.events_seen = (SELECT count(*) FROM events WHERE import_id <= m.max_import_id)
+               AND m.links_seen = (SELECT count(*) FROM identity_links WHERE import_id <= m.max_import_id)
+               AND (SELECT count(*) FROM model_state) = 1
+               AND (SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
+                        AND schema_name = 'main' AND table_name IN ('event_groups', 'person_events')) = 2",
+            duckdb::params![DERIVATION_VERSION, settings],
+            |r| r.get(0),
+        )
+        .map_err(EngineError::from)?;
+    Ok(r)
+}
+
+/// Rebuild only when [`is_stale`]; incrementally when [`refresh`] can.
 pub fn ensure_built(ws: &Workspace, ctx: &JobCtx) -> Result<Option<RebuildReport>> {
     if is_stale(ws)? {
-        Ok(Some(rebuild(ws, ctx)?))
+        Ok(Some(refresh(ws, ctx)?))
     } else {
         Ok(None)
     }
 }
 
-/// Recompute identity, shared devices, sessions and persons in one transaction.
+/// Bring the model up to date: an incremental pass when the only change since the model was
+/// built is new imports (their events and links), else a full [`rebuild`]. Both give the
+/// same tables (engine/tests/incremental.rs compares them).
+pub fn refresh(ws: &Workspace, ctx: &JobCtx) -> Result<RebuildReport> {
+    match incremental_base(ws)? {
+        Some(since) => run(ws, ctx, Pass::Update { since }),
+        None => rebuild(ws, ctx),
+    }
+}
+
+/// Recompute every derived table (identity, shared devices, sessions, persons, timelines,
+/// profiles, accounts, insight facts) in one transaction.
 pub fn rebuild(ws: &Workspace, ctx: &JobCtx) -> Result<RebuildReport> {
+    run(ws, ctx, Pass::Full)
+}
+
+/// What a model pass recomputes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pass {
+    /// Everything.
+    Full,
+    /// What the imports after `since` touched: identity is replayed in full (links are few
+    /// and a replay is exact), then only the sessions, persons, timelines, profiles and
+    /// accounts whose inputs changed are recomputed.
+    Update { since: i64 },
+}
+
+fn run(ws: &Workspace, ctx: &JobCtx, pass: Pass) -> Result<RebuildReport> {
     let settings = ModelSettings::load(ws)?;
     let conn = ws.conn();
     ctx.cancel.attach(conn.interrupt_handle());
@@ -283,27 +365,52 @@ pub fn rebuild(ws: &Workspace, ctx: &JobCtx) -> Result<RebuildReport> {
     // A memory limit the user chose for the workspace wins.
     let cap = crate::resources::MemoryCap::unless_chosen(ws, "4GB")?;
     conn.execute_batch("BEGIN TRANSACTION")?;
-    let r = rebuild_in_transaction(ws, &settings, ctx);
+    let r = pass_in_transaction(ws, &settings, pass, ctx);
     let _ = cap.restore(conn);
     match r {
         Ok(report) => {
             conn.execute_batch("COMMIT")?;
+            drop_temp_tables(conn);
             Ok(report)
         }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
-            let _ = conn.execute_batch(
-                "DROP TABLE IF EXISTS temp.model_identified; DROP TABLE IF EXISTS temp.sess_base; DROP TABLE IF EXISTS temp.model_props;
-                 DROP TABLE IF EXISTS temp.model_params; DROP TABLE IF EXISTS temp.prof_ev; DROP TABLE IF EXISTS temp.acct_ev",
-            );
+            drop_temp_tables(conn);
             Err(e.cancelled_if(ctx.cancel.is_cancelled()))
         }
     }
 }
 
-fn rebuild_in_transaction(
+fn drop_temp_tables(conn: &duckdb::Connection) {
+    for t in TEMP_TABLES {
+        let _ = conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS temp.{}",
+            crate::sql::ident(t)
+        ));
+    }
+}
+
+/// The model SQL files' scope placeholders: everything in a full rebuild, the touched
+/// persons, their events and the touched accounts in an incremental pass.
+fn scoped(sql: &str, pass: Pass, key: &str) -> String {
+    let (events, persons, accounts) = match pass {
+        Pass::Full => ("TRUE".to_string(), "TRUE", "TRUE"),
+        Pass::Update { .. } => (
+            format!("{key} IN (SELECT distinct_id FROM temp.upd_ids)"),
+            "person_id IN (SELECT person_id FROM temp.upd_persons)",
+            "EXISTS (SELECT 1 FROM temp.upd_accounts u WHERE u.group_type = eg.group_type AND u.group_key = eg.group_key)",
+        ),
+    };
+    sql.replace("{SCOPE_EVENTS}", &events)
+        .replace("{SCOPE_PERSONS}", persons)
+        .replace("{SCOPE_ACCOUNTS}", accounts)
+        .replace("{PERSON_KEY}", key)
+}
+
+fn pass_in_transaction(
     ws: &Workspace,
     settings: &ModelSettings,
+    pass: Pass,
     ctx: &JobCtx,
 ) -> Result<RebuildReport> {
     let conn = ws.conn();
@@ -319,7 +426,11 @@ fn rebuild_in_transaction(
     let phase = |p: &str| {
         ctx.emit(
             JobEvent::Progress {
-                file: "rebuild".into(),
+                file: if pass == Pass::Full {
+                    "rebuild".into()
+                } else {
+                    "model update".into()
+                },
                 file_index: 0,
                 phase: p.into(),
                 bytes_done: 0,
@@ -329,11 +440,29 @@ fn rebuild_in_transaction(
             true,
         )
     };
-    for table in DERIVED {
-        conn.execute_batch(&format!("DELETE FROM {}", crate::sql::ident(table)))?;
-    }
+    let key = settings.identity_mode.person_key();
     let events = count(ws, "SELECT count(*) FROM events")?;
     let links = count(ws, "SELECT count(*) FROM identity_links")?;
+    let max_import_id = count(ws, "SELECT coalesce(max(import_id), 0) FROM imports")?;
+    match pass {
+        Pass::Full => {
+            for table in DERIVED {
+                conn.execute_batch(&format!("DELETE FROM {}", crate::sql::ident(table)))?;
+            }
+        }
+        Pass::Update { since } => {
+            // What the model holds now, to tell what the replay changes.
+            conn.execute_batch(
+                "CREATE OR REPLACE TEMP TABLE upd_params (since BIGINT);
+                 CREATE OR REPLACE TEMP TABLE upd_old_pm AS SELECT distinct_id, person_id FROM person_map;
+                 CREATE OR REPLACE TEMP TABLE upd_old_log AS
+                     SELECT event_uuid, link_kind, from_id, into_id, outcome, reason FROM merge_log;
+                 CREATE OR REPLACE TEMP TABLE upd_old_shared AS SELECT * FROM shared_devices;
+                 DELETE FROM person_map; DELETE FROM merge_log; DELETE FROM shared_devices; DELETE FROM model_state;",
+            )?;
+            conn.execute("INSERT INTO upd_params VALUES (?)", [since])?;
+        }
+    }
 
     phase("identity");
     let identified = identity::resolve(conn, settings.identity_mode, ctx)?;
@@ -363,9 +492,18 @@ fn rebuild_in_transaction(
     lap("shared devices", &mut t);
     ctx.cancel.check()?;
 
+    if let Pass::Update { .. } = pass {
+        phase("what changed");
+        conn.execute_batch(
+            &scoped(include_str!("../../sql/model_scope.sql"), pass, key)
+                .replace("{CLIENT_KEY}", sessions::CLIENT_KEY),
+        )?;
+        lap("what changed", &mut t);
+        ctx.cancel.check()?;
+    }
+
     phase("sessions");
-    let key = settings.identity_mode.person_key();
-    sessions::assign(conn, settings, key, ctx)?;
+    sessions::assign(conn, settings, key, pass != Pass::Full, ctx)?;
     lap("session assignment", &mut t);
     ctx.cancel.check()?;
     // Every event's person, for queries (a view: nothing is copied).
@@ -378,27 +516,52 @@ fn rebuild_in_transaction(
     lap("session rows", &mut t);
     ctx.cancel.check()?;
 
+    match pass {
+        Pass::Full => conn.execute_batch(
+            "CREATE OR REPLACE TABLE event_groups AS
+             SELECT event_seq, kv.key AS group_type, unnest(kv.value) AS group_key FROM (
+                 SELECT event_seq, unnest(map_entries(json_transform(groups, '\"MAP(VARCHAR, VARCHAR[])\"'))) AS kv
+                 FROM events WHERE groups IS NOT NULL)",
+        )?,
+        Pass::Update { .. } => conn.execute_batch(&scoped(
+            include_str!("../../sql/model_scope_close.sql"),
+            pass,
+            key,
+        ))?,
+    }
+
     // Every person's events in timeline order, stored sorted by person so one person's
-    // timeline reads a row group or two (zone maps), not the whole events table.
+    // timeline reads a row group or two (zone maps), not the whole events table. An
+    // incremental pass appends the touched persons' events, sorted among themselves.
     phase("timelines");
-    conn.execute_batch(&format!(
-        "CREATE OR REPLACE TABLE person_events AS
-         WITH m AS (
+    let timeline = scoped(
+        "WITH m AS (
             SELECT event_uuid, list(link_kind || ': ' || from_id || ' → ' || into_id || ' (' || outcome || ')' ORDER BY seq) AS merges
             FROM merge_log WHERE event_uuid IS NOT NULL GROUP BY event_uuid)
          SELECT pm.person_id, e.ts_utc, e.event_seq, es.session_id, e.event_name, e.event_kind,
                 sb_page(e.hot, e.page_url, e.properties) AS page, e.distinct_id, e.source_vendor, e.source_file,
                 e.source_line, m.merges
-         FROM events e JOIN person_map pm ON pm.distinct_id = {key}
+         FROM events e JOIN person_map pm ON pm.distinct_id = {PERSON_KEY}
          LEFT JOIN event_sessions es ON es.event_seq = e.event_seq
          LEFT JOIN m ON m.event_uuid = e.event_uuid
-         ORDER BY pm.person_id, e.ts_utc, e.event_seq"
-    ))?;
+         WHERE {SCOPE_EVENTS}
+         ORDER BY pm.person_id, e.ts_utc, e.event_seq",
+        pass,
+        key,
+    );
+    conn.execute_batch(&match pass {
+        Pass::Full => format!("CREATE OR REPLACE TABLE person_events AS {timeline}"),
+        Pass::Update { .. } => format!("INSERT INTO person_events {timeline}"),
+    })?;
     lap("timelines", &mut t);
     ctx.cancel.check()?;
 
     phase("persons");
-    conn.execute_batch(&include_str!("../../sql/model_persons.sql").replace("{PERSON_KEY}", key))?;
+    conn.execute_batch(&scoped(
+        include_str!("../../sql/model_persons.sql"),
+        pass,
+        key,
+    ))?;
     conn.execute_batch("DROP TABLE temp.model_identified; DROP TABLE temp.model_props")?;
     lap("persons", &mut t);
     ctx.cancel.check()?;
@@ -418,9 +581,7 @@ fn rebuild_in_transaction(
         "CAST(timezone((SELECT time_zone FROM model_params), e.ts_utc) AS DATE)"
     };
     conn.execute_batch(
-        &include_str!("../../sql/model_profiles.sql")
-            .replace("{DAY}", day)
-            .replace("{PERSON_KEY}", key),
+        &scoped(include_str!("../../sql/model_profiles.sql"), pass, key).replace("{DAY}", day),
     )?;
     lap("profiles and accounts", &mut t);
     ctx.cancel.check()?;
@@ -434,11 +595,19 @@ fn rebuild_in_transaction(
     conn.execute_batch("DROP TABLE temp.model_params")?;
     lap("insight facts", &mut t);
 
-    let settings_json =
-        serde_json::to_string(settings).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+    let persons_touched = match pass {
+        Pass::Full => count(ws, "SELECT count(*) FROM persons")?,
+        Pass::Update { .. } => count(ws, "SELECT count(*) FROM temp.upd_persons")?,
+    };
     conn.execute(
-        "INSERT INTO model_state VALUES (?, ?::JSON, ?, ?, now())",
-        duckdb::params![DERIVATION_VERSION, settings_json, events, links],
+        "INSERT INTO model_state VALUES (?, ?::JSON, ?, ?, now(), ?)",
+        duckdb::params![
+            DERIVATION_VERSION,
+            settings_json(settings)?,
+            events,
+            links,
+            max_import_id
+        ],
     )?;
     Ok(RebuildReport {
         settings: settings.clone(),
@@ -458,6 +627,8 @@ fn rebuild_in_transaction(
         sessions: count(ws, "SELECT count(*) FROM sessions")?,
         events_in_sessions: count(ws, "SELECT count(*) FROM event_sessions")?,
         accounts: count(ws, "SELECT count(*) FROM accounts")?,
+        incremental: pass != Pass::Full,
+        persons_touched,
         stages,
     })
 }

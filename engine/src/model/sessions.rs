@@ -129,23 +129,39 @@ fn flush(app: &mut duckdb::Appender<'_>, a: &Acc) -> Result<()> {
     Ok(())
 }
 
-/// Fill `event_sessions` for every event and `temp.sess_base` with one row per session:
-/// client sessions aggregated in SQL, inferred ones while they are split.
+/// The client session key of an event `e` (the vendor's session id, scoped to the device
+/// where the vendor's ids are not globally unique).
+pub const CLIENT_KEY: &str = "e.source_vendor || ':' || CASE WHEN e.source_vendor IN ('amplitude', 'rudderstack')
+                THEN coalesce(e.anon_id, e.distinct_id, '') || '#' || e.session_id ELSE e.session_id END";
+
+/// Fill `event_sessions` and `temp.sess_base` (one row per session): client sessions
+/// aggregated in SQL, inferred ones while they are split. Every session when `scoped` is
+/// false; else only the client sessions in `temp.upd_client(k)` and the inferred sessions of
+/// the devices in `temp.upd_devices(device)` (an incremental model pass).
 pub fn assign(
     conn: &Connection,
     settings: &ModelSettings,
     person_key: &str,
+    scoped: bool,
     ctx: &JobCtx,
 ) -> Result<()> {
     // Whether the event has a page URL (entry and exit URLs are the first and last non-null).
     let has_url = "(sb_page(e.hot, e.page_url, e.properties) IS NOT NULL)";
-    let client_key = "e.source_vendor || ':' || CASE WHEN e.source_vendor IN ('amplitude', 'rudderstack')
-                THEN coalesce(e.anon_id, e.distinct_id, '') || '#' || e.session_id ELSE e.session_id END";
+    let client_key = CLIENT_KEY;
+    let (client_scope, device_scope) = if scoped {
+        (
+            format!("{client_key} IN (SELECT k FROM temp.upd_client)"),
+            "coalesce(e.anon_id, e.distinct_id) IN (SELECT device FROM temp.upd_devices)"
+                .to_string(),
+        )
+    } else {
+        ("TRUE".to_string(), "TRUE".to_string())
+    };
     conn.execute_batch(&format!(
         "CREATE OR REPLACE TEMP TABLE sess_base (session_id VARCHAR, person_key VARCHAR, device_id VARCHAR,
              source VARCHAR, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, events BIGINT, pageviews BIGINT,
              autocaptures BIGINT, entry_seq BIGINT, exit_seq BIGINT, first_seq BIGINT);
-         INSERT INTO event_sessions SELECT e.event_seq, {client_key} FROM events e WHERE e.session_id IS NOT NULL;
+         INSERT INTO event_sessions SELECT e.event_seq, {client_key} FROM events e WHERE e.session_id IS NOT NULL AND {client_scope};
          INSERT INTO sess_base
          SELECT {client_key} AS k,
              coalesce(arg_max({person_key}, (e.ts_utc, e.event_seq)) FILTER (WHERE NOT sb_placeholder_id(e.user_id)),
@@ -157,7 +173,7 @@ pub fn assign(
              arg_min(e.event_seq, (e.ts_utc, e.event_seq)) FILTER (WHERE {has_url}),
              arg_max(e.event_seq, (e.ts_utc, e.event_seq)) FILTER (WHERE {has_url}),
              arg_min(e.event_seq, (e.ts_utc, e.event_seq))
-         FROM events e WHERE e.session_id IS NOT NULL GROUP BY k;"
+         FROM events e WHERE e.session_id IS NOT NULL AND {client_scope} GROUP BY k;"
     ))?;
     ctx.cancel.check()?;
     let rules = SplitRules::from_settings(settings);
@@ -169,7 +185,7 @@ pub fn assign(
             {person_key}, e.event_kind = 'page', e.event_name = '$autocapture', {has_url},
             NOT sb_placeholder_id(e.user_id)
          FROM events e
-         WHERE e.session_id IS NULL AND coalesce(e.anon_id, e.distinct_id) IS NOT NULL
+         WHERE e.session_id IS NULL AND coalesce(e.anon_id, e.distinct_id) IS NOT NULL AND {device_scope}
          ORDER BY device, e.ts_utc, e.event_seq"
     ))?;
     let rows = st.query_map(

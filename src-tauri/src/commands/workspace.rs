@@ -254,7 +254,7 @@ pub async fn run_import(
     super::run_job(&state, &job_id, channel, move |ws, ctx| {
         let report = ingest::import_plan(ws, &plan, ctx)?;
         if !report.cancelled && stitchbook_engine::model::is_stale(ws)? {
-            stitchbook_engine::model::rebuild(ws, ctx)?;
+            stitchbook_engine::model::refresh(ws, ctx)?;
         }
         Ok(report)
     })

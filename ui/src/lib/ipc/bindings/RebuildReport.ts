@@ -5,4 +5,13 @@ import type { StageTiming } from "./StageTiming";
 /**
  * What a rebuild produced.
  */
-export type RebuildReport = { settings: ModelSettings, events: number, links: number, persons: number, identifiedPersons: number, mergesApplied: number, mergesRefused: number, sharedDevices: number, sessions: number, eventsInSessions: number, accounts: number, stages: Array<StageTiming>, };
+export type RebuildReport = { settings: ModelSettings, events: number, links: number, persons: number, identifiedPersons: number, mergesApplied: number, mergesRefused: number, sharedDevices: number, sessions: number, eventsInSessions: number, accounts: number, 
+/**
+ * Whether this pass updated the model incrementally (only what new imports touched)
+ * rather than rebuilding it.
+ */
+incremental: boolean, 
+/**
+ * The persons whose rows were recomputed (every person in a full rebuild).
+ */
+personsTouched: number, stages: Array<StageTiming>, };
