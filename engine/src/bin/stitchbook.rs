@@ -518,6 +518,24 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Every target of issue 18 in one run, each beside a peer where there is one: import
+    /// (DuckDB's reader), model, incremental model (a full rebuild), drop → first funnel, peak
+    /// memory, funnel, retention, a timeline page, PII scan and redacted export, workspace
+    /// size, and every other vendor's import. The goals are stated for 10M events.
+    Targets {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Events imported after the model is built, for the incremental pass (default: 1%).
+        #[arg(long)]
+        update: Option<usize>,
+        /// Events per other vendor's export (0 skips them).
+        #[arg(long, default_value_t = 1_000_000)]
+        vendor_events: usize,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Import N generated events (as --files exports), then time a full model rebuild:
     /// identity, shared devices, sessions, persons. Prints each stage and peak memory.
     /// With --update M, then import M more events and time the incremental model pass beside
@@ -1403,6 +1421,56 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     );
                 }
                 println!("peak RSS               {:.0} MB", r.peak_rss_mb);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Targets {
+                    events,
+                    update,
+                    vendor_events,
+                    dir,
+                    json,
+                },
+        } => {
+            let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("stitchbook-bench"));
+            eprintln!(
+                "measuring every target on {events} generated PostHog events in {} ...",
+                dir.display()
+            );
+            let r = stitchbook_engine::bench::targets::bench_targets(
+                &dir,
+                events,
+                update.unwrap_or(events / 100),
+                vendor_events,
+            )?;
+            if json {
+                println!("{}", to_json(&r)?);
+            } else {
+                println!(
+                    "{} events, {} persons, {:.2} GB of JSON lines (goals are for 10M events)",
+                    r.events,
+                    r.persons,
+                    r.file_bytes as f64 / 1e9
+                );
+                println!("| work | Stitchbook | peer, same run | peer / Stitchbook | goal | met |");
+                println!("|---|---|---|---|---|---|");
+                for row in &r.rows {
+                    println!(
+                        "| {} | {} | {} | {} | {} | {} |",
+                        row.work,
+                        row.ours,
+                        row.peer.as_deref().unwrap_or("–"),
+                        row.ratio.map_or("–".to_string(), |x| format!("{x:.2}")),
+                        row.target,
+                        match row.met {
+                            Some(true) => "yes",
+                            Some(false) => "no",
+                            None => "–",
+                        }
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

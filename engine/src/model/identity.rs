@@ -357,11 +357,62 @@ type Key = (i64, i64, i64, u8);
 /// person properties, as JSON text.
 type PropsRow = (Key, String, Option<String>, Option<String>, Option<String>);
 
+/// The replay's inputs from the events, kept as derived tables so that an incremental model
+/// pass reads only the new events: `id_first_seen` (every id's first appearance),
+/// `id_users` (the ids seen as a user id) and `id_props` (the events that set person
+/// properties). `since`: the newest import already in the tables (None: build them anew).
+fn prepare_inputs(conn: &Connection, since: Option<i64>) -> Result<()> {
+    const FIRST_SEEN: &str = "SELECT id, {'ts': ts_utc, 'seq': event_seq} AS first, import_id FROM (
+            SELECT distinct_id AS id, ts_utc, event_seq, import_id FROM events WHERE distinct_id IS NOT NULL
+            UNION ALL
+            SELECT anon_id, ts_utc, event_seq, import_id FROM events WHERE anon_id IS NOT NULL AND anon_id IS DISTINCT FROM distinct_id)";
+    const PROPS: &str = "SELECT coalesce(distinct_id, anon_id) AS id, epoch_us(ts_utc) AS ts_us, event_seq,
+            CASE WHEN contains(properties::VARCHAR, '\"$set\"') THEN json_extract(properties, '$.\"$set\"')::VARCHAR END AS set_props,
+            CASE WHEN contains(properties::VARCHAR, '\"$set_once\"') THEN json_extract(properties, '$.\"$set_once\"')::VARCHAR END AS once_props,
+            CASE WHEN json_type(person_properties) = 'OBJECT' AND person_properties::VARCHAR <> '{}' THEN person_properties::VARCHAR END AS vendor_props
+         FROM events
+         WHERE coalesce(distinct_id, anon_id) IS NOT NULL
+           AND (contains(properties::VARCHAR, '\"$set') OR (person_properties IS NOT NULL AND person_properties::VARCHAR <> '{}'))";
+    match since {
+        None => conn.execute_batch(&format!(
+            "CREATE OR REPLACE TABLE id_first_seen AS SELECT id, min(first) AS first FROM ({FIRST_SEEN}) GROUP BY id;
+             CREATE OR REPLACE TABLE id_users AS
+                 SELECT DISTINCT user_id AS id FROM events WHERE NOT sb_placeholder_id(user_id);
+             CREATE OR REPLACE TABLE id_props AS {PROPS};"
+        ))?,
+        Some(since) => {
+            conn.execute_batch(
+                "CREATE OR REPLACE TEMP TABLE upd_id_since (since BIGINT)",
+            )?;
+            conn.execute("INSERT INTO upd_id_since VALUES (?)", [since])?;
+            let new = "import_id > (SELECT since FROM upd_id_since)";
+            conn.execute_batch(&format!(
+                "CREATE OR REPLACE TABLE id_first_seen_next AS
+                 SELECT id, min(first) AS first FROM (
+                     SELECT id, first FROM id_first_seen
+                     UNION ALL
+                     SELECT id, first FROM ({FIRST_SEEN}) WHERE {new})
+                 GROUP BY id;
+                 DROP TABLE id_first_seen;
+                 ALTER TABLE id_first_seen_next RENAME TO id_first_seen;
+                 INSERT INTO id_users
+                 SELECT DISTINCT user_id FROM events
+                 WHERE {new} AND NOT sb_placeholder_id(user_id) AND user_id NOT IN (SELECT id FROM id_users);
+                 INSERT INTO id_props {PROPS} AND {new};
+                 DROP TABLE upd_id_since;"
+            ))?
+        }
+    }
+    Ok(())
+}
+
 /// Replay the workspace's links and first appearances; write person_map and merge_log.
-/// Returns person id → identified.
+/// `since`: in an incremental pass, the newest import the model had seen (the replay is
+/// still complete: only its inputs are read incrementally). Returns person id → identified.
 pub fn resolve(
     conn: &Connection,
     mode: IdentityMode,
+    since: Option<i64>,
     ctx: &JobCtx,
 ) -> Result<HashMap<String, bool>> {
     conn.execute_batch(
@@ -373,9 +424,11 @@ pub fn resolve(
         conn.execute_batch(include_str!("../../sql/model_props_latest.sql"))?;
         return Ok(identified);
     }
+    prepare_inputs(conn, since)?;
+    ctx.cancel.check()?;
     let users: HashSet<String> = {
         let mut st = conn.prepare(
-            "SELECT DISTINCT user_id FROM events WHERE NOT sb_placeholder_id(user_id)
+            "SELECT id FROM id_users
              UNION SELECT DISTINCT to_id FROM identity_links
              WHERE link_kind IN ('identify', 'alias', 'device_user_pair') AND NOT sb_placeholder_id(to_id)",
         )?;
@@ -408,12 +461,7 @@ pub fn resolve(
     ctx.cancel.check()?;
     let mut seen: Vec<(Key, String)> = {
         let mut st = conn.prepare(
-            "SELECT id, epoch_us(first.ts), first.seq >> 32, first.seq & 4294967295 FROM (
-                 SELECT id, min({'ts': ts_utc, 'seq': event_seq}) AS first FROM (
-                     SELECT distinct_id AS id, ts_utc, event_seq FROM events WHERE distinct_id IS NOT NULL
-                     UNION ALL
-                     SELECT anon_id, ts_utc, event_seq FROM events WHERE anon_id IS NOT NULL AND anon_id IS DISTINCT FROM distinct_id)
-                 GROUP BY id)",
+            "SELECT id, epoch_us(first.ts), first.seq >> 32, first.seq & 4294967295 FROM id_first_seen",
         )?;
         let rows = st.query_map([], |r| {
             Ok((
@@ -433,13 +481,7 @@ pub fn resolve(
 
     let props: Vec<PropsRow> = {
         let mut st = conn.prepare(
-            "SELECT coalesce(distinct_id, anon_id), epoch_us(ts_utc), event_seq >> 32, event_seq & 4294967295,
-                CASE WHEN contains(properties::VARCHAR, '\"$set\"') THEN json_extract(properties, '$.\"$set\"')::VARCHAR END,
-                CASE WHEN contains(properties::VARCHAR, '\"$set_once\"') THEN json_extract(properties, '$.\"$set_once\"')::VARCHAR END,
-                CASE WHEN json_type(person_properties) = 'OBJECT' AND person_properties::VARCHAR <> '{}' THEN person_properties::VARCHAR END
-             FROM events
-             WHERE coalesce(distinct_id, anon_id) IS NOT NULL
-               AND (contains(properties::VARCHAR, '\"$set') OR (person_properties IS NOT NULL AND person_properties::VARCHAR <> '{}'))",
+            "SELECT id, ts_us, event_seq >> 32, event_seq & 4294967295, set_props, once_props, vendor_props FROM id_props",
         )?;
         let rows = st.query_map([], |r| {
             Ok((

@@ -278,6 +278,9 @@ const TEMP_TABLES: &[&str] = &[
     "upd_events",
     "upd_old_sessions",
     "upd_accounts",
+    "upd_old_index",
+    "upd_id_since",
+    "upd_pids",
 ];
 
 /// The settings as model_state stores them.
@@ -302,7 +305,30 @@ pub fn is_stale(ws: &Workspace) -> Result<bool> {
 /// events and links of the imports it saw are exactly the ones it counted (imports only ever
 /// add rows, so the rest are new).
 pub fn incremental_base(ws: &Workspace) -> Result<Option<i64>> {
-    let settings = settings_json(&ModelSettings::load(ws)?)?;
+    let loaded = ModelSettings::load(ws)?;
+    let settings = settings_json(&loaded)?;
+    // The derived tables an incremental pass extends (the replay's inputs exist in the modes
+    // that replay links).
+    let needed: &[&str] = if loaded.identity_mode == IdentityMode::WarehouseLastValue {
+        &["event_groups", "person_events"]
+    } else {
+        &[
+            "event_groups",
+            "person_events",
+            "id_first_seen",
+            "id_users",
+            "id_props",
+        ]
+    };
+    let present: i64 = ws.conn().query_row(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
+             AND schema_name = 'main' AND list_contains(?::VARCHAR[], table_name)",
+        [format!("[{}]", needed.join(","))],
+        |r| r.get(0),
+    )?;
+    if present != needed.len() as i64 {
+        return Ok(None);
+    }
     let r: Option<i64> = ws
         .conn()
         .query_row(
@@ -310,9 +336,7 @@ pub fn incremental_base(ws: &Workspace) -> Result<Option<i64>> {
              WHERE m.derivation_version = ? AND m.settings::VARCHAR = ?::JSON::VARCHAR AND m.max_import_id IS NOT NULL
                AND m.events_seen = (SELECT count(*) FROM events WHERE import_id <= m.max_import_id)
                AND m.links_seen = (SELECT count(*) FROM identity_links WHERE import_id <= m.max_import_id)
-               AND (SELECT count(*) FROM model_state) = 1
-               AND (SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
-                        AND schema_name = 'main' AND table_name IN ('event_groups', 'person_events')) = 2",
+               AND (SELECT count(*) FROM model_state) = 1",
             duckdb::params![DERIVATION_VERSION, settings],
             |r| r.get(0),
         )
@@ -382,6 +406,7 @@ fn run(ws: &Workspace, ctx: &JobCtx, pass: Pass) -> Result<RebuildReport> {
 }
 
 fn drop_temp_tables(conn: &duckdb::Connection) {
+    let _ = conn.execute_batch("RESET VARIABLE sb_upd_remap");
     for t in TEMP_TABLES {
         let _ = conn.execute_batch(&format!(
             "DROP TABLE IF EXISTS temp.{}",
@@ -465,7 +490,11 @@ fn pass_in_transaction(
     }
 
     phase("identity");
-    let identified = identity::resolve(conn, settings.identity_mode, ctx)?;
+    let since = match pass {
+        Pass::Full => None,
+        Pass::Update { since } => Some(since),
+    };
+    let identified = identity::resolve(conn, settings.identity_mode, since, ctx)?;
     conn.execute_batch(
         "CREATE OR REPLACE TEMP TABLE model_identified (person_id VARCHAR, is_identified BOOLEAN)",
     )?;
@@ -587,11 +616,11 @@ fn pass_in_transaction(
     ctx.cancel.check()?;
 
     phase("insight facts");
-    conn.execute_batch(
-        &include_str!("../../sql/model_facts.sql")
-            .replace("{PERSON_KEY}", key)
-            .replace("{DAY}", day),
-    )?;
+    let facts = match pass {
+        Pass::Full => include_str!("../../sql/model_facts.sql"),
+        Pass::Update { .. } => include_str!("../../sql/model_facts_update.sql"),
+    };
+    conn.execute_batch(&scoped(facts, pass, key).replace("{DAY}", day))?;
     conn.execute_batch("DROP TABLE temp.model_params")?;
     lap("insight facts", &mut t);
 
