@@ -1,6 +1,7 @@
 -- What an incremental model pass recomputes (model::refresh), after identity has been
--- replayed and the shared devices recomputed in full. Expects temp tables upd_params(since:
--- the newest import the model had seen), upd_old_pm / upd_old_log / upd_old_shared (the
+-- replayed and the shared devices recomputed in full. $1: the newest import the model had
+-- seen (bound to every statement that names it, so the new events' row groups are found by
+-- their zone maps). Expects temp tables upd_old_pm / upd_old_log / upd_old_shared (the
 -- person map, merge log and shared devices before this pass), model_identified and
 -- model_props (this pass's identity results). {PERSON_KEY}: the identity mode's person key.
 --
@@ -8,9 +9,9 @@
 -- events, the ids of every link whose outcome is new or changed, every id mapped to another
 -- person (or newly mapped, or no longer mapped), every device whose shared-device row changed.
 CREATE OR REPLACE TEMP TABLE upd_seed AS
-SELECT distinct_id AS id FROM events WHERE import_id > (SELECT since FROM upd_params) AND distinct_id IS NOT NULL
-UNION SELECT anon_id FROM events WHERE import_id > (SELECT since FROM upd_params) AND anon_id IS NOT NULL
-UNION SELECT user_id FROM events WHERE import_id > (SELECT since FROM upd_params) AND user_id IS NOT NULL
+SELECT distinct_id AS id FROM events WHERE import_id > $1 AND distinct_id IS NOT NULL
+UNION SELECT anon_id FROM events WHERE import_id > $1 AND anon_id IS NOT NULL
+UNION SELECT user_id FROM events WHERE import_id > $1 AND user_id IS NOT NULL
 UNION SELECT unnest([from_id, into_id]) FROM (
     SELECT event_uuid, link_kind, from_id, into_id, outcome, reason FROM merge_log
     EXCEPT SELECT event_uuid, link_kind, from_id, into_id, outcome, reason FROM upd_old_log)
@@ -44,12 +45,12 @@ UNION SELECT id FROM upd_seed WHERE id IS NOT NULL;
 CREATE OR REPLACE TEMP TABLE upd_devices AS
 SELECT DISTINCT coalesce(e.anon_id, e.distinct_id) AS device FROM events e
 WHERE coalesce(e.anon_id, e.distinct_id) IS NOT NULL
-  AND (e.import_id > (SELECT since FROM upd_params) OR {PERSON_KEY} IN (SELECT distinct_id FROM upd_ids));
+  AND (e.import_id > $1 OR {PERSON_KEY} IN (SELECT distinct_id FROM upd_ids));
 
 CREATE OR REPLACE TEMP TABLE upd_client AS
 SELECT DISTINCT {CLIENT_KEY} AS k FROM events e
 WHERE e.session_id IS NOT NULL
-  AND (e.import_id > (SELECT since FROM upd_params) OR coalesce(e.anon_id, e.distinct_id) IN (SELECT device FROM upd_devices));
+  AND (e.import_id > $1 OR coalesce(e.anon_id, e.distinct_id) IN (SELECT device FROM upd_devices));
 
 -- upd_events: the events whose session is recomputed (every event of those sessions).
 CREATE OR REPLACE TEMP TABLE upd_events AS

@@ -380,28 +380,24 @@ fn prepare_inputs(conn: &Connection, since: Option<i64>) -> Result<()> {
                  SELECT DISTINCT user_id AS id FROM events WHERE NOT sb_placeholder_id(user_id);
              CREATE OR REPLACE TABLE id_props AS {PROPS};"
         ))?,
-        Some(since) => {
-            conn.execute_batch(
-                "CREATE OR REPLACE TEMP TABLE upd_id_since (since BIGINT)",
-            )?;
-            conn.execute("INSERT INTO upd_id_since VALUES (?)", [since])?;
-            let new = "import_id > (SELECT since FROM upd_id_since)";
-            conn.execute_batch(&format!(
+        Some(since) => super::execute_with_since(
+            conn,
+            &format!(
                 "CREATE OR REPLACE TABLE id_first_seen_next AS
                  SELECT id, min(first) AS first FROM (
                      SELECT id, first FROM id_first_seen
                      UNION ALL
-                     SELECT id, first FROM ({FIRST_SEEN}) WHERE {new})
+                     SELECT id, first FROM ({FIRST_SEEN}) WHERE import_id > $1)
                  GROUP BY id;
                  DROP TABLE id_first_seen;
                  ALTER TABLE id_first_seen_next RENAME TO id_first_seen;
                  INSERT INTO id_users
                  SELECT DISTINCT user_id FROM events
-                 WHERE {new} AND NOT sb_placeholder_id(user_id) AND user_id NOT IN (SELECT id FROM id_users);
-                 INSERT INTO id_props {PROPS} AND {new};
-                 DROP TABLE upd_id_since;"
-            ))?
-        }
+                 WHERE import_id > $1 AND NOT sb_placeholder_id(user_id) AND user_id NOT IN (SELECT id FROM id_users);
+                 INSERT INTO id_props {PROPS} AND import_id > $1;"
+            ),
+            since,
+        )?,
     }
     Ok(())
 }

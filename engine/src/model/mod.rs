@@ -265,7 +265,6 @@ const TEMP_TABLES: &[&str] = &[
     "model_params",
     "prof_ev",
     "acct_ev",
-    "upd_params",
     "upd_old_pm",
     "upd_old_log",
     "upd_old_shared",
@@ -278,9 +277,6 @@ const TEMP_TABLES: &[&str] = &[
     "upd_events",
     "upd_old_sessions",
     "upd_accounts",
-    "upd_old_index",
-    "upd_id_since",
-    "upd_pids",
 ];
 
 /// The settings as model_state stores them.
@@ -392,8 +388,13 @@ fn run(ws: &Workspace, ctx: &JobCtx, pass: Pass) -> Result<RebuildReport> {
     let r = pass_in_transaction(ws, &settings, pass, ctx);
     let _ = cap.restore(conn);
     match r {
-        Ok(report) => {
+        Ok(mut report) => {
+            let t = Instant::now();
             conn.execute_batch("COMMIT")?;
+            report.stages.push(StageTiming {
+                stage: "commit".into(),
+                secs: t.elapsed().as_secs_f64(),
+            });
             drop_temp_tables(conn);
             Ok(report)
         }
@@ -405,8 +406,29 @@ fn run(ws: &Workspace, ctx: &JobCtx, pass: Pass) -> Result<RebuildReport> {
     }
 }
 
+/// Run the statements of `sql` (each ending in `;` at the end of a line) one by one, binding
+/// `since` (the newest import a model pass had seen) to every `$1`: as a bound constant, the
+/// filter on `import_id` skips the old events' row groups by their zone maps.
+fn execute_with_since(conn: &duckdb::Connection, sql: &str, since: i64) -> Result<()> {
+    for stmt in sql.split(";\n") {
+        let body = stmt
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if body.trim().is_empty() {
+            continue;
+        }
+        if body.contains("$1") {
+            conn.execute(&body, [since])?;
+        } else {
+            conn.execute_batch(&body)?;
+        }
+    }
+    Ok(())
+}
+
 fn drop_temp_tables(conn: &duckdb::Connection) {
-    let _ = conn.execute_batch("RESET VARIABLE sb_upd_remap");
     for t in TEMP_TABLES {
         let _ = conn.execute_batch(&format!(
             "DROP TABLE IF EXISTS temp.{}",
@@ -475,17 +497,15 @@ fn pass_in_transaction(
                 conn.execute_batch(&format!("DELETE FROM {}", crate::sql::ident(table)))?;
             }
         }
-        Pass::Update { since } => {
+        Pass::Update { .. } => {
             // What the model holds now, to tell what the replay changes.
             conn.execute_batch(
-                "CREATE OR REPLACE TEMP TABLE upd_params (since BIGINT);
-                 CREATE OR REPLACE TEMP TABLE upd_old_pm AS SELECT distinct_id, person_id FROM person_map;
+                "CREATE OR REPLACE TEMP TABLE upd_old_pm AS SELECT distinct_id, person_id FROM person_map;
                  CREATE OR REPLACE TEMP TABLE upd_old_log AS
                      SELECT event_uuid, link_kind, from_id, into_id, outcome, reason FROM merge_log;
                  CREATE OR REPLACE TEMP TABLE upd_old_shared AS SELECT * FROM shared_devices;
                  DELETE FROM person_map; DELETE FROM merge_log; DELETE FROM shared_devices; DELETE FROM model_state;",
             )?;
-            conn.execute("INSERT INTO upd_params VALUES (?)", [since])?;
         }
     }
 
@@ -523,9 +543,11 @@ fn pass_in_transaction(
 
     if let Pass::Update { .. } = pass {
         phase("what changed");
-        conn.execute_batch(
+        execute_with_since(
+            conn,
             &scoped(include_str!("../../sql/model_scope.sql"), pass, key)
                 .replace("{CLIENT_KEY}", sessions::CLIENT_KEY),
+            since.unwrap_or(0),
         )?;
         lap("what changed", &mut t);
         ctx.cancel.check()?;
@@ -552,11 +574,11 @@ fn pass_in_transaction(
                  SELECT event_seq, unnest(map_entries(json_transform(groups, '\"MAP(VARCHAR, VARCHAR[])\"'))) AS kv
                  FROM events WHERE groups IS NOT NULL)",
         )?,
-        Pass::Update { .. } => conn.execute_batch(&scoped(
-            include_str!("../../sql/model_scope_close.sql"),
-            pass,
-            key,
-        ))?,
+        Pass::Update { since } => execute_with_since(
+            conn,
+            &scoped(include_str!("../../sql/model_scope_close.sql"), pass, key),
+            since,
+        )?,
     }
 
     // Every person's events in timeline order, stored sorted by person so one person's
@@ -616,11 +638,14 @@ fn pass_in_transaction(
     ctx.cancel.check()?;
 
     phase("insight facts");
-    let facts = match pass {
-        Pass::Full => include_str!("../../sql/model_facts.sql"),
-        Pass::Update { .. } => include_str!("../../sql/model_facts_update.sql"),
-    };
-    conn.execute_batch(&scoped(facts, pass, key).replace("{DAY}", day))?;
+    // Written in full by an incremental pass too: person_index is dense in person_id order,
+    // so any person who comes or goes renumbers the persons after them, and renumbering the
+    // kept rows measured slower than writing the facts again (1M events: 1.5 s against 1.2 s).
+    conn.execute_batch(
+        &include_str!("../../sql/model_facts.sql")
+            .replace("{PERSON_KEY}", key)
+            .replace("{DAY}", day),
+    )?;
     conn.execute_batch("DROP TABLE temp.model_params")?;
     lap("insight facts", &mut t);
 
