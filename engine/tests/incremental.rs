@@ -348,10 +348,11 @@ fn posthog_updates_equal_a_full_rebuild() {
         );
     }
     incremental_equals_full(
-        "posthog export, Berlin days, campaign splits",
+        "posthog export, Berlin days, midnight and campaign splits",
         &files,
         &[
             ("time_zone", "Europe/Berlin"),
+            ("sessions.split_at_midnight", "true"),
             ("sessions.split_on_campaign", "true"),
             ("week_start", "sunday"),
         ],
