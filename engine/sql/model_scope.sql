@@ -9,9 +9,7 @@
 -- events, the ids of every link whose outcome is new or changed, every id mapped to another
 -- person (or newly mapped, or no longer mapped), every device whose shared-device row changed.
 CREATE OR REPLACE TEMP TABLE upd_seed AS
-SELECT distinct_id AS id FROM events WHERE import_id > $1 AND distinct_id IS NOT NULL
-UNION SELECT anon_id FROM events WHERE import_id > $1 AND anon_id IS NOT NULL
-UNION SELECT user_id FROM events WHERE import_id > $1 AND user_id IS NOT NULL
+SELECT unnest([distinct_id, anon_id, user_id]) AS id FROM events WHERE import_id > $1
 UNION SELECT unnest([from_id, into_id]) FROM (
     SELECT event_uuid, link_kind, from_id, into_id, outcome, reason FROM merge_log
     EXCEPT SELECT event_uuid, link_kind, from_id, into_id, outcome, reason FROM upd_old_log)

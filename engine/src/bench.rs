@@ -133,6 +133,109 @@ fn remove_workspace(p: &Path) {
     let _ = std::fs::remove_file(wal);
 }
 
+/// Write `events` generated events in `format` to `file` with no duplicates and no malformed
+/// records (the benches time clean data), leaving no ground-truth file beside it.
+fn write_clean(format: GenFormat, file: &Path, events: usize, seed: u64) -> Result<()> {
+    let opts = GenerateOptions {
+        events,
+        seed,
+        duplicate_rate: 0.0,
+        malformed_rate: 0.0,
+        ..Default::default()
+    };
+    write_generated(format, file, &opts)?;
+    let _ = std::fs::remove_file(crate::generate::truth_path(file));
+    Ok(())
+}
+
+/// DuckDB's own JSON-lines reader on `plain` into table `t` of `base`, everything inferred.
+/// On big files the inferred schema of nested objects can miss a key that appears later
+/// ("unknown key"); then only the top level is inferred, nested objects kept as JSON, as
+/// Stitchbook keeps them. Returns the seconds of the read that succeeded.
+fn duckdb_read_json_auto(base: &duckdb::Connection, plain: &Path) -> Result<f64> {
+    let name = plain.to_string_lossy().to_string();
+    let mut t = Instant::now();
+    if base
+        .execute(
+            "CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')",
+            [name.clone()],
+        )
+        .is_err()
+    {
+        let _ = base.execute_batch("DROP TABLE IF EXISTS t");
+        t = Instant::now();
+        base.execute(
+            "CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited', maximum_depth = 1)",
+            [name],
+        )?;
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// DuckDB's reader told a PostHog export's columns and types (no inference) into table
+/// `typed` of `base`: the stretch goal. Returns its seconds.
+fn duckdb_read_posthog_typed(base: &duckdb::Connection, plain: &Path) -> Result<f64> {
+    let t = Instant::now();
+    base.execute(
+        "CREATE TABLE typed AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = {
+            uuid: 'VARCHAR', event: 'VARCHAR', distinct_id: 'VARCHAR', timestamp: 'TIMESTAMPTZ',
+            created_at: 'TIMESTAMPTZ', properties: 'JSON', person_properties: 'JSON', person_id: 'VARCHAR'})",
+        [plain.to_string_lossy().to_string()],
+    )?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// The span of a generated workspace's data and the issue's headline insights over it: the
+/// 4-step funnel (14-day window, 60 days) and weekly retention (12 periods).
+struct BenchSpan {
+    from: String,
+    to60: String,
+    to84: String,
+    /// "Now" for the insights: 120 days after the first event.
+    now: i64,
+    persons: i64,
+    funnel: crate::insights::Query,
+    retention: crate::insights::Query,
+}
+
+fn bench_query(v: serde_json::Value) -> Result<crate::insights::Query> {
+    serde_json::from_value(v).map_err(|e| EngineError::InvalidArgument(e.to_string()))
+}
+
+fn bench_span(ws: &Workspace) -> Result<BenchSpan> {
+    let (first, persons): (i64, i64) = ws.conn().query_row(
+        "SELECT epoch_us(min(ts_utc)), (SELECT count(*) FROM persons) FROM events",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let day = |us: i64| -> Result<String> {
+        Ok(ws.conn().query_row(
+            "SELECT strftime(make_timestamptz(?), '%Y-%m-%d')",
+            [us],
+            |r| r.get(0),
+        )?)
+    };
+    let from = day(first)?;
+    let to60 = day(first + 59 * 86_400_000_000)?;
+    let to84 = day(first + 83 * 86_400_000_000)?;
+    let funnel = bench_query(serde_json::json!({"kind": "funnel",
+        "steps": [{"event": "signed_up"}, {"event": "created_project"},
+                  {"event": "invited_teammate"}, {"event": "upgraded_plan"}],
+        "date_range": {"from": from, "to": to60}, "window": 14, "window_unit": "day"}))?;
+    let retention = bench_query(serde_json::json!({"kind": "retention",
+        "start": {"event": "$pageview"}, "returning": {"event": "$pageview"},
+        "period": "week", "intervals": 12, "date_range": {"from": from, "to": to84}}))?;
+    Ok(BenchSpan {
+        from,
+        to60,
+        to84,
+        now: first + 120 * 86_400_000_000,
+        persons,
+        funnel,
+        retention,
+    })
+}
+
 pub fn bench_import(
     dir: &Path,
     format: GenFormat,
@@ -142,14 +245,7 @@ pub fn bench_import(
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     let file = dir.join(bench_file_name(format));
     let t0 = Instant::now();
-    let opts = GenerateOptions {
-        events,
-        seed,
-        duplicate_rate: 0.0,
-        malformed_rate: 0.0,
-        ..Default::default()
-    };
-    write_generated(format, &file, &opts)?;
+    write_clean(format, &file, events, seed)?;
     let generate_secs = t0.elapsed().as_secs_f64();
     let file_bytes = std::fs::metadata(&file)
         .map_err(|e| EngineError::io(&file, e))?
@@ -205,35 +301,19 @@ pub fn bench_import(
     decompressed(&file, &plain)?;
     let base = duckdb::Connection::open(&base_path)?;
     reset_peak_rss();
-    let mut t2 = Instant::now();
-    let reader = if format == GenFormat::Snowplow {
-        "CREATE TABLE t AS SELECT * FROM read_csv(?, delim = '\t', header = false, quote = '', escape = '', all_varchar = true)"
-    } else {
-        "CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')"
-    };
-    let plain_name = plain.to_string_lossy().to_string();
-    if base.execute(reader, [plain_name.clone()]).is_err() {
-        // On big files the inferred schema of nested objects can miss a key that appears
-        // later ("unknown key"): infer the top level only, nested objects kept as JSON, as
-        // Stitchbook keeps them.
-        let _ = base.execute_batch("DROP TABLE IF EXISTS t");
-        t2 = Instant::now();
-        base.execute(
-            "CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited', maximum_depth = 1)",
-            [plain_name],
-        )?;
-    }
-    let duckdb_read_json_secs = t2.elapsed().as_secs_f64();
-    let peak_rss_duckdb_mb = peak_rss_mb();
-    let duckdb_typed_secs = if format == GenFormat::PostHog {
+    let duckdb_read_json_secs = if format == GenFormat::Snowplow {
         let t = Instant::now();
         base.execute(
-            "CREATE TABLE typed AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = {
-                uuid: 'VARCHAR', event: 'VARCHAR', distinct_id: 'VARCHAR', timestamp: 'TIMESTAMPTZ',
-                created_at: 'TIMESTAMPTZ', properties: 'JSON', person_properties: 'JSON', person_id: 'VARCHAR'})",
+            "CREATE TABLE t AS SELECT * FROM read_csv(?, delim = '\t', header = false, quote = '', escape = '', all_varchar = true)",
             [plain.to_string_lossy().to_string()],
         )?;
-        Some(t.elapsed().as_secs_f64())
+        t.elapsed().as_secs_f64()
+    } else {
+        duckdb_read_json_auto(&base, &plain)?
+    };
+    let peak_rss_duckdb_mb = peak_rss_mb();
+    let duckdb_typed_secs = if format == GenFormat::PostHog {
+        Some(duckdb_read_posthog_typed(&base, &plain)?)
     } else {
         None
     };
@@ -359,14 +439,7 @@ fn import_generated(
     for k in 0..files {
         let n = events / files + usize::from(k < events % files);
         let file = dir.join(format!("bench-model-{k}.jsonl"));
-        let opts = GenerateOptions {
-            events: n,
-            seed: seed + k as u64,
-            duplicate_rate: 0.0,
-            malformed_rate: 0.0,
-            ..Default::default()
-        };
-        write_generated(GenFormat::PostHog, &file, &opts)?;
+        write_clean(GenFormat::PostHog, &file, n, seed + k as u64)?;
         let t = Instant::now();
         import_paths(
             ws,
@@ -376,7 +449,6 @@ fn import_generated(
         )?;
         import_secs += t.elapsed().as_secs_f64();
         let _ = std::fs::remove_file(&file);
-        let _ = std::fs::remove_file(crate::generate::truth_path(&file));
     }
     Ok(import_secs)
 }
@@ -429,42 +501,22 @@ pub fn bench_insights(dir: &Path, events: usize, files: usize) -> Result<Insight
     }
     let prepare_secs = t.elapsed().as_secs_f64();
     let ws = Workspace::open(&ws_path)?;
-    let (first, persons): (i64, i64) = ws.conn().query_row(
-        "SELECT epoch_us(min(ts_utc)), (SELECT count(*) FROM persons) FROM events",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let day = |us: i64| -> Result<String> {
-        Ok(ws.conn().query_row(
-            "SELECT strftime(make_timestamptz(?), '%Y-%m-%d')",
-            [us],
-            |r| r.get(0),
-        )?)
-    };
-    let from = day(first)?;
-    let to60 = day(first + 59 * 86_400_000_000)?;
-    let to84 = day(first + 83 * 86_400_000_000)?;
-    let now = first + 120 * 86_400_000_000;
-    let q = |v: serde_json::Value| -> Result<Query> {
-        serde_json::from_value(v).map_err(|e| EngineError::InvalidArgument(e.to_string()))
-    };
-    let funnel = q(serde_json::json!({"kind": "funnel",
-        "steps": [{"event": "signed_up"}, {"event": "created_project"},
-                  {"event": "invited_teammate"}, {"event": "upgraded_plan"}],
-        "date_range": {"from": from, "to": to60}, "window": 14, "window_unit": "day"}))?;
+    let BenchSpan {
+        from,
+        to60,
+        to84,
+        now,
+        persons,
+        funnel,
+        retention,
+    } = bench_span(&ws)?;
+    let q = bench_query;
     let cases: Vec<(&str, Query)> = vec![
         (
             "4-step ordered funnel, 14-day window, 60 days",
             funnel.clone(),
         ),
-        (
-            "weekly retention, 12 periods",
-            q(
-                serde_json::json!({"kind": "retention", "start": {"event": "$pageview"},
-                "returning": {"event": "$pageview"}, "period": "week", "intervals": 12,
-                "date_range": {"from": from, "to": to84}}),
-            )?,
-        ),
+        ("weekly retention, 12 periods", retention),
         (
             "daily unique persons by browser, 60 days",
             q(serde_json::json!({"kind": "trends",

@@ -8,8 +8,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{bench_import, peak_rss_mb, remove_workspace, reset_peak_rss};
-use crate::generate::{write_generated, GenFormat, GenerateOptions};
+use super::{
+    bench_import, bench_span, duckdb_read_json_auto, duckdb_read_posthog_typed, peak_rss_mb,
+    remove_workspace, reset_peak_rss, write_clean, BenchSpan,
+};
+use crate::generate::GenFormat;
 use crate::ingest::{import_paths, ImportOptions};
 use crate::jobs::JobCtx;
 use crate::workspace::Workspace;
@@ -98,40 +101,18 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// DuckDB's own reader on the file: `read_json` with everything inferred (falling back to
-/// the top level only when inference fails on a big file), then told the columns.
+/// DuckDB's own reader on the file, in a database of its own: `read_json` with everything
+/// inferred (see [`duckdb_read_json_auto`]), then told the columns. Returns (auto seconds,
+/// typed seconds, peak memory of the auto read in MB).
 fn duckdb_reads(dir: &Path, file: &Path) -> Result<(f64, f64, f64)> {
     let base_path = dir.join("targets-duckdb.duckdb");
     remove_workspace(&base_path);
-    let name = file.to_string_lossy().to_string();
     let base = duckdb::Connection::open(&base_path)?;
     reset_peak_rss();
-    let mut t = Instant::now();
-    if base
-        .execute(
-            "CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')",
-            [name.clone()],
-        )
-        .is_err()
-    {
-        let _ = base.execute_batch("DROP TABLE IF EXISTS t");
-        t = Instant::now();
-        base.execute(
-            "CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited', maximum_depth = 1)",
-            [name.clone()],
-        )?;
-    }
-    let auto = t.elapsed().as_secs_f64();
+    let auto = duckdb_read_json_auto(&base, file)?;
     let peak = peak_rss_mb();
     base.execute_batch("DROP TABLE t")?;
-    let t = Instant::now();
-    base.execute(
-        "CREATE TABLE typed AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = {
-            uuid: 'VARCHAR', event: 'VARCHAR', distinct_id: 'VARCHAR', timestamp: 'TIMESTAMPTZ',
-            created_at: 'TIMESTAMPTZ', properties: 'JSON', person_properties: 'JSON', person_id: 'VARCHAR'})",
-        [name],
-    )?;
-    let typed = t.elapsed().as_secs_f64();
+    let typed = duckdb_read_posthog_typed(&base, file)?;
     drop(base);
     remove_workspace(&base_path);
     Ok((auto, typed, peak))
@@ -145,7 +126,7 @@ pub fn bench_targets(
     update: usize,
     vendor_events: usize,
 ) -> Result<TargetsBench> {
-    use crate::insights::{self, Query};
+    use crate::insights;
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     // About 580 bytes of JSON per event, and about as much again for the workspace and
     // DuckDB's table: refuse to start when the disk cannot hold that.
@@ -162,15 +143,7 @@ pub fn bench_targets(
     }
     let mut table = Table(Vec::new());
     let file = dir.join("targets-posthog.jsonl");
-    let opts = GenerateOptions {
-        events,
-        seed: 1000,
-        duplicate_rate: 0.0,
-        malformed_rate: 0.0,
-        ..Default::default()
-    };
-    write_generated(GenFormat::PostHog, &file, &opts)?;
-    let _ = std::fs::remove_file(crate::generate::truth_path(&file));
+    write_clean(GenFormat::PostHog, &file, events, 1000)?;
     let file_bytes = std::fs::metadata(&file)
         .map_err(|e| EngineError::io(&file, e))?
         .len();
@@ -224,34 +197,13 @@ pub fn bench_targets(
     );
 
     // The insights: the 4-step funnel and weekly retention of `stitchbook bench insights`.
-    let (first, persons): (i64, i64) = ws.conn().query_row(
-        "SELECT epoch_us(min(ts_utc)), (SELECT count(*) FROM persons) FROM events",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let day = |us: i64| -> Result<String> {
-        Ok(ws.conn().query_row(
-            "SELECT strftime(make_timestamptz(?), '%Y-%m-%d')",
-            [us],
-            |r| r.get(0),
-        )?)
-    };
-    let from = day(first)?;
-    let to60 = day(first + 59 * 86_400_000_000)?;
-    let to84 = day(first + 83 * 86_400_000_000)?;
-    let now = first + 120 * 86_400_000_000;
-    let q = |v: serde_json::Value| -> Result<Query> {
-        serde_json::from_value(v).map_err(|e| EngineError::InvalidArgument(e.to_string()))
-    };
-    let funnel = q(serde_json::json!({"kind": "funnel",
-        "steps": [{"event": "signed_up"}, {"event": "created_project"},
-                  {"event": "invited_teammate"}, {"event": "upgraded_plan"}],
-        "date_range": {"from": from, "to": to60}, "window": 14, "window_unit": "day"}))?;
-    let retention = q(
-        serde_json::json!({"kind": "retention", "start": {"event": "$pageview"},
-        "returning": {"event": "$pageview"}, "period": "week", "intervals": 12,
-        "date_range": {"from": from, "to": to84}}),
-    )?;
+    let BenchSpan {
+        now,
+        persons,
+        funnel,
+        retention,
+        ..
+    } = bench_span(&ws)?;
     let t = Instant::now();
     let r = insights::run(&ws, &funnel, now)?;
     let first_funnel = t.elapsed().as_secs_f64();
@@ -368,18 +320,7 @@ pub fn bench_targets(
 
     if update > 0 {
         let more = dir.join("targets-more.jsonl");
-        write_generated(
-            GenFormat::PostHog,
-            &more,
-            &GenerateOptions {
-                events: update,
-                seed: 9000,
-                duplicate_rate: 0.0,
-                malformed_rate: 0.0,
-                ..Default::default()
-            },
-        )?;
-        let _ = std::fs::remove_file(crate::generate::truth_path(&more));
+        write_clean(GenFormat::PostHog, &more, update, 9000)?;
         import_paths(
             &ws,
             std::slice::from_ref(&more),
@@ -430,14 +371,10 @@ pub fn bench_targets(
 
     if vendor_events > 0 {
         let vdir = dir.join("targets-vendors");
-        for format in [
-            GenFormat::Amplitude,
-            GenFormat::Mixpanel,
-            GenFormat::Segment,
-            GenFormat::RudderStack,
-            GenFormat::Ga4,
-            GenFormat::Snowplow,
-        ] {
+        for format in GenFormat::ALL
+            .into_iter()
+            .filter(|f| *f != GenFormat::PostHog)
+        {
             let r = bench_import(&vdir, format, vendor_events, 1)?;
             table.row(
                 format!(

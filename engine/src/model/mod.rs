@@ -316,14 +316,16 @@ pub fn incremental_base(ws: &Workspace) -> Result<Option<i64>> {
             "id_props",
         ]
     };
-    let present: i64 = ws.conn().query_row(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
-             AND schema_name = 'main' AND list_contains(?::VARCHAR[], table_name)",
-        [format!("[{}]", needed.join(","))],
-        |r| r.get(0),
-    )?;
-    if present != needed.len() as i64 {
-        return Ok(None);
+    for table in needed {
+        let present: i64 = ws.conn().query_row(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
+                 AND schema_name = 'main' AND table_name = ?",
+            [table],
+            |r| r.get(0),
+        )?;
+        if present == 0 {
+            return Ok(None);
+        }
     }
     let r: Option<i64> = ws
         .conn()
@@ -650,8 +652,9 @@ fn pass_in_transaction(
     conn.execute_batch("DROP TABLE temp.model_params")?;
     lap("insight facts", &mut t);
 
+    let persons = count(ws, "SELECT count(*) FROM persons")?;
     let persons_touched = match pass {
-        Pass::Full => count(ws, "SELECT count(*) FROM persons")?,
+        Pass::Full => persons,
         Pass::Update { .. } => count(ws, "SELECT count(*) FROM temp.upd_persons")?,
     };
     conn.execute(
@@ -668,7 +671,7 @@ fn pass_in_transaction(
         settings: settings.clone(),
         events,
         links,
-        persons: count(ws, "SELECT count(*) FROM persons")?,
+        persons,
         identified_persons: count(ws, "SELECT count(*) FROM persons WHERE is_identified")?,
         merges_applied: count(
             ws,
