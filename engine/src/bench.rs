@@ -4,6 +4,7 @@
 //! by reading these numbers, not by timed tests).
 
 pub mod targets;
+pub mod scale;
 
 use std::path::Path;
 use std::time::Instant;

@@ -194,6 +194,9 @@ pub struct GenerateOptions {
     pub malformed_rate: f64,
     /// Start of the simulated period, µs since epoch.
     pub start_us: i64,
+    /// Added to every person's number in user ids and emails, so exports generated with
+    /// different seeds and offsets hold distinct users (the 100M bench writes it in parts).
+    pub person_offset: usize,
 }
 
 impl Default for GenerateOptions {
@@ -204,6 +207,7 @@ impl Default for GenerateOptions {
             duplicate_rate: 0.01,
             malformed_rate: 0.002,
             start_us: 1_704_067_200_000_000, // 2024-01-01T00:00:00Z
+            person_offset: 0,
         }
     }
 }
@@ -259,18 +263,22 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
             let identified = rng.chance(0.7);
             let first = FIRST[rng.below(FIRST.len() as u64) as usize];
             let last = LAST[rng.below(LAST.len() as u64) as usize];
+            let n = i + opts.person_offset;
             let mut devices = vec![rng.uuid()];
             if identified && rng.chance(0.25) {
                 devices.push(rng.uuid());
             }
             Person {
                 devices,
-                user_id: identified.then(|| format!("user_{i:06}")),
-                email: format!("{first}.{last}{i}@example.com"),
+                user_id: identified.then(|| format!("user_{n:06}")),
+                email: format!("{first}.{last}{n}@example.com"),
                 phone: format!("+1555{:07}", rng.below(10_000_000)),
                 ip: format!("203.0.113.{}", rng.below(254) + 1),
                 company: identified
-                    .then(|| format!("company_{:04}", rng.below(n_companies as u64))),
+                    .then(|| {
+                        let c = rng.below(n_companies as u64) as usize + opts.person_offset / 8;
+                        format!("company_{c:04}")
+                    }),
                 browser: BROWSERS[rng.below(BROWSERS.len() as u64) as usize],
                 os: OSES[rng.below(OSES.len() as u64) as usize],
                 identified_on: Vec::new(),

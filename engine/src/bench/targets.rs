@@ -89,7 +89,7 @@ fn file_size(p: &Path) -> u64 {
 }
 
 /// Free bytes on the file system holding `dir` (statvfs), when it can be read.
-fn free_bytes(dir: &Path) -> Option<u64> {
+pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
     let out = std::process::Command::new("df")
         .arg("-Pk")
         .arg(dir)

@@ -536,6 +536,24 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Larger than memory: generate N PostHog events (100M by default) gzipped, in parts of
+    /// distinct users, then import, model and answer a funnel and a retention with DuckDB held
+    /// to --memory-limit-mb. Prints each stage's time, peak memory and spill, the workspace's
+    /// size and the least free disk. Checks free disk first, cancels the running stage if the
+    /// disk runs short, and deletes everything it made.
+    Scale {
+        #[arg(long, default_value_t = 100_000_000)]
+        events: usize,
+        /// Events per generated part (each part has its own users).
+        #[arg(long, default_value_t = 5_000_000)]
+        part: usize,
+        #[arg(long, default_value_t = 4096)]
+        memory_limit_mb: u64,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Import N generated events (as --files exports), then time a full model rebuild:
     /// identity, shared devices, sessions, persons. Prints each stage and peak memory.
     /// With --update M, then import M more events and time the incremental model pass beside
@@ -1311,6 +1329,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 duplicate_rate: duplicates,
                 malformed_rate: malformed,
                 start_us: date_to_micros(&start)?,
+                person_offset: 0,
             };
             let targets: Vec<(GenFormat, PathBuf)> = if format == "all" {
                 std::fs::create_dir_all(&out).map_err(|e| EngineError::io(&out, e))?;
@@ -1473,6 +1492,69 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Scale {
+                    events,
+                    part,
+                    memory_limit_mb,
+                    dir,
+                    json,
+                },
+        } => {
+            let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("stitchbook-bench"));
+            eprintln!(
+                "{events} generated PostHog events, DuckDB memory limit {memory_limit_mb} MB, in {} ...",
+                dir.display()
+            );
+            let r = stitchbook_engine::bench::scale::bench_scale(
+                &dir,
+                events,
+                part,
+                memory_limit_mb,
+                &|s| {
+                    eprintln!(
+                        "  {}: {:.1} s, peak {:.0} MB, spill {:.0} MB: {}",
+                        s.stage, s.secs, s.peak_rss_mb, s.peak_temp_mb, s.outcome
+                    )
+                },
+            )?;
+            if json {
+                println!("{}", to_json(&r)?);
+            } else {
+                println!(
+                    "{} events in {} gzip parts ({:.2} GB), {} persons, DuckDB memory limit {} MB",
+                    r.events,
+                    r.parts,
+                    r.gzip_bytes as f64 / 1e9,
+                    r.persons,
+                    r.memory_limit_mb
+                );
+                println!("| stage | time | peak memory | most spill on disk | outcome |");
+                println!("|---|---|---|---|---|");
+                for s in &r.stages {
+                    println!(
+                        "| {} | {:.1} s | {:.0} MB | {:.0} MB | {} |",
+                        s.stage, s.secs, s.peak_rss_mb, s.peak_temp_mb, s.outcome
+                    );
+                }
+                println!(
+                    "import + model + funnel + retention: {:.1} s; {}",
+                    r.total_secs,
+                    if r.completed { "completed" } else { "NOT completed" }
+                );
+                println!(
+                    "workspace {:.2} GB; least free disk {:.1} GB",
+                    r.workspace_bytes as f64 / 1e9,
+                    r.min_free_bytes as f64 / 1e9
+                );
+            }
+            Ok(if r.completed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Bench {
             which:

@@ -1,0 +1,385 @@
+//! `stitchbook bench scale`: issue 18's larger-than-memory row. A PostHog export of N events
+//! (100M by default) is generated gzipped, in parts of distinct users, then imported, modelled
+//! and asked a funnel and a retention with DuckDB held to a memory limit (4 GB by default), as
+//! a laptop would run it. Reports each stage's time and peak memory, the most temporary
+//! (spill) disk DuckDB used, the workspace's size and the least free disk seen.
+//!
+//! The disk never fills: the run refuses to start without room for the export, the workspace
+//! and spill, a sampler cancels the running job when free space falls under a reserve, and
+//! every file the run made is deleted at the end, however it ended.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{bench_span, peak_rss_mb, remove_workspace, reset_peak_rss, BenchSpan};
+use crate::generate::{GenFormat, GenerateOptions};
+use crate::ingest::{import_paths, ImportOptions};
+use crate::jobs::{CancelToken, JobCtx};
+use crate::workspace::Workspace;
+use crate::{EngineError, Result};
+
+/// Bytes per generated event the run plans for: gzip JSON (about 60), the workspace (about
+/// 450) and DuckDB's spill while modelling.
+const PLANNED_BYTES_PER_EVENT: u64 = 700;
+/// The job is cancelled when the disk's free space falls under this.
+const FREE_RESERVE: u64 = 3 << 30;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleStage {
+    pub stage: String,
+    pub secs: f64,
+    /// Peak resident memory of the process during the stage.
+    pub peak_rss_mb: f64,
+    /// Most temporary (spill) disk DuckDB held during the stage.
+    pub peak_temp_mb: f64,
+    /// What the stage produced, or how it failed.
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleBench {
+    pub events: u64,
+    pub parts: usize,
+    pub memory_limit_mb: u64,
+    pub gzip_bytes: u64,
+    pub persons: i64,
+    pub stages: Vec<ScaleStage>,
+    /// Import + model + funnel + retention, in seconds (generation not included).
+    pub total_secs: f64,
+    pub workspace_bytes: u64,
+    pub min_free_bytes: u64,
+    /// Whether every stage finished.
+    pub completed: bool,
+}
+
+/// Size of a file, or of everything under a folder.
+fn disk_bytes(p: &Path) -> u64 {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(p)
+            .map(|rd| rd.flatten().map(|e| disk_bytes(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
+/// Watches the disk every half second while a stage runs: the spill folder's size, and the
+/// free space, cancelling the stage's job when it falls under [`FREE_RESERVE`].
+struct DiskWatch {
+    stop: Arc<AtomicBool>,
+    peak_temp: Arc<AtomicU64>,
+    min_free: Arc<AtomicU64>,
+    full: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DiskWatch {
+    fn start(dir: PathBuf, temp: PathBuf, cancel: CancelToken, min_free: Arc<AtomicU64>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak_temp = Arc::new(AtomicU64::new(0));
+        let full = Arc::new(AtomicBool::new(false));
+        let (s, p, m, f) = (stop.clone(), peak_temp.clone(), min_free.clone(), full.clone());
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                p.fetch_max(disk_bytes(&temp), Ordering::SeqCst);
+                if let Some(free) = super::targets::free_bytes(&dir) {
+                    m.fetch_min(free, Ordering::SeqCst);
+                    if free < FREE_RESERVE && !f.swap(true, Ordering::SeqCst) {
+                        cancel.cancel();
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        DiskWatch {
+            stop,
+            peak_temp,
+            min_free,
+            full,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stop watching; returns (peak spill bytes, whether the disk ran short).
+    fn finish(mut self) -> (u64, bool) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        let _ = &self.min_free;
+        (
+            self.peak_temp.load(Ordering::SeqCst),
+            self.full.load(Ordering::SeqCst),
+        )
+    }
+}
+
+/// Generate `events` clean PostHog events as gzip parts of `part` events each, two parts at
+/// a time (one per core). Each part has its own seed and user numbering, so the parts hold
+/// distinct users over the same period, as one big product's export does.
+fn generate_parts(dir: &Path, events: usize, part: usize) -> Result<Vec<PathBuf>> {
+    let part = part.clamp(1, events.max(1));
+    let n = events.div_ceil(part);
+    let files: Vec<(usize, PathBuf, usize)> = (0..n)
+        .map(|k| {
+            let size = part.min(events - k * part);
+            (k, dir.join(format!("scale-part-{k:03}.jsonl.gz")), size)
+        })
+        .collect();
+    let next = AtomicU64::new(0);
+    let failed: std::sync::Mutex<Option<EngineError>> = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst) as usize;
+                let Some((k, file, size)) = files.get(i) else {
+                    break;
+                };
+                if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+                    break;
+                }
+                let opts = GenerateOptions {
+                    events: *size,
+                    seed: 7_000 + *k as u64,
+                    duplicate_rate: 0.0,
+                    malformed_rate: 0.0,
+                    person_offset: k * 1_000_000,
+                    ..Default::default()
+                };
+                let r = crate::generate::write_generated(GenFormat::PostHog, file, &opts);
+                let _ = std::fs::remove_file(crate::generate::truth_path(file));
+                if let Err(e) = r {
+                    if let Ok(mut f) = failed.lock() {
+                        f.get_or_insert(e);
+                    }
+                    break;
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    Ok(files.into_iter().map(|(_, f, _)| f).collect())
+}
+
+/// Run the larger-than-memory bench in `dir`. `on_stage` hears each stage as it ends (the run
+/// can take an hour).
+pub fn bench_scale(
+    dir: &Path,
+    events: usize,
+    part: usize,
+    memory_limit_mb: u64,
+    on_stage: &dyn Fn(&ScaleStage),
+) -> Result<ScaleBench> {
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    let need = events as u64 * PLANNED_BYTES_PER_EVENT + FREE_RESERVE;
+    let free = super::targets::free_bytes(dir).unwrap_or(u64::MAX);
+    if free < need {
+        return Err(EngineError::InvalidArgument(format!(
+            "{} has {:.1} GB free; {events} events need about {:.1} GB (gzip export, workspace \
+             and spill)",
+            dir.display(),
+            free as f64 / 1e9,
+            need as f64 / 1e9
+        )));
+    }
+    let ws_path = dir.join("scale.duckdb");
+    let mut parts: Vec<PathBuf> = Vec::new();
+    let result = run(
+        dir,
+        &ws_path,
+        events,
+        part,
+        memory_limit_mb,
+        &mut parts,
+        on_stage,
+    );
+    for f in &parts {
+        let _ = std::fs::remove_file(f);
+        let _ = std::fs::remove_file(crate::generate::truth_path(f));
+    }
+    remove_workspace(&ws_path);
+    let _ = std::fs::remove_dir_all(temp_dir_of(&ws_path));
+    result
+}
+
+fn temp_dir_of(ws_path: &Path) -> PathBuf {
+    let mut t = ws_path.as_os_str().to_owned();
+    t.push(".tmp");
+    PathBuf::from(t)
+}
+
+fn run(
+    dir: &Path,
+    ws_path: &Path,
+    events: usize,
+    part: usize,
+    memory_limit_mb: u64,
+    parts: &mut Vec<PathBuf>,
+    on_stage: &dyn Fn(&ScaleStage),
+) -> Result<ScaleBench> {
+    let min_free = Arc::new(AtomicU64::new(u64::MAX));
+    let mut stages: Vec<ScaleStage> = Vec::new();
+    let mut push = |s: ScaleStage| {
+        on_stage(&s);
+        stages.push(s);
+    };
+
+    reset_peak_rss();
+    let t = Instant::now();
+    *parts = generate_parts(dir, events, part)?;
+    let gzip_bytes: u64 = parts.iter().map(|p| disk_bytes(p)).sum();
+    push(ScaleStage {
+        stage: format!("generate {events} PostHog events, gzip JSON lines"),
+        secs: t.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+        peak_temp_mb: 0.0,
+        outcome: format!(
+            "{} files, {:.2} GB gzip",
+            parts.len(),
+            gzip_bytes as f64 / 1e9
+        ),
+    });
+
+    remove_workspace(ws_path);
+    let ws = Workspace::open(ws_path)?;
+    crate::resources::ResourceSettings::set(
+        &ws,
+        crate::resources::MEMORY_KEY,
+        &memory_limit_mb.to_string(),
+    )?;
+    let temp: PathBuf = ws
+        .conn()
+        .query_row("SELECT current_setting('temp_directory')", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| temp_dir_of(ws_path));
+
+    // One stage under the disk watch; Ok(None) when the disk ran short and it was cancelled.
+    let mut total = 0.0;
+    let mut completed = true;
+    macro_rules! stage {
+        ($name:expr, |$ctx:ident| $body:expr, |$v:ident| $outcome:expr) => {{
+            let cancel = CancelToken::new();
+            let $ctx = JobCtx::new(|_| {}, cancel.clone());
+            let watch = DiskWatch::start(dir.to_path_buf(), temp.clone(), cancel, min_free.clone());
+            reset_peak_rss();
+            let t = Instant::now();
+            let r = $body;
+            let secs = t.elapsed().as_secs_f64();
+            let (peak_temp, full) = watch.finish();
+            total += secs;
+            let outcome = match &r {
+                Ok($v) => $outcome,
+                Err(_) if full => {
+                    "stopped: the disk fell under the reserve, the job was cancelled".to_string()
+                }
+                Err(e) => format!("failed: {e}"),
+            };
+            let ok = r.is_ok();
+            push(ScaleStage {
+                stage: $name,
+                secs,
+                peak_rss_mb: peak_rss_mb(),
+                peak_temp_mb: peak_temp as f64 / 1048576.0,
+                outcome,
+            });
+            if !ok {
+                completed = false;
+            }
+            r.ok()
+        }};
+    }
+
+    let imported = stage!(
+        format!("import ({} MB DuckDB memory limit)", memory_limit_mb),
+        |ctx| import_paths(&ws, parts, &ImportOptions::default(), &ctx).and_then(|r| {
+            if r.cancelled {
+                Err(EngineError::Cancelled)
+            } else {
+                Ok(r)
+            }
+        }),
+        |r| {
+            let (read, loaded, duplicates, quarantined) = r.totals();
+            format!(
+                "{read} read: {loaded} loaded, {duplicates} duplicates, {quarantined} quarantined"
+            )
+        }
+    );
+    // The export has been read: free its disk for the model's spill.
+    for f in parts.iter() {
+        let _ = std::fs::remove_file(f);
+    }
+    let mut persons = 0;
+    if imported.is_some() {
+        let modelled = stage!(
+            "model, full build".to_string(),
+            |ctx| crate::model::refresh(&ws, &ctx),
+            |r| format!("{} persons, {} sessions", r.persons, r.sessions)
+        );
+        if modelled.is_some() {
+            let span = bench_span(&ws);
+            if let Ok(BenchSpan {
+                now,
+                persons: p,
+                funnel,
+                retention,
+                ..
+            }) = span
+            {
+                persons = p;
+                stage!(
+                    "4-step funnel, 14-day window".to_string(),
+                    |ctx| {
+                        ctx.cancel.check()?;
+                        crate::insights::run(&ws, &funnel, now)
+                    },
+                    |r| match r {
+                        crate::insights::InsightResult::Funnel(f) => format!(
+                            "{} persons enter",
+                            f.steps.first().map_or(0, |s| s.count)
+                        ),
+                        _ => String::new(),
+                    }
+                );
+                stage!(
+                    "weekly retention, 12 periods".to_string(),
+                    |ctx| {
+                        ctx.cancel.check()?;
+                        crate::insights::run(&ws, &retention, now)
+                    },
+                    |_r| "answered".to_string()
+                );
+            } else {
+                completed = false;
+            }
+        }
+    }
+    drop(ws);
+    let workspace_bytes = disk_bytes(ws_path) + {
+        let mut wal = ws_path.as_os_str().to_owned();
+        wal.push(".wal");
+        disk_bytes(Path::new(&wal))
+    };
+    Ok(ScaleBench {
+        events: events as u64,
+        parts: parts.len(),
+        memory_limit_mb,
+        gzip_bytes,
+        persons,
+        stages,
+        total_secs: total,
+        workspace_bytes,
+        min_free_bytes: min_free.load(Ordering::SeqCst),
+        completed,
+    })
+}
