@@ -30,7 +30,12 @@ demo="$STITCHBOOK_CACHE/e2e-demo.duckdb"
 xss="$STITCHBOOK_CACHE/e2e-xss.duckdb"
 rm -f "$xss" "$xss.wal"
 "$CARGO_TARGET_DIR/debug/stitchbook" import "$xss" "$ROOT/tests/e2e/fixtures/xss_events.jsonl" >/dev/null
+# Big enough that a rebuild takes seconds: the window must keep answering during it.
+big="$STITCHBOOK_CACHE/e2e-big.duckdb"
+rm -f "$big" "$big.wal" "$STITCHBOOK_CACHE/e2e-big.jsonl.gz"
+"$CARGO_TARGET_DIR/debug/stitchbook" generate --events 400000 --format posthog --out "$STITCHBOOK_CACHE/e2e-big.jsonl.gz" >/dev/null
+"$CARGO_TARGET_DIR/debug/stitchbook" import "$big" "$STITCHBOOK_CACHE/e2e-big.jsonl.gz" >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
-STITCHBOOK_APP="$CARGO_TARGET_DIR/debug/stitchbook-app" STITCHBOOK_DEMO="$demo" STITCHBOOK_XSS="$xss" \
+STITCHBOOK_APP="$CARGO_TARGET_DIR/debug/stitchbook-app" STITCHBOOK_DEMO="$demo" STITCHBOOK_XSS="$xss" STITCHBOOK_BIG="$big" \
   SCREENSHOT_DIR="$STITCHBOOK_CACHE/screenshots" \
   xvfb-run -a -s "-screen 0 1280x800x24" node --test "$ROOT/tests/e2e/"

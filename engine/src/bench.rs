@@ -3,8 +3,8 @@
 //! Snowplow TSV) for comparison. Prints numbers; asserts nothing (speed targets are checked
 //! by reading these numbers, not by timed tests).
 
-pub mod targets;
 pub mod scale;
+pub mod targets;
 
 use std::path::Path;
 use std::time::Instant;

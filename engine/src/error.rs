@@ -1,5 +1,7 @@
 //! Typed engine errors. Every failure the UI or CLI may show is one of these; the IPC
-//! boundary flattens them to `{code, message}` via [`EngineError::to_ipc`].
+//! boundary flattens them to `{code, reason, message}` via [`EngineError::to_ipc`]: `code` is
+//! what a front end branches on, `reason` a stable finer code where there is one (an invalid
+//! query's, a stale model's), `message` the sentence a person reads.
 
 use std::path::PathBuf;
 
@@ -20,6 +22,11 @@ pub enum ErrorCode {
     InvalidMapping,
     InvalidArgument,
     InvalidQuery,
+    /// The derived tables do not match the data, settings or code: queries need a model
+    /// build first, which the front end offers as a visible job (`reason` says why).
+    StaleModel,
+    /// A failure of Stitchbook itself, not of the input.
+    Internal,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +58,15 @@ pub enum EngineError {
     /// An insight query that cannot run; `code` is stable (e.g. `funnel_needs_two_steps`).
     #[error("{code}: {message}")]
     InvalidQuery { code: &'static str, message: String },
+    /// Queries need the model rebuilt first; `reason` is stable (see
+    /// [`crate::model::Staleness`]).
+    #[error("{message}")]
+    ModelStale {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -60,7 +76,20 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 #[ts(export, export_to = "../../ui/src/lib/ipc/bindings/")]
 pub struct IpcError {
     pub code: ErrorCode,
+    /// A stable finer code, where there is one: an invalid query's (`funnel_needs_two_steps`),
+    /// a stale model's (`settings_changed`).
+    pub reason: Option<String>,
     pub message: String,
+}
+
+impl IpcError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        IpcError {
+            code,
+            reason: None,
+            message: message.into(),
+        }
+    }
 }
 
 impl EngineError {
@@ -96,13 +125,29 @@ impl EngineError {
             EngineError::InvalidMapping { .. } => ErrorCode::InvalidMapping,
             EngineError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             EngineError::InvalidQuery { .. } => ErrorCode::InvalidQuery,
+            EngineError::ModelStale { .. } => ErrorCode::StaleModel,
+            EngineError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The stable finer code, where there is one.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            EngineError::InvalidQuery { code, .. } => Some(code),
+            EngineError::ModelStale { reason, .. } => Some(reason),
+            _ => None,
         }
     }
 
     pub fn to_ipc(&self) -> IpcError {
         IpcError {
             code: self.code(),
-            message: self.to_string(),
+            reason: self.reason().map(str::to_string),
+            message: match self {
+                // The code travels in `reason`; the message is the sentence alone.
+                EngineError::InvalidQuery { message, .. } => message.clone(),
+                _ => self.to_string(),
+            },
         }
     }
 
@@ -114,5 +159,41 @@ impl EngineError {
         } else {
             self
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The IPC error's JSON is a contract the UI branches on: pin its shape.
+    #[test]
+    fn ipc_error_json_is_pinned() {
+        let json = |e: EngineError| serde_json::to_value(e.to_ipc()).unwrap();
+        assert_eq!(
+            json(EngineError::InvalidQuery {
+                code: "funnel_needs_two_steps",
+                message: "a funnel needs at least two steps".into(),
+            }),
+            serde_json::json!({"code": "invalidQuery", "reason": "funnel_needs_two_steps",
+                "message": "a funnel needs at least two steps"})
+        );
+        assert_eq!(
+            json(EngineError::ModelStale {
+                reason: "settings_changed",
+                message: "the model settings changed since the model was built".into(),
+            }),
+            serde_json::json!({"code": "staleModel", "reason": "settings_changed",
+                "message": "the model settings changed since the model was built"})
+        );
+        assert_eq!(
+            json(EngineError::Cancelled),
+            serde_json::json!({"code": "cancelled", "reason": null, "message": "cancelled"})
+        );
+        assert_eq!(
+            json(EngineError::Internal("the task panicked".into())),
+            serde_json::json!({"code": "internal", "reason": null,
+                "message": "internal error: the task panicked"})
+        );
     }
 }

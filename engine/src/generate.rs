@@ -274,11 +274,10 @@ pub fn simulate(opts: &GenerateOptions) -> (Vec<SimEvent>, GroundTruth) {
                 email: format!("{first}.{last}{n}@example.com"),
                 phone: format!("+1555{:07}", rng.below(10_000_000)),
                 ip: format!("203.0.113.{}", rng.below(254) + 1),
-                company: identified
-                    .then(|| {
-                        let c = rng.below(n_companies as u64) as usize + opts.person_offset / 8;
-                        format!("company_{c:04}")
-                    }),
+                company: identified.then(|| {
+                    let c = rng.below(n_companies as u64) as usize + opts.person_offset / 8;
+                    format!("company_{c:04}")
+                }),
                 browser: BROWSERS[rng.below(BROWSERS.len() as u64) as usize],
                 os: OSES[rng.below(OSES.len() as u64) as usize],
                 identified_on: Vec::new(),
@@ -1157,8 +1156,8 @@ pub fn write_generated(
     truth.resolved_persons = persons.len();
     truth.events_by_vendor_name = by_name;
     let truth_path = truth_path(out);
-    let text = serde_json::to_string_pretty(&truth)
-        .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&truth).map_err(|e| EngineError::Internal(e.to_string()))?;
     std::fs::write(&truth_path, text).map_err(|e| EngineError::io(&truth_path, e))?;
     Ok(truth)
 }

@@ -32,8 +32,7 @@ pub fn remembered<T: Serialize + DeserializeOwned>(
         return Ok(v);
     }
     let value = compute()?;
-    let json =
-        serde_json::to_string(&value).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+    let json = serde_json::to_string(&value).map_err(|e| EngineError::Internal(e.to_string()))?;
     // Remembering is an optimisation: a workspace that cannot be written (read-only) still
     // answers.
     let _ = c.execute(

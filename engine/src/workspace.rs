@@ -159,6 +159,17 @@ impl Workspace {
         }
     }
 
+    /// A second handle on the same open database, with its own connection and memo: a host
+    /// answers queries on one while a job writes on the other. DuckDB isolates them: a
+    /// reader sees the state before the writer's open transaction until it commits.
+    pub fn try_clone(&self) -> Result<Workspace> {
+        Ok(Workspace {
+            conn: self.clone_conn()?,
+            path: self.path.clone(),
+            memo: Mutex::new(None),
+        })
+    }
+
     /// A second connection to the same database, for a worker thread.
     pub fn clone_conn(&self) -> Result<Connection> {
         let c = self.conn.try_clone()?;

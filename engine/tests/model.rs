@@ -1059,3 +1059,64 @@ fn the_placeholder_macro_agrees_with_the_identity_module() {
         .unwrap();
     assert!(null);
 }
+
+/// Front ends never rebuild silently: `require_fresh` says why the model is stale (a stable
+/// reason the app offers a visible rebuild for), builds an empty workspace's model itself,
+/// and passes once `refresh` ran. A second handle (`try_clone`, the app's query connection)
+/// sees the same.
+#[test]
+fn require_fresh_names_why_the_model_is_stale() {
+    use stitchbook_engine::{EngineError, ErrorCode};
+    let reason = |ws: &Workspace| match model::require_fresh(ws) {
+        Ok(()) => None,
+        Err(e @ EngineError::ModelStale { .. }) => {
+            assert_eq!(e.code(), ErrorCode::StaleModel);
+            e.reason().map(str::to_string)
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    };
+    // Nothing imported: the (empty) model is built on the spot, nothing to wait for.
+    let empty = Workspace::in_memory().unwrap();
+    assert_eq!(reason(&empty), None);
+    assert!(!model::is_stale(&empty).unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, records: &[Value]| {
+        let p = dir.path().join(name);
+        let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let ws = Workspace::open(dir.path().join("ws.duckdb")).unwrap();
+    let reader = ws.try_clone().unwrap();
+    import(
+        &ws,
+        &write("a.jsonl", &[ph(1, 0, "anon-1", "$pageview", json!({}))]),
+    );
+    assert_eq!(reason(&reader).as_deref(), Some("never_built"));
+    model::refresh(&ws, &JobCtx::silent()).unwrap();
+    assert_eq!(reason(&reader), None);
+
+    ModelSettings::set(&ws, "week_start", "sunday").unwrap();
+    assert_eq!(reason(&reader).as_deref(), Some("settings_changed"));
+    // Put back: the model built under these settings is fresh again, no rebuild needed.
+    ModelSettings::set(&ws, "week_start", "monday").unwrap();
+    assert_eq!(reason(&reader), None);
+
+    import(
+        &ws,
+        &write("b.jsonl", &[ph(2, 60, "anon-1", "$pageview", json!({}))]),
+    );
+    assert_eq!(reason(&reader).as_deref(), Some("new_imports"));
+    let r = model::refresh(&ws, &JobCtx::silent()).unwrap();
+    assert!(r.incremental, "new imports alone update incrementally");
+    assert_eq!(reason(&reader), None);
+
+    ws.conn()
+        .execute(
+            "UPDATE model_state SET derivation_version = derivation_version - 1",
+            [],
+        )
+        .unwrap();
+    assert_eq!(reason(&reader).as_deref(), Some("other_version"));
+}

@@ -53,6 +53,7 @@ fn main() {
             data::resource_settings,
             data::set_resource_setting,
             data::rebuild_model,
+            data::update_model,
             pii::pii_scan,
             pii::pii_scan_info,
             pii::pii_findings,

@@ -1,6 +1,11 @@
-//! The app's managed state: the open workspace (behind one lock: DuckDB work on it is
-//! serialised off the UI thread), a workspace to open on first use, and the cancel tokens
-//! of running jobs by the job id the UI minted.
+//! The app's managed state: the open workspace, a workspace to open on first use, and the
+//! cancel tokens of running jobs by the job id the UI minted.
+//!
+//! The open workspace has two handles on one DuckDB database: jobs (import, rebuild, scans)
+//! write on one, every query reads on the other, so the window keeps answering while a job
+//! runs. DuckDB isolates them: queries see the data as it was before the job's transaction.
+//! Each handle's lock serialises the work on it, always off the UI thread; the lock on the
+//! slot itself is only held to look at it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,8 +13,28 @@ use std::sync::{Arc, Mutex};
 
 use stitchbook_engine::{CancelToken, Workspace};
 
+pub struct OpenWorkspace {
+    /// The path as shown.
+    pub path: String,
+    /// Jobs: import, model builds, PII scans and exports.
+    pub writer: Mutex<Workspace>,
+    /// Queries, settings and small edits.
+    pub reader: Mutex<Workspace>,
+}
+
+impl OpenWorkspace {
+    pub fn new(ws: Workspace) -> stitchbook_engine::Result<Self> {
+        let reader = ws.try_clone()?;
+        Ok(OpenWorkspace {
+            path: ws.path().to_string_lossy().to_string(),
+            writer: Mutex::new(ws),
+            reader: Mutex::new(reader),
+        })
+    }
+}
+
 pub struct AppState {
-    pub workspace: Arc<Mutex<Option<Workspace>>>,
+    pub open: Mutex<Option<Arc<OpenWorkspace>>>,
     /// A workspace named on the command line or by the demo, opened on first use.
     pub pending: Mutex<Option<PathBuf>>,
     pub jobs: Mutex<HashMap<String, CancelToken>>,
@@ -20,7 +45,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(initial: Option<PathBuf>) -> Self {
         AppState {
-            workspace: Arc::new(Mutex::new(None)),
+            open: Mutex::new(None),
             pending: Mutex::new(initial),
             jobs: Mutex::new(HashMap::new()),
             import_files: Mutex::new(Vec::new()),

@@ -84,6 +84,8 @@ export const prop = (id, name) => wd("GET", `/session/${session}/element/${id}/p
 export const click = (id) => wd("POST", `/session/${session}/element/${id}/click`, {});
 export const type = (id, t) => wd("POST", `/session/${session}/element/${id}/value`, { text: t });
 export const js = (script, args = []) => wd("POST", `/session/${session}/execute/sync`, { script, args });
+/** A script that calls its last argument with the result (WebDriver's async execute). */
+export const jsAsync = (script, args = []) => wd("POST", `/session/${session}/execute/async`, { script, args });
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function go(hash) {

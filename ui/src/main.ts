@@ -1,6 +1,7 @@
 import "./styles.css";
-import { el, errorBox, loading, setDisplayTimeZone } from "./components/dom";
-import { errorMessage, tauriBackend, type Backend } from "./lib/ipc/client";
+import { el, loading, setDisplayTimeZone } from "./components/dom";
+import { tauriBackend, type Backend } from "./lib/ipc/client";
+import { initJobs, jobBar, problem } from "./lib/jobs";
 import { current, go, link } from "./lib/router";
 import { dataScreen } from "./features/data/data";
 import { insightsScreen } from "./features/insights/insights";
@@ -41,7 +42,7 @@ function shell(workspace: string, active: string, body: HTMLElement): HTMLElemen
       el("div", { class: "ws-path", id: "workspace-path", title: workspace }, workspace.split(/[\\/]/).pop() ?? workspace),
       el("a", { href: link(["welcome"]), class: "nav-item small" }, "Switch workspace…")),
   );
-  return el("div", { class: "app" }, nav, el("main", { class: "content", id: "content" }, body));
+  return el("div", { class: "app" }, nav, el("div", { class: "main-col" }, jobBar(), el("main", { class: "content", id: "content" }, body)));
 }
 
 let renderSeq = 0;
@@ -93,7 +94,7 @@ async function render(): Promise<void> {
   } catch (e) {
     if (seq === renderSeq) {
       const content = root.querySelector("#content");
-      const box = el("div", { class: "page" }, errorBox(errorMessage(e)));
+      const box = el("div", { class: "page" }, problem(e));
       if (content) content.replaceChildren(box);
       else root.replaceChildren(box);
     }
@@ -112,5 +113,6 @@ document.addEventListener("keydown", (e) => {
   }
 });
 
+initJobs(backend, () => void render());
 window.addEventListener("hashchange", () => void render());
 void render();

@@ -84,7 +84,12 @@ impl DiskWatch {
         let stop = Arc::new(AtomicBool::new(false));
         let peak_temp = Arc::new(AtomicU64::new(0));
         let full = Arc::new(AtomicBool::new(false));
-        let (s, p, m, f) = (stop.clone(), peak_temp.clone(), min_free.clone(), full.clone());
+        let (s, p, m, f) = (
+            stop.clone(),
+            peak_temp.clone(),
+            min_free.clone(),
+            full.clone(),
+        );
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 p.fetch_max(disk_bytes(&temp), Ordering::SeqCst);
@@ -344,10 +349,8 @@ fn run(
                         crate::insights::run(&ws, &funnel, now)
                     },
                     |r| match r {
-                        crate::insights::InsightResult::Funnel(f) => format!(
-                            "{} persons enter",
-                            f.steps.first().map_or(0, |s| s.count)
-                        ),
+                        crate::insights::InsightResult::Funnel(f) =>
+                            format!("{} persons enter", f.steps.first().map_or(0, |s| s.count)),
                         _ => String::new(),
                     }
                 );

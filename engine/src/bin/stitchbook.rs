@@ -599,7 +599,7 @@ fn main() -> ExitCode {
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, EngineError> {
-    serde_json::to_string_pretty(v).map_err(|e| EngineError::InvalidArgument(e.to_string()))
+    serde_json::to_string_pretty(v).map_err(|e| EngineError::Internal(e.to_string()))
 }
 
 fn run(cli: Cli) -> Result<ExitCode, EngineError> {
@@ -675,7 +675,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             json,
         } => {
             let ws = open_existing(&workspace)?;
-            model::ensure_built(&ws, &JobCtx::silent())?;
+            fresh_model(&ws)?;
             let rows = person::search(&ws, search.as_deref(), limit)?;
             if json {
                 println!("{}", to_json(&rows)?);
@@ -693,7 +693,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             json,
         } => {
             let ws = open_existing(&workspace)?;
-            model::ensure_built(&ws, &JobCtx::silent())?;
+            fresh_model(&ws)?;
             if let Some(to) = to {
                 let chain = person::chain(&ws, &id, &to)?;
                 if json {
@@ -721,7 +721,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             json,
         } => {
             let ws = open_existing(&workspace)?;
-            model::ensure_built(&ws, &JobCtx::silent())?;
+            fresh_model(&ws)?;
             let pid = match &who {
                 Some(id) => Some(person::person_of(&ws, id)?.ok_or_else(|| {
                     EngineError::InvalidArgument(format!("no person has the id \"{id}\""))
@@ -745,7 +745,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             json,
         } => {
             let ws = open_existing(&workspace)?;
-            model::ensure_built(&ws, &JobCtx::silent())?;
+            fresh_model(&ws)?;
             let pid = person::person_of(&ws, &id)?.ok_or_else(|| {
                 EngineError::InvalidArgument(format!("no person has the id \"{id}\""))
             })?;
@@ -787,7 +787,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             json,
         } => {
             let ws = open_existing(&workspace)?;
-            model::ensure_built(&ws, &JobCtx::silent())?;
+            fresh_model(&ws)?;
             match event {
                 Some(name) => {
                     let p = stitchbook_engine::catalog::event_properties(&ws, &name)?;
@@ -846,7 +846,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
         }
         Command::Quality { workspace, json } => {
             let ws = open_existing(&workspace)?;
-            model::ensure_built(&ws, &JobCtx::silent())?;
+            fresh_model(&ws)?;
             let issues = stitchbook_engine::catalog::quality_remembered(&ws)?;
             if json {
                 println!("{}", to_json(&issues)?);
@@ -988,7 +988,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             title,
         } => {
             let ws = open_existing(&workspace)?;
-            model::ensure_built(&ws, &JobCtx::silent())?;
+            fresh_model(&ws)?;
             let q = match (&query, &saved) {
                 (Some(path), _) => read_query(path)?,
                 (None, Some(name)) => insights::saved::load_to_run(&ws, name)?,
@@ -1111,7 +1111,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             json,
         } => {
             let ws = open_existing(&workspace)?;
-            model::ensure_built(&ws, &JobCtx::silent())?;
+            fresh_model(&ws)?;
             let q = read_query(&query)?;
             let rows = insights::drill(&ws, &q, as_of(&ws, now.as_deref())?.now_us, &cell)?;
             if json {
@@ -1175,7 +1175,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                             code: "cohort_definition",
                             message: format!("{}: {e}", definition.display()),
                         })?;
-                    model::ensure_built(&ws, &JobCtx::silent())?;
+                    fresh_model(&ws)?;
                     let at = as_of(&ws, None)?;
                     // Evaluate once so a broken definition is refused before it is saved.
                     let n = cohort::member_ids(&ws, &def, at.now_us)?.len();
@@ -1188,7 +1188,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     json,
                 } => {
                     let ws = open_existing(&workspace)?;
-                    model::ensure_built(&ws, &JobCtx::silent())?;
+                    fresh_model(&ws)?;
                     let at = as_of(&ws, now.as_deref())?;
                     let now = at.now_us;
                     let list = cohort::list(&ws)?;
@@ -1219,7 +1219,7 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     json,
                 } => {
                     let ws = open_existing(&workspace)?;
-                    model::ensure_built(&ws, &JobCtx::silent())?;
+                    fresh_model(&ws)?;
                     let rows = cohort::members(&ws, &name, as_of(&ws, now.as_deref())?.now_us)?;
                     if let Some(path) = csv {
                         std::fs::write(&path, cohort::members_csv(&rows)?)
@@ -1542,7 +1542,11 @@ fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 println!(
                     "import + model + funnel + retention: {:.1} s; {}",
                     r.total_secs,
-                    if r.completed { "completed" } else { "NOT completed" }
+                    if r.completed {
+                        "completed"
+                    } else {
+                        "NOT completed"
+                    }
                 );
                 println!(
                     "workspace {:.2} GB; least free disk {:.1} GB",
@@ -1871,6 +1875,26 @@ fn print_funnel(f: &insights::funnel::FunnelResult, explain: bool) {
     if explain {
         println!("-- {:.1} ms\n{}", f.millis, f.sql);
     }
+}
+
+/// Bring a stale model up to date before a query, saying so on stderr (never silently: on a
+/// big workspace it takes a while).
+fn fresh_model(ws: &Workspace) -> Result<(), EngineError> {
+    if let Some(why) = model::staleness(ws)? {
+        eprintln!("{}: updating persons and sessions first…", why.message());
+        let r = model::refresh(ws, &JobCtx::silent())?;
+        eprintln!(
+            "model: {} persons, {} sessions ({})",
+            r.persons,
+            r.sessions,
+            if r.incremental {
+                "updated for the new imports"
+            } else {
+                "rebuilt"
+            }
+        );
+    }
+    Ok(())
 }
 
 fn open_existing(path: &std::path::Path) -> Result<Workspace, EngineError> {

@@ -1204,8 +1204,7 @@ fn memo_key(ws: &Workspace, q: &FunnelQuery, now_us: i64) -> Result<Option<Strin
         [],
         |r| r.get(0),
     )?;
-    let query =
-        serde_json::to_string(q).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+    let query = serde_json::to_string(q).map_err(|e| EngineError::Internal(e.to_string()))?;
     Ok(built.map(|b| format!("funnel\u{1f}{b}\u{1f}{now_us}\u{1f}{query}")))
 }
 

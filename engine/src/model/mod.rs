@@ -281,7 +281,7 @@ const TEMP_TABLES: &[&str] = &[
 
 /// The settings as model_state stores them.
 fn settings_json(settings: &ModelSettings) -> Result<String> {
-    serde_json::to_string(settings).map_err(|e| EngineError::InvalidArgument(e.to_string()))
+    serde_json::to_string(settings).map_err(|e| EngineError::Internal(e.to_string()))
 }
 
 /// Whether the derived tables are missing or were built from other data, settings or code.
@@ -294,6 +294,111 @@ pub fn is_stale(ws: &Workspace) -> Result<bool> {
         |r| r.get(0),
     )?;
     Ok(fresh == 0)
+}
+
+/// Why the derived tables do not match the workspace, as [`staleness`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staleness {
+    /// Events were imported and the model was never built.
+    NeverBuilt,
+    /// Built by another version of the derivation (an older Stitchbook).
+    OtherVersion,
+    /// The identity, session, time zone or week settings changed since the build.
+    SettingsChanged,
+    /// Events or identity links were imported since the build.
+    NewImports,
+}
+
+impl Staleness {
+    /// The stable code the IPC error carries as its `reason`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Staleness::NeverBuilt => "never_built",
+            Staleness::OtherVersion => "other_version",
+            Staleness::SettingsChanged => "settings_changed",
+            Staleness::NewImports => "new_imports",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Staleness::NeverBuilt => {
+                "persons and sessions have not been built for this workspace's events yet"
+            }
+            Staleness::OtherVersion => {
+                "persons and sessions were built by another version of Stitchbook"
+            }
+            Staleness::SettingsChanged => {
+                "the identity, session or time settings changed since persons and sessions were built"
+            }
+            Staleness::NewImports => {
+                "events were imported since persons and sessions were built"
+            }
+        }
+    }
+}
+
+/// Why the model is stale, or None when it is fresh ([`is_stale`] with the reason). A
+/// workspace without events counts as fresh once its (empty) model exists.
+pub fn staleness(ws: &Workspace) -> Result<Option<Staleness>> {
+    if !is_stale(ws)? {
+        return Ok(None);
+    }
+    let settings = settings_json(&ModelSettings::load(ws)?)?;
+    let state: Option<(i64, bool, bool)> = ws
+        .conn()
+        .query_row(
+            "SELECT derivation_version, settings::VARCHAR = ?::JSON::VARCHAR,
+                    events_seen = (SELECT count(*) FROM events)
+                      AND links_seen = (SELECT count(*) FROM identity_links)
+             FROM model_state LIMIT 1",
+            [settings],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map(Some)
+        .or_else(|e| match e {
+            duckdb::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    Ok(Some(match state {
+        None => Staleness::NeverBuilt,
+        Some((v, _, _)) if v != DERIVATION_VERSION as i64 => Staleness::OtherVersion,
+        Some((_, false, _)) => Staleness::SettingsChanged,
+        Some(_) => Staleness::NewImports,
+    }))
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// For front ends that never rebuild silently: Ok when queries can read the model, else
+/// [`EngineError::ModelStale`] saying why, so the user can start the rebuild as a visible
+/// job. A workspace with no events and no links gets its empty model built here (there is
+/// nothing to wait for).
+pub fn require_fresh(ws: &Workspace) -> Result<()> {
+    match staleness(ws)? {
+        None => Ok(()),
+        Some(s) => {
+            let empty: bool = ws.conn().query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM events) AND NOT EXISTS (SELECT 1 FROM identity_links)",
+                [],
+                |r| r.get(0),
+            )?;
+            if empty {
+                rebuild(ws, &JobCtx::silent()).map(|_| ())
+            } else {
+                Err(EngineError::ModelStale {
+                    reason: s.code(),
+                    message: format!("{}.", capitalised(s.message())),
+                })
+            }
+        }
+    }
 }
 
 /// The newest import the model has seen, when the model can be brought up to date by an

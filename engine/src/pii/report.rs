@@ -449,8 +449,7 @@ pub fn write_report(r: &AuditReport, out: &Path) -> Result<Vec<PathBuf>> {
     }
     let csv_path = out.with_extension("csv");
     let json_path = out.with_extension("json");
-    let json =
-        serde_json::to_string_pretty(r).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+    let json = serde_json::to_string_pretty(r).map_err(|e| EngineError::Internal(e.to_string()))?;
     for (p, text) in [
         (out.to_path_buf(), render_html(r)?),
         (csv_path.clone(), render_csv(r)?),

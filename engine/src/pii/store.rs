@@ -145,7 +145,7 @@ fn in_transaction(c: &duckdb::Connection, f: impl FnOnce() -> Result<()>) -> Res
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| EngineError::InvalidArgument(e.to_string()))
+    serde_json::to_string(v).map_err(|e| EngineError::Internal(e.to_string()))
 }
 
 fn from_json<T: for<'de> Deserialize<'de> + Default>(s: &str) -> T {

@@ -11,7 +11,7 @@ use stitchbook_engine::{IpcError, JobEvent};
 use tauri::ipc::Channel;
 use tauri::State;
 
-use super::{blocking, ipc, jobs, on_workspace, run_job};
+use super::{blocking, ipc, jobs, on_reader, on_workspace, run_job};
 use crate::state::AppState;
 
 #[tauri::command]
@@ -38,7 +38,7 @@ pub async fn quarantine_rows(
     limit: i64,
     state: State<'_, AppState>,
 ) -> Result<Vec<QuarantineRow>, IpcError> {
-    on_workspace(&state, move |ws| {
+    on_reader(&state, move |ws| {
         info::quarantine_rows(ws, import_id, limit.clamp(1, 10_000))
     })
     .await
@@ -54,7 +54,8 @@ pub async fn run_sql(
     state: State<'_, AppState>,
 ) -> Result<SqlTable, IpcError> {
     let cancel = jobs::start(&state, &job_id)?;
-    let result = on_workspace(&state, move |ws| {
+    // The console reads whatever tables exist, stale or not: no model check.
+    let result = on_reader(&state, move |ws| {
         let timeout = stitchbook_engine::resources::sql_timeout(ws)?;
         console::run(ws, &statement, limit.clamp(1, 100_000), timeout, &cancel)
     })
@@ -66,12 +67,12 @@ pub async fn run_sql(
 /// The tables and views with their columns, for the console's schema list.
 #[tauri::command]
 pub async fn sql_schema(state: State<'_, AppState>) -> Result<SqlTable, IpcError> {
-    on_workspace(&state, console::schema).await
+    on_reader(&state, console::schema).await
 }
 
 #[tauri::command]
 pub async fn model_settings(state: State<'_, AppState>) -> Result<ModelSettings, IpcError> {
-    on_workspace(&state, ModelSettings::load).await
+    on_reader(&state, ModelSettings::load).await
 }
 
 #[tauri::command]
@@ -128,4 +129,15 @@ pub async fn rebuild_model(
     state: State<'_, AppState>,
 ) -> Result<RebuildReport, IpcError> {
     run_job(&state, &job_id, channel, model::rebuild).await
+}
+
+/// Bring a stale model up to date as a visible job: an incremental pass when only imports
+/// were added since the build, else a full rebuild (see `model::refresh`).
+#[tauri::command]
+pub async fn update_model(
+    job_id: String,
+    channel: Channel<JobEvent>,
+    state: State<'_, AppState>,
+) -> Result<RebuildReport, IpcError> {
+    run_job(&state, &job_id, channel, model::refresh).await
 }

@@ -10,7 +10,7 @@ use stitchbook_engine::model::person::PersonSummary;
 use stitchbook_engine::{EngineError, IpcError};
 use tauri::State;
 
-use super::{ipc, now_us, on_workspace};
+use super::{ipc, now_us, on_reader, on_workspace};
 use crate::state::AppState;
 
 /// Run an insight as of the end of the data, or as of `now_ms` (the UI's clock) when the
@@ -104,7 +104,7 @@ pub async fn save_text_file(
 
 #[tauri::command]
 pub async fn saved_insights(state: State<'_, AppState>) -> Result<Vec<SavedInsight>, IpcError> {
-    on_workspace(&state, saved::list).await
+    on_reader(&state, saved::list).await
 }
 
 #[tauri::command]
@@ -115,12 +115,12 @@ pub async fn save_insight(
     state: State<'_, AppState>,
 ) -> Result<(), IpcError> {
     let now = now_us(now_ms)?;
-    on_workspace(&state, move |ws| saved::save(ws, &name, &query, now)).await
+    on_reader(&state, move |ws| saved::save(ws, &name, &query, now)).await
 }
 
 #[tauri::command]
 pub async fn delete_insight(name: String, state: State<'_, AppState>) -> Result<bool, IpcError> {
-    on_workspace(&state, move |ws| saved::delete(ws, &name)).await
+    on_reader(&state, move |ws| saved::delete(ws, &name)).await
 }
 
 #[tauri::command]
@@ -141,7 +141,7 @@ pub async fn save_cohort(
 
 #[tauri::command]
 pub async fn delete_cohort(name: String, state: State<'_, AppState>) -> Result<bool, IpcError> {
-    on_workspace(&state, move |ws| cohort::delete(ws, &name)).await
+    on_reader(&state, move |ws| cohort::delete(ws, &name)).await
 }
 
 #[tauri::command]

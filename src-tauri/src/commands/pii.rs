@@ -11,7 +11,7 @@ use stitchbook_engine::{IpcError, JobEvent};
 use tauri::ipc::Channel;
 use tauri::State;
 
-use super::{now_us, on_workspace, run_job};
+use super::{now_us, on_reader, on_workspace, run_job};
 use crate::state::AppState;
 
 #[tauri::command]
@@ -23,6 +23,8 @@ pub async fn pii_scan(
 ) -> Result<ScanResult, IpcError> {
     let now = now_us(now_ms)?;
     run_job(&state, &job_id, channel, move |ws, ctx| {
+        // Findings name persons: a stale model is brought up to date first, in this job.
+        stitchbook_engine::model::ensure_built(ws, ctx)?;
         pii::scan(ws, now, ctx)
     })
     .await
@@ -30,7 +32,7 @@ pub async fn pii_scan(
 
 #[tauri::command]
 pub async fn pii_scan_info(state: State<'_, AppState>) -> Result<Option<ScanInfo>, IpcError> {
-    on_workspace(&state, pii::scan_info).await
+    on_reader(&state, pii::scan_info).await
 }
 
 #[tauri::command]
@@ -135,6 +137,7 @@ pub async fn pii_export(
         include_quarantine: false,
     };
     run_job(&state, &job_id, channel, move |ws, ctx| {
+        stitchbook_engine::model::ensure_built(ws, ctx)?;
         pii::export(ws, &rules, &opts, ctx)
     })
     .await

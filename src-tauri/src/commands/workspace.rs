@@ -10,17 +10,13 @@ use stitchbook_engine::{IpcError, JobCtx, JobEvent, Workspace};
 use tauri::ipc::Channel;
 use tauri::State;
 
-use super::{ensure_open, internal, ipc, jobs, lock_error, on_workspace};
+use super::{current, install, internal, ipc, jobs, lock_error, no_job_running, on_reader};
 use crate::state::{demo_path, AppState};
 
-/// The open workspace's path, or null.
+/// The open workspace's path, or null. Answers at once, even while a job runs.
 #[tauri::command]
-pub fn current_workspace(state: State<'_, AppState>) -> Result<Option<String>, IpcError> {
-    ensure_open(&state)?;
-    let guard = state.workspace.lock().map_err(|_| lock_error())?;
-    Ok(guard
-        .as_ref()
-        .map(|w| w.path().to_string_lossy().to_string()))
+pub async fn current_workspace(state: State<'_, AppState>) -> Result<Option<String>, IpcError> {
+    Ok(current(&state).await?.map(|o| o.path.clone()))
 }
 
 fn remember(path: &str, opened_at: &str) {
@@ -39,15 +35,14 @@ pub async fn open_workspace(
     opened_at: String,
     state: State<'_, AppState>,
 ) -> Result<String, IpcError> {
-    let shared = state.workspace.clone();
-    let shown = tauri::async_runtime::spawn_blocking(move || {
-        let ws = Workspace::open(PathBuf::from(&path)).map_err(ipc)?;
-        let shown = ws.path().to_string_lossy().to_string();
-        *shared.lock().map_err(|_| lock_error())? = Some(ws);
-        Ok::<_, IpcError>(shown)
-    })
-    .await
-    .map_err(internal)??;
+    no_job_running(&state)?;
+    // Let go of the workspace open now first: the same file may be opened again.
+    *state.open.lock().map_err(|_| lock_error())? = None;
+    let ws = tauri::async_runtime::spawn_blocking(move || Workspace::open(PathBuf::from(&path)))
+        .await
+        .map_err(internal)?
+        .map_err(ipc)?;
+    let shown = install(&state, ws)?;
     *state.pending.lock().map_err(|_| lock_error())? = None;
     remember(&shown, &opened_at);
     Ok(shown)
@@ -56,8 +51,9 @@ pub async fn open_workspace(
 /// Close the open workspace (back to the welcome screen).
 #[tauri::command]
 pub fn close_workspace(state: State<'_, AppState>) -> Result<(), IpcError> {
+    no_job_running(&state)?;
     *state.pending.lock().map_err(|_| lock_error())? = None;
-    *state.workspace.lock().map_err(|_| lock_error())? = None;
+    *state.open.lock().map_err(|_| lock_error())? = None;
     Ok(())
 }
 
@@ -109,20 +105,28 @@ pub async fn open_demo(
     channel: Channel<JobEvent>,
     state: State<'_, AppState>,
 ) -> Result<String, IpcError> {
-    let out = demo_path().ok_or_else(|| IpcError {
-        code: stitchbook_engine::ErrorCode::Io,
-        message: "this system has no app data folder for the demo workspace".into(),
+    let out = demo_path().ok_or_else(|| {
+        IpcError::new(
+            stitchbook_engine::ErrorCode::Io,
+            "this system has no app data folder for the demo workspace",
+        )
     })?;
-    let cancel = jobs::start(&state, &job_id)?;
-    let shared = state.workspace.clone();
+    no_job_running(&state)?;
     let target = out.clone();
-    let result = tauri::async_runtime::spawn_blocking(move || {
-        let mut guard = shared.lock().map_err(|_| lock_error())?;
-        if guard.as_ref().map(|w| w.path() == target).unwrap_or(false) && !rebuild {
-            return Ok(());
+    let shown_target = target.to_string_lossy().to_string();
+    {
+        let mut slot = state.open.lock().map_err(|_| lock_error())?;
+        if slot.as_ref().is_some_and(|o| o.path == shown_target) && !rebuild {
+            drop(slot);
+            *state.pending.lock().map_err(|_| lock_error())? = None;
+            remember(&shown_target, &opened_at);
+            return Ok(shown_target);
         }
-        // Let go of the demo file before it may be rebuilt.
-        *guard = None;
+        // Let go of the workspace open now (perhaps the demo file, which may be rebuilt).
+        *slot = None;
+    }
+    let cancel = jobs::start(&state, &job_id)?;
+    let result = tauri::async_runtime::spawn_blocking(move || {
         let ws = if target.exists() && !rebuild {
             Workspace::open(&target).map_err(ipc)?
         } else {
@@ -131,13 +135,12 @@ pub async fn open_demo(
             // The app's own demo file, missing or rebuilt at the user's request.
             stitchbook_engine::demo::build(&sample, &target, true, &ctx).map_err(ipc)?
         };
-        *guard = Some(ws);
-        Ok::<_, IpcError>(())
+        Ok::<_, IpcError>(ws)
     })
     .await
     .map_err(internal);
     jobs::finish(&state, &job_id);
-    result??;
+    install(&state, result??)?;
     *state.pending.lock().map_err(|_| lock_error())? = None;
     let shown = out.to_string_lossy().to_string();
     remember(&shown, &opened_at);
@@ -146,7 +149,7 @@ pub async fn open_demo(
 
 #[tauri::command]
 pub async fn workspace_summary(state: State<'_, AppState>) -> Result<WorkspaceInfo, IpcError> {
-    on_workspace(&state, |ws| workspace_info(ws, 15)).await
+    on_reader(&state, |ws| workspace_info(ws, 15)).await
 }
 
 /// Test automation cannot drive the native file dialog: when this variable is set (by the
@@ -210,9 +213,11 @@ fn chosen_file(state: &AppState, index: usize) -> Result<PathBuf, IpcError> {
         .map_err(|_| lock_error())?
         .get(index)
         .cloned()
-        .ok_or_else(|| IpcError {
-            code: stitchbook_engine::ErrorCode::InvalidArgument,
-            message: format!("no picked file number {index}; pick the files again"),
+        .ok_or_else(|| {
+            IpcError::new(
+                stitchbook_engine::ErrorCode::InvalidArgument,
+                format!("no picked file number {index}; pick the files again"),
+            )
         })
 }
 
@@ -246,10 +251,10 @@ pub async fn run_import(
         plan.push((chosen_file(&state, c.index)?, c.options().map_err(ipc)?));
     }
     if plan.is_empty() {
-        return Err(IpcError {
-            code: stitchbook_engine::ErrorCode::InvalidArgument,
-            message: "no files chosen for import".into(),
-        });
+        return Err(IpcError::new(
+            stitchbook_engine::ErrorCode::InvalidArgument,
+            "no files chosen for import",
+        ));
     }
     super::run_job(&state, &job_id, channel, move |ws, ctx| {
         let report = ingest::import_plan(ws, &plan, ctx)?;

@@ -1,10 +1,11 @@
 // The data overview: the import summary, the event catalog with each event's properties,
 // the data-quality panel and the quarantined rows with their reasons.
-import { button, el, emptyState, errorBox, fmtInt, fmtPct, fmtTime, loading, table } from "../../components/dom";
-import { errorMessage, type Backend } from "../../lib/ipc/client";
+import { button, el, emptyState, fmtInt, fmtPct, fmtTime, loading, table } from "../../components/dom";
+import type { Backend } from "../../lib/ipc/client";
 import { rememberVocabulary } from "../insights/insights";
 import { renderOverview } from "../overview/overview";
 import { importPanel } from "./import";
+import { problem } from "../../lib/jobs";
 
 export async function dataScreen(backend: Backend): Promise<HTMLElement> {
   const body = el("div", { class: "page-body" }, ...(await dataBody(backend)));
@@ -13,7 +14,7 @@ export async function dataScreen(backend: Backend): Promise<HTMLElement> {
     try {
       body.replaceChildren(...(await dataBody(backend)));
     } catch (e) {
-      body.replaceChildren(errorBox(errorMessage(e)));
+      body.replaceChildren(problem(e));
     }
   };
   const imports = importPanel(backend, () => void refresh());
@@ -46,7 +47,7 @@ async function dataBody(backend: Backend): Promise<HTMLElement[]> {
         ]), { id: "property-table" }, [2]),
       );
     } catch (e) {
-      props.replaceChildren(errorBox(errorMessage(e)));
+      props.replaceChildren(problem(e));
     }
   };
   const catalog = el("table", { class: "grid", id: "event-catalog" });
@@ -67,7 +68,7 @@ async function dataBody(backend: Backend): Promise<HTMLElement[]> {
     (quality) => qualityBody.replaceChildren(quality.length
       ? el("ul", { class: "quality" }, ...quality.map((q) => el("li", { class: `quality-${q.severity}`, "data-kind": q.kind }, el("b", {}, q.title), el("div", { class: "muted" }, q.detail), q.items.length ? el("div", { class: "mono small" }, q.items.slice(0, 12).join(" · ")) : null)))
       : el("p", { class: "muted" }, "No naming collisions, mixed types, duplicates, clock skew or shared devices found.")),
-    (e) => qualityBody.replaceChildren(errorBox(errorMessage(e))),
+    (e) => qualityBody.replaceChildren(problem(e)),
   );
 
   const quarantine = el("section", { class: "card wide", id: "quarantine-card" }, el("h2", {}, "Quarantined rows"));
@@ -79,7 +80,7 @@ async function dataBody(backend: Backend): Promise<HTMLElement[]> {
         const rows = await backend.quarantineRows(null, 500);
         qBody.replaceChildren(table(["Import", "File", "Line", "Reason", "Raw"], rows.map((r) => [String(r.importId), r.sourceFile.split(/[\\/]/).pop() ?? r.sourceFile, String(r.sourceLine), r.reason, r.raw.slice(0, 160) + (r.truncated || r.raw.length > 160 ? "…" : "")]), { id: "quarantine-table" }, [0, 2]));
       } catch (e) {
-        qBody.replaceChildren(errorBox(errorMessage(e)));
+        qBody.replaceChildren(problem(e));
       }
     }, { id: "show-quarantine" }));
   }

@@ -2,9 +2,10 @@
 // rows mapped to the canonical columns, map generic files by hand, then import with progress
 // and Cancel, and read each file's outcome (with its quarantined rows).
 import { button, el, errorBox, fileName, fmtBytes, fmtInt, loading, table } from "../../components/dom";
-import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
+import { errorMessage, type Backend } from "../../lib/ipc/client";
 import type { ColumnMapping, FilePreview, ImportChoice, ImportReport } from "../../lib/ipc/types";
 import { forgetVocabulary } from "../insights/insights";
+import { problem, runJob } from "../../lib/jobs";
 
 const FORMATS: [string, string][] = [
   ["", "Detect automatically"],
@@ -135,13 +136,16 @@ export function importPanel(backend: Backend, onImported: () => void): { actions
   const run = async (files: FileState[]): Promise<void> => {
     const chosen = files.filter((f) => f.include);
     const choices: ImportChoice[] = chosen.map((f) => ({ index: f.index, format: f.format || null, mapping: f.mapping }));
-    job = newJobId();
     const bar = el("div", { class: "progress" }, el("div", { class: "progress-fill" }));
     const text = el("div", { class: "muted small", id: "import-progress" }, "Starting…");
     out.replaceChildren(el("section", { class: "card wide" }, el("h2", {}, `Importing ${chosen.length} file${chosen.length === 1 ? "" : "s"}`), bar, text, button("Cancel", () => job && void backend.cancelJob(job), { id: "cancel-import" })));
     const t0 = performance.now();
     try {
-      const r = await backend.runImport(job, choices, (ev) => {
+      const label = `Importing ${chosen.length} file${chosen.length === 1 ? "" : "s"}`;
+      const r = await runJob(label, (id, on) => {
+        job = id;
+        return backend.runImport(id, choices, on);
+      }, (ev) => {
         if (ev.type === "progress") {
           const pct = ev.bytesTotal > 0 ? (100 * ev.bytesDone) / ev.bytesTotal : 0;
           (bar.firstChild as HTMLElement).style.width = `${pct.toFixed(0)}%`;
@@ -155,7 +159,7 @@ export function importPanel(backend: Backend, onImported: () => void): { actions
       out.replaceChildren(importResult(backend, r));
       onImported();
     } catch (e) {
-      out.replaceChildren(errorBox(errorMessage(e)));
+      out.replaceChildren(problem(e));
     } finally {
       job = null;
     }
@@ -245,7 +249,7 @@ export function importPanel(backend: Backend, onImported: () => void): { actions
       const previews = await backend.chooseImport(folder);
       out.replaceChildren(previews ? wizard(previews) : el("span"));
     } catch (e) {
-      out.replaceChildren(errorBox(errorMessage(e)));
+      out.replaceChildren(problem(e));
     }
   };
   return {
@@ -275,7 +279,7 @@ function importResult(backend: Backend, r: ImportReport): HTMLElement {
       const q = await backend.quarantineRows(importId, 500);
       quarantined.replaceChildren(el("h3", {}, `Quarantined rows of ${name}`), table(["Line", "Reason", "Raw"], q.map((x) => [String(x.sourceLine), x.reason, x.raw.slice(0, 160) + (x.truncated || x.raw.length > 160 ? "…" : "")]), { class: "grid compact" }, [0]));
     } catch (e) {
-      quarantined.replaceChildren(errorBox(errorMessage(e)));
+      quarantined.replaceChildren(problem(e));
     }
   };
   const totals = r.files.reduce((a, f) => [a[0] + f.rowsRead, a[1] + f.rowsLoaded, a[2] + f.rowsDuplicate, a[3] + f.rowsQuarantined], [0, 0, 0, 0]);

@@ -1,12 +1,13 @@
 // Saved cohorts: the list, their members (with CSV export) and an editor for behavioural,
 // property and first-seen criteria combined with all / any.
-import { button, el, emptyState, errorBox, fmtInt, loading } from "../../components/dom";
+import { button, el, emptyState, fmtInt, loading } from "../../components/dom";
 import { personsCsv, personsTable } from "../../components/persons";
-import { errorMessage, type Backend } from "../../lib/ipc/client";
+import type { Backend } from "../../lib/ipc/client";
 import type { CohortDef, SavedCohort } from "../../lib/ipc/types";
 import { eventDatalist, filtersEditor, type Vocabulary } from "./builder";
 import type { Criterion } from "../../lib/ipc/bindings/Criterion";
 import type { PropertyFilter } from "../../lib/ipc/types";
+import { problem } from "../../lib/jobs";
 
 function describe(c: Criterion): string {
   switch (c.type) {
@@ -51,7 +52,7 @@ export async function cohortsScreen(backend: Backend, v: Vocabulary): Promise<HT
         rows.length ? personsTable(rows, "cohort-members") : emptyState("No members", "Nobody matches this cohort as of now."),
       );
     } catch (e) {
-      detail.replaceChildren(errorBox(errorMessage(e)));
+      detail.replaceChildren(problem(e));
     }
   };
 
@@ -132,7 +133,7 @@ export async function cohortsScreen(backend: Backend, v: Vocabulary): Promise<HT
         status.replaceChildren(el("div", { class: "note" }, `Saved “${name.value.trim()}”.`));
         await draw();
       } catch (e) {
-        status.replaceChildren(errorBox(errorMessage(e)));
+        status.replaceChildren(problem(e));
       }
     }, { class: "btn btn-primary", id: "save-cohort" }),
     status,

@@ -9,6 +9,7 @@ import type { CatalogEvent, Query, WorkspaceInfo } from "../../lib/ipc/types";
 import { commonFields, defaultQuery, eventDatalist, kindFields, KINDS, type Kind, type Vocabulary } from "./builder";
 import { asOfLine, render } from "./results";
 import { cohortsScreen } from "./cohorts";
+import { problem } from "../../lib/jobs";
 
 /** One query per kind, kept while the app runs so switching tabs keeps the builder. */
 const drafts = new Map<Kind, Query>();
@@ -96,7 +97,7 @@ function insightView(backend: Backend, q: Query, v: Vocabulary, savedName: strin
         }),
       );
     } catch (e) {
-      drawer.replaceChildren(errorBox(errorMessage(e)));
+      drawer.replaceChildren(problem(e));
     }
   };
 
@@ -133,7 +134,7 @@ function insightView(backend: Backend, q: Query, v: Vocabulary, savedName: strin
       result.append(el("h3", {}, "Numbers"), el("p", { class: "muted" }, "Click a number or a chart point to see the persons behind it."), out.table, debug);
       requestAnimationFrame(() => mountChart(chartHost, out.option, (cell) => void openDrill(cell)));
     } catch (e) {
-      result.replaceChildren(errorBox(errorMessage(e)));
+      result.replaceChildren(problem(e));
     }
   };
 

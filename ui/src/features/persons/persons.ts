@@ -1,10 +1,11 @@
 // Persons: search, the person page (ids, merge history with why, warnings, properties,
 // sessions) and the virtualised event timeline stepped through with the keyboard.
-import { button, el, emptyState, errorBox, fmtDuration, fmtInt, fmtTime, loading, table } from "../../components/dom";
+import { button, el, emptyState, fmtDuration, fmtInt, fmtTime, loading, table } from "../../components/dom";
 import { personsTable } from "../../components/persons";
-import { errorMessage, type Backend } from "../../lib/ipc/client";
+import type { Backend } from "../../lib/ipc/client";
 import { go, link } from "../../lib/router";
 import type { PersonDetail, TimelineEvent, TimelineSession } from "../../lib/ipc/types";
+import { problem } from "../../lib/jobs";
 
 export async function personsScreen(backend: Backend, params: URLSearchParams): Promise<HTMLElement> {
   const q = params.get("q") ?? "";
@@ -20,7 +21,7 @@ export async function personsScreen(backend: Backend, params: URLSearchParams): 
         rows.length ? personsTable(rows) : emptyState("No one matches", "Search by any distinct id, device id, user id, email or name."),
       );
     } catch (e) {
-      results.replaceChildren(errorBox(errorMessage(e)));
+      results.replaceChildren(problem(e));
     }
   };
   search.addEventListener("keydown", (e) => {
@@ -222,7 +223,7 @@ class Timeline {
         }
         props.replaceChildren(table(["Property", "Value"], Object.entries(parsed).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]), { id: "event-properties" }));
       },
-      (err) => props.replaceChildren(errorBox(errorMessage(err))),
+      (err) => props.replaceChildren(problem(err)),
     );
   }
 
@@ -262,7 +263,7 @@ export async function personScreen(backend: Backend, id: string, session: string
   try {
     d = await backend.personDetail(id);
   } catch (e) {
-    return el("div", { class: "page" }, errorBox(errorMessage(e)), el("a", { href: link(["persons"], { q: id }) }, "Search persons"));
+    return el("div", { class: "page" }, problem(e), el("a", { href: link(["persons"], { q: id }) }, "Search persons"));
   }
   const p = d.person;
   const name = p.displayName ?? p.email ?? p.personId;
@@ -289,6 +290,6 @@ export async function personScreen(backend: Backend, id: string, session: string
     el("span", { class: "muted small" }, "j/k or ↑/↓ step · n/p next/previous session · / search"),
     timing);
   const page = el("div", { class: "person-page" }, head, el("div", { class: "person-body" }, sidePanel(d, session, p.personId), el("section", { class: "person-main" }, bar, tl.root)));
-  void tl.load().then(() => tl.focus(), (e) => tl.root.replaceChildren(errorBox(errorMessage(e))));
+  void tl.load().then(() => tl.focus(), (e) => tl.root.replaceChildren(problem(e)));
   return page;
 }

@@ -1,8 +1,9 @@
 // The compliance reviewer's screen: scan, the findings (masked samples only) with filters,
 // review decisions, the verified redacted export and the audit report.
 import { button, displayTimeZone, el, emptyState, errorBox, fileName, fmtInt, fmtPct, fmtTime, loading, table } from "../../components/dom";
-import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
-import type { ExportFormat, ExportReport, FindingEvents, RedactAction, RetentionSummary, RevealLogEntry, ReviewedFinding, ReviewStatus } from "../../lib/ipc/types";
+import type { Backend } from "../../lib/ipc/client";
+import type { ExportFormat, ExportReport, FindingEvents, RedactAction, RedactionRules, RetentionSummary, RevealLogEntry, ReviewedFinding, ReviewStatus } from "../../lib/ipc/types";
+import { problem, runJob } from "../../lib/jobs";
 
 const STATUS: [ReviewStatus, string][] = [["expected", "Expected"], ["needs_redaction", "Needs redaction"], ["false_positive", "False positive"]];
 
@@ -42,7 +43,7 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
           all = all.map((x) => (x.id === f.id ? updated : x));
           draw();
         } catch (e) {
-          status.replaceChildren(errorBox(errorMessage(e)));
+          status.replaceChildren(problem(e));
           decide.value = "";
         }
       });
@@ -88,7 +89,7 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
       try {
         r = await backend.piiFindingEvents(f.id, offset, PAGE);
       } catch (e) {
-        more.replaceChildren(errorBox(errorMessage(e)));
+        more.replaceChildren(problem(e));
         return;
       }
       summary.textContent = `${fmtInt(r.total)} events hit this finding; showing ${fmtInt(offset + r.events.length)}.`;
@@ -108,7 +109,7 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
             reveal.remove();
             void loadLog();
           } catch (e) {
-            msg.replaceChildren(errorBox(errorMessage(e)));
+            msg.replaceChildren(problem(e));
           }
         }, { class: "btn btn-small pii-reveal", "data-event": String(ev.eventSeq) });
         tbody.append(el("tr", {},
@@ -134,7 +135,7 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
         ? el("p", { class: "muted" }, "No value has been revealed.")
         : table(["#", "When", "Reviewer", "Reason", "Field", "Detector", "Event"], log.map((x) => [String(x.seq), fmtTime(x.revealedAt), x.reviewer, x.reason, x.path, x.detector, x.eventUuid]), { class: "grid compact" }, [0]));
     } catch (e) {
-      logCard.replaceChildren(errorBox(errorMessage(e)));
+      logCard.replaceChildren(problem(e));
     }
   };
 
@@ -156,7 +157,7 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
         el("p", {}, `${fmtInt(r.older)} events are older than ${fmtTime(r.cutoff)}; ${fmtInt(r.kept)} are on or after it.`),
         r.byFile.length > 0 ? table(["Vendor", "File", "Older events", "First", "Last"], r.byFile.map((x) => [x.vendor, fileName(x.file), fmtInt(x.events), fmtTime(x.firstEvent), fmtTime(x.lastEvent)]), { class: "grid compact" }, [2]) : el("span"));
     } catch (e) {
-      retentionOut.replaceChildren(errorBox(errorMessage(e)));
+      retentionOut.replaceChildren(problem(e));
     }
   };
 
@@ -180,18 +181,20 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
 
   let scanJob: string | null = null;
   const scanBtn = button("Scan now", async () => {
-    scanJob = newJobId();
     scanBtn.setAttribute("disabled", "");
     const phase = el("span", {}, "Scanning every field…");
     status.replaceChildren(el("div", { class: "loading" }, el("span", { class: "spinner" }), phase, " ", button("Cancel", () => scanJob && void backend.cancelJob(scanJob))));
     try {
-      const r = await backend.piiScan(scanJob, Date.now(), (ev) => {
+      const r = await runJob("Scanning for PII", (id, on) => {
+        scanJob = id;
+        return backend.piiScan(id, Date.now(), on);
+      }, (ev) => {
         if (ev.type === "progress") phase.textContent = `Scanning: ${ev.phase} — ${fmtInt(ev.rows)} rows`;
       });
       status.replaceChildren(el("div", { class: "note" }, `Scanned ${fmtInt(r.totals.events)} events and ${fmtInt(r.totals.persons)} persons (${fmtInt(r.totals.valuesChecked)} values) in ${(r.millis / 1000).toFixed(1)} s: ${fmtInt(r.findings.length)} findings.`));
       await load();
     } catch (e) {
-      status.replaceChildren(errorBox(errorMessage(e)));
+      status.replaceChildren(problem(e));
     } finally {
       scanJob = null;
       scanBtn.removeAttribute("disabled");
@@ -221,16 +224,20 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
       exportOut.replaceChildren(errorBox("Choose the retention cut-off date, or untick “Leave out older events”."));
       return;
     }
-    const job = newJobId();
+    let job: string | null = null;
     const phase = el("span", {}, `Writing and re-scanning (${marked.length} fields)…`);
-    exportOut.replaceChildren(el("div", { class: "loading" }, el("span", { class: "spinner" }), phase, " ", button("Cancel", () => void backend.cancelJob(job))));
+    exportOut.replaceChildren(el("div", { class: "loading" }, el("span", { class: "spinner" }), phase, " ", button("Cancel", () => job && void backend.cancelJob(job))));
     try {
-      const r = await backend.piiExport({ format: null, field: marked.map((f) => ({ path: null, detector: null, finding: f.id, action: action.value as RedactAction })) }, format.value as ExportFormat, keepFrom, vendorShape.checked, job, Date.now(), (ev) => {
+      const rules: RedactionRules = { format: null, field: marked.map((f) => ({ path: null, detector: null, finding: f.id, action: action.value as RedactAction })) };
+      const r = await runJob("Writing the redacted export", (id, on) => {
+        job = id;
+        return backend.piiExport(rules, format.value as ExportFormat, keepFrom, vendorShape.checked, id, Date.now(), on);
+      }, (ev) => {
         if (ev.type === "progress") phase.textContent = `${ev.phase} — ${fmtInt(ev.rows)} rows`;
       });
       exportOut.replaceChildren(r ? exportResult(r) : el("span"));
     } catch (e) {
-      exportOut.replaceChildren(errorBox(errorMessage(e)));
+      exportOut.replaceChildren(problem(e));
     }
   }, { id: "pii-export" });
 
@@ -239,7 +246,7 @@ export async function piiScreen(backend: Backend): Promise<HTMLElement> {
       const files = await backend.piiReport(Date.now());
       if (files) status.replaceChildren(el("div", { class: "note" }, `Wrote ${files.join(", ")}`));
     } catch (e) {
-      status.replaceChildren(errorBox(errorMessage(e)));
+      status.replaceChildren(problem(e));
     }
   }, { id: "pii-report" });
 

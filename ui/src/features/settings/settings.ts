@@ -1,9 +1,10 @@
-// Model settings (identity mode, session rules, time zone, week start) and a rebuild with
-// progress and Cancel; what "now" is for insights; DuckDB's memory limit and threads; the theme.
-import { button, el, errorBox, fmtInt, setDisplayTimeZone } from "../../components/dom";
-import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
+// Model settings (identity mode, session rules, time zone, week start) and a rebuild (a job
+// under the app's job bar); what "now" is for insights; DuckDB's memory limit and threads; the theme.
+import { button, el, fmtInt, setDisplayTimeZone } from "../../components/dom";
+import type { Backend } from "../../lib/ipc/client";
 import type { NowMode, ResourceSettings } from "../../lib/ipc/types";
 import { forgetVocabulary } from "../insights/insights";
+import { problem, runJob } from "../../lib/jobs";
 
 const MODES: [string, string][] = [
   ["posthog", "PostHog (default)"],
@@ -27,8 +28,6 @@ const KEYS: Record<string, string> = {
 export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
   const [s, res, nowMode] = await Promise.all([backend.modelSettings(), backend.resourceSettings(), backend.nowSetting()]);
   const status = el("div", { id: "settings-status" });
-  const progress = el("div", { class: "progress", hidden: "" }, el("div", { class: "progress-fill" }));
-  const progressText = el("div", { class: "muted small" });
   const set = async (key: string, value: string): Promise<void> => {
     try {
       const k = KEYS[key] ?? key;
@@ -36,7 +35,7 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
       if (k === "time_zone") setDisplayTimeZone(value);
       status.replaceChildren(el("div", { class: "note" }, `Saved ${k} = ${value}. Rebuild to apply it to persons and sessions.`));
     } catch (e) {
-      status.replaceChildren(errorBox(errorMessage(e)));
+      status.replaceChildren(problem(e));
     }
   };
   const row = (label: string, control: HTMLElement, hint: string): HTMLElement =>
@@ -51,34 +50,20 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
     x.addEventListener("change", () => void set(key, x.value.trim()));
     return x;
   };
-  let jobId: string | null = null;
-  const cancel = button("Cancel", () => {
-    if (jobId) void backend.cancelJob(jobId);
-  }, { id: "cancel-rebuild", disabled: "" });
+  // The rebuild runs as a job under the app's job bar (progress and Cancel stay on screen
+  // on every page); this card reports how it ended.
   const rebuild = button("Rebuild now", async () => {
-    jobId = newJobId();
     rebuild.setAttribute("disabled", "");
-    cancel.removeAttribute("disabled");
-    progress.hidden = false;
+    status.replaceChildren(el("div", { class: "muted small" }, "Rebuilding… (progress in the bar above; other pages keep working)"));
     const started = performance.now();
     try {
-      const r = await backend.rebuildModel(jobId, (ev) => {
-        if (ev.type === "progress") {
-          const pct = ev.bytesTotal > 0 ? (100 * ev.bytesDone) / ev.bytesTotal : 0;
-          (progress.firstChild as HTMLElement).style.width = `${pct.toFixed(0)}%`;
-          progressText.textContent = `${ev.phase} — ${fmtInt(ev.rows)} rows`;
-        }
-      });
+      const r = await runJob("Rebuilding persons and sessions", (id, on) => backend.rebuildModel(id, on));
       forgetVocabulary();
       status.replaceChildren(el("div", { class: "note" }, `Rebuilt in ${((performance.now() - started) / 1000).toFixed(1)} s: ${fmtInt(r.persons)} persons (${fmtInt(r.identifiedPersons)} identified), ${fmtInt(r.sessions)} sessions, ${fmtInt(r.mergesApplied)} merges applied, ${fmtInt(r.mergesRefused)} refused.`));
     } catch (e) {
-      status.replaceChildren(errorBox(errorMessage(e)));
+      status.replaceChildren(problem(e));
     } finally {
-      jobId = null;
       rebuild.removeAttribute("disabled");
-      cancel.setAttribute("disabled", "");
-      progress.hidden = true;
-      progressText.textContent = "";
     }
   }, { class: "btn btn-primary", id: "rebuild" });
   const theme = el("select", { id: "theme" }, el("option", { value: "light" }, "Light"), el("option", { value: "dark" }, "Dark"));
@@ -103,7 +88,7 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
         showEffective(r);
         resStatus.replaceChildren(el("div", { class: "note" }, `Saved ${key} = ${x.value.trim() || "default"}.`));
       } catch (e) {
-        resStatus.replaceChildren(errorBox(errorMessage(e)));
+        resStatus.replaceChildren(problem(e));
       }
     });
     return x;
@@ -118,7 +103,7 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
       const m = await backend.setNowSetting(nowSelect.value as NowMode);
       nowStatus.replaceChildren(el("div", { class: "note" }, `Saved insights.now = ${m}.`));
     } catch (e) {
-      nowStatus.replaceChildren(errorBox(errorMessage(e)));
+      nowStatus.replaceChildren(problem(e));
     }
   });
   return el(
@@ -134,9 +119,7 @@ export async function settingsScreen(backend: Backend): Promise<HTMLElement> {
       row("Split on campaign change", sel("split_on_campaign", String(m.splitOnCampaign), [["false", "No"], ["true", "Yes"]]), "When utm source / medium / campaign changes."),
       row("Time zone", txt("time_zone", m.timeZone), "IANA name, e.g. Europe/Berlin; days and weeks use it."),
       row("Week starts on", sel("week_start", m.weekStart, [["monday", "Monday"], ["sunday", "Sunday"]]), "For weekly insights and account activity."),
-      el("div", { class: "row" }, rebuild, cancel),
-      progress,
-      progressText,
+      el("div", { class: "row" }, rebuild),
       status),
     el("section", { class: "card" },
       el("h2", {}, "Insights"),

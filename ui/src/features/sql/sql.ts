@@ -1,7 +1,8 @@
 // The SQL console: one read-only query over the workspace's tables, a results grid, CSV
 // export, and the schema beside it.
-import { button, csv, el, errorBox, fmtInt, loading, table } from "../../components/dom";
-import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
+import { button, csv, el, fmtInt, loading, table } from "../../components/dom";
+import { newJobId, type Backend } from "../../lib/ipc/client";
+import { problem } from "../../lib/jobs";
 
 const EXAMPLE = "SELECT event_name, count(*) AS events, count(DISTINCT distinct_id) AS ids\nFROM events\nGROUP BY 1\nORDER BY 2 DESC\nLIMIT 20";
 
@@ -28,7 +29,7 @@ export async function sqlScreen(backend: Backend): Promise<HTMLElement> {
         el("div", { class: "table-scroll" }, table(t.columns, t.rows.map((r) => r.map((c) => (c === null ? "NULL" : c))), { id: "sql-grid" })),
       );
     } catch (e) {
-      out.replaceChildren(errorBox(errorMessage(e)));
+      out.replaceChildren(problem(e));
     } finally {
       jobId = null;
       cancel.setAttribute("disabled", "");

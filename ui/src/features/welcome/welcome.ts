@@ -1,6 +1,7 @@
 // The welcome screen: recent workspaces, open or create one, or open the demo.
-import { button, el, errorBox, fmtTime } from "../../components/dom";
-import { errorMessage, newJobId, type Backend } from "../../lib/ipc/client";
+import { button, el, fmtTime } from "../../components/dom";
+import { newJobId, type Backend } from "../../lib/ipc/client";
+import { problem } from "../../lib/jobs";
 
 export async function welcomeScreen(backend: Backend, opened: () => void): Promise<HTMLElement> {
   const status = el("div", { id: "welcome-status" });
@@ -10,7 +11,7 @@ export async function welcomeScreen(backend: Backend, opened: () => void): Promi
       await backend.openWorkspace(path);
       opened();
     } catch (e) {
-      status.replaceChildren(errorBox(errorMessage(e)));
+      status.replaceChildren(problem(e));
     }
   };
   const recent = await backend.recentWorkspaces().catch(() => []);
@@ -24,7 +25,7 @@ export async function welcomeScreen(backend: Backend, opened: () => void): Promi
       });
       opened();
     } catch (e) {
-      status.replaceChildren(errorBox(errorMessage(e)));
+      status.replaceChildren(problem(e));
     } finally {
       demoJob = null;
     }

@@ -85,6 +85,8 @@ export interface Backend {
   resourceSettings(): Promise<ResourceSettings>;
   setResourceSetting(key: string, value: string): Promise<ResourceSettings>;
   rebuildModel(jobId: string, onEvent: (e: JobEvent) => void): Promise<RebuildReport>;
+  /** Bring a stale model up to date (incremental after imports, else a full rebuild). */
+  updateModel(jobId: string, onEvent: (e: JobEvent) => void): Promise<RebuildReport>;
 
   piiScan(jobId: string, nowMs: number, onEvent: (e: JobEvent) => void): Promise<ScanResult>;
   piiScanInfo(): Promise<ScanInfo | null>;
@@ -152,6 +154,7 @@ export const tauriBackend: Backend = {
   resourceSettings: () => invoke("resource_settings"),
   setResourceSetting: (key, value) => invoke("set_resource_setting", { key, value }),
   rebuildModel: (jobId, onEvent) => invoke("rebuild_model", { jobId, channel: channel(onEvent) }),
+  updateModel: (jobId, onEvent) => invoke("update_model", { jobId, channel: channel(onEvent) }),
 
   piiScan: (jobId, nowMs, onEvent) => invoke("pii_scan", { jobId, nowMs, channel: channel(onEvent) }),
   piiScanInfo: () => invoke("pii_scan_info"),
@@ -165,11 +168,13 @@ export const tauriBackend: Backend = {
   piiRetention: (cutoffMs) => invoke("pii_retention", { cutoffMs }),
 };
 
-/** A readable message with its code, for any rejected IPC call. */
+/** A readable message with its code (the finer reason where there is one), for any
+ *  rejected IPC call. */
 export function errorMessage(e: unknown): string {
   if (e && typeof e === "object" && "message" in e) {
     const err = e as IpcError;
-    return err.code ? `${err.message} (${err.code})` : String(err.message);
+    const code = err.reason ?? err.code;
+    return code ? `${err.message} (${code})` : String(err.message);
   }
   return String(e);
 }

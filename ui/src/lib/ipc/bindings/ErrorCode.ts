@@ -3,4 +3,4 @@
 /**
  * The small set of codes a front end may branch on.
  */
-export type ErrorCode = "io" | "database" | "cancelled" | "unreadableFile" | "unsupportedFormat" | "workspaceTooNew" | "invalidMapping" | "invalidArgument" | "invalidQuery";
+export type ErrorCode = "io" | "database" | "cancelled" | "unreadableFile" | "unsupportedFormat" | "workspaceTooNew" | "invalidMapping" | "invalidArgument" | "invalidQuery" | "staleModel" | "internal";

@@ -4,4 +4,9 @@ import type { ErrorCode } from "./ErrorCode";
 /**
  * The one error shape that crosses the IPC boundary.
  */
-export type IpcError = { code: ErrorCode, message: string, };
+export type IpcError = { code: ErrorCode, 
+/**
+ * A stable finer code, where there is one: an invalid query's (`funnel_needs_two_steps`),
+ * a stale model's (`settings_changed`).
+ */
+reason: string | null, message: string, };
