@@ -274,7 +274,19 @@ fn run(
     macro_rules! stage {
         ($name:expr, |$ctx:ident| $body:expr, |$v:ident| $outcome:expr) => {{
             let cancel = CancelToken::new();
-            let $ctx = JobCtx::new(|_| {}, cancel.clone());
+            // The job's last phase, to say where a failed stage stopped.
+            let last_phase = Arc::new(std::sync::Mutex::new(String::new()));
+            let heard = last_phase.clone();
+            let $ctx = JobCtx::new(
+                move |ev| {
+                    if let crate::jobs::JobEvent::Progress { phase, .. } = ev {
+                        if let Ok(mut p) = heard.lock() {
+                            p.clone_from(phase);
+                        }
+                    }
+                },
+                cancel.clone(),
+            );
             let watch = DiskWatch::start(dir.to_path_buf(), temp.clone(), cancel, min_free.clone());
             reset_peak_rss();
             let t = Instant::now();
@@ -287,7 +299,16 @@ fn run(
                 Err(_) if full => {
                     "stopped: the disk fell under the reserve, the job was cancelled".to_string()
                 }
-                Err(e) => format!("failed: {e}"),
+                Err(e) => {
+                    let phase = last_phase.lock().map(|p| p.clone()).unwrap_or_default();
+                    // DuckDB's advice after the first line is not the result.
+                    let first = e.to_string().lines().next().unwrap_or_default().to_string();
+                    if phase.is_empty() {
+                        format!("failed: {first}")
+                    } else {
+                        format!("failed in \"{phase}\": {first}")
+                    }
+                }
             };
             let ok = r.is_ok();
             push(ScaleStage {

@@ -188,73 +188,88 @@ pub fn assign(
          WHERE e.session_id IS NULL AND coalesce(e.anon_id, e.distinct_id) IS NOT NULL AND {device_scope}
          ORDER BY device, e.ts_utc, e.event_seq"
     ))?;
-    let rows = st.query_map(
-        duckdb::params![
-            settings.split_at_midnight,
-            settings.time_zone,
-            settings.split_on_campaign
-        ],
-        |r| {
-            Ok((
-                SplitEvent {
-                    event_seq: r.get(0)?,
-                    device: r.get(1)?,
-                    ts_us: r.get(2)?,
-                    day: r.get(3)?,
-                    campaign: r.get(4)?,
-                },
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, bool>(6)?,
-                r.get::<_, bool>(7)?,
-                r.get::<_, bool>(8)?,
-                r.get::<_, bool>(9)?,
-            ))
-        },
-    )?;
+    // Streamed chunk by chunk: a materialised result would hold every event's row in memory
+    // at once (tens of GB at 100M events), beyond DuckDB's memory limit.
+    drop(st.stream_arrow(duckdb::params![
+        settings.split_at_midnight,
+        settings.time_zone,
+        settings.split_on_campaign
+    ])?);
     let mut app = conn.appender("event_sessions")?;
     let mut base = conn.appender_to_catalog_and_db("sess_base", "temp", "main")?;
     let mut split = Splitter::new(rules);
     let mut acc: Option<Acc> = None;
-    for (n, row) in rows.enumerate() {
-        let (e, key, page, autocapture, url, user) = row?;
-        let id = split.next(&e);
-        app.append_row(duckdb::params![e.event_seq, id])?;
-        match &mut acc {
-            Some(a) if a.id == id => {
-                a.ended = e.ts_us;
-                a.events += 1;
-                a.pageviews += i64::from(page);
-                a.autocaptures += i64::from(autocapture);
-                // The session belongs to the latest identified user on it, else to whoever
-                // began it.
-                if user && key.is_some() {
-                    a.person_key = key;
+    let mut n = 0usize;
+    while let Some(chunk) = st.step()? {
+        use crate::sql::arrow_column;
+        use duckdb::arrow::array::{Array, BooleanArray, Int64Array, StringArray};
+        use duckdb::arrow::datatypes::DataType;
+        let batch = duckdb::arrow::record_batch::RecordBatch::from(&chunk);
+        let seq = arrow_column::<Int64Array>(&batch, 0, &DataType::Int64)?;
+        let device = arrow_column::<StringArray>(&batch, 1, &DataType::Utf8)?;
+        let ts = arrow_column::<Int64Array>(&batch, 2, &DataType::Int64)?;
+        let day = arrow_column::<Int64Array>(&batch, 3, &DataType::Int64)?;
+        let campaign = arrow_column::<StringArray>(&batch, 4, &DataType::Utf8)?;
+        let keys = arrow_column::<StringArray>(&batch, 5, &DataType::Utf8)?;
+        let flag = |i: usize| arrow_column::<BooleanArray>(&batch, i, &DataType::Boolean);
+        let (pages, autocaptures, urls, users) = (flag(6)?, flag(7)?, flag(8)?, flag(9)?);
+        let text = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+        let yes = |a: &BooleanArray, i: usize| !a.is_null(i) && a.value(i);
+        for i in 0..batch.num_rows() {
+            n += 1;
+            let e = SplitEvent {
+                event_seq: seq.value(i),
+                device: device.value(i).to_string(),
+                ts_us: ts.value(i),
+                day: day.value(i),
+                campaign: text(&campaign, i),
+            };
+            let (key, page, autocapture, url, user) = (
+                text(&keys, i),
+                yes(&pages, i),
+                yes(&autocaptures, i),
+                yes(&urls, i),
+                yes(&users, i),
+            );
+            let id = split.next(&e);
+            app.append_row(duckdb::params![e.event_seq, id])?;
+            match &mut acc {
+                Some(a) if a.id == id => {
+                    a.ended = e.ts_us;
+                    a.events += 1;
+                    a.pageviews += i64::from(page);
+                    a.autocaptures += i64::from(autocapture);
+                    // The session belongs to the latest identified user on it, else to whoever
+                    // began it.
+                    if user && key.is_some() {
+                        a.person_key = key;
+                    }
+                    if url {
+                        a.entry_seq = a.entry_seq.or(Some(e.event_seq));
+                        a.exit_seq = Some(e.event_seq);
+                    }
                 }
-                if url {
-                    a.entry_seq = a.entry_seq.or(Some(e.event_seq));
-                    a.exit_seq = Some(e.event_seq);
+                _ => {
+                    if let Some(a) = acc.take() {
+                        flush(&mut base, &a)?;
+                    }
+                    acc = Some(Acc {
+                        id,
+                        person_key: key,
+                        device: e.device.clone(),
+                        started: e.ts_us,
+                        ended: e.ts_us,
+                        events: 1,
+                        pageviews: i64::from(page),
+                        autocaptures: i64::from(autocapture),
+                        entry_seq: url.then_some(e.event_seq),
+                        exit_seq: url.then_some(e.event_seq),
+                        first_seq: e.event_seq,
+                    });
                 }
-            }
-            _ => {
-                if let Some(a) = acc.take() {
-                    flush(&mut base, &a)?;
-                }
-                acc = Some(Acc {
-                    id,
-                    person_key: key,
-                    device: e.device.clone(),
-                    started: e.ts_us,
-                    ended: e.ts_us,
-                    events: 1,
-                    pageviews: i64::from(page),
-                    autocaptures: i64::from(autocapture),
-                    entry_seq: url.then_some(e.event_seq),
-                    exit_seq: url.then_some(e.event_seq),
-                    first_seq: e.event_seq,
-                });
             }
         }
-        if n % 65_536 == 0 {
+        if n % 65_536 < batch.num_rows() {
             ctx.cancel.check()?;
         }
     }
