@@ -660,8 +660,7 @@ fn pass_in_transaction(
         ctx.cancel.check()?;
     }
 
-    phase("sessions");
-    sessions::assign(conn, settings, key, pass != Pass::Full, ctx)?;
+    sessions::assign(conn, settings, key, pass != Pass::Full, ctx, &|p| phase(p))?;
     lap("session assignment", &mut t);
     ctx.cancel.check()?;
     // Every event's person, for queries (a view: nothing is copied).
@@ -669,11 +668,13 @@ fn pass_in_transaction(
         "CREATE OR REPLACE VIEW event_persons AS
          SELECT e.event_seq, pm.person_id FROM events e LEFT JOIN person_map pm ON pm.distinct_id = {key}"
     ))?;
+    phase("session rows");
     conn.execute_batch(include_str!("../../sql/model_sessions.sql"))?;
     conn.execute_batch("DROP TABLE temp.sess_base")?;
     lap("session rows", &mut t);
     ctx.cancel.check()?;
 
+    phase("account groups");
     match pass {
         Pass::Full => conn.execute_batch(
             "CREATE OR REPLACE TABLE event_groups AS

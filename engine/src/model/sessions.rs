@@ -99,7 +99,7 @@ impl Splitter {
 struct Acc {
     id: String,
     person_key: Option<String>,
-    device: String,
+    device: Option<String>,
     started: i64,
     ended: i64,
     events: i64,
@@ -110,13 +110,13 @@ struct Acc {
     first_seq: i64,
 }
 
-fn flush(app: &mut duckdb::Appender<'_>, a: &Acc) -> Result<()> {
+fn flush(app: &mut duckdb::Appender<'_>, a: &Acc, source: &str) -> Result<()> {
     let ts = |us: i64| duckdb::types::Value::Timestamp(duckdb::types::TimeUnit::Microsecond, us);
     app.append_row(duckdb::params![
         a.id,
         a.person_key,
         a.device,
-        "inferred",
+        source,
         ts(a.started),
         ts(a.ended),
         a.events,
@@ -144,6 +144,7 @@ pub fn assign(
     person_key: &str,
     scoped: bool,
     ctx: &JobCtx,
+    phase: &dyn Fn(&str),
 ) -> Result<()> {
     // Whether the event has a page URL (entry and exit URLs are the first and last non-null).
     let has_url = "(sb_page(e.hot, e.page_url, e.properties) IS NOT NULL)";
@@ -157,25 +158,105 @@ pub fn assign(
     } else {
         ("TRUE".to_string(), "TRUE".to_string())
     };
+    phase("client sessions");
     conn.execute_batch(&format!(
         "CREATE OR REPLACE TEMP TABLE sess_base (session_id VARCHAR, person_key VARCHAR, device_id VARCHAR,
              source VARCHAR, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, events BIGINT, pageviews BIGINT,
              autocaptures BIGINT, entry_seq BIGINT, exit_seq BIGINT, first_seq BIGINT);
-         INSERT INTO event_sessions SELECT e.event_seq, {client_key} FROM events e WHERE e.session_id IS NOT NULL AND {client_scope};
-         INSERT INTO sess_base
-         SELECT {client_key} AS k,
-             coalesce(arg_max({person_key}, (e.ts_utc, e.event_seq)) FILTER (WHERE NOT sb_placeholder_id(e.user_id)),
-                      arg_min({person_key}, (e.ts_utc, e.event_seq))),
-             arg_min(coalesce(e.anon_id, e.distinct_id), (e.ts_utc, e.event_seq)),
-             'client', min(e.ts_utc), max(e.ts_utc), count(*),
-             count(*) FILTER (WHERE e.event_kind = 'page'),
-             count(*) FILTER (WHERE e.event_name = '$autocapture'),
-             arg_min(e.event_seq, (e.ts_utc, e.event_seq)) FILTER (WHERE {has_url}),
-             arg_max(e.event_seq, (e.ts_utc, e.event_seq)) FILTER (WHERE {has_url}),
-             arg_min(e.event_seq, (e.ts_utc, e.event_seq))
-         FROM events e WHERE e.session_id IS NOT NULL AND {client_scope} GROUP BY k;"
+         INSERT INTO event_sessions SELECT e.event_seq, {client_key} FROM events e WHERE e.session_id IS NOT NULL AND {client_scope};"
     ))?;
+    // One row per client session, aggregated while the session's events stream by in time
+    // order (a sort spills to disk; a hash aggregate of string states did not fit a memory
+    // limit at scale). The person: of the latest event with a user id, else of the first
+    // event that has a person key; the device: the first event's.
+    let mut st = conn.prepare(&format!(
+        "SELECT {client_key} AS k, coalesce(e.anon_id, e.distinct_id), e.event_seq, epoch_us(e.ts_utc),
+            {person_key}, e.event_kind = 'page', e.event_name = '$autocapture', {has_url},
+            NOT sb_placeholder_id(e.user_id)
+         FROM events e WHERE e.session_id IS NOT NULL AND {client_scope}
+         ORDER BY k, e.ts_utc, e.event_seq"
+    ))?;
+    drop(st.stream_arrow([])?);
+    {
+        let mut base = conn.appender_to_catalog_and_db("sess_base", "temp", "main")?;
+        let mut acc: Option<Acc> = None;
+        let mut first_key: Option<String> = None;
+        let mut identified_key: Option<String> = None;
+        let mut n = 0usize;
+        while let Some(chunk) = st.step()? {
+            use crate::sql::arrow_column;
+            use duckdb::arrow::array::{Array, BooleanArray, Int64Array, StringArray};
+            use duckdb::arrow::datatypes::DataType;
+            let batch = duckdb::arrow::record_batch::RecordBatch::from(&chunk);
+            let ks = arrow_column::<StringArray>(&batch, 0, &DataType::Utf8)?;
+            let devices = arrow_column::<StringArray>(&batch, 1, &DataType::Utf8)?;
+            let seqs = arrow_column::<Int64Array>(&batch, 2, &DataType::Int64)?;
+            let tss = arrow_column::<Int64Array>(&batch, 3, &DataType::Int64)?;
+            let keys = arrow_column::<StringArray>(&batch, 4, &DataType::Utf8)?;
+            let flag = |i: usize| arrow_column::<BooleanArray>(&batch, i, &DataType::Boolean);
+            let (pages, autocaptures, urls, users) = (flag(5)?, flag(6)?, flag(7)?, flag(8)?);
+            let text = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+            let yes = |a: &BooleanArray, i: usize| !a.is_null(i) && a.value(i);
+            for i in 0..batch.num_rows() {
+                n += 1;
+                let k = ks.value(i);
+                let (seq, ts) = (seqs.value(i), tss.value(i));
+                let key = text(&keys, i);
+                if acc.as_ref().is_none_or(|a| a.id != k) {
+                    if let Some(mut a) = acc.take() {
+                        a.person_key = identified_key.take().or(first_key.take());
+                        flush(&mut base, &a, "client")?;
+                    }
+                    first_key = None;
+                    identified_key = None;
+                    acc = Some(Acc {
+                        id: k.to_string(),
+                        person_key: None,
+                        device: None,
+                        started: ts,
+                        ended: ts,
+                        events: 0,
+                        pageviews: 0,
+                        autocaptures: 0,
+                        entry_seq: None,
+                        exit_seq: None,
+                        first_seq: seq,
+                    });
+                }
+                if let Some(a) = acc.as_mut() {
+                    a.ended = ts;
+                    a.events += 1;
+                    a.pageviews += i64::from(yes(&pages, i));
+                    a.autocaptures += i64::from(yes(&autocaptures, i));
+                    if a.device.is_none() {
+                        a.device = text(&devices, i);
+                    }
+                    if yes(&urls, i) {
+                        a.entry_seq = a.entry_seq.or(Some(seq));
+                        a.exit_seq = Some(seq);
+                    }
+                    if key.is_some() {
+                        if yes(&users, i) {
+                            identified_key.clone_from(&key);
+                        }
+                        if first_key.is_none() {
+                            first_key = key;
+                        }
+                    }
+                }
+            }
+            if n % 65_536 < batch.num_rows() {
+                ctx.cancel.check()?;
+            }
+        }
+        if let Some(mut a) = acc.take() {
+            a.person_key = identified_key.take().or(first_key.take());
+            flush(&mut base, &a, "client")?;
+        }
+        base.flush()?;
+    }
     ctx.cancel.check()?;
+    phase("inferred sessions");
     let rules = SplitRules::from_settings(settings);
     let mut st = conn.prepare(&format!(
         "SELECT e.event_seq, coalesce(e.anon_id, e.distinct_id) AS device, epoch_us(e.ts_utc),
@@ -251,12 +332,12 @@ pub fn assign(
                 }
                 _ => {
                     if let Some(a) = acc.take() {
-                        flush(&mut base, &a)?;
+                        flush(&mut base, &a, "inferred")?;
                     }
                     acc = Some(Acc {
                         id,
                         person_key: key,
-                        device: e.device.clone(),
+                        device: Some(e.device.clone()),
                         started: e.ts_us,
                         ended: e.ts_us,
                         events: 1,
@@ -274,7 +355,7 @@ pub fn assign(
         }
     }
     if let Some(a) = acc.take() {
-        flush(&mut base, &a)?;
+        flush(&mut base, &a, "inferred")?;
     }
     app.flush()?;
     base.flush()?;
