@@ -36,7 +36,8 @@ pub enum JobEvent {
 #[derive(Clone, Default)]
 pub struct CancelToken {
     flag: Arc<AtomicBool>,
-    interrupt: Arc<Mutex<Option<Arc<duckdb::InterruptHandle>>>>,
+    /// The connections the job runs on (a handle of a closed connection does nothing).
+    interrupt: Arc<Mutex<Vec<Arc<duckdb::InterruptHandle>>>>,
 }
 
 impl CancelToken {
@@ -44,11 +45,11 @@ impl CancelToken {
         Self::default()
     }
 
-    /// Request cancellation and interrupt the DuckDB query in flight, if any.
+    /// Request cancellation and interrupt the DuckDB queries in flight, if any.
     pub fn cancel(&self) {
         self.flag.store(true, Ordering::SeqCst);
         if let Ok(guard) = self.interrupt.lock() {
-            if let Some(h) = guard.as_ref() {
+            for h in guard.iter() {
                 h.interrupt();
             }
         }
@@ -58,10 +59,18 @@ impl CancelToken {
         self.flag.load(Ordering::SeqCst)
     }
 
-    /// Attach the connection the job runs on, so `cancel` can interrupt it.
+    /// Attach the connection the job runs on, so `cancel` can interrupt it (in place of any
+    /// attached before).
     pub fn attach(&self, handle: Arc<duckdb::InterruptHandle>) {
         if let Ok(mut guard) = self.interrupt.lock() {
-            *guard = Some(handle);
+            *guard = vec![handle];
+        }
+    }
+
+    /// Attach a further connection the job reads on, beside the one attached.
+    pub fn attach_also(&self, handle: Arc<duckdb::InterruptHandle>) {
+        if let Ok(mut guard) = self.interrupt.lock() {
+            guard.push(handle);
         }
     }
 

@@ -660,7 +660,18 @@ fn pass_in_transaction(
         ctx.cancel.check()?;
     }
 
-    sessions::assign(conn, settings, key, pass != Pass::Full, ctx, &|p| phase(p))?;
+    let reader = ws.clone_conn()?;
+    ctx.cancel.attach_also(reader.interrupt_handle());
+    sessions::assign(
+        conn,
+        settings,
+        key,
+        pass != Pass::Full,
+        &reader,
+        ctx,
+        &|p| phase(p),
+    )?;
+    drop(reader);
     lap("session assignment", &mut t);
     ctx.cancel.check()?;
     // Every event's person, for queries (a view: nothing is copied).

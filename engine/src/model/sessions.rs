@@ -143,9 +143,23 @@ pub fn assign(
     settings: &ModelSettings,
     person_key: &str,
     scoped: bool,
+    reader: &Connection,
     ctx: &JobCtx,
     phase: &dyn Fn(&str),
 ) -> Result<()> {
+    // The events stream from `reader`, a second connection, while the rows go into this
+    // pass's transaction on `conn` through appenders: a statement on `conn` would end a
+    // streaming result open on it. A scoped pass reads its scope from `conn`'s temp tables,
+    // so it reads there, materialised (it is small).
+    let src = if scoped { conn } else { reader };
+    let open = |st: &mut duckdb::Statement<'_>, params: &[&dyn duckdb::ToSql]| -> Result<()> {
+        if scoped {
+            drop(st.query_arrow(params)?);
+        } else {
+            drop(st.stream_arrow(params)?);
+        }
+        Ok(())
+    };
     // Whether the event has a page URL (entry and exit URLs are the first and last non-null).
     let has_url = "(sb_page(e.hot, e.page_url, e.properties) IS NOT NULL)";
     let client_key = CLIENT_KEY;
@@ -169,14 +183,14 @@ pub fn assign(
     // order (a sort spills to disk; a hash aggregate of string states did not fit a memory
     // limit at scale). The person: of the latest event with a user id, else of the first
     // event that has a person key; the device: the first event's.
-    let mut st = conn.prepare(&format!(
+    let mut st = src.prepare(&format!(
         "SELECT {client_key} AS k, coalesce(e.anon_id, e.distinct_id), e.event_seq, epoch_us(e.ts_utc),
             {person_key}, e.event_kind = 'page', e.event_name = '$autocapture', {has_url},
             NOT sb_placeholder_id(e.user_id)
          FROM events e WHERE e.session_id IS NOT NULL AND {client_scope}
          ORDER BY k, e.ts_utc, e.event_seq"
     ))?;
-    drop(st.stream_arrow([])?);
+    open(&mut st, &[])?;
     {
         let mut base = conn.appender_to_catalog_and_db("sess_base", "temp", "main")?;
         let mut acc: Option<Acc> = None;
@@ -258,7 +272,7 @@ pub fn assign(
     ctx.cancel.check()?;
     phase("inferred sessions");
     let rules = SplitRules::from_settings(settings);
-    let mut st = conn.prepare(&format!(
+    let mut st = src.prepare(&format!(
         "SELECT e.event_seq, coalesce(e.anon_id, e.distinct_id) AS device, epoch_us(e.ts_utc),
             CASE WHEN ? THEN CAST(timezone(?, e.ts_utc) AS DATE) - DATE '1970-01-01' ELSE 0 END,
             CASE WHEN ? THEN nullif(concat_ws('|', e.properties ->> '$.utm_source', e.properties ->> '$.utm_medium',
@@ -271,11 +285,14 @@ pub fn assign(
     ))?;
     // Streamed chunk by chunk: a materialised result would hold every event's row in memory
     // at once (tens of GB at 100M events), beyond DuckDB's memory limit.
-    drop(st.stream_arrow(duckdb::params![
-        settings.split_at_midnight,
-        settings.time_zone,
-        settings.split_on_campaign
-    ])?);
+    open(
+        &mut st,
+        duckdb::params![
+            settings.split_at_midnight,
+            settings.time_zone,
+            settings.split_on_campaign
+        ],
+    )?;
     let mut app = conn.appender("event_sessions")?;
     let mut base = conn.appender_to_catalog_and_db("sess_base", "temp", "main")?;
     let mut split = Splitter::new(rules);
