@@ -94,7 +94,7 @@ export function jobBar(): HTMLElement {
     label.textContent = running.label;
     text.textContent = running.text;
     track.classList.toggle("indeterminate", running.pct === null);
-    fill.style.width = running.pct === null ? "100%" : `${running.pct.toFixed(0)}%`;
+    fill.style.width = running.pct === null ? "" : `${running.pct.toFixed(0)}%`;
   };
   listeners.add(draw);
   draw();
