@@ -134,6 +134,44 @@ fn remove_workspace(p: &Path) {
     let _ = std::fs::remove_file(wal);
 }
 
+/// Bytes a workspace file and its write-ahead log take on disk.
+fn workspace_bytes(p: &Path) -> u64 {
+    let mut wal = p.as_os_str().to_owned();
+    wal.push(".wal");
+    [p.to_path_buf(), wal.into()]
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Free bytes on the file system holding `dir` (from `df`), when it can be read.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let out = std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().nth(1)?;
+    let kb: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Refuse to start a bench of `events` events in `dir` when the disk has less than `need`
+/// bytes free (`what` says what they hold).
+fn ensure_free(dir: &Path, events: usize, need: u64, what: &str) -> Result<()> {
+    match free_bytes(dir) {
+        Some(free) if free < need => Err(EngineError::InvalidArgument(format!(
+            "{} has {:.1} GB free; {events} events need about {:.1} GB ({what})",
+            dir.display(),
+            free as f64 / 1e9,
+            need as f64 / 1e9
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Write `events` generated events in `format` to `file` with no duplicates and no malformed
 /// records (the benches time clean data), leaving no ground-truth file beside it.
 fn write_clean(format: GenFormat, file: &Path, events: usize, seed: u64) -> Result<()> {

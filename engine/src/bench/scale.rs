@@ -74,7 +74,6 @@ fn disk_bytes(p: &Path) -> u64 {
 struct DiskWatch {
     stop: Arc<AtomicBool>,
     peak_temp: Arc<AtomicU64>,
-    min_free: Arc<AtomicU64>,
     full: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
@@ -84,16 +83,11 @@ impl DiskWatch {
         let stop = Arc::new(AtomicBool::new(false));
         let peak_temp = Arc::new(AtomicU64::new(0));
         let full = Arc::new(AtomicBool::new(false));
-        let (s, p, m, f) = (
-            stop.clone(),
-            peak_temp.clone(),
-            min_free.clone(),
-            full.clone(),
-        );
+        let (s, p, m, f) = (stop.clone(), peak_temp.clone(), min_free, full.clone());
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 p.fetch_max(disk_bytes(&temp), Ordering::SeqCst);
-                if let Some(free) = super::targets::free_bytes(&dir) {
+                if let Some(free) = super::free_bytes(&dir) {
                     m.fetch_min(free, Ordering::SeqCst);
                     if free < FREE_RESERVE && !f.swap(true, Ordering::SeqCst) {
                         cancel.cancel();
@@ -105,7 +99,6 @@ impl DiskWatch {
         DiskWatch {
             stop,
             peak_temp,
-            min_free,
             full,
             handle: Some(handle),
         }
@@ -117,7 +110,6 @@ impl DiskWatch {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-        let _ = &self.min_free;
         (
             self.peak_temp.load(Ordering::SeqCst),
             self.full.load(Ordering::SeqCst),
@@ -184,17 +176,12 @@ pub fn bench_scale(
     on_stage: &dyn Fn(&ScaleStage),
 ) -> Result<ScaleBench> {
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
-    let need = events as u64 * PLANNED_BYTES_PER_EVENT + FREE_RESERVE;
-    let free = super::targets::free_bytes(dir).unwrap_or(u64::MAX);
-    if free < need {
-        return Err(EngineError::InvalidArgument(format!(
-            "{} has {:.1} GB free; {events} events need about {:.1} GB (gzip export, workspace \
-             and spill)",
-            dir.display(),
-            free as f64 / 1e9,
-            need as f64 / 1e9
-        )));
-    }
+    super::ensure_free(
+        dir,
+        events,
+        events as u64 * PLANNED_BYTES_PER_EVENT + FREE_RESERVE,
+        "gzip export, workspace and spill",
+    )?;
     let ws_path = dir.join("scale.duckdb");
     let mut parts: Vec<PathBuf> = Vec::new();
     let result = run(
@@ -230,18 +217,21 @@ fn run(
     parts: &mut Vec<PathBuf>,
     on_stage: &dyn Fn(&ScaleStage),
 ) -> Result<ScaleBench> {
-    let min_free = Arc::new(AtomicU64::new(u64::MAX));
-    let mut stages: Vec<ScaleStage> = Vec::new();
-    let mut push = |s: ScaleStage| {
-        on_stage(&s);
-        stages.push(s);
+    let mut stages = Stages {
+        dir: dir.to_path_buf(),
+        temp: temp_dir_of(ws_path),
+        min_free: Arc::new(AtomicU64::new(u64::MAX)),
+        rows: Vec::new(),
+        total: 0.0,
+        completed: true,
+        on_stage,
     };
 
     reset_peak_rss();
     let t = Instant::now();
     *parts = generate_parts(dir, events, part)?;
     let gzip_bytes: u64 = parts.iter().map(|p| disk_bytes(p)).sum();
-    push(ScaleStage {
+    stages.push(ScaleStage {
         stage: format!("generate {events} PostHog events, gzip JSON lines"),
         secs: t.elapsed().as_secs_f64(),
         peak_rss_mb: peak_rss_mb(),
@@ -260,86 +250,32 @@ fn run(
         crate::resources::MEMORY_KEY,
         &memory_limit_mb.to_string(),
     )?;
-    let temp: PathBuf = ws
+    if let Ok(t) = ws
         .conn()
         .query_row("SELECT current_setting('temp_directory')", [], |r| {
             r.get::<_, String>(0)
         })
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| temp_dir_of(ws_path));
-
-    // One stage under the disk watch; Ok(None) when the disk ran short and it was cancelled.
-    let mut total = 0.0;
-    let mut completed = true;
-    macro_rules! stage {
-        ($name:expr, |$ctx:ident| $body:expr, |$v:ident| $outcome:expr) => {{
-            let cancel = CancelToken::new();
-            // The job's last phase, to say where a failed stage stopped.
-            let last_phase = Arc::new(std::sync::Mutex::new(String::new()));
-            let heard = last_phase.clone();
-            let $ctx = JobCtx::new(
-                move |ev| {
-                    if let crate::jobs::JobEvent::Progress { phase, .. } = ev {
-                        if let Ok(mut p) = heard.lock() {
-                            p.clone_from(phase);
-                        }
-                    }
-                },
-                cancel.clone(),
-            );
-            let watch = DiskWatch::start(dir.to_path_buf(), temp.clone(), cancel, min_free.clone());
-            reset_peak_rss();
-            let t = Instant::now();
-            let r = $body;
-            let secs = t.elapsed().as_secs_f64();
-            let (peak_temp, full) = watch.finish();
-            total += secs;
-            let outcome = match &r {
-                Ok($v) => $outcome,
-                Err(_) if full => {
-                    "stopped: the disk fell under the reserve, the job was cancelled".to_string()
-                }
-                Err(e) => {
-                    let phase = last_phase.lock().map(|p| p.clone()).unwrap_or_default();
-                    // DuckDB's advice after the first line is not the result.
-                    let first = e.to_string().lines().next().unwrap_or_default().to_string();
-                    if phase.is_empty() {
-                        format!("failed: {first}")
-                    } else {
-                        format!("failed in \"{phase}\": {first}")
-                    }
-                }
-            };
-            let ok = r.is_ok();
-            push(ScaleStage {
-                stage: $name,
-                secs,
-                peak_rss_mb: peak_rss_mb(),
-                peak_temp_mb: peak_temp as f64 / 1048576.0,
-                outcome,
-            });
-            if !ok {
-                completed = false;
-            }
-            r.ok()
-        }};
+    {
+        stages.temp = PathBuf::from(t);
     }
 
-    let imported = stage!(
-        format!("import ({} MB DuckDB memory limit)", memory_limit_mb),
-        |ctx| import_paths(&ws, parts, &ImportOptions::default(), &ctx).and_then(|r| {
-            if r.cancelled {
-                Err(EngineError::Cancelled)
-            } else {
-                Ok(r)
-            }
-        }),
+    let imported = stages.run(
+        format!("import ({memory_limit_mb} MB DuckDB memory limit)"),
+        |ctx| {
+            import_paths(&ws, parts, &ImportOptions::default(), ctx).and_then(|r| {
+                if r.cancelled {
+                    Err(EngineError::Cancelled)
+                } else {
+                    Ok(r)
+                }
+            })
+        },
         |r| {
             let (read, loaded, duplicates, quarantined) = r.totals();
             format!(
                 "{read} read: {loaded} loaded, {duplicates} duplicates, {quarantined} quarantined"
             )
-        }
+        },
     );
     // The export has been read: free its disk for the model's spill.
     for f in parts.iter() {
@@ -347,63 +283,131 @@ fn run(
     }
     let mut persons = 0;
     if imported.is_some() {
-        let modelled = stage!(
+        let modelled = stages.run(
             "model, full build".to_string(),
-            |ctx| crate::model::refresh(&ws, &ctx),
-            |r| format!("{} persons, {} sessions", r.persons, r.sessions)
+            |ctx| crate::model::refresh(&ws, ctx),
+            |r| format!("{} persons, {} sessions", r.persons, r.sessions),
         );
         if modelled.is_some() {
-            let span = bench_span(&ws);
-            if let Ok(BenchSpan {
+            let BenchSpan {
                 now,
                 persons: p,
                 funnel,
                 retention,
                 ..
-            }) = span
-            {
-                persons = p;
-                stage!(
-                    "4-step funnel, 14-day window".to_string(),
-                    |ctx| {
-                        ctx.cancel.check()?;
-                        crate::insights::run(&ws, &funnel, now)
-                    },
-                    |r| match r {
-                        crate::insights::InsightResult::Funnel(f) =>
-                            format!("{} persons enter", f.steps.first().map_or(0, |s| s.count)),
-                        _ => String::new(),
+            } = bench_span(&ws)?;
+            persons = p;
+            stages.run(
+                "4-step funnel, 14-day window".to_string(),
+                |_| crate::insights::run(&ws, &funnel, now),
+                |r| match r {
+                    crate::insights::InsightResult::Funnel(f) => {
+                        format!("{} persons enter", f.steps.first().map_or(0, |s| s.count))
                     }
-                );
-                stage!(
-                    "weekly retention, 12 periods".to_string(),
-                    |ctx| {
-                        ctx.cancel.check()?;
-                        crate::insights::run(&ws, &retention, now)
-                    },
-                    |_r| "answered".to_string()
-                );
-            } else {
-                completed = false;
-            }
+                    _ => String::new(),
+                },
+            );
+            stages.run(
+                "weekly retention, 12 periods".to_string(),
+                |_| crate::insights::run(&ws, &retention, now),
+                |_| "answered".to_string(),
+            );
         }
     }
     drop(ws);
-    let workspace_bytes = disk_bytes(ws_path) + {
-        let mut wal = ws_path.as_os_str().to_owned();
-        wal.push(".wal");
-        disk_bytes(Path::new(&wal))
-    };
+    let workspace_bytes = super::workspace_bytes(ws_path);
     Ok(ScaleBench {
         events: events as u64,
         parts: parts.len(),
         memory_limit_mb,
         gzip_bytes,
         persons,
-        stages,
-        total_secs: total,
+        total_secs: stages.total,
         workspace_bytes,
-        min_free_bytes: min_free.load(Ordering::SeqCst),
-        completed,
+        min_free_bytes: stages.min_free.load(Ordering::SeqCst),
+        completed: stages.completed,
+        stages: stages.rows,
     })
+}
+
+/// The stages of a run as they end: each timed with its own peak memory, under a
+/// [`DiskWatch`], its outcome (or where it failed) reported to `on_stage`.
+struct Stages<'a> {
+    dir: PathBuf,
+    /// DuckDB's spill folder.
+    temp: PathBuf,
+    min_free: Arc<AtomicU64>,
+    rows: Vec<ScaleStage>,
+    /// Seconds of the stages after generation.
+    total: f64,
+    completed: bool,
+    on_stage: &'a dyn Fn(&ScaleStage),
+}
+
+impl Stages<'_> {
+    fn push(&mut self, s: ScaleStage) {
+        (self.on_stage)(&s);
+        self.rows.push(s);
+    }
+
+    /// Run one stage as a job; its value, or None when it failed (the row says how, and in
+    /// which phase of the job).
+    fn run<T>(
+        &mut self,
+        name: String,
+        body: impl FnOnce(&JobCtx) -> Result<T>,
+        outcome: impl FnOnce(&T) -> String,
+    ) -> Option<T> {
+        let cancel = CancelToken::new();
+        // The job's last phase, to say where a failed stage stopped.
+        let last_phase = Arc::new(std::sync::Mutex::new(String::new()));
+        let heard = last_phase.clone();
+        let ctx = JobCtx::new(
+            move |ev| {
+                if let crate::jobs::JobEvent::Progress { phase, .. } = ev {
+                    if let Ok(mut p) = heard.lock() {
+                        p.clone_from(phase);
+                    }
+                }
+            },
+            cancel.clone(),
+        );
+        let watch = DiskWatch::start(
+            self.dir.clone(),
+            self.temp.clone(),
+            cancel,
+            self.min_free.clone(),
+        );
+        reset_peak_rss();
+        let t = Instant::now();
+        let r = body(&ctx);
+        let secs = t.elapsed().as_secs_f64();
+        let (peak_temp, full) = watch.finish();
+        self.total += secs;
+        let outcome = match &r {
+            Ok(v) => outcome(v),
+            Err(_) if full => {
+                "stopped: the disk fell under the reserve, the job was cancelled".to_string()
+            }
+            Err(e) => {
+                let phase = last_phase.lock().map(|p| p.clone()).unwrap_or_default();
+                // DuckDB's advice after the first line is not the result.
+                let first = e.to_string().lines().next().unwrap_or_default().to_string();
+                if phase.is_empty() {
+                    format!("failed: {first}")
+                } else {
+                    format!("failed in \"{phase}\": {first}")
+                }
+            }
+        };
+        self.push(ScaleStage {
+            stage: name,
+            secs,
+            peak_rss_mb: peak_rss_mb(),
+            peak_temp_mb: peak_temp as f64 / 1_048_576.0,
+            outcome,
+        });
+        self.completed &= r.is_ok();
+        r.ok()
+    }
 }

@@ -9,8 +9,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{
-    bench_import, bench_span, duckdb_read_json_auto, duckdb_read_posthog_typed, peak_rss_mb,
-    remove_workspace, reset_peak_rss, write_clean, BenchSpan,
+    bench_import, bench_span, duckdb_read_json_auto, duckdb_read_posthog_typed, ensure_free,
+    peak_rss_mb, remove_workspace, reset_peak_rss, workspace_bytes, write_clean, BenchSpan,
 };
 use crate::generate::GenFormat;
 use crate::ingest::{import_paths, ImportOptions};
@@ -78,29 +78,6 @@ impl Table {
     }
 }
 
-fn file_size(p: &Path) -> u64 {
-    let mut wal = p.as_os_str().to_owned();
-    wal.push(".wal");
-    [p.to_path_buf(), wal.into()]
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum()
-}
-
-/// Free bytes on the file system holding `dir` (statvfs), when it can be read.
-pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
-    let out = std::process::Command::new("df")
-        .arg("-Pk")
-        .arg(dir)
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().nth(1)?;
-    let kb: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// DuckDB's own reader on the file, in a database of its own: `read_json` with everything
 /// inferred (see [`duckdb_read_json_auto`]), then told the columns. Returns (auto seconds,
 /// typed seconds, peak memory of the auto read in MB).
@@ -130,17 +107,12 @@ pub fn bench_targets(
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     // About 580 bytes of JSON per event, and about as much again for the workspace and
     // DuckDB's table: refuse to start when the disk cannot hold that.
-    let need = events as u64 * 1_600;
-    if let Some(free) = free_bytes(dir) {
-        if free < need {
-            return Err(EngineError::InvalidArgument(format!(
-                "{} has {:.1} GB free; {events} events need about {:.1} GB",
-                dir.display(),
-                free as f64 / 1e9,
-                need as f64 / 1e9
-            )));
-        }
-    }
+    ensure_free(
+        dir,
+        events,
+        events as u64 * 1_600,
+        "the export, the workspace and DuckDB's table",
+    )?;
     let mut table = Table(Vec::new());
     let file = dir.join("targets-posthog.jsonl");
     write_clean(GenFormat::PostHog, &file, events, 1000)?;
@@ -355,7 +327,7 @@ pub fn bench_targets(
         );
     }
     drop(ws);
-    let ws_bytes = file_size(&ws_path);
+    let ws_bytes = workspace_bytes(&ws_path);
     table.row(
         "workspace size".into(),
         format!("{:.2} GB", ws_bytes as f64 / 1e9),

@@ -286,14 +286,7 @@ fn settings_json(settings: &ModelSettings) -> Result<String> {
 
 /// Whether the derived tables are missing or were built from other data, settings or code.
 pub fn is_stale(ws: &Workspace) -> Result<bool> {
-    let settings = settings_json(&ModelSettings::load(ws)?)?;
-    let fresh: i64 = ws.conn().query_row(
-        "SELECT count(*) FROM model_state WHERE derivation_version = ? AND settings::VARCHAR = ?::JSON::VARCHAR
-           AND events_seen = (SELECT count(*) FROM events) AND links_seen = (SELECT count(*) FROM identity_links)",
-        duckdb::params![DERIVATION_VERSION, settings],
-        |r| r.get(0),
-    )?;
-    Ok(fresh == 0)
+    Ok(staleness(ws)?.is_some())
 }
 
 /// Why the derived tables do not match the workspace, as [`staleness`] finds it.
@@ -338,12 +331,10 @@ impl Staleness {
     }
 }
 
-/// Why the model is stale, or None when it is fresh ([`is_stale`] with the reason). A
-/// workspace without events counts as fresh once its (empty) model exists.
+/// Why the model is stale, or None when it is fresh: the derived tables were built by this
+/// derivation, under the current settings, from exactly the events and links there are (one
+/// read of `model_state`; the app asks before every query).
 pub fn staleness(ws: &Workspace) -> Result<Option<Staleness>> {
-    if !is_stale(ws)? {
-        return Ok(None);
-    }
     let settings = settings_json(&ModelSettings::load(ws)?)?;
     let state: Option<(i64, bool, bool)> = ws
         .conn()
@@ -360,12 +351,13 @@ pub fn staleness(ws: &Workspace) -> Result<Option<Staleness>> {
             duckdb::Error::QueryReturnedNoRows => Ok(None),
             e => Err(e),
         })?;
-    Ok(Some(match state {
-        None => Staleness::NeverBuilt,
-        Some((v, _, _)) if v != DERIVATION_VERSION as i64 => Staleness::OtherVersion,
-        Some((_, false, _)) => Staleness::SettingsChanged,
-        Some(_) => Staleness::NewImports,
-    }))
+    Ok(match state {
+        None => Some(Staleness::NeverBuilt),
+        Some((v, _, _)) if v != i64::from(DERIVATION_VERSION) => Some(Staleness::OtherVersion),
+        Some((_, false, _)) => Some(Staleness::SettingsChanged),
+        Some((_, _, false)) => Some(Staleness::NewImports),
+        Some(_) => None,
+    })
 }
 
 fn capitalised(s: &str) -> String {

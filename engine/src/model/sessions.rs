@@ -5,10 +5,14 @@
 //! the timeout, when the session would last strictly longer than the maximum, and, if
 //! enabled, at local midnight or when the campaign changes.
 
+use duckdb::arrow::array::{Array, BooleanArray, Int64Array, StringArray};
+use duckdb::arrow::datatypes::DataType;
+use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::Connection;
 
 use super::ModelSettings;
 use crate::jobs::JobCtx;
+use crate::sql::arrow_column;
 use crate::Result;
 
 /// One event as the splitter sees it.
@@ -110,6 +114,38 @@ struct Acc {
     first_seq: i64,
 }
 
+impl Acc {
+    /// A session that begins with the event at `ts` (µs) numbered `seq`; [`Acc::add`] counts
+    /// that event too.
+    fn new(id: String, device: Option<String>, ts: i64, seq: i64) -> Self {
+        Acc {
+            id,
+            person_key: None,
+            device,
+            started: ts,
+            ended: ts,
+            events: 0,
+            pageviews: 0,
+            autocaptures: 0,
+            entry_seq: None,
+            exit_seq: None,
+            first_seq: seq,
+        }
+    }
+
+    /// Count event `i` of a batch (events come in time order).
+    fn add(&mut self, ts: i64, seq: i64, t: &Tail, i: usize) {
+        self.ended = ts;
+        self.events += 1;
+        self.pageviews += i64::from(yes(&t.pages, i));
+        self.autocaptures += i64::from(yes(&t.autocaptures, i));
+        if yes(&t.urls, i) {
+            self.entry_seq = self.entry_seq.or(Some(seq));
+            self.exit_seq = Some(seq);
+        }
+    }
+}
+
 fn flush(app: &mut duckdb::Appender<'_>, a: &Acc, source: &str) -> Result<()> {
     let ts = |us: i64| duckdb::types::Value::Timestamp(duckdb::types::TimeUnit::Microsecond, us);
     app.append_row(duckdb::params![
@@ -152,16 +188,13 @@ pub fn assign(
     // streaming result open on it. A scoped pass reads its scope from `conn`'s temp tables,
     // so it reads there, materialised (it is small).
     let src = if scoped { conn } else { reader };
-    let open = |st: &mut duckdb::Statement<'_>, params: &[&dyn duckdb::ToSql]| -> Result<()> {
-        if scoped {
-            drop(st.query_arrow(params)?);
-        } else {
-            drop(st.stream_arrow(params)?);
-        }
-        Ok(())
-    };
     // Whether the event has a page URL (entry and exit URLs are the first and last non-null).
     let has_url = "(sb_page(e.hot, e.page_url, e.properties) IS NOT NULL)";
+    // The columns both session queries end with (see [`Tail`]).
+    let tail = format!(
+        "{person_key}, e.event_kind = 'page', e.event_name = '$autocapture', {has_url},
+         NOT sb_placeholder_id(e.user_id)"
+    );
     let client_key = CLIENT_KEY;
     let (client_scope, device_scope) = if scoped {
         (
@@ -184,85 +217,51 @@ pub fn assign(
     // limit at scale). The person: of the latest event with a user id, else of the first
     // event that has a person key; the device: the first event's.
     let mut st = src.prepare(&format!(
-        "SELECT {client_key} AS k, coalesce(e.anon_id, e.distinct_id), e.event_seq, epoch_us(e.ts_utc),
-            {person_key}, e.event_kind = 'page', e.event_name = '$autocapture', {has_url},
-            NOT sb_placeholder_id(e.user_id)
+        "SELECT {client_key} AS k, coalesce(e.anon_id, e.distinct_id), e.event_seq, epoch_us(e.ts_utc), {tail}
          FROM events e WHERE e.session_id IS NOT NULL AND {client_scope}
          ORDER BY k, e.ts_utc, e.event_seq"
     ))?;
-    open(&mut st, &[])?;
     {
         let mut base = conn.appender_to_catalog_and_db("sess_base", "temp", "main")?;
         let mut acc: Option<Acc> = None;
         let mut first_key: Option<String> = None;
         let mut identified_key: Option<String> = None;
-        let mut n = 0usize;
-        while let Some(chunk) = st.step()? {
-            use crate::sql::arrow_column;
-            use duckdb::arrow::array::{Array, BooleanArray, Int64Array, StringArray};
-            use duckdb::arrow::datatypes::DataType;
-            let batch = duckdb::arrow::record_batch::RecordBatch::from(&chunk);
-            let ks = arrow_column::<StringArray>(&batch, 0, &DataType::Utf8)?;
-            let devices = arrow_column::<StringArray>(&batch, 1, &DataType::Utf8)?;
-            let seqs = arrow_column::<Int64Array>(&batch, 2, &DataType::Int64)?;
-            let tss = arrow_column::<Int64Array>(&batch, 3, &DataType::Int64)?;
-            let keys = arrow_column::<StringArray>(&batch, 4, &DataType::Utf8)?;
-            let flag = |i: usize| arrow_column::<BooleanArray>(&batch, i, &DataType::Boolean);
-            let (pages, autocaptures, urls, users) = (flag(5)?, flag(6)?, flag(7)?, flag(8)?);
-            let text = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
-            let yes = |a: &BooleanArray, i: usize| !a.is_null(i) && a.value(i);
+        each_batch(&mut st, &[], scoped, ctx, |batch| {
+            let ks = arrow_column::<StringArray>(batch, 0, &DataType::Utf8)?;
+            let devices = arrow_column::<StringArray>(batch, 1, &DataType::Utf8)?;
+            let seqs = arrow_column::<Int64Array>(batch, 2, &DataType::Int64)?;
+            let tss = arrow_column::<Int64Array>(batch, 3, &DataType::Int64)?;
+            let t = Tail::read(batch, 4)?;
             for i in 0..batch.num_rows() {
-                n += 1;
                 let k = ks.value(i);
                 let (seq, ts) = (seqs.value(i), tss.value(i));
-                let key = text(&keys, i);
-                if acc.as_ref().is_none_or(|a| a.id != k) {
-                    if let Some(mut a) = acc.take() {
-                        a.person_key = identified_key.take().or(first_key.take());
-                        flush(&mut base, &a, "client")?;
+                let a = match &mut acc {
+                    Some(a) if a.id == k => a,
+                    _ => {
+                        if let Some(mut a) = acc.take() {
+                            a.person_key = identified_key.take().or(first_key.take());
+                            flush(&mut base, &a, "client")?;
+                        }
+                        first_key = None;
+                        identified_key = None;
+                        acc.insert(Acc::new(k.to_string(), None, ts, seq))
                     }
-                    first_key = None;
-                    identified_key = None;
-                    acc = Some(Acc {
-                        id: k.to_string(),
-                        person_key: None,
-                        device: None,
-                        started: ts,
-                        ended: ts,
-                        events: 0,
-                        pageviews: 0,
-                        autocaptures: 0,
-                        entry_seq: None,
-                        exit_seq: None,
-                        first_seq: seq,
-                    });
+                };
+                a.add(ts, seq, &t, i);
+                if a.device.is_none() && !devices.is_null(i) {
+                    a.device = Some(devices.value(i).to_string());
                 }
-                if let Some(a) = acc.as_mut() {
-                    a.ended = ts;
-                    a.events += 1;
-                    a.pageviews += i64::from(yes(&pages, i));
-                    a.autocaptures += i64::from(yes(&autocaptures, i));
-                    if a.device.is_none() {
-                        a.device = text(&devices, i);
+                if let Some(key) = t.key(i) {
+                    if t.user(i) && identified_key.as_deref() != Some(key) {
+                        identified_key = Some(key.to_string());
                     }
-                    if yes(&urls, i) {
-                        a.entry_seq = a.entry_seq.or(Some(seq));
-                        a.exit_seq = Some(seq);
-                    }
-                    if key.is_some() {
-                        if yes(&users, i) {
-                            identified_key.clone_from(&key);
-                        }
-                        if first_key.is_none() {
-                            first_key = key;
-                        }
+                    if first_key.is_none() {
+                        first_key = Some(key.to_string());
                     }
                 }
             }
-            if n % 65_536 < batch.num_rows() {
-                ctx.cancel.check()?;
-            }
-        }
+            Ok(())
+        })?;
         if let Some(mut a) = acc.take() {
             a.person_key = identified_key.take().or(first_key.take());
             flush(&mut base, &a, "client")?;
@@ -277,104 +276,130 @@ pub fn assign(
             CASE WHEN ? THEN CAST(timezone(?, e.ts_utc) AS DATE) - DATE '1970-01-01' ELSE 0 END,
             CASE WHEN ? THEN nullif(concat_ws('|', e.properties ->> '$.utm_source', e.properties ->> '$.utm_medium',
                 e.properties ->> '$.utm_campaign', e.properties ->> '$.gclid'), '') END,
-            {person_key}, e.event_kind = 'page', e.event_name = '$autocapture', {has_url},
-            NOT sb_placeholder_id(e.user_id)
+            {tail}
          FROM events e
          WHERE e.session_id IS NULL AND coalesce(e.anon_id, e.distinct_id) IS NOT NULL AND {device_scope}
          ORDER BY device, e.ts_utc, e.event_seq"
     ))?;
-    // Streamed chunk by chunk: a materialised result would hold every event's row in memory
-    // at once (tens of GB at 100M events), beyond DuckDB's memory limit.
-    open(
-        &mut st,
-        duckdb::params![
-            settings.split_at_midnight,
-            settings.time_zone,
-            settings.split_on_campaign
-        ],
-    )?;
     let mut app = conn.appender("event_sessions")?;
     let mut base = conn.appender_to_catalog_and_db("sess_base", "temp", "main")?;
     let mut split = Splitter::new(rules);
     let mut acc: Option<Acc> = None;
-    let mut n = 0usize;
-    while let Some(chunk) = st.step()? {
-        use crate::sql::arrow_column;
-        use duckdb::arrow::array::{Array, BooleanArray, Int64Array, StringArray};
-        use duckdb::arrow::datatypes::DataType;
-        let batch = duckdb::arrow::record_batch::RecordBatch::from(&chunk);
-        let seq = arrow_column::<Int64Array>(&batch, 0, &DataType::Int64)?;
-        let device = arrow_column::<StringArray>(&batch, 1, &DataType::Utf8)?;
-        let ts = arrow_column::<Int64Array>(&batch, 2, &DataType::Int64)?;
-        let day = arrow_column::<Int64Array>(&batch, 3, &DataType::Int64)?;
-        let campaign = arrow_column::<StringArray>(&batch, 4, &DataType::Utf8)?;
-        let keys = arrow_column::<StringArray>(&batch, 5, &DataType::Utf8)?;
-        let flag = |i: usize| arrow_column::<BooleanArray>(&batch, i, &DataType::Boolean);
-        let (pages, autocaptures, urls, users) = (flag(6)?, flag(7)?, flag(8)?, flag(9)?);
-        let text = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
-        let yes = |a: &BooleanArray, i: usize| !a.is_null(i) && a.value(i);
+    let params = duckdb::params![
+        settings.split_at_midnight,
+        settings.time_zone,
+        settings.split_on_campaign
+    ];
+    each_batch(&mut st, params, scoped, ctx, |batch| {
+        let seq = arrow_column::<Int64Array>(batch, 0, &DataType::Int64)?;
+        let device = arrow_column::<StringArray>(batch, 1, &DataType::Utf8)?;
+        let ts = arrow_column::<Int64Array>(batch, 2, &DataType::Int64)?;
+        let day = arrow_column::<Int64Array>(batch, 3, &DataType::Int64)?;
+        let campaign = arrow_column::<StringArray>(batch, 4, &DataType::Utf8)?;
+        let t = Tail::read(batch, 5)?;
         for i in 0..batch.num_rows() {
-            n += 1;
             let e = SplitEvent {
                 event_seq: seq.value(i),
                 device: device.value(i).to_string(),
                 ts_us: ts.value(i),
                 day: day.value(i),
-                campaign: text(&campaign, i),
+                campaign: (!campaign.is_null(i)).then(|| campaign.value(i).to_string()),
             };
-            let (key, page, autocapture, url, user) = (
-                text(&keys, i),
-                yes(&pages, i),
-                yes(&autocaptures, i),
-                yes(&urls, i),
-                yes(&users, i),
-            );
             let id = split.next(&e);
             app.append_row(duckdb::params![e.event_seq, id])?;
-            match &mut acc {
+            let a = match &mut acc {
                 Some(a) if a.id == id => {
-                    a.ended = e.ts_us;
-                    a.events += 1;
-                    a.pageviews += i64::from(page);
-                    a.autocaptures += i64::from(autocapture);
-                    // The session belongs to the latest identified user on it, else to whoever
-                    // began it.
-                    if user && key.is_some() {
-                        a.person_key = key;
+                    // The session belongs to the latest identified user on it, else to
+                    // whoever began it.
+                    if t.user(i) {
+                        if let Some(key) = t.key(i) {
+                            a.person_key = Some(key.to_string());
+                        }
                     }
-                    if url {
-                        a.entry_seq = a.entry_seq.or(Some(e.event_seq));
-                        a.exit_seq = Some(e.event_seq);
-                    }
+                    a
                 }
                 _ => {
                     if let Some(a) = acc.take() {
                         flush(&mut base, &a, "inferred")?;
                     }
-                    acc = Some(Acc {
-                        id,
-                        person_key: key,
-                        device: Some(e.device.clone()),
-                        started: e.ts_us,
-                        ended: e.ts_us,
-                        events: 1,
-                        pageviews: i64::from(page),
-                        autocaptures: i64::from(autocapture),
-                        entry_seq: url.then_some(e.event_seq),
-                        exit_seq: url.then_some(e.event_seq),
-                        first_seq: e.event_seq,
-                    });
+                    let mut a = Acc::new(id, Some(e.device), e.ts_us, e.event_seq);
+                    a.person_key = t.key(i).map(str::to_string);
+                    acc.insert(a)
                 }
-            }
+            };
+            a.add(e.ts_us, e.event_seq, &t, i);
         }
-        if n % 65_536 < batch.num_rows() {
-            ctx.cancel.check()?;
-        }
-    }
+        Ok(())
+    })?;
     if let Some(a) = acc.take() {
         flush(&mut base, &a, "inferred")?;
     }
     app.flush()?;
     base.flush()?;
     Ok(())
+}
+
+/// Run `st` with `params` and hand its result to `f` one Arrow batch at a time, checking
+/// for cancel about every 64k rows. Streamed (DuckDB produces chunks as they are asked
+/// for: a materialised result would hold every event in memory at once, tens of GB at 100M
+/// events) unless `materialise`, for a statement on the connection the caller writes on.
+fn each_batch(
+    st: &mut duckdb::Statement<'_>,
+    params: &[&dyn duckdb::ToSql],
+    materialise: bool,
+    ctx: &JobCtx,
+    mut f: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
+    if materialise {
+        drop(st.query_arrow(params)?);
+    } else {
+        drop(st.stream_arrow(params)?);
+    }
+    let mut since_check = 0usize;
+    while let Some(chunk) = st.step()? {
+        let batch = RecordBatch::from(&chunk);
+        f(&batch)?;
+        since_check += batch.num_rows();
+        if since_check >= 65_536 {
+            since_check = 0;
+            ctx.cancel.check()?;
+        }
+    }
+    Ok(())
+}
+
+/// The columns both session queries end with, from a given column on: the person key, then
+/// whether the event is a pageview, an autocapture, has a page URL, and has a real user id.
+struct Tail {
+    keys: StringArray,
+    pages: BooleanArray,
+    autocaptures: BooleanArray,
+    urls: BooleanArray,
+    users: BooleanArray,
+}
+
+impl Tail {
+    fn read(batch: &RecordBatch, first: usize) -> Result<Self> {
+        let flag = |i: usize| arrow_column::<BooleanArray>(batch, first + i, &DataType::Boolean);
+        Ok(Tail {
+            keys: arrow_column::<StringArray>(batch, first, &DataType::Utf8)?,
+            pages: flag(1)?,
+            autocaptures: flag(2)?,
+            urls: flag(3)?,
+            users: flag(4)?,
+        })
+    }
+
+    fn key(&self, i: usize) -> Option<&str> {
+        (!self.keys.is_null(i)).then(|| self.keys.value(i))
+    }
+
+    fn user(&self, i: usize) -> bool {
+        yes(&self.users, i)
+    }
+}
+
+/// A boolean column's value, NULL counting as false.
+fn yes(a: &BooleanArray, i: usize) -> bool {
+    !a.is_null(i) && a.value(i)
 }
